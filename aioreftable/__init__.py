@@ -1,0 +1,60 @@
+"""aioreftable: git's reftable ref storage for async Python (asyncio and trio, via anyio).
+
+The codec lives in :mod:`aioreftable.lowlevel` (sync, no anyio). The async stack and ref
+store are imported lazily so that ``import aioreftable.lowlevel`` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    ChecksumError,
+    DecompressionError,
+    EmptyTableError,
+    EntryTooBigError,
+    FormatError,
+    KeyOrderError,
+    LimitsError,
+    LockError,
+    NotExistError,
+    OutdatedError,
+    ReftableError,
+    UpdateIndexError,
+    UsageError,
+)
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; loaded on first attribute access (PEP 562).
+_LAZY: dict[str, str] = {}
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+__all__ = [
+    "ChecksumError",
+    "DecompressionError",
+    "EmptyTableError",
+    "EntryTooBigError",
+    "FormatError",
+    "KeyOrderError",
+    "LimitsError",
+    "LockError",
+    "NotExistError",
+    "OutdatedError",
+    "ReftableError",
+    "UpdateIndexError",
+    "UsageError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aioreftable' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

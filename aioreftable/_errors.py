@@ -1,0 +1,100 @@
+"""The exception tree, mirroring git's reftable-error.h; OS errors are never wrapped."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChecksumError",
+    "DecompressionError",
+    "EmptyTableError",
+    "EntryTooBigError",
+    "FormatError",
+    "KeyOrderError",
+    "LimitsError",
+    "LockError",
+    "NotExistError",
+    "OutdatedError",
+    "ReftableError",
+    "UpdateIndexError",
+    "UsageError",
+]
+
+
+class ReftableError(Exception):
+    """Base class of every error aioreftable raises on purpose."""
+
+
+class FormatError(ReftableError):
+    """A table or tables.list is not valid reftable data (git: REFTABLE_FORMAT_ERROR).
+
+    ``path`` and ``offset`` say where, when known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, offset: int | None = None):
+        self.reason = message
+        self.path = path
+        self.offset = offset
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = []
+        if self.path is not None:
+            where.append(str(self.path))
+        if self.offset is not None:
+            where.append(f"offset {self.offset}")
+        return f"{': '.join(where)}: {self.reason}" if where else self.reason
+
+    def located(self, path: str | None) -> FormatError:
+        """Attach a file name to an error raised by path-less code; returns self."""
+        if self.path is None and path is not None:
+            self.path = path
+            self.args = (self._render(),)
+        return self
+
+
+class ChecksumError(FormatError):
+    """The footer CRC-32 does not match."""
+
+
+class DecompressionError(FormatError):
+    """A log block's zlib stream is broken (git: REFTABLE_ZLIB_ERROR)."""
+
+
+class UsageError(ReftableError):
+    """The API was called in a way git's library rejects (git: REFTABLE_API_ERROR)."""
+
+
+class KeyOrderError(UsageError):
+    """Records were added out of order, duplicated, or refs after logs."""
+
+
+class LimitsError(UsageError):
+    """set_limits() was called after a record was added, or with min > max."""
+
+
+class UpdateIndexError(UsageError):
+    """A record's update index lies outside the writer's limits."""
+
+
+class EntryTooBigError(UsageError):
+    """A record does not fit into an empty block (git: REFTABLE_ENTRY_TOO_BIG_ERROR)."""
+
+
+class EmptyTableError(UsageError):
+    """finish() was called on a writer with no records (git: REFTABLE_EMPTY_TABLE_ERROR)."""
+
+
+class LockError(ReftableError):
+    """A lock file is held by someone else (git: REFTABLE_LOCK_ERROR). Retryable."""
+
+    def __init__(self, message: str, *, lock_path: str | None = None, waited: float = 0.0):
+        self.lock_path = lock_path
+        self.waited = waited
+        super().__init__(message)
+
+
+class OutdatedError(ReftableError):
+    """The stack changed under us (git: REFTABLE_OUTDATED_ERROR). Retryable."""
+
+
+class NotExistError(ReftableError):
+    """A table listed in tables.list is missing and the list did not change (git: -4)."""

@@ -1,0 +1,1 @@
+"""Sans-I/O reftable codec: varints, records, blocks, table writer and reader, merging."""

@@ -1,0 +1,293 @@
+"""Blocks: prefix-compressed records with a restart table; the writer and the parsed view."""
+
+from __future__ import annotations
+
+import bisect
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .._errors import DecompressionError, FormatError, UsageError
+from ._binary import common_prefix, get_varint, put_varint
+from ._records import (
+    BLOCK_TYPE_INDEX,
+    BLOCK_TYPE_LOG,
+    BLOCK_TYPE_OBJ,
+    BLOCK_TYPE_REF,
+    IndexRecord,
+    ObjRecord,
+    decode_log_value,
+    decode_ref_value,
+)
+
+__all__ = ["BLOCK_TYPES", "MAX_RESTARTS", "Block", "BlockWriter", "inflate_log_block"]
+
+MAX_RESTARTS = 65535
+BLOCK_TYPES = frozenset((BLOCK_TYPE_REF, BLOCK_TYPE_LOG, BLOCK_TYPE_OBJ, BLOCK_TYPE_INDEX))
+
+
+class BlockWriter:
+    """Accumulates records of one block; ``finish()`` returns its bytes (deflated for logs).
+
+    Block 0 starts with ``header_off`` placeholder bytes where the table writer puts the file
+    header; restart offsets then count from the start of the file, as git's do.
+    """
+
+    __slots__ = (
+        "_buf",
+        "block_size",
+        "entries",
+        "header_off",
+        "last_key",
+        "restart_interval",
+        "restarts",
+        "typ",
+    )
+
+    def __init__(self, typ: int, block_size: int, header_off: int, restart_interval: int):
+        self.typ = typ
+        self.block_size = block_size
+        self.header_off = header_off
+        self.restart_interval = restart_interval
+        self._buf = bytearray(header_off)
+        self._buf += bytes((typ, 0, 0, 0))
+        self.restarts: list[int] = []
+        self.entries = 0
+        self.last_key = b""
+
+    def add(self, key: bytes, val_type: int, value: bytes) -> bool:
+        """Append a record; False when it does not fit (the block is then unchanged)."""
+        if not key:
+            raise UsageError("records must have a non-empty key")
+        last = self.last_key if self.entries % self.restart_interval else b""
+        prefix = common_prefix(last, key) if last else 0
+        is_restart = prefix == 0
+        encoded = b"".join(
+            (put_varint(prefix), put_varint(((len(key) - prefix) << 3) | val_type), key[prefix:])
+        )
+        encoded += value
+        nrestarts = len(self.restarts)
+        if nrestarts >= MAX_RESTARTS:
+            is_restart = False
+        if is_restart:
+            nrestarts += 1
+        if 2 + 3 * nrestarts + len(encoded) > self.block_size - len(self._buf):
+            return False
+        if is_restart:
+            self.restarts.append(len(self._buf))
+        self._buf += encoded
+        self.last_key = key
+        self.entries += 1
+        return True
+
+    def finish(self) -> bytearray:
+        """Append the restart table and length; deflate log blocks. Returns the block bytes."""
+        buf = self._buf
+        for r in self.restarts:
+            buf += r.to_bytes(3, "big")
+        buf += len(self.restarts).to_bytes(2, "big")
+        start = self.header_off + 4
+        buf[self.header_off + 1 : start] = len(buf).to_bytes(3, "big")
+        if self.typ == BLOCK_TYPE_LOG:
+            buf[start:] = zlib.compress(bytes(buf[start:]), 9)
+        return buf
+
+
+def inflate_log_block(
+    read: Callable[[int, int], bytes], start: int, end: int, expected: int
+) -> tuple[bytes, int]:
+    """Inflate the zlib stream at ``start`` (file offsets, stream may run up to ``end``).
+
+    Returns the inflated bytes (exactly ``expected`` of them) and the number of compressed
+    bytes consumed.
+    """
+    d = zlib.decompressobj()
+    out = bytearray()
+    pos = start
+    try:
+        while not d.eof:
+            if pos >= end:
+                raise DecompressionError("log block's zlib stream is truncated", offset=start)
+            chunk = read(pos, min(4096, end - pos))
+            if not chunk:
+                raise DecompressionError("log block's zlib stream is truncated", offset=start)
+            pos += len(chunk)
+            out += d.decompress(chunk, expected + 1 - len(out))
+            if d.unconsumed_tail or len(out) > expected:
+                raise FormatError(
+                    f"log block inflates to more than its block_len says ({expected})",
+                    offset=start,
+                )
+    except zlib.error as e:
+        raise DecompressionError(f"log block's zlib stream is corrupt: {e}", offset=start) from e
+    if len(out) != expected:
+        raise FormatError(
+            f"log block inflates to {len(out)} bytes, block_len says {expected}", offset=start
+        )
+    return bytes(out), pos - len(d.unused_data) - start
+
+
+class Block:
+    """A parsed block: ``data[0]`` is the block's first byte in the file (the file header for
+    block 0), so restart offsets index ``data`` directly. Log blocks hold their inflated bytes.
+
+    Offsets in FormatErrors raised here are file offsets (for log blocks: the block's offset).
+    """
+
+    __slots__ = (
+        "_restart_keys",
+        "data",
+        "first_pos",
+        "hash_size",
+        "header_off",
+        "min_update_index",
+        "offset",
+        "on_disk_size",
+        "restart_count",
+        "restart_off",
+        "typ",
+    )
+
+    def __init__(
+        self,
+        typ: int,
+        data: bytes,
+        offset: int,
+        header_off: int,
+        on_disk_size: int,
+        hash_size: int,
+        min_update_index: int,
+    ):
+        self.typ = typ
+        self.data = data
+        self.offset = offset
+        self.header_off = header_off
+        self.on_disk_size = on_disk_size
+        self.hash_size = hash_size
+        self.min_update_index = min_update_index
+        self.first_pos = header_off + 4
+        block_len = len(data)
+        if block_len < header_off + 6:
+            raise FormatError(f"block_len {block_len} is too small", offset=offset)
+        count = int.from_bytes(data[block_len - 2 :], "big")
+        restart_off = block_len - 2 - 3 * count
+        if restart_off < self.first_pos:
+            raise FormatError(f"restart count {count} does not fit the block", offset=offset)
+        self.restart_count = count
+        self.restart_off = restart_off
+        self._restart_keys: list[bytes] | None = None
+
+    # -- low level ---------------------------------------------------------------------
+    def _err(self, reason: str, pos: int) -> FormatError:
+        if self.typ == BLOCK_TYPE_LOG:
+            return FormatError(f"{reason} (inflated byte {pos})", offset=self.offset)
+        return FormatError(reason, offset=self.offset + pos)
+
+    def _key_at(self, pos: int, prev: bytes) -> tuple[bytes, int, int]:
+        """Decode the key of the record at ``pos``; returns (key, val_type, value_pos)."""
+        data = self.data
+        end = self.restart_off
+        try:
+            prefix, pos = get_varint(data, pos, end)
+            suffix_vt, pos = get_varint(data, pos, end)
+        except FormatError as e:
+            raise self._err(e.reason, pos) from None
+        stop = pos + (suffix_vt >> 3)
+        if prefix > len(prev):
+            raise self._err("record key prefix is longer than the previous key", pos)
+        if stop > end:
+            raise self._err("record key runs past the restart table", pos)
+        key = prev[:prefix] + data[pos:stop] if prefix else data[pos:stop]
+        if not key:
+            raise self._err("record has an empty key", pos)
+        return key, suffix_vt & 7, stop
+
+    def _value_at(self, key: bytes, vt: int, pos: int) -> tuple[Any, int]:
+        end = self.restart_off
+        data = self.data
+        typ = self.typ
+        try:
+            if typ == BLOCK_TYPE_REF:
+                return decode_ref_value(
+                    key, vt, data, pos, end, self.min_update_index, self.hash_size
+                )
+            if typ == BLOCK_TYPE_LOG:
+                return decode_log_value(key, vt, data, pos, end, self.hash_size)
+            if typ == BLOCK_TYPE_INDEX:
+                off, pos = get_varint(data, pos, end)
+                return IndexRecord(key, off), pos
+            # obj
+            if vt:
+                count = vt
+            else:
+                count, pos = get_varint(data, pos, end)
+            offsets = []
+            if count:
+                first, pos = get_varint(data, pos, end)
+                offsets.append(first)
+                for _ in range(count - 1):
+                    delta, pos = get_varint(data, pos, end)
+                    first += delta
+                    offsets.append(first)
+            return ObjRecord(key, tuple(offsets), count), pos
+        except FormatError as e:
+            raise self._err(e.reason, e.offset if e.offset is not None else pos) from None
+
+    # -- restarts and seeking ----------------------------------------------------------
+    def restart_keys(self) -> list[bytes]:
+        keys = self._restart_keys
+        if keys is None:
+            keys = []
+            data = self.data
+            lo = self.first_pos
+            for i in range(self.restart_count):
+                r = int.from_bytes(data[self.restart_off + 3 * i : self.restart_off + 3 * i + 3])
+                if not lo <= r < self.restart_off:
+                    raise self._err(f"restart offset {r} lies outside the records", r)
+                if data[r] != 0:
+                    raise self._err("restart record has a non-zero prefix length", r)
+                keys.append(self._key_at(r, b"")[0])
+            self._restart_keys = keys
+        return keys
+
+    def _restart_pos(self, i: int) -> int:
+        at = self.restart_off + 3 * i
+        return int.from_bytes(self.data[at : at + 3])
+
+    def first_key(self) -> bytes:
+        if self.first_pos >= self.restart_off:
+            raise self._err("block has no records", self.first_pos)
+        return self._key_at(self.first_pos, b"")[0]
+
+    def seek(self, want: bytes) -> tuple[int, bytes]:
+        """Position of the first record with key >= ``want``, with the key before it."""
+        keys = self.restart_keys()
+        i = bisect.bisect_right(keys, want)
+        if i == 0:
+            return self.first_pos, b""
+        pos = self._restart_pos(i - 1)
+        prev = b""
+        end = self.restart_off
+        while pos < end:
+            key, vt, vpos = self._key_at(pos, prev)
+            if key >= want:
+                return pos, prev
+            _, nxt = self._value_at(key, vt, vpos)
+            pos, prev = nxt, key
+        return pos, prev
+
+    def records(self, pos: int | None = None, prev: bytes = b"") -> Iterator[Any]:
+        """Decode records from ``pos`` (default: the first) to the end of the block."""
+        if pos is None:
+            pos = self.first_pos
+        end = self.restart_off
+        key_at = self._key_at
+        value_at = self._value_at
+        while pos < end:
+            key, vt, vpos = key_at(pos, prev)
+            rec, pos = value_at(key, vt, vpos)
+            prev = key
+            yield rec
+
+    def record_count(self) -> int:
+        return sum(1 for _ in self.records())

@@ -1,0 +1,447 @@
+"""TableReader: validated random access to one table (lookups, prefix scans, logs, obj index)."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import ChecksumError, FormatError
+from ._block import BLOCK_TYPES, Block, inflate_log_block
+from ._blocksource import BlockSource, BytesSource, MmapSource
+from ._records import (
+    BLOCK_TYPE_INDEX,
+    BLOCK_TYPE_LOG,
+    BLOCK_TYPE_OBJ,
+    BLOCK_TYPE_REF,
+    IndexRecord,
+    LogRecord,
+    ObjRecord,
+    RefRecord,
+    RefValueType,
+    log_key,
+)
+from ._writer import FORMAT_ID_SHA1, FORMAT_ID_SHA256, footer_size, header_size
+
+__all__ = ["SectionStats", "TableReader", "TableStats"]
+
+_CACHE_BLOCKS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SectionStats:
+    """Blocks and records of one section (refs, objs or logs) and its index."""
+
+    blocks: int
+    records: int
+    index_blocks: int
+    index_levels: int
+
+
+@dataclass(frozen=True, slots=True)
+class TableStats:
+    size: int
+    version: int
+    block_size: int
+    min_update_index: int
+    max_update_index: int
+    refs: SectionStats
+    objs: SectionStats
+    logs: SectionStats
+    obj_id_len: int
+
+
+class TableReader:
+    """A validated, immutable table. Sync methods; safe to share between threads for reads."""
+
+    def __init__(self, source: BlockSource, *, name: str | None = None):
+        self.source = source
+        self.name = name
+        try:
+            self._parse_footer()
+        except FormatError as e:
+            raise e.located(name) from None
+        self._blocks: OrderedDict[int, Block] = OrderedDict()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview, name: str | None = None) -> TableReader:
+        return cls(BytesSource(data), name=name)
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str]) -> TableReader:
+        source = MmapSource(path)
+        try:
+            return cls(source, name=os.fspath(path))
+        except BaseException:
+            source.close()
+            raise
+
+    def close(self) -> None:
+        self._blocks.clear()
+        self.source.close()
+
+    def __enter__(self) -> TableReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<TableReader {self.name or '(bytes)'} {self.min_update_index}..{self.max_update_index}>"
+
+    # -- header and footer -------------------------------------------------------------
+    def _parse_footer(self) -> None:
+        src = self.source
+        file_size = src.size
+        head = src.read(0, 29)
+        if len(head) < 29 and file_size >= 29:
+            raise FormatError("short read of the file header", offset=0)
+        if len(head) < 4 or head[:4] != b"REFT":
+            raise FormatError("not a reftable file (bad magic)", offset=0)
+        version = head[4] if len(head) > 4 else 0
+        if version not in (1, 2):
+            raise FormatError(f"unsupported reftable version {version}", offset=4)
+        hsize = header_size(version)
+        fsize = footer_size(version)
+        if file_size < hsize + fsize:
+            raise FormatError(f"file of {file_size} bytes is too small", offset=0)
+        foot_at = file_size - fsize
+        footer = src.read(foot_at, fsize)
+        if len(footer) != fsize:
+            raise FormatError("short read of the footer", offset=foot_at)
+        if footer[:hsize] != head[:hsize]:
+            raise FormatError("footer does not repeat the file header", offset=foot_at)
+        crc_at = hsize + 40
+        (crc,) = struct.unpack_from(">I", footer, crc_at)
+        if zlib.crc32(footer[:crc_at]) & 0xFFFFFFFF != crc:
+            raise ChecksumError("footer CRC-32 mismatch", offset=foot_at + crc_at)
+        self.version = version
+        self.header_size = hsize
+        self.block_size = int.from_bytes(head[5:8], "big")
+        self.min_update_index, self.max_update_index = struct.unpack_from(">QQ", head, 8)
+        if version == 2:
+            (hash_id,) = struct.unpack_from(">I", head, 24)
+            if hash_id == FORMAT_ID_SHA1:
+                self.hash_name = "sha1"
+            elif hash_id == FORMAT_ID_SHA256:
+                self.hash_name = "sha256"
+            else:
+                raise FormatError(f"unknown hash id {hash_id:#010x}", offset=24)
+        else:
+            self.hash_name = "sha1"
+        self.hash_size = 20 if self.hash_name == "sha1" else 32
+        (
+            self.ref_index_position,
+            obj_field,
+            self.obj_index_position,
+            self.log_position,
+            self.log_index_position,
+        ) = struct.unpack_from(">QQQQQ", footer, hsize)
+        self.obj_position = obj_field >> 5
+        self.obj_id_len = obj_field & 31
+        if self.obj_position and not self.obj_id_len:
+            raise FormatError("object index with obj_id_len 0", offset=foot_at + hsize + 8)
+        self.file_size = file_size
+        self.size = foot_at  # end of the block data
+        first = head[hsize] if len(head) > hsize else 0
+        self.has_refs = first == BLOCK_TYPE_REF
+        self.has_logs = first == BLOCK_TYPE_LOG or self.log_position > 0
+        self.has_objs = self.obj_position > 0
+        for what, pos in (
+            ("ref index", self.ref_index_position),
+            ("obj section", self.obj_position),
+            ("obj index", self.obj_index_position),
+            ("log section", self.log_position),
+            ("log index", self.log_index_position),
+        ):
+            if pos >= self.size and pos:
+                raise FormatError(f"{what} position {pos} lies past the data", offset=foot_at)
+
+    # -- blocks ------------------------------------------------------------------------
+    def _block(self, offset: int, want: int | None, required: bool) -> Block | None:
+        """The block at ``offset``; None at the end of the data or (unless ``required``) when
+        its type differs from ``want``."""
+        if offset >= self.size:
+            if required:
+                raise FormatError(f"block offset {offset} lies past the data", path=self.name)
+            return None
+        blk = self._blocks.get(offset)
+        if blk is None:
+            try:
+                blk = self._load_block(offset)
+            except FormatError as e:
+                raise e.located(self.name) from None
+            self._blocks[offset] = blk
+            if len(self._blocks) > _CACHE_BLOCKS:
+                self._blocks.popitem(last=False)
+        else:
+            self._blocks.move_to_end(offset)
+        if want is not None and blk.typ != want:
+            if required:
+                raise FormatError(
+                    f"expected a {chr(want)!r} block, found {chr(blk.typ)!r}",
+                    path=self.name,
+                    offset=offset,
+                )
+            return None
+        return blk
+
+    def _load_block(self, offset: int) -> Block:
+        header_off = self.header_size if offset == 0 else 0
+        src = self.source
+        head = src.read(offset + header_off, 4)
+        if len(head) < 4 or offset + header_off + 4 > self.size:
+            raise FormatError("truncated block header", offset=offset)
+        typ = head[0]
+        if typ not in BLOCK_TYPES:
+            raise FormatError(f"invalid block type {typ:#04x}", offset=offset + header_off)
+        block_len = int.from_bytes(head[1:4], "big")
+        if block_len < header_off + 6:
+            raise FormatError(f"block_len {block_len} is too small", offset=offset)
+        if typ == BLOCK_TYPE_LOG:
+            start = offset + header_off + 4
+            inflated, consumed = inflate_log_block(
+                src.read, start, self.size, block_len - header_off - 4
+            )
+            data = src.read(offset, header_off + 4) + inflated
+            on_disk = header_off + 4 + consumed
+        else:
+            if offset + block_len > self.size:
+                raise FormatError(
+                    f"block_len {block_len} runs past the end of the data", offset=offset
+                )
+            data = src.read(offset, block_len)
+            on_disk = self._on_disk_size(offset, block_len)
+        return Block(
+            typ, data, offset, header_off, on_disk, self.hash_size, self.min_update_index
+        )
+
+    def _on_disk_size(self, offset: int, block_len: int) -> int:
+        bs = self.block_size
+        if bs == 0 or block_len >= bs:
+            return block_len
+        after = offset + block_len
+        if after < self.file_size and self.source.read(after, 1) != b"\0":
+            return block_len  # unpadded block (or the last one before logs/footer)
+        return bs
+
+    def _next_block(self, blk: Block, want: int) -> Block | None:
+        return self._block(blk.offset + blk.on_disk_size, want, False)
+
+    def _section_start(self, typ: int) -> int | None:
+        if typ == BLOCK_TYPE_REF:
+            return 0 if self.has_refs else None
+        if typ == BLOCK_TYPE_LOG:
+            if self.log_position:
+                return self.log_position
+            return 0 if self.has_logs else None
+        return self.obj_position or None
+
+    def _index_start(self, typ: int) -> int:
+        if typ == BLOCK_TYPE_REF:
+            return self.ref_index_position
+        if typ == BLOCK_TYPE_LOG:
+            return self.log_index_position
+        return self.obj_index_position
+
+    # -- seeking and iteration ---------------------------------------------------------
+    def _linear_seek(self, start: int, typ: int, want: bytes) -> Block:
+        blk = self._block(start, typ, True)
+        assert blk is not None
+        while True:
+            nxt = self._next_block(blk, typ)
+            if nxt is None or nxt.first_key() > want:
+                return blk
+            blk = nxt
+
+    def _seek(self, typ: int, want: bytes) -> tuple[Block, int, bytes] | None:
+        """Locate the first record of section ``typ`` with key >= ``want``."""
+        start = self._section_start(typ)
+        if start is None:
+            return None
+        index_at = self._index_start(typ)
+        if not index_at:
+            blk = self._linear_seek(start, typ, want)
+            pos, prev = blk.seek(want)
+            return blk, pos, prev
+        blk = self._linear_seek(index_at, BLOCK_TYPE_INDEX, want)
+        while True:
+            pos, prev = blk.seek(want)
+            target: IndexRecord | None = next(self._iter_from(blk, pos, prev), None)
+            if target is None:
+                return None  # want sorts after every key of the section
+            child = self._block(target.offset, None, True)
+            assert child is not None
+            if child.typ == typ:
+                pos, prev = child.seek(want)
+                return child, pos, prev
+            if child.typ != BLOCK_TYPE_INDEX or child.offset >= blk.offset:
+                raise FormatError(
+                    f"index record points at a {chr(child.typ)!r} block at {child.offset}",
+                    path=self.name,
+                    offset=blk.offset,
+                )
+            blk = child
+
+    def _iter_from(self, blk: Block, pos: int | None, prev: bytes) -> Iterator[Any]:
+        typ = blk.typ
+        while True:
+            try:
+                yield from blk.records(pos, prev)
+            except FormatError as e:
+                raise e.located(self.name) from None
+            nxt = self._next_block(blk, typ)
+            if nxt is None:
+                return
+            blk, pos, prev = nxt, None, b""
+
+    def _iter_section(self, typ: int) -> Iterator[Any]:
+        start = self._section_start(typ)
+        if start is None:
+            return iter(())
+        blk = self._block(start, typ, True)
+        assert blk is not None
+        return self._iter_from(blk, None, b"")
+
+    def _iter_seek(self, typ: int, want: bytes) -> Iterator[Any]:
+        found = self._seek(typ, want)
+        if found is None:
+            return iter(())
+        return self._iter_from(*found)
+
+    # -- public reads ------------------------------------------------------------------
+    def ref(self, refname: bytes) -> RefRecord | None:
+        """The record stored for ``refname`` (a DELETION record for a tombstone), or None."""
+        rec: RefRecord | None = next(self._iter_seek(BLOCK_TYPE_REF, refname), None)
+        return rec if rec is not None and rec.refname == refname else None
+
+    def seek_refs(self, start: bytes = b"") -> Iterator[RefRecord]:
+        """All ref records (tombstones included) with refname >= ``start``."""
+        if not start:
+            return self._iter_section(BLOCK_TYPE_REF)
+        return self._iter_seek(BLOCK_TYPE_REF, start)
+
+    def iter_refs(self, prefix: bytes = b"") -> Iterator[RefRecord]:
+        """Ref records (tombstones included) whose name starts with ``prefix``, sorted."""
+        for rec in self.seek_refs(prefix):
+            if not rec.refname.startswith(prefix):
+                return
+            yield rec
+
+    def seek_logs(self, start: bytes = b"") -> Iterator[LogRecord]:
+        """All log records with key >= ``start`` (a log key: refname NUL be64(~index))."""
+        if not start:
+            return self._iter_section(BLOCK_TYPE_LOG)
+        return self._iter_seek(BLOCK_TYPE_LOG, start)
+
+    def iter_logs(self, refname: bytes | None = None) -> Iterator[LogRecord]:
+        """Log records (tombstones included): of one ref newest first, or all, by refname."""
+        if refname is None:
+            yield from self.seek_logs()
+            return
+        for rec in self.seek_logs(log_key(refname, (1 << 64) - 1)):
+            if rec.refname != refname:
+                return
+            yield rec
+
+    def log(self, refname: bytes, update_index: int) -> LogRecord | None:
+        """The log record of ``refname`` at exactly ``update_index``, or None."""
+        key = log_key(refname, update_index)
+        rec: LogRecord | None = next(self.seek_logs(key), None)
+        return rec if rec is not None and rec.key == key else None
+
+    def refs_for(self, oid: bytes) -> Iterator[RefRecord]:
+        """Refs whose value (or peeled value) is ``oid``; uses the obj index when present."""
+        if not self.has_refs:
+            return
+        blocks: list[int] | None = None
+        if self.has_objs:
+            obj: ObjRecord | None = next(
+                self._iter_seek(BLOCK_TYPE_OBJ, oid[: self.obj_id_len]), None
+            )
+            if obj is None or obj.prefix != oid[: self.obj_id_len]:
+                return
+            if obj.count:
+                blocks = list(obj.offsets)
+        if blocks is None:
+            candidates: Iterator[RefRecord] = self._iter_section(BLOCK_TYPE_REF)
+        else:
+            candidates = self._iter_blocks(blocks)
+        for rec in candidates:
+            if rec.value == oid and rec.value_type in (RefValueType.VAL1, RefValueType.VAL2):
+                yield rec
+            elif rec.value_type == RefValueType.VAL2 and rec.target_value == oid:
+                yield rec
+
+    def _iter_blocks(self, offsets: list[int]) -> Iterator[RefRecord]:
+        for off in offsets:
+            blk = self._block(off, BLOCK_TYPE_REF, True)
+            assert blk is not None
+            try:
+                yield from blk.records()
+            except FormatError as e:
+                raise e.located(self.name) from None
+
+    # -- statistics --------------------------------------------------------------------
+    def _section_stats(self, typ: int) -> SectionStats:
+        blocks = records = 0
+        start = self._section_start(typ)
+        if start is not None:
+            blk: Block | None = self._block(start, typ, True)
+            while blk is not None:
+                blocks += 1
+                records += blk.record_count()
+                blk = self._next_block(blk, typ)
+        index_blocks = levels = 0
+        top = self._index_start(typ)
+        if top:
+            # Walk down the first entry of each level to count levels, then count blocks
+            # between the end of the section data and the end of the top level.
+            blk = self._block(top, BLOCK_TYPE_INDEX, True)
+            while blk is not None and blk.typ == BLOCK_TYPE_INDEX:
+                levels += 1
+                first: IndexRecord = next(blk.records())
+                blk = self._block(first.offset, None, True)
+            blk = self._block(self._first_index_block(typ), BLOCK_TYPE_INDEX, True)
+            while blk is not None:
+                index_blocks += 1
+                blk = self._next_block(blk, BLOCK_TYPE_INDEX)
+        return SectionStats(blocks, records, index_blocks, levels)
+
+    def _first_index_block(self, typ: int) -> int:
+        start = self._section_start(typ)
+        assert start is not None
+        blk = self._block(start, typ, True)
+        assert blk is not None
+        while True:
+            nxt = self._next_block(blk, typ)
+            if nxt is None:
+                return blk.offset + blk.on_disk_size
+            blk = nxt
+
+    def stats(self) -> TableStats:
+        """Counts per section (decodes every block: O(table size))."""
+        return TableStats(
+            size=self.file_size,
+            version=self.version,
+            block_size=self.block_size,
+            min_update_index=self.min_update_index,
+            max_update_index=self.max_update_index,
+            refs=self._section_stats(BLOCK_TYPE_REF),
+            objs=self._section_stats(BLOCK_TYPE_OBJ),
+            logs=self._section_stats(BLOCK_TYPE_LOG),
+            obj_id_len=self.obj_id_len,
+        )
+
+    def blocks(self) -> Iterator[Block]:
+        """Every block in file order (for dumps and deep verification)."""
+        off = 0 if self.size > self.header_size else self.size
+        while off < self.size:
+            blk = self._block(off, None, True)
+            assert blk is not None
+            yield blk
+            off += blk.on_disk_size

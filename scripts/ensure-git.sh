@@ -1,0 +1,369 @@
+#!/usr/bin/env bash
+# Print the absolute path of a git >= 2.45 (needed for reftable) on stdout.
+#
+# Order of preference:
+#   1. $AIOREFTABLE_TEST_GIT, if it is set and is >= 2.45;
+#   2. `git` on PATH, if it is >= 2.45;
+#   3. a cached private git built by an earlier run of this script;
+#   4. Debian >= 13: `apt-get install git` from the normal sources;
+#   5. Debian 12: trixie's git .deb (plus the few libraries it needs) is
+#      extracted into a private cache dir, patched with patchelf to use
+#      trixie's own glibc, and wrapped by a small script that sets
+#      GIT_EXEC_PATH.  The system's packages are left alone: trixie is
+#      added as an apt source pinned at priority 100, so nothing upgrades
+#      from it.
+#
+# Only the final path goes to stdout; all progress goes to stderr.
+# Cache: ${AIOREFTABLE_CACHE:-$HOME/.cache/aioreftable}/git-trixie
+set -euo pipefail
+
+# Keep stdout clean: everything goes to stderr except the final answer (fd 3).
+exec 3>&1 1>&2
+
+MIN_MAJOR=2
+MIN_MINOR=45
+
+log() { printf 'ensure-git: %s\n' "$*" >&2; }
+die() { printf 'ensure-git: ERROR: %s\n' "$*" >&2; exit 1; }
+answer() { printf '%s\n' "$1" >&3; exit 0; }
+
+# git_ok PATH: true if PATH runs and reports a version >= MIN.
+git_ok() {
+    local g=$1 out major minor
+    [ -n "$g" ] && [ -x "$g" ] || return 1
+    out=$("$g" --version 2>/dev/null) || return 1
+    if [[ $out =~ ^git\ version\ ([0-9]+)\.([0-9]+) ]]; then
+        major=${BASH_REMATCH[1]} minor=${BASH_REMATCH[2]}
+        ((major > MIN_MAJOR || (major == MIN_MAJOR && minor >= MIN_MINOR)))
+        return
+    fi
+    return 1
+}
+
+abspath() {
+    local p=$1
+    case $p in
+        /*) ;;
+        */*) p="$(cd "$(dirname "$p")" && pwd)/$(basename "$p")" ;;
+        *) p=$(command -v "$p") || return 1 ;;
+    esac
+    printf '%s\n' "$p"
+}
+
+# --- 1. explicit override ---------------------------------------------------
+if [ -n "${AIOREFTABLE_TEST_GIT:-}" ]; then
+    if cand=$(abspath "$AIOREFTABLE_TEST_GIT") && git_ok "$cand"; then
+        answer "$cand"
+    fi
+    log "AIOREFTABLE_TEST_GIT=$AIOREFTABLE_TEST_GIT is not a working git >= $MIN_MAJOR.$MIN_MINOR; looking elsewhere"
+fi
+
+# --- 2. git on PATH ---------------------------------------------------------
+if cand=$(command -v git 2>/dev/null) && git_ok "$cand"; then
+    answer "$(abspath "$cand")"
+fi
+
+# --- 3. cached private build (fast path) -------------------------------------
+if [ -z "${HOME:-}" ]; then
+    HOME=$(getent passwd "$(id -u)" | cut -d: -f6) || true
+fi
+CACHE_ROOT=${AIOREFTABLE_CACHE:-${HOME:-/tmp}/.cache/aioreftable}
+case $CACHE_ROOT in /*) ;; *) CACHE_ROOT=$PWD/$CACHE_ROOT ;; esac
+CACHE_DIR=$CACHE_ROOT/git-trixie
+WRAPPER=$CACHE_DIR/bin/git
+MARKER=$CACHE_DIR/.complete
+
+cache_ok() { [ -f "$MARKER" ] && git_ok "$WRAPPER"; }
+
+if cache_ok; then
+    answer "$WRAPPER"
+fi
+
+# --- helpers for the slow paths ---------------------------------------------
+if [ "$(id -u)" -eq 0 ]; then
+    as_root() { "$@"; }
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    as_root() { sudo -n "$@"; }
+else
+    as_root() { die "need root (or passwordless sudo) to run: $*"; }
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT_OPTS=(-q -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+
+apt_update() {
+    log "apt-get update (this can take a while)"
+    as_root apt-get "${APT_OPTS[@]}" update >&2
+}
+
+apt_install() {
+    # Try with the current lists first; refresh them if that fails.
+    if ! as_root apt-get "${APT_OPTS[@]}" install -y --no-install-recommends "$@" >&2; then
+        apt_update
+        as_root apt-get "${APT_OPTS[@]}" install -y --no-install-recommends "$@" >&2
+    fi
+}
+
+command -v apt-get >/dev/null 2>&1 || die "no git >= $MIN_MAJOR.$MIN_MINOR found and this is not an apt-based system; install git >= $MIN_MAJOR.$MIN_MINOR and set AIOREFTABLE_TEST_GIT"
+
+OS_ID=unknown OS_VERSION_ID="" OS_CODENAME=""
+if [ -r /etc/os-release ]; then
+    { read -r OS_ID; read -r OS_VERSION_ID; read -r OS_CODENAME; } < <(
+        # shellcheck disable=SC1091
+        . /etc/os-release && printf '%s\n' "${ID:-unknown}" "${VERSION_ID:-}" "${VERSION_CODENAME:-}"
+    ) || true
+fi
+
+# --- 4. Debian >= 13: the distribution's git is new enough -------------------
+debian_major=${OS_VERSION_ID%%.*}
+if [ "$OS_ID" = debian ] && { { [[ $debian_major =~ ^[0-9]+$ ]] && ((debian_major >= 13)); } ||
+    { [ -z "$OS_VERSION_ID" ] && [ -n "$OS_CODENAME" ] && [ "$OS_CODENAME" != bookworm ] && [ "$OS_CODENAME" != bullseye ] && [ "$OS_CODENAME" != buster ]; }; }; then
+    log "Debian ${OS_VERSION_ID:-$OS_CODENAME}: installing git from the normal sources"
+    apt_update
+    as_root apt-get "${APT_OPTS[@]}" install -y --no-install-recommends git >&2
+    hash -r
+    if cand=$(command -v git) && git_ok "$cand"; then
+        answer "$(abspath "$cand")"
+    fi
+    die "apt-get install git did not give git >= $MIN_MAJOR.$MIN_MINOR (got: $(git --version 2>&1 || true))"
+fi
+
+if ! [ "$OS_ID" = debian ] || ! [ "$debian_major" = 12 ]; then
+    die "git >= $MIN_MAJOR.$MIN_MINOR not found and no recipe for ${OS_ID} ${OS_VERSION_ID:-$OS_CODENAME}; install git >= $MIN_MAJOR.$MIN_MINOR and set AIOREFTABLE_TEST_GIT=/path/to/git"
+fi
+
+# --- 5. Debian 12: private git from trixie -----------------------------------
+case $(uname -m) in
+    x86_64) MULTIARCH=x86_64-linux-gnu LDSO=ld-linux-x86-64.so.2 ;;
+    aarch64 | arm64) MULTIARCH=aarch64-linux-gnu LDSO=ld-linux-aarch64.so.1 ;;
+    *) die "unsupported machine $(uname -m) for the trixie git recipe; set AIOREFTABLE_TEST_GIT" ;;
+esac
+
+case $CACHE_DIR in
+    *[\'\"\\\$\`]*) die "cache dir $CACHE_DIR contains quotes or \$; set AIOREFTABLE_CACHE to a plain path" ;;
+esac
+
+mkdir -p "$CACHE_ROOT"
+# Serialise concurrent runs; re-check the cache once we hold the lock.
+exec 9>"$CACHE_ROOT/git-trixie.lock"
+if command -v flock >/dev/null 2>&1; then
+    flock 9
+fi
+if cache_ok; then
+    answer "$WRAPPER"
+fi
+# We hold the lock: leftovers of interrupted builds can go.
+rm -rf "$CACHE_ROOT"/git-trixie.tmp.*
+
+log "git >= $MIN_MAJOR.$MIN_MINOR not available; building a private git from Debian trixie into $CACHE_DIR"
+
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES_FILE=/etc/apt/sources.list.d/aioreftable-trixie.sources
+PIN_FILE=/etc/apt/preferences.d/aioreftable-trixie
+
+keyring_knows_trixie() {
+    [ -r "$KEYRING" ] || return 1
+    if command -v gpg >/dev/null 2>&1; then
+        local gh uids
+        gh=$(mktemp -d)
+        uids=$(GNUPGHOME=$gh gpg --batch --show-keys --with-colons "$KEYRING" 2>/dev/null) || true
+        rm -rf "$gh"
+        grep -q '^uid:.*(13/trixie)' <<<"$uids"
+        return
+    fi
+    # No gpg: trust the keyring package version (trixie keys arrived in 2023.3+deb12u1).
+    local v
+    v=$(dpkg-query -W -f='${Version}' debian-archive-keyring 2>/dev/null) || return 1
+    dpkg --compare-versions "$v" ge 2023.3+deb12u1
+}
+
+if ! keyring_knows_trixie; then
+    log "$KEYRING does not know trixie's signing key; upgrading debian-archive-keyring"
+    apt_install debian-archive-keyring
+    keyring_knows_trixie || die "$KEYRING still lacks the Debian 13/trixie archive key after upgrading debian-archive-keyring"
+fi
+
+write_if_changed() {
+    # write_if_changed FILE CONTENT -> returns 0 if the file was (re)written
+    local f=$1 content=$2
+    if [ -f "$f" ] && [ "$(cat "$f")" = "$content" ]; then
+        return 1
+    fi
+    printf '%s\n' "$content" | as_root tee "$f" >/dev/null
+    return 0
+}
+
+need_update=0
+if write_if_changed "$SOURCES_FILE" "# Added by aioreftable scripts/ensure-git.sh: only to fetch git >= 2.45.
+# Pinned low in $PIN_FILE, so nothing is upgraded from it.
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: $KEYRING"; then
+    log "wrote $SOURCES_FILE"
+    need_update=1
+fi
+if write_if_changed "$PIN_FILE" "# Added by aioreftable scripts/ensure-git.sh: never upgrade from trixie by default.
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100"; then
+    log "wrote $PIN_FILE"
+fi
+
+if ! command -v patchelf >/dev/null 2>&1; then
+    log "installing patchelf"
+    apt_install patchelf
+fi
+
+# Packages needed to *run* git for local, non-network commands: git itself,
+# trixie's glibc (git needs GLIBC_2.38+), pcre2 and zlib.  libcurl/libexpat
+# are only used by the http/imap helpers, perl only by a few scripts.
+PKGS=(git libc6 libpcre2-8-0 zlib1g)
+
+STAGE=$(mktemp -d "$CACHE_ROOT/git-trixie.tmp.XXXXXX")
+# shellcheck disable=SC2317  # invoked by the trap
+cleanup() { rm -rf "$STAGE"; }
+trap cleanup EXIT
+chmod 755 "$STAGE"
+mkdir "$STAGE/debs"
+
+download() {
+    (cd "$STAGE/debs" && rm -f ./*.deb &&
+        as_root apt-get "${APT_OPTS[@]}" -o APT::Sandbox::User=root download -t trixie "${PKGS[@]}" >&2)
+}
+if ((need_update)); then
+    apt_update
+fi
+log "downloading ${PKGS[*]} from trixie"
+if ! download; then
+    apt_update
+    download || die "apt-get download -t trixie ${PKGS[*]} failed"
+fi
+
+ROOT=$STAGE/root
+mkdir "$ROOT"
+for deb in "$STAGE"/debs/*.deb; do
+    log "extracting $(basename "$deb")"
+    dpkg -x "$deb" "$ROOT"
+done
+
+# Paths as they will be once $STAGE/root is renamed to $CACHE_DIR.
+LIBDIRS=()
+for d in usr/lib/$MULTIARCH lib/$MULTIARCH; do
+    [ -e "$ROOT/$d/libc.so.6" ] && LIBDIRS+=("$d")
+done
+((${#LIBDIRS[@]})) || die "libc.so.6 not found in the extracted trixie libc6"
+INTERP_REL=""
+for d in "${LIBDIRS[@]}" usr/lib64 lib64 usr/lib lib; do
+    if [ -e "$ROOT/$d/$LDSO" ]; then
+        INTERP_REL=$d/$LDSO
+        break
+    fi
+done
+[ -n "$INTERP_REL" ] || die "$LDSO not found in the extracted trixie libc6"
+INTERP=$CACHE_DIR/$INTERP_REL
+RPATH=$(printf "$CACHE_DIR/%s:" "${LIBDIRS[@]}")
+RPATH=${RPATH%:}
+
+[ -f "$ROOT/usr/bin/git" ] || die "usr/bin/git missing from the trixie git package"
+[ -d "$ROOT/usr/lib/git-core" ] || die "usr/lib/git-core missing from the trixie git package"
+
+# usr/lib/git-core/git must be the same patched binary as usr/bin/git
+# (git re-executes itself from GIT_EXEC_PATH).  Debian ships it as a
+# separate copy, older packages as a hard link or symlink: normalise.
+if [ -L "$ROOT/usr/lib/git-core/git" ] || ! [ "$ROOT/usr/lib/git-core/git" -ef "$ROOT/usr/bin/git" ]; then
+    rm -f "$ROOT/usr/lib/git-core/git"
+fi
+
+# Patch every dynamically linked ELF executable in bin/ and git-core/ once
+# (hard links share an inode, so skip those already done).
+declare -A done_inodes=()
+npatched=0
+for f in "$ROOT"/usr/bin/* "$ROOT"/usr/lib/git-core/*; do
+    if [ -L "$f" ] || ! [ -f "$f" ]; then continue; fi
+    patchelf --print-interpreter "$f" >/dev/null 2>&1 || continue
+    ino=$(stat -c '%d:%i' "$f")
+    [ -z "${done_inodes[$ino]:-}" ] || continue
+    done_inodes[$ino]=1
+    patchelf --set-interpreter "$INTERP" --force-rpath --set-rpath "$RPATH" "$f"
+    npatched=$((npatched + 1))
+done
+if ! [ -e "$ROOT/usr/lib/git-core/git" ]; then
+    ln "$ROOT/usr/bin/git" "$ROOT/usr/lib/git-core/git" 2>/dev/null ||
+        cp -p "$ROOT/usr/bin/git" "$ROOT/usr/lib/git-core/git"
+fi
+log "patched $npatched binaries (interpreter $INTERP)"
+
+mkdir -p "$ROOT/bin"
+TEMPLATE_LINE=""
+if [ -d "$ROOT/usr/share/git-core/templates" ]; then
+    TEMPLATE_LINE="GIT_TEMPLATE_DIR=\${GIT_TEMPLATE_DIR:-'$CACHE_DIR/usr/share/git-core/templates'}
+export GIT_TEMPLATE_DIR"
+fi
+cat >"$ROOT/bin/git" <<EOF
+#!/bin/sh
+# Generated by aioreftable scripts/ensure-git.sh: Debian trixie's git,
+# patched to run with its own glibc from this directory.
+GIT_EXEC_PATH='$CACHE_DIR/usr/lib/git-core'
+export GIT_EXEC_PATH
+$TEMPLATE_LINE
+exec '$CACHE_DIR/usr/bin/git' "\$@"
+EOF
+chmod 755 "$ROOT/bin/git"
+
+# Swap the new tree into place (any stale/partial cache is discarded).
+rm -rf "$CACHE_DIR"
+mv "$ROOT" "$CACHE_DIR"
+
+# --- smoke test ---------------------------------------------------------------
+smoke_test() {
+    local g=$1 t rc=0
+    t=$(mktemp -d)
+    (
+        set -e
+        cd "$t"
+        export HOME=$t GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+        export GIT_AUTHOR_NAME=ci GIT_AUTHOR_EMAIL=ci@example.invalid
+        export GIT_COMMITTER_NAME=ci GIT_COMMITTER_EMAIL=ci@example.invalid
+        unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY
+        "$g" --version
+        "$g" init -q --ref-format=reftable repo
+        cd repo
+        [ "$("$g" rev-parse --show-ref-format)" = reftable ]
+        [ -d .git/reftable ]
+        "$g" commit -q --allow-empty -m x
+        "$g" update-ref refs/heads/other HEAD
+        "$g" tag t1
+        "$g" branch b1
+        "$g" for-each-ref >/dev/null
+        "$g" show-ref >/dev/null
+        "$g" refs verify
+        "$g" fsck --no-progress
+        "$g" pack-refs --all
+        "$g" reflog >/dev/null
+        "$g" worktree add -q ../wt b1
+        "$g" -C ../wt status --short
+        "$g" check-ref-format --allow-onelevel foo
+        cd "$t"
+        "$g" init -q --ref-format=files files
+        # git < 2.48 cannot migrate reflogs: make a repo without any.
+        "$g" -C files -c core.logAllRefUpdates=false commit -q --allow-empty -m x
+        "$g" -C files refs migrate --ref-format=reftable
+        [ "$("$g" -C files rev-parse --show-ref-format)" = reftable ]
+    ) >"$t.log" 2>&1 || rc=$?
+    if ((rc != 0)); then
+        log "smoke test of $g failed:"
+        cat "$t.log" >&2
+    fi
+    rm -rf "$t" "$t.log"
+    return $rc
+}
+
+if ! smoke_test "$WRAPPER"; then
+    rm -rf "$CACHE_DIR"
+    die "the private trixie git does not work (see above)"
+fi
+"$WRAPPER" --version >"$MARKER"
+log "ready: $("$WRAPPER" --version) at $WRAPPER"
+answer "$WRAPPER"
