@@ -241,9 +241,10 @@ class Block:
             data = self.data
             lo = self.first_pos
             for i in range(self.restart_count):
-                r = int.from_bytes(data[self.restart_off + 3 * i : self.restart_off + 3 * i + 3])
+                at = self.restart_off + 3 * i
+                r = int.from_bytes(data[at : at + 3])
                 if not lo <= r < self.restart_off:
-                    raise self._err(f"restart offset {r} lies outside the records", r)
+                    raise self._err(f"restart offset {r} lies outside the records", at)
                 if data[r] != 0:
                     raise self._err("restart record has a non-zero prefix length", r)
                 keys.append(self._key_at(r, b"")[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 from typing import Protocol, runtime_checkable
@@ -77,7 +78,5 @@ class MmapSource:
     def close(self) -> None:
         m, self._map = self._map, None
         if m is not None:
-            try:
+            with contextlib.suppress(BufferError):  # a view still exports it; GC unmaps
                 m.close()
-            except BufferError:  # a memoryview still exports it; the GC will unmap
-                pass

@@ -15,9 +15,7 @@ __all__ = ["MergedTable", "merge_iterators"]
 T = TypeVar("T")
 
 
-def merge_iterators(
-    iterators: Sequence[Iterator[T]], key: Callable[[T], bytes]
-) -> Iterator[T]:
+def merge_iterators(iterators: Sequence[Iterator[T]], key: Callable[[T], bytes]) -> Iterator[T]:
     """Merge sorted iterators; ``iterators[i]`` with higher ``i`` is newer and shadows equal
     keys of older ones. Every record is popped once: linear in the total number of records."""
     heap: list[tuple[bytes, int, T, Iterator[T]]] = []
@@ -82,13 +80,17 @@ class MergedTable:
                 return rec
         return None
 
-    def seek_refs(self, start: bytes = b"", *, include_deletions: bool = False) -> Iterator[RefRecord]:
+    def seek_refs(
+        self, start: bytes = b"", *, include_deletions: bool = False
+    ) -> Iterator[RefRecord]:
         merged = merge_iterators([r.seek_refs(start) for r in self.readers], _ref_key)
         if include_deletions:
             return merged
         return (r for r in merged if r.value_type != RefValueType.DELETION)
 
-    def iter_refs(self, prefix: bytes = b"", *, include_deletions: bool = False) -> Iterator[RefRecord]:
+    def iter_refs(
+        self, prefix: bytes = b"", *, include_deletions: bool = False
+    ) -> Iterator[RefRecord]:
         """Live refs (and tombstones if asked) whose names start with ``prefix``, sorted."""
         for rec in self.seek_refs(prefix, include_deletions=True):
             if not rec.refname.startswith(prefix):
@@ -96,7 +98,9 @@ class MergedTable:
             if include_deletions or rec.value_type != RefValueType.DELETION:
                 yield rec
 
-    def seek_logs(self, start: bytes = b"", *, include_deletions: bool = False) -> Iterator[LogRecord]:
+    def seek_logs(
+        self, start: bytes = b"", *, include_deletions: bool = False
+    ) -> Iterator[LogRecord]:
         merged = merge_iterators([r.seek_logs(start) for r in self.readers], _log_key)
         if include_deletions:
             return merged
@@ -124,7 +128,8 @@ class MergedTable:
         for name in sorted(names):
             rec = self.ref(name)
             if rec is not None and (
-                rec.value == oid or (rec.value_type == RefValueType.VAL2 and rec.target_value == oid)
+                rec.value == oid
+                or (rec.value_type == RefValueType.VAL2 and rec.target_value == oid)
             ):
                 yield rec
 

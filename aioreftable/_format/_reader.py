@@ -68,7 +68,9 @@ class TableReader:
         self._blocks: OrderedDict[int, Block] = OrderedDict()
 
     @classmethod
-    def from_bytes(cls, data: bytes | bytearray | memoryview, name: str | None = None) -> TableReader:
+    def from_bytes(
+        cls, data: bytes | bytearray | memoryview, name: str | None = None
+    ) -> TableReader:
         return cls(BytesSource(data), name=name)
 
     @classmethod
@@ -91,7 +93,8 @@ class TableReader:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<TableReader {self.name or '(bytes)'} {self.min_update_index}..{self.max_update_index}>"
+        span = f"{self.min_update_index}..{self.max_update_index}"
+        return f"<TableReader {self.name or '(bytes)'} {span}>"
 
     # -- header and footer -------------------------------------------------------------
     def _parse_footer(self) -> None:
@@ -122,7 +125,8 @@ class TableReader:
         self.version = version
         self.header_size = hsize
         self.block_size = int.from_bytes(head[5:8], "big")
-        self.min_update_index, self.max_update_index = struct.unpack_from(">QQ", head, 8)
+        limits: tuple[int, int] = struct.unpack_from(">QQ", head, 8)
+        self.min_update_index, self.max_update_index = limits
         if version == 2:
             (hash_id,) = struct.unpack_from(">I", head, 24)
             if hash_id == FORMAT_ID_SHA1:
@@ -134,13 +138,14 @@ class TableReader:
         else:
             self.hash_name = "sha1"
         self.hash_size = 20 if self.hash_name == "sha1" else 32
+        fields: tuple[int, int, int, int, int] = struct.unpack_from(">QQQQQ", footer, hsize)
         (
             self.ref_index_position,
             obj_field,
             self.obj_index_position,
             self.log_position,
             self.log_index_position,
-        ) = struct.unpack_from(">QQQQQ", footer, hsize)
+        ) = fields
         self.obj_position = obj_field >> 5
         self.obj_id_len = obj_field & 31
         if self.obj_position and not self.obj_id_len:
@@ -216,9 +221,7 @@ class TableReader:
                 )
             data = src.read(offset, block_len)
             on_disk = self._on_disk_size(offset, block_len)
-        return Block(
-            typ, data, offset, header_off, on_disk, self.hash_size, self.min_update_index
-        )
+        return Block(typ, data, offset, header_off, on_disk, self.hash_size, self.min_update_index)
 
     def _on_disk_size(self, offset: int, block_len: int) -> int:
         bs = self.block_size
@@ -372,9 +375,10 @@ class TableReader:
         else:
             candidates = self._iter_blocks(blocks)
         for rec in candidates:
-            if rec.value == oid and rec.value_type in (RefValueType.VAL1, RefValueType.VAL2):
-                yield rec
-            elif rec.value_type == RefValueType.VAL2 and rec.target_value == oid:
+            vt = rec.value_type
+            if (vt == RefValueType.VAL1 and rec.value == oid) or (
+                vt == RefValueType.VAL2 and oid in (rec.value, rec.target_value)
+            ):
                 yield rec
 
     def _iter_blocks(self, offsets: list[int]) -> Iterator[RefRecord]:

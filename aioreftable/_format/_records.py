@@ -181,9 +181,7 @@ def decode_ref_value(
         stop = mid + hash_size
         if stop > end:
             raise FormatError("ref record value is truncated", offset=pos)
-        rec = RefRecord(
-            refname, ui, RefValueType.VAL2, bytes(data[pos:mid]), bytes(data[mid:stop])
-        )
+        rec = RefRecord(refname, ui, RefValueType.VAL2, bytes(data[pos:mid]), bytes(data[mid:stop]))
         return rec, stop
     if vt == 3:
         n, pos = get_varint(data, pos, end)
@@ -251,7 +249,9 @@ def decode_log_value(
     if p + n > end:
         raise FormatError("log record message is truncated", offset=p)
     message = bytes(data[p : p + n])
-    rec = LogRecord(refname, ui, LogValueType.UPDATE, old_id, new_id, name, email, time, tz, message)
+    rec = LogRecord(
+        refname, ui, LogValueType.UPDATE, old_id, new_id, name, email, time, tz, message
+    )
     return rec, p + n
 
 

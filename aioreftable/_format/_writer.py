@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from collections.abc import Iterable
@@ -259,7 +260,9 @@ class TableWriter:
 
     def _reinit(self, typ: int) -> None:
         header_off = self._header_size if self._next == 0 else 0
-        self._bw = BlockWriter(typ, self.options.block_size, header_off, self.options.restart_interval)
+        self._bw = BlockWriter(
+            typ, self.options.block_size, header_off, self.options.restart_interval
+        )
 
     def _add_record(self, typ: int, key: bytes, val_type: int, value: bytes) -> None:
         bw = self._bw
@@ -350,7 +353,7 @@ class TableWriter:
     def _dump_object_index(self) -> None:
         ids = sorted(self._obj)
         longest = 1  # obj_id_len is at least 2 (git b4007fcc6f)
-        for a, b in zip(ids, ids[1:], strict=False):
+        for a, b in itertools.pairwise(ids):
             longest = max(longest, common_prefix(a, b))
         self._object_id_len = id_len = longest + 1
         self._reinit(BLOCK_TYPE_OBJ)
@@ -384,5 +387,5 @@ def _obj_value(offsets: list[int]) -> tuple[int, bytes]:
         parts.append(put_varint(count))
     if count:
         parts.append(put_varint(offsets[0]))
-        parts.extend(put_varint(b - a) for a, b in zip(offsets, offsets[1:], strict=False))
+        parts.extend(put_varint(b - a) for a, b in itertools.pairwise(offsets))
     return (count if 0 < count < 8 else 0), b"".join(parts)

@@ -1,0 +1,135 @@
+"""Shared fixtures: test data, the real git used for interop tests, anyio backends."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+MIN_GIT = (2, 45)
+
+# Fixed identity and dates so that git's and our outputs are comparable.
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "A U Thor",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "C O Mitter",
+    "GIT_COMMITTER_EMAIL": "committer@example.com",
+    "GIT_AUTHOR_DATE": "1112354055 +0200",
+    "GIT_COMMITTER_DATE": "1112354055 +0200",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+    "LC_ALL": "C",
+    "LANG": "C",
+    "TZ": "UTC",
+}
+
+
+def _git_version(path: str) -> tuple[int, ...] | None:
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"(\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def find_git() -> tuple[str | None, str]:
+    """The git to test against and a reason when there is none."""
+    candidates = []
+    env = os.environ.get("AIOREFTABLE_TEST_GIT")
+    if env:
+        candidates.append(env)
+    on_path = shutil.which("git")
+    if on_path:
+        candidates.append(on_path)
+    for cand in candidates:
+        version = _git_version(cand)
+        if version is not None and version >= MIN_GIT:
+            return cand, ""
+    return None, (
+        f"no git >= {'.'.join(map(str, MIN_GIT))} (set AIOREFTABLE_TEST_GIT; tried {candidates})"
+    )
+
+
+_GIT, _GIT_REASON = find_git()
+
+
+class Git:
+    """Runs the test git with a fixed environment; ``git(*args, cwd=...)`` returns stdout."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.env = {**os.environ, **GIT_ENV}
+
+    def run(
+        self,
+        *args: str,
+        cwd: str | os.PathLike[str] | None = None,
+        input: str | bytes | None = None,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        data = input.encode() if isinstance(input, str) else input
+        proc = subprocess.run(
+            [self.path, *args],
+            cwd=cwd,
+            input=data,
+            capture_output=True,
+            env={**self.env, **(env or {})},
+            timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"git {' '.join(args)} failed ({proc.returncode}):\n"
+                f"{proc.stderr.decode(errors='replace')}"
+            )
+        return proc
+
+    def __call__(self, *args: str, **kw: object) -> str:
+        return self.run(*args, **kw).stdout.decode()  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def git() -> Git:
+    """A real git >= 2.45; skips without one unless AIOREFTABLE_REQUIRE_GIT=1 (then fails)."""
+    if _GIT is None:
+        if os.environ.get("AIOREFTABLE_REQUIRE_GIT") == "1":
+            pytest.fail(f"AIOREFTABLE_REQUIRE_GIT=1 but {_GIT_REASON}")
+        pytest.skip(_GIT_REASON)
+    return Git(_GIT)
+
+
+@pytest.fixture
+def git_repo(git: Git, tmp_path: Path) -> Callable[..., Path]:
+    """Factory: ``git_repo(name="repo", object_format="sha1", bare=False)`` -> path."""
+
+    def make(name: str = "repo", object_format: str = "sha1", bare: bool = False) -> Path:
+        path = tmp_path / name
+        args = [
+            "init",
+            "-q",
+            "--ref-format=reftable",
+            f"--object-format={object_format}",
+            "-b",
+            "main",
+        ]
+        if bare:
+            args.append("--bare")
+        git(*args, str(path))
+        return path
+
+    return make
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
