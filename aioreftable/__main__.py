@@ -1,0 +1,5 @@
+"""`python -m aioreftable`."""
+
+from .cli import run
+
+run()

@@ -1,0 +1,49 @@
+"""The `aioreftable` command line: argparse front end over the public API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "run"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aioreftable", description=__doc__)
+    p.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
+    sub = p.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="write and read back a realistic table")
+    demo.add_argument("--refs", type=int, default=3000, help="number of refs (default 3000)")
+    demo.add_argument("--limit", type=int, default=0, help="print at most N refs (0 = all)")
+    dump = sub.add_parser("dump", help="print a table or a reftable/ directory")
+    dump.add_argument("path", help="a .ref file, a reftable/ directory or a repository")
+    dump.add_argument("--json", action="store_true", help="machine-readable output")
+    dump.add_argument("--no-records", action="store_true", help="blocks only")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.directory:
+        import os
+
+        os.chdir(args.directory)
+    if args.command == "demo":
+        from ._demo import run_demo
+
+        return run_demo(args)
+    if args.command == "dump":
+        from ._dump import run_dump
+
+        return run_dump(args)
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        code = main()
+    except BrokenPipeError:
+        code = 0
+    sys.exit(code)

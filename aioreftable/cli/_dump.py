@@ -1,0 +1,139 @@
+"""`aioreftable dump`: header, footer, blocks and records of tables, as text or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import FormatError
+from ..lowlevel import IndexRecord, LogRecord, ObjRecord, RefRecord, RefValueType, TableReader
+
+_TYPES = {0x72: "ref", 0x67: "log", 0x6F: "obj", 0x69: "index"}
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", errors="backslashreplace")
+
+
+def _record(rec: Any) -> dict[str, Any]:
+    if isinstance(rec, RefRecord):
+        out: dict[str, Any] = {
+            "refname": _text(rec.refname),
+            "update_index": rec.update_index,
+            "type": rec.value_type.name.lower(),
+        }
+        if rec.value_type in (RefValueType.VAL1, RefValueType.VAL2):
+            out["value"] = rec.value.hex()  # type: ignore[union-attr]
+        if rec.value_type == RefValueType.VAL2:
+            out["target_value"] = rec.target_value.hex()  # type: ignore[union-attr]
+        if rec.value_type == RefValueType.SYMREF:
+            out["target"] = _text(rec.target or b"")
+        return out
+    if isinstance(rec, LogRecord):
+        out = {
+            "refname": _text(rec.refname),
+            "update_index": rec.update_index,
+            "type": rec.value_type.name.lower(),
+        }
+        if not rec.is_deletion:
+            out.update(
+                old_id=rec.old_id.hex(),
+                new_id=rec.new_id.hex(),
+                name=_text(rec.name),
+                email=_text(rec.email),
+                time=rec.time,
+                tz_offset=rec.tz_offset,
+                message=_text(rec.message),
+            )
+        return out
+    if isinstance(rec, ObjRecord):
+        return {"prefix": rec.prefix.hex(), "count": rec.count, "offsets": list(rec.offsets)}
+    assert isinstance(rec, IndexRecord)
+    return {"last_key": rec.last_key.hex(), "offset": rec.offset}
+
+
+def describe(path: Path, records: bool = True) -> dict[str, Any]:
+    """Everything about one table as plain data."""
+    with TableReader.from_path(path) as r:
+        blocks = []
+        for blk in r.blocks():
+            entry: dict[str, Any] = {
+                "offset": blk.offset,
+                "type": _TYPES[blk.typ],
+                "block_len": len(blk.data),
+                "on_disk_size": blk.on_disk_size,
+                "restarts": blk.restart_count,
+            }
+            recs = list(blk.records())
+            entry["records"] = len(recs)
+            if records:
+                entry["record_list"] = [_record(x) for x in recs]
+            blocks.append(entry)
+        return {
+            "path": str(path),
+            "size": r.file_size,
+            "version": r.version,
+            "hash": r.hash_name,
+            "block_size": r.block_size,
+            "min_update_index": r.min_update_index,
+            "max_update_index": r.max_update_index,
+            "ref_index_position": r.ref_index_position,
+            "obj_position": r.obj_position,
+            "obj_id_len": r.obj_id_len,
+            "obj_index_position": r.obj_index_position,
+            "log_position": r.log_position,
+            "log_index_position": r.log_index_position,
+            "blocks": blocks,
+        }
+
+
+def _tables(path: Path) -> list[Path]:
+    """A table, or the tables listed by a stack directory (or a repository's stack)."""
+    if path.is_file():
+        return [path]
+    for candidate in (path, path / "reftable", path / ".git" / "reftable"):
+        listing = candidate / "tables.list"
+        if listing.is_file():
+            names = [n for n in listing.read_text().split("\n") if n]
+            return [candidate / n for n in names]
+    raise FileNotFoundError(f"{path}: not a table, a reftable directory or a repository")
+
+
+def _print_text(info: dict[str, Any]) -> None:
+    print(f"table {info['path']}")
+    print(
+        f"  size {info['size']}  version {info['version']} ({info['hash']})  "
+        f"block_size {info['block_size']}  update_index {info['min_update_index']}.."
+        f"{info['max_update_index']}"
+    )
+    print(
+        f"  footer: ref_index {info['ref_index_position']}  obj {info['obj_position']} "
+        f"(id len {info['obj_id_len']})  obj_index {info['obj_index_position']}  "
+        f"log {info['log_position']}  log_index {info['log_index_position']}"
+    )
+    for blk in info["blocks"]:
+        print(
+            f"  block @{blk['offset']} {blk['type']}: len {blk['block_len']}, on disk "
+            f"{blk['on_disk_size']}, {blk['records']} records, {blk['restarts']} restarts"
+        )
+        for rec in blk.get("record_list", ()):
+            print("    " + " ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+                                  for k, v in rec.items()))  # fmt: skip
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    try:
+        infos = [describe(p, records=not args.no_records) for p in _tables(Path(args.path))]
+    except (FormatError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(infos, sys.stdout, indent=1)
+        print()
+    else:
+        for info in infos:
+            _print_text(info)
+    return 0
