@@ -135,7 +135,10 @@ class Block:
     """
 
     __slots__ = (
+        "_entries",
+        "_index",
         "_restart_keys",
+        "_seeks",
         "data",
         "first_pos",
         "hash_size",
@@ -176,6 +179,9 @@ class Block:
         self.restart_count = count
         self.restart_off = restart_off
         self._restart_keys: list[bytes] | None = None
+        self._index: tuple[list[bytes], list[int]] | None = None
+        self._entries: tuple[list[bytes], list[int]] | None = None
+        self._seeks = 0
 
     # -- low level ---------------------------------------------------------------------
     def _err(self, reason: str, pos: int) -> FormatError:
@@ -187,20 +193,55 @@ class Block:
         """Decode the key of the record at ``pos``; returns (key, val_type, value_pos)."""
         data = self.data
         end = self.restart_off
-        try:
-            prefix, pos = get_varint(data, pos, end)
-            suffix_vt, pos = get_varint(data, pos, end)
-        except FormatError as e:
-            raise self._err(e.reason, pos) from None
+        start = pos
+        if pos + 1 < end and data[pos] < 0x80 and data[pos + 1] < 0x80:  # common case
+            prefix = data[pos]
+            suffix_vt = data[pos + 1]
+            pos += 2
+        else:
+            try:
+                prefix, pos = get_varint(data, pos, end)
+                suffix_vt, pos = get_varint(data, pos, end)
+            except FormatError as e:
+                raise self._err(e.reason, start) from None
         stop = pos + (suffix_vt >> 3)
         if prefix > len(prev):
-            raise self._err("record key prefix is longer than the previous key", pos)
+            raise self._err("record key prefix is longer than the previous key", start)
         if stop > end:
-            raise self._err("record key runs past the restart table", pos)
+            raise self._err("record key runs past the restart table", start)
         key = prev[:prefix] + data[pos:stop] if prefix else data[pos:stop]
         if not key:
-            raise self._err("record has an empty key", pos)
+            raise self._err("record has an empty key", start)
         return key, suffix_vt & 7, stop
+
+    def _skip_value(self, key: bytes, vt: int, pos: int) -> int:
+        """Position after the value at ``pos`` (ref values without building a record)."""
+        if self.typ != BLOCK_TYPE_REF:
+            return int(self._value_at(key, vt, pos)[1])
+        data = self.data
+        end = self.restart_off
+        if pos < end and data[pos] < 0x80:
+            pos += 1
+        else:
+            try:
+                pos = get_varint(data, pos, end)[1]
+            except FormatError as e:
+                raise self._err(e.reason, pos) from None
+        if vt == 1:
+            pos += self.hash_size
+        elif vt == 2:
+            pos += 2 * self.hash_size
+        elif vt == 3:
+            try:
+                n, pos = get_varint(data, pos, end)
+            except FormatError as e:
+                raise self._err(e.reason, pos) from None
+            pos += n
+        elif vt != 0:
+            raise self._err(f"invalid ref value type {vt}", pos)
+        if pos > end:
+            raise self._err("ref record value is truncated", pos)
+        return pos
 
     def _value_at(self, key: bytes, vt: int, pos: int) -> tuple[Any, int]:
         end = self.restart_off
@@ -261,7 +302,20 @@ class Block:
         return self._key_at(self.first_pos, b"")[0]
 
     def seek(self, want: bytes) -> tuple[int, bytes]:
-        """Position of the first record with key >= ``want``, with the key before it."""
+        """Position of the first record with key >= ``want``, with the key before it.
+
+        Binary search over the restart keys, then a linear scan of at most one restart
+        interval that decodes keys only.
+        """
+        entries = self._entries
+        if entries is not None:  # hot block: every key is decoded already
+            keys, positions = entries
+            i = bisect.bisect_left(keys, want)
+            return positions[i], keys[i - 1] if i else b""
+        self._seeks += 1
+        if self._seeks > 1:
+            self._entries = self._decode_keys()
+            return self.seek(want)
         keys = self.restart_keys()
         i = bisect.bisect_right(keys, want)
         if i == 0:
@@ -269,13 +323,41 @@ class Block:
         pos = self._restart_pos(i - 1)
         prev = b""
         end = self.restart_off
+        key_at = self._key_at
+        skip = self._skip_value
         while pos < end:
-            key, vt, vpos = self._key_at(pos, prev)
+            key, vt, vpos = key_at(pos, prev)
             if key >= want:
                 return pos, prev
-            _, nxt = self._value_at(key, vt, vpos)
-            pos, prev = nxt, key
+            pos, prev = skip(key, vt, vpos), key
         return pos, prev
+
+    def _decode_keys(self) -> tuple[list[bytes], list[int]]:
+        """Every key and record position, plus the end position as a sentinel."""
+        keys: list[bytes] = []
+        positions: list[int] = []
+        pos = self.first_pos
+        end = self.restart_off
+        prev = b""
+        while pos < end:
+            key, vt, vpos = self._key_at(pos, prev)
+            keys.append(key)
+            positions.append(pos)
+            pos, prev = self._skip_value(key, vt, vpos), key
+        positions.append(pos)
+        return keys, positions
+
+    def index_entries(self) -> tuple[list[bytes], list[int]]:
+        """All (last_key, offset) pairs of an index block, decoded once and cached."""
+        cached = self._index
+        if cached is None:
+            keys: list[bytes] = []
+            offsets: list[int] = []
+            for rec in self.records():
+                keys.append(rec.last_key)
+                offsets.append(rec.offset)
+            cached = self._index = (keys, offsets)
+        return cached
 
     def records(self, pos: int | None = None, prev: bytes = b"") -> Iterator[Any]:
         """Decode records from ``pos`` (default: the first) to the end of the block."""

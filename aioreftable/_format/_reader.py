@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 import zlib
@@ -29,7 +30,7 @@ from ._writer import FORMAT_ID_SHA1, FORMAT_ID_SHA256, footer_size, header_size
 
 __all__ = ["SectionStats", "TableReader", "TableStats"]
 
-_CACHE_BLOCKS = 256
+_CACHE_BLOCKS = 2048  # decoded blocks kept per table (LRU)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,11 +274,19 @@ class TableReader:
             return blk, pos, prev
         blk = self._linear_seek(index_at, BLOCK_TYPE_INDEX, want)
         while True:
-            pos, prev = blk.seek(want)
-            target: IndexRecord | None = next(self._iter_from(blk, pos, prev), None)
-            if target is None:
-                return None  # want sorts after every key of the section
-            child = self._block(target.offset, None, True)
+            keys, offsets = blk.index_entries()
+            i = bisect.bisect_left(keys, want)
+            if i < len(keys):
+                target = offsets[i]
+            else:  # past this block: the first entry of the next one at this level, if any
+                nxt = self._next_block(blk, BLOCK_TYPE_INDEX)
+                if nxt is None:
+                    return None  # want sorts after every key of the section
+                first = nxt.index_entries()[1]
+                if not first:
+                    raise FormatError("empty index block", path=self.name, offset=nxt.offset)
+                target = first[0]
+            child = self._block(target, None, True)
             assert child is not None
             if child.typ == typ:
                 pos, prev = child.seek(want)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .._errors import FormatError
 from ._binary import MAX_U64, get_varint, put_varint
@@ -53,9 +53,11 @@ class LogValueType(enum.IntEnum):
     UPDATE = 1
 
 
-@dataclass(frozen=True, slots=True)
-class RefRecord:
-    """One ref record; ``update_index`` is absolute (the table's min is already added back)."""
+class RefRecord(NamedTuple):
+    """One ref record; ``update_index`` is absolute (the table's min is already added back).
+
+    Records are immutable named tuples (cheap to create in bulk scans).
+    """
 
     refname: bytes
     update_index: int
@@ -85,8 +87,7 @@ class RefRecord:
         return self.value_type == RefValueType.DELETION
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
+class LogRecord(NamedTuple):
     """One reflog record. Deletions (tombstones) carry only refname and update_index."""
 
     refname: bytes
@@ -113,17 +114,15 @@ class LogRecord:
         return log_key(self.refname, self.update_index)
 
 
-@dataclass(frozen=True, slots=True)
-class ObjRecord:
+class ObjRecord(NamedTuple):
     """An object-id prefix and the offsets of the ref blocks that mention it (empty: scan all)."""
 
     prefix: bytes
-    offsets: tuple[int, ...] = field(default=())
+    offsets: tuple[int, ...] = ()
     count: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class IndexRecord:
+class IndexRecord(NamedTuple):
     """The last key of an indexed block and that block's file offset."""
 
     last_key: bytes
