@@ -267,7 +267,7 @@ def test_obj_record_with_many_positions_and_overflow() -> None:
     r = TableReader.from_bytes(w.finish())
     assert r.has_objs
     objs = [rec for b in r.blocks() if chr(b.typ) == "o" for rec in b.records()]
-    assert [(o.count, o.offsets) for o in objs] == [(0, ())]
+    assert [(o.cnt, o.offsets) for o in objs] == [(0, ())]
     assert list(r.refs_for(OID)) == refs
 
 

@@ -377,7 +377,7 @@ class TableReader:
             )
             if obj is None or obj.prefix != oid[: self.obj_id_len]:
                 return
-            if obj.count:
+            if obj.cnt:
                 blocks = list(obj.offsets)
         if blocks is None:
             candidates: Iterator[RefRecord] = self._iter_section(BLOCK_TYPE_REF)

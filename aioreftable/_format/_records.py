@@ -119,7 +119,7 @@ class ObjRecord(NamedTuple):
 
     prefix: bytes
     offsets: tuple[int, ...] = ()
-    count: int = 0
+    cnt: int = 0  # positions listed; 0 with no offsets means "scan all refs"
 
 
 class IndexRecord(NamedTuple):

@@ -50,7 +50,7 @@ def _record(rec: Any) -> dict[str, Any]:
             )
         return out
     if isinstance(rec, ObjRecord):
-        return {"prefix": rec.prefix.hex(), "count": rec.count, "offsets": list(rec.offsets)}
+        return {"prefix": rec.prefix.hex(), "count": rec.cnt, "offsets": list(rec.offsets)}
     assert isinstance(rec, IndexRecord)
     return {"last_key": rec.last_key.hex(), "offset": rec.offset}
 
