@@ -27,12 +27,27 @@ from ._errors import (
 __version__ = "0.1.0"
 
 # name -> module that defines it; loaded on first attribute access (PEP 562).
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "Addition": "._stack",
+    "LogExpiry": "._stack",
+    "Snapshot": "._stack",
+    "Stack": "._stack",
+    "StackOptions": "._stack",
+    "StackStatistics": "._stack",
+    "open_stack": "._stack",
+}
 
 if TYPE_CHECKING:  # pragma: no cover
-    pass
+    from ._stack import Addition as Addition
+    from ._stack import LogExpiry as LogExpiry
+    from ._stack import Snapshot as Snapshot
+    from ._stack import Stack as Stack
+    from ._stack import StackOptions as StackOptions
+    from ._stack import StackStatistics as StackStatistics
+    from ._stack import open_stack as open_stack
 
 __all__ = [
+    "Addition",
     "ChecksumError",
     "DecompressionError",
     "EmptyTableError",
@@ -41,11 +56,17 @@ __all__ = [
     "KeyOrderError",
     "LimitsError",
     "LockError",
+    "LogExpiry",
     "NotExistError",
     "OutdatedError",
     "ReftableError",
+    "Snapshot",
+    "Stack",
+    "StackOptions",
+    "StackStatistics",
     "UpdateIndexError",
     "UsageError",
+    "open_stack",
 ]
 
 

@@ -1,0 +1,306 @@
+"""The blocking OS seam of the stack: every syscall the stack makes, one whole unit of work
+per public method. Never imports anyio; the async layer calls each unit in one thread hop.
+
+The primitives (``open``, ``write``, ``fsync``, ``rename``, ...) are methods too, so a test can
+subclass :class:`OS` and fail or "crash" at any single syscall.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ._errors import FormatError
+from ._format._reader import TableReader
+
+__all__ = [
+    "OS",
+    "ListHandle",
+    "TABLES_LIST",
+    "default_mode",
+    "format_table_name",
+    "parse_tables_list",
+    "render_tables_list",
+]
+
+TABLES_LIST = "tables.list"
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+def format_table_name(min_update_index: int, max_update_index: int) -> str:
+    """git's ``format_name``: ``0x%012x-0x%012x-%08x`` with a fresh 32-bit random part."""
+    return f"0x{min_update_index:012x}-0x{max_update_index:012x}-{secrets.randbits(32):08x}"
+
+
+def parse_tables_list(data: bytes, path: str | None = None) -> list[str]:
+    """git's rules: LF after every line (including the last), empty lines skipped."""
+    if data and not data.endswith(b"\n"):
+        raise FormatError("tables.list does not end in a newline", path=path, offset=len(data))
+    names = []
+    for line in data.split(b"\n"):
+        if not line:
+            continue
+        try:
+            name = line.decode("ascii")
+        except UnicodeDecodeError:
+            raise FormatError(f"non-ASCII table name {line!r}", path=path) from None
+        if "/" in name or "\0" in name or name in (".", ".."):
+            raise FormatError(f"table name {name!r} is not a file name", path=path)
+        names.append(name)
+    return names
+
+
+def render_tables_list(names: Iterable[str]) -> bytes:
+    return b"".join(name.encode("ascii") + b"\n" for name in names)
+
+
+@dataclass(frozen=True, slots=True)
+class ListHandle:
+    """The open descriptor of the tables.list instance last read, and its (st_dev, st_ino).
+
+    Keeping it open pins the inode, so its number cannot be recycled for a newer list
+    (git 4f36b8597c). ``key`` is None where the OS reports no inode numbers."""
+
+    fd: int
+    key: tuple[int, int] | None
+
+
+class OS:
+    """All blocking file operations of a stack. Methods are thread-safe; no state."""
+
+    # -- primitives: one syscall each, overridable by fault-injecting subclasses ----------
+    def open(self, path: str, flags: int, mode: int = 0o666) -> int:
+        return os.open(path, flags | _O_CLOEXEC, mode)
+
+    def write(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.rename(src, dst)
+
+    def unlink(self, path: str) -> None:
+        os.unlink(path)
+
+    def chmod(self, path: str, mode: int) -> None:
+        os.chmod(path, mode)
+
+    def fstat(self, fd: int) -> os.stat_result:
+        return os.fstat(fd)
+
+    def stat(self, path: str) -> os.stat_result:
+        return os.stat(path)
+
+    def read_fd(self, fd: int) -> bytes:
+        size = os.fstat(fd).st_size
+        chunks: list[bytes] = []
+        offset = 0
+        while True:
+            chunk = os.pread(fd, max(size - offset, 65536), offset)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            offset += len(chunk)
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def fsync_dir(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def open_table(self, path: str) -> TableReader:
+        """Map a whole table; the descriptor is closed right after mapping (as git does)."""
+        return TableReader.from_path(path)
+
+    # -- units of work ---------------------------------------------------------------------
+    def unlink_quietly(self, path: str) -> bool:
+        """Remove a file, ignoring every OS error (git ignores unlink failures)."""
+        try:
+            self.unlink(path)
+        except OSError:
+            return False
+        return True
+
+    def close_quietly(self, fd: int) -> None:
+        with contextlib.suppress(OSError):
+            self.close(fd)
+
+    def try_create_lock(self, path: str, mode: int | None) -> int | None:
+        """Create ``path`` with O_CREAT|O_EXCL (symlinks not followed) and return its fd;
+        None if it already exists. ``mode`` (git's default_permissions) is applied by chmod."""
+        try:
+            fd = self.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o666)
+        except FileExistsError:
+            return None
+        if mode is not None:
+            try:
+                self.chmod(path, mode)
+            except BaseException:
+                self.close_quietly(fd)
+                self.unlink_quietly(path)
+                raise
+        return fd
+
+    def release_lock(self, fd: int | None, path: str) -> None:
+        """Roll a lock back: close its descriptor and delete the file."""
+        if fd is not None:
+            self.close_quietly(fd)
+        self.unlink_quietly(path)
+
+    def lock_tables(self, paths: Sequence[str], mode: int | None) -> tuple[list[str], bool]:
+        """Lock tables in the given order (newest first) with ``<table>.lock``, no waiting.
+
+        Stops at the first lock held by someone else. Returns the lock paths taken and
+        whether every table was locked. Each lock's fd is closed at once (git does this so
+        that large ranges do not exhaust descriptors)."""
+        taken: list[str] = []
+        try:
+            for table_path in paths:
+                lock_path = table_path + ".lock"
+                fd = self.try_create_lock(lock_path, mode)
+                if fd is None:
+                    return taken, False
+                taken.append(lock_path)
+                self.close(fd)
+        except BaseException:
+            for lock_path in taken:
+                self.unlink_quietly(lock_path)
+            raise
+        return taken, True
+
+    def write_temp_table(self, directory: str, prefix: str, data: bytes, mode: int | None) -> str:
+        """Write a table to ``<prefix>.temp.XXXXXX`` (created 0600 like mkstemp), fsync it
+        and chmod it to ``mode``. Returns the temp path."""
+        while True:
+            path = os.path.join(directory, f"{prefix}.temp.{secrets.token_hex(3)}")
+            try:
+                fd = self.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600)
+            except FileExistsError:
+                continue
+            break
+        try:
+            try:
+                self.write(fd, data)
+                self.fsync(fd)
+            finally:
+                self.close(fd)
+            if mode is not None:
+                self.chmod(path, mode)
+        except BaseException:
+            self.unlink_quietly(path)
+            raise
+        return path
+
+    def install_table(
+        self, directory: str, prefix: str, name: str, data: bytes, mode: int | None
+    ) -> str:
+        """Write a table via a temp file and rename it to ``name``; returns the final path."""
+        temp = self.write_temp_table(directory, prefix, data, mode)
+        final = os.path.join(directory, name)
+        try:
+            self.rename(temp, final)
+        except BaseException:
+            self.unlink_quietly(temp)
+            raise
+        return final
+
+    def commit_tables_list(
+        self, lock_fd: int, lock_path: str, list_path: str, names: Sequence[str]
+    ) -> ListHandle:
+        """Write the complete list into the lock file, fsync it and rename it over
+        tables.list. The lock fd stays open and becomes the handle of the new list.
+
+        The rename is the last step: if this raises, tables.list is unchanged."""
+        self.write(lock_fd, render_tables_list(names))
+        self.fsync(lock_fd)
+        handle = ListHandle(lock_fd, stat_key(self.fstat(lock_fd)))
+        self.rename(lock_path, list_path)
+        return handle
+
+    def read_tables_list(self, list_path: str) -> tuple[list[str], ListHandle | None]:
+        """Read tables.list and keep it open. A missing file is an empty stack (no handle)."""
+        try:
+            fd = self.open(list_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return [], None
+        try:
+            key = stat_key(self.fstat(fd))
+            names = parse_tables_list(self.read_fd(fd), list_path)
+        except BaseException:
+            self.close_quietly(fd)
+            raise
+        return names, ListHandle(fd, key)
+
+    def read_names(self, list_path: str) -> list[str]:
+        """Read tables.list without keeping it open."""
+        names, handle = self.read_tables_list(list_path)
+        if handle is not None:
+            self.close_quietly(handle.fd)
+        return names
+
+    def list_key(self, list_path: str) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the tables.list path; None if it is missing."""
+        try:
+            return stat_key(self.stat(list_path))
+        except FileNotFoundError:
+            return None
+
+    def open_tables(self, directory: str, names: Sequence[str]) -> list[TableReader]:
+        """Open (mmap) the named tables. A vanished table raises FileNotFoundError; the
+        tables opened so far are closed again."""
+        readers: list[TableReader] = []
+        try:
+            for name in names:
+                readers.append(self.open_table(os.path.join(directory, name)))
+        except BaseException:
+            for reader in readers:
+                reader.close()
+            raise
+        return readers
+
+    def ensure_dir(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    def table_files(self, directory: str) -> list[str]:
+        """Names in the stack directory that end in ``.ref`` (candidates for cleaning)."""
+        return sorted(n for n in self.listdir(directory) if n.endswith(".ref"))
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int] | None:
+    if not st.st_dev and not st.st_ino:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def default_mode() -> int:
+    """git's default permissions without core.sharedRepository: ``0666 & ~umask``.
+
+    Linux reports the umask in /proc; elsewhere it can only be read by setting it, which is
+    why the stack calls this once when it opens, not per file."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask

@@ -1,0 +1,170 @@
+"""The OS seam: tables.list rules, locks, temp files and permissions (sync, no event loop)."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from aioreftable import FormatError
+from aioreftable._fs import (
+    OS,
+    default_mode,
+    format_table_name,
+    parse_tables_list,
+    render_tables_list,
+)
+from aioreftable.lowlevel import RefRecord, TableWriter
+
+
+def one_table() -> bytes:
+    w = TableWriter()
+    w.set_limits(1, 1)
+    w.add_ref(RefRecord.val1(b"refs/heads/main", 1, b"\x01" * 20))
+    return w.finish()
+
+
+def test_parse_requires_final_newline() -> None:
+    assert parse_tables_list(b"a.ref\nb.ref\n") == ["a.ref", "b.ref"]
+    with pytest.raises(FormatError, match="newline"):
+        parse_tables_list(b"a.ref\nb.ref")
+
+
+def test_parse_skips_empty_lines_and_empty_file() -> None:
+    assert parse_tables_list(b"") == []
+    assert parse_tables_list(b"\n\na.ref\n\n") == ["a.ref"]
+
+
+@pytest.mark.parametrize("bad", [b"../x.ref\n", b"a/b.ref\n", b"..\n", b"\xff.ref\n"])
+def test_parse_refuses_names_that_are_not_file_names(bad: bytes) -> None:
+    with pytest.raises(FormatError):
+        parse_tables_list(bad)
+
+
+def test_render_ends_every_line() -> None:
+    assert render_tables_list(["a", "b"]) == b"a\nb\n"
+    assert render_tables_list([]) == b""
+
+
+def test_table_name_format() -> None:
+    name = format_table_name(1, 0xB)
+    assert re.fullmatch(r"0x000000000001-0x00000000000b-[0-9a-f]{8}", name)
+    names = {format_table_name(1, 1) for _ in range(50)}
+    assert len(names) > 45
+    assert format_table_name(1 << 50, 1 << 50).startswith("0x4000000000000-")
+
+
+def test_missing_list_is_empty(tmp_path: Path) -> None:
+    names, handle = OS().read_tables_list(str(tmp_path / "tables.list"))
+    assert names == [] and handle is None
+    assert OS().list_key(str(tmp_path / "tables.list")) is None
+
+
+def test_read_list_keeps_fd_with_inode_key(tmp_path: Path) -> None:
+    path = tmp_path / "tables.list"
+    path.write_bytes(b"x.ref\n")
+    fs = OS()
+    names, handle = fs.read_tables_list(str(path))
+    assert names == ["x.ref"] and handle is not None
+    try:
+        st = os.stat(path)
+        assert handle.key == (st.st_dev, st.st_ino) == fs.list_key(str(path))
+    finally:
+        os.close(handle.fd)
+
+
+def test_read_list_without_final_lf_is_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "tables.list"
+    path.write_bytes(b"x.ref")
+    with pytest.raises(FormatError) as info:
+        OS().read_tables_list(str(path))
+    assert info.value.path == str(path)
+
+
+def test_lock_is_exclusive(tmp_path: Path) -> None:
+    fs = OS()
+    lock = str(tmp_path / "tables.list.lock")
+    fd = fs.try_create_lock(lock, 0o640)
+    assert fd is not None
+    assert stat.S_IMODE(os.stat(lock).st_mode) == 0o640
+    assert fs.try_create_lock(lock, None) is None
+    fs.release_lock(fd, lock)
+    assert not os.path.exists(lock)
+
+
+def test_lock_does_not_follow_symlinks(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    os.symlink(target, tmp_path / "tables.list.lock")
+    assert OS().try_create_lock(str(tmp_path / "tables.list.lock"), None) is None
+    assert not target.exists()
+
+
+def test_commit_tables_list_replaces_by_rename(tmp_path: Path) -> None:
+    fs = OS()
+    list_path = str(tmp_path / "tables.list")
+    Path(list_path).write_bytes(b"a.ref\n")
+    old_ino = os.stat(list_path).st_ino
+    fd = fs.try_create_lock(list_path + ".lock", 0o644)
+    assert fd is not None
+    handle = fs.commit_tables_list(fd, list_path + ".lock", list_path, ["a.ref", "b.ref"])
+    try:
+        assert Path(list_path).read_bytes() == b"a.ref\nb.ref\n"
+        assert not os.path.exists(list_path + ".lock")
+        assert handle.key == fs.list_key(list_path)
+        assert os.stat(list_path).st_ino != old_ino
+    finally:
+        os.close(handle.fd)
+
+
+def test_lock_tables_stops_at_a_held_lock(tmp_path: Path) -> None:
+    fs = OS()
+    paths = [str(tmp_path / f"t{i}.ref") for i in (3, 2, 1)]
+    Path(paths[1] + ".lock").touch()
+    taken, complete = fs.lock_tables(paths, None)
+    assert taken == [paths[0] + ".lock"] and not complete
+    assert os.path.exists(paths[0] + ".lock")
+
+
+def test_temp_table_mode_and_cleanup(tmp_path: Path) -> None:
+    fs = OS()
+    data = one_table()
+    final = fs.install_table(str(tmp_path), "0x1-0x1-00000000", "t.ref", data, 0o640)
+    assert Path(final).read_bytes() == data
+    assert stat.S_IMODE(os.stat(final).st_mode) == 0o640
+    assert os.listdir(tmp_path) == ["t.ref"]
+
+
+def test_temp_table_is_removed_when_the_write_fails(tmp_path: Path) -> None:
+    class Full(OS):
+        def fsync(self, fd: int) -> None:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        Full().install_table(str(tmp_path), "p", "t.ref", one_table(), 0o644)
+    assert os.listdir(tmp_path) == []
+
+
+def test_temp_name_is_git_shaped(tmp_path: Path) -> None:
+    temp = OS().write_temp_table(str(tmp_path), "0x1-0x1-abcdef01", one_table(), None)
+    assert re.fullmatch(r"0x1-0x1-abcdef01\.temp\.[0-9a-f]{6}", os.path.basename(temp))
+    assert stat.S_IMODE(os.stat(temp).st_mode) == 0o600  # mkstemp's mode without a chmod
+
+
+def test_default_mode_follows_umask() -> None:
+    old = os.umask(0o027)
+    try:
+        assert default_mode() == 0o640
+    finally:
+        os.umask(old)
+
+
+def test_open_tables_closes_on_missing(tmp_path: Path) -> None:
+    (tmp_path / "a.ref").write_bytes(one_table())
+    with pytest.raises(FileNotFoundError):
+        OS().open_tables(str(tmp_path), ["a.ref", "b.ref"])
+    readers = OS().open_tables(str(tmp_path), ["a.ref"])
+    assert readers[0].ref(b"refs/heads/main") is not None
+    readers[0].close()
