@@ -159,10 +159,23 @@ class OS:
         return fd
 
     def release_lock(self, fd: int | None, path: str) -> None:
-        """Roll a lock back: close its descriptor and delete the file."""
+        """Roll a lock back: close its descriptor and delete the file. A lock that cannot
+        be deleted is an error: it would block every writer, so it must not go unnoticed."""
         if fd is not None:
             self.close_quietly(fd)
-        self.unlink_quietly(path)
+        with contextlib.suppress(FileNotFoundError):
+            self.unlink(path)
+
+    def release_locks(self, paths: Sequence[str]) -> None:
+        """Release several locks; every one is tried, the first failure is raised."""
+        error: OSError | None = None
+        for path in paths:
+            try:
+                self.release_lock(None, path)
+            except OSError as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
     def lock_tables(self, paths: Sequence[str], mode: int | None) -> tuple[list[str], bool]:
         """Lock tables in the given order (newest first) with ``<table>.lock``, no waiting.

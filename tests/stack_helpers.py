@@ -86,6 +86,7 @@ class FaultyOS(OS):
         self.only: set[str] | None = None
         self.count = 0
         self.calls: list[str] = []
+        self.failed_call: tuple[str, str] | None = None
         self.dead = False
         self._fd_path: dict[int, str] = {}
         self._dirty: dict[str, bytes] = {}  # path -> content at its last fsync
@@ -110,6 +111,7 @@ class FaultyOS(OS):
         self.count += 1
         self.calls.append(f"{op} {os.path.basename(detail)}")
         if self.count == self.fail_at:
+            self.failed_call = (op, os.path.basename(detail))
             if self.mode == "crash":
                 self.dead = True
                 raise Crash(f"crash at {op} {detail}")

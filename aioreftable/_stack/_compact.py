@@ -191,8 +191,7 @@ async def compact(
 def _release(fs: OS, temp: str | None, table_locks: Sequence[str]) -> None:
     if temp is not None:
         fs.unlink_quietly(temp)
-    for lock_path in table_locks:
-        fs.unlink_quietly(lock_path)
+    fs.release_locks(table_locks)
 
 
 def _commit(
