@@ -23,6 +23,12 @@ from ._errors import (
     UpdateIndexError,
     UsageError,
 )
+from ._repo import (
+    NotARepositoryError,
+    RepositoryLayout,
+    UnsupportedRepositoryError,
+    discover,
+)
 
 __version__ = "0.1.0"
 
@@ -57,6 +63,7 @@ __all__ = [
     "LimitsError",
     "LockError",
     "LogExpiry",
+    "NotARepositoryError",
     "NotExistError",
     "OutdatedError",
     "ReftableError",
@@ -64,8 +71,11 @@ __all__ = [
     "Stack",
     "StackOptions",
     "StackStatistics",
+    "RepositoryLayout",
+    "UnsupportedRepositoryError",
     "UpdateIndexError",
     "UsageError",
+    "discover",
     "open_stack",
 ]
 

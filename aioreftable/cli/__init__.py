@@ -16,6 +16,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="write and read back a realistic table")
     demo.add_argument("--refs", type=int, default=3000, help="number of refs (default 3000)")
     demo.add_argument("--limit", type=int, default=0, help="print at most N refs (0 = all)")
+    from ._show_ref import add_parser as add_show_ref
+
+    add_show_ref(sub)
     dump = sub.add_parser("dump", help="print a table or a reftable/ directory")
     dump.add_argument("path", help="a .ref file, a reftable/ directory or a repository")
     dump.add_argument("--json", action="store_true", help="machine-readable output")
@@ -33,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._demo import run_demo
 
         return run_demo(args)
+    if args.command == "show-ref":
+        from ._show_ref import run_show_ref
+
+        return run_show_ref(args)
     if args.command == "dump":
         from ._dump import run_dump
 

@@ -1,0 +1,109 @@
+"""Repository discovery: where the git dir, common dir and reftable stacks of a path are."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._errors import ReftableError
+
+__all__ = ["NotARepositoryError", "RepositoryLayout", "UnsupportedRepositoryError", "discover"]
+
+
+class NotARepositoryError(ReftableError):
+    """No git repository at or above the given path."""
+
+
+class UnsupportedRepositoryError(ReftableError):
+    """A repository that does not use reftable (or an unknown format)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryLayout:
+    """The directories of one repository as seen from one work tree (or a bare repo)."""
+
+    git_dir: Path  # $GIT_DIR: per-worktree state (HEAD, worktree stack)
+    common_dir: Path  # shared state (config, objects, main stack)
+    work_tree: Path | None  # None for a bare repository
+    object_format: str  # "sha1" or "sha256"
+
+    @property
+    def main_stack(self) -> Path:
+        return self.common_dir / "reftable"
+
+    @property
+    def worktree_stack(self) -> Path | None:
+        """The stack of a linked worktree's own refs (HEAD, refs/bisect, ...), or None."""
+        return None if self.git_dir == self.common_dir else self.git_dir / "reftable"
+
+    @property
+    def is_linked_worktree(self) -> bool:
+        return self.git_dir != self.common_dir
+
+
+def _read_gitfile(path: Path) -> Path:
+    text = path.read_text(errors="surrogateescape").strip()
+    if not text.startswith("gitdir:"):
+        raise NotARepositoryError(f"invalid gitfile format: {path}")
+    target = Path(text[len("gitdir:") :].strip())
+    return target if target.is_absolute() else (path.parent / target)
+
+
+def _is_git_dir(path: Path) -> bool:
+    return (path / "HEAD").is_file() and (
+        (path / "objects").is_dir() or (path / "commondir").is_file()
+    )
+
+
+def _layout(git_dir: Path, work_tree: Path | None) -> RepositoryLayout:
+    git_dir = git_dir.resolve()
+    common = git_dir
+    commondir = git_dir / "commondir"
+    if commondir.is_file():
+        rel = Path(commondir.read_text().strip())
+        common = (rel if rel.is_absolute() else git_dir / rel).resolve()
+    from dulwich.config import ConfigFile
+
+    config = ConfigFile.from_path(str(common / "config"))
+
+    def get(section: bytes, key: bytes) -> str | None:
+        try:
+            return config.get((section,), key).decode().strip().lower()
+        except KeyError:
+            return None
+
+    storage = get(b"extensions", b"refstorage") or "files"
+    if storage != "reftable" and not storage.startswith("reftable://"):
+        raise UnsupportedRepositoryError(
+            f"{common}: the repository uses the {storage!r} ref storage, not reftable"
+        )
+    object_format = get(b"extensions", b"objectformat") or "sha1"
+    if object_format not in ("sha1", "sha256"):
+        raise UnsupportedRepositoryError(f"{common}: unknown object format {object_format!r}")
+    return RepositoryLayout(git_dir, common, work_tree and work_tree.resolve(), object_format)
+
+
+def discover(
+    start: str | os.PathLike[str] = ".", env: Mapping[str, str] | None = None
+) -> RepositoryLayout:
+    """Find the repository like git does: ``GIT_DIR``, else walk up from ``start`` looking
+    for a ``.git`` directory or gitfile, or a bare repository."""
+    env = os.environ if env is None else env
+    if env.get("GIT_DIR"):
+        git_dir = Path(env["GIT_DIR"])
+        if not git_dir.is_absolute():
+            git_dir = Path(start) / git_dir
+        work_tree = env.get("GIT_WORK_TREE")
+        return _layout(git_dir, Path(work_tree) if work_tree else None)
+    here = Path(start).resolve()
+    for candidate in (here, *here.parents):
+        dot_git = candidate / ".git"
+        if dot_git.is_file():
+            return _layout(_read_gitfile(dot_git), candidate)
+        if dot_git.is_dir() and _is_git_dir(dot_git):
+            return _layout(dot_git, candidate)
+        if _is_git_dir(candidate):
+            return _layout(candidate, None)
+    raise NotARepositoryError(f"not a git repository (or any of the parent directories): {here}")

@@ -1,0 +1,125 @@
+"""`aioreftable show-ref` against `git show-ref`: same stdout, stderr and exit status."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Git
+
+
+def ours(cwd: Path, *args: str) -> tuple[int, str, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "aioreftable", "show-ref", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def theirs(git: Git, cwd: Path, *args: str) -> tuple[int, str, str]:
+    proc = git.run("show-ref", *args, cwd=cwd, check=False)
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+ARGS = [
+    (),
+    ("--head",),
+    ("-d",),
+    ("--head", "-d"),
+    ("-s",),
+    ("--hash", "-d", "--head"),
+    ("main",),
+    ("v1",),
+    ("heads/main", "v2"),
+    ("ain",),  # not a tail match: no output, exit 1
+    ("--branches",),
+    ("--tags", "-d"),
+    ("--heads",),
+    ("--verify", "refs/heads/main"),
+    ("--verify", "-d", "refs/tags/v2"),
+    ("--verify", "HEAD"),
+    ("--verify", "main"),  # short names are not refs for --verify
+    ("--verify", "refs/heads/nope"),
+    ("--verify", "-q", "refs/heads/nope"),
+    ("--verify", "-s", "refs/heads/main", "refs/tags/v1"),
+    ("--verify",),
+    ("--exists", "refs/heads/main"),
+    ("--exists", "refs/heads/dangling"),  # a dangling symref exists
+    ("--exists", "refs/heads/nope"),
+    ("--exists",),
+    ("--exists", "HEAD", "refs/heads/main"),
+    ("--verify", "refs/remotes/origin/HEAD"),
+    ("origin/HEAD",),
+    ("deep/path/x",),
+]
+
+
+def populate(git: Git, repo: Path) -> None:
+    git("commit", "-q", "--allow-empty", "-m", "one", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "two", cwd=repo)
+    git("tag", "v1", "HEAD~1", cwd=repo)
+    git("tag", "-a", "-m", "annotated", "v2", cwd=repo)
+    git("tag", "-a", "-m", "tag of a tag", "v3", "v2", cwd=repo)
+    git("branch", "feature/deep/path/x", cwd=repo)
+    git("branch", "deep/path/x", cwd=repo)
+    git("update-ref", "refs/remotes/origin/main", "HEAD", cwd=repo)
+    git("symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main", cwd=repo)
+    git("symbolic-ref", "refs/heads/dangling", "refs/heads/does-not-exist", cwd=repo)
+    git("branch", "gone", cwd=repo)
+    git("branch", "-D", "gone", cwd=repo)
+
+
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_show_ref_matches_git(git: Git, git_repo: Callable[..., Path], object_format: str) -> None:
+    repo = git_repo(object_format=object_format)
+    populate(git, repo)
+    sub = repo / "sub" / "dir"
+    sub.mkdir(parents=True)
+    for args in ARGS:
+        want = theirs(git, repo, *args)
+        assert ours(repo, *args) == want, args
+    # discovery from a subdirectory and through -C
+    assert ours(sub, "--head") == theirs(git, repo, "--head")
+    proc = subprocess.run(
+        [sys.executable, "-m", "aioreftable", "-C", str(repo), "show-ref", "-d"],
+        capture_output=True,
+        text=True,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == theirs(git, repo, "-d")
+
+
+def test_show_ref_in_bare_repo_gitfile_and_worktree(
+    git: Git, git_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    repo = git_repo()
+    populate(git, repo)
+    bare = tmp_path / "bare.git"
+    git("clone", "-q", "--bare", "--ref-format=reftable", str(repo), str(bare))
+    for args in [("--head", "-d"), ("--verify", "HEAD"), ("v2",)]:
+        assert ours(bare, *args) == theirs(git, bare, *args), args
+    # a linked worktree: HEAD lives in the worktree's own stack
+    wt = tmp_path / "wt"
+    git("worktree", "add", "-q", "-b", "wt-branch", str(wt), "v1", cwd=repo)
+    git("update-ref", "refs/bisect/bad", "HEAD", cwd=wt)
+    assert (wt / ".git").is_file()
+    for args in [("--head",), ("--verify", "HEAD"), ("-d",), ("--exists", "refs/bisect/bad")]:
+        assert ours(wt, *args) == theirs(git, wt, *args), args
+    assert ours(repo, "--exists", "refs/bisect/bad") == theirs(
+        git, repo, "--exists", "refs/bisect/bad"
+    )
+
+
+def test_show_ref_outside_a_repository(tmp_path: Path) -> None:
+    code, out, err = ours(tmp_path, "--head")
+    assert code == 128 and out == "" and err.startswith("fatal: not a git repository")
+
+
+def test_show_ref_refuses_files_backend(git: Git, tmp_path: Path) -> None:
+    git("init", "-q", "--ref-format=files", str(tmp_path / "files"))
+    code, _, err = ours(tmp_path / "files", "--head")
+    assert code == 128 and "'files' ref storage" in err
