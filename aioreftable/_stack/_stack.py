@@ -6,9 +6,9 @@ import os
 import random
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 import anyio
 
@@ -20,6 +20,9 @@ from ._lock import lock_error, lock_with_backoff
 from ._options import LogExpiry, StackOptions
 from ._snapshot import Snapshot
 from ._stats import Counters, StackStatistics
+
+if TYPE_CHECKING:
+    from ._addition import Addition
 
 __all__ = ["Stack", "open_stack"]
 
@@ -104,7 +107,7 @@ class Stack:
                 await self._reload()
         return self._snap
 
-    def addition(self) -> Any:
+    def addition(self) -> AbstractAsyncContextManager[Addition]:
         """``async with stack.addition() as add:`` lock tables.list and append one table.
 
         See :class:`~aioreftable.Addition`. Commits on a clean exit, rolls back otherwise."""
