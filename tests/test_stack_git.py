@@ -67,7 +67,8 @@ async def test_git_reads_what_we_wrote(
         for i in range(5):
             await add_ref(stack, f"refs/heads/aio-{i}".encode(), head, log=True)
         await stack.wait_idle()
-        assert await stack.compact_all()
+        await stack.compact_all()  # may find a single table already (auto-compaction)
+        assert len(await stack.snapshot()) == 1
     refs = git_refs(git, repo)
     assert {f"refs/heads/aio-{i}" for i in range(5)} <= set(refs)
     assert all(v == head.hex() for v in refs.values())
