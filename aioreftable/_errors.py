@@ -8,12 +8,18 @@ __all__ = [
     "EmptyTableError",
     "EntryTooBigError",
     "FormatError",
+    "IncorrectOldValueError",
     "KeyOrderError",
     "LimitsError",
     "LockError",
+    "NameConflictError",
     "NotExistError",
     "OutdatedError",
+    "RefExistsError",
+    "RefMissingError",
+    "RefnameError",
     "ReftableError",
+    "TransactionError",
     "UpdateIndexError",
     "UsageError",
 ]
@@ -98,3 +104,33 @@ class OutdatedError(ReftableError):
 
 class NotExistError(ReftableError):
     """A table listed in tables.list is missing and the list did not change (git: -4)."""
+
+
+class TransactionError(ReftableError):
+    """A ref transaction was refused; nothing of it was committed (for the stack it touched).
+
+    ``refnames`` names the ref(s) concerned."""
+
+    def __init__(self, message: str, *refnames: str):
+        self.refnames = refnames
+        super().__init__(message)
+
+
+class RefExistsError(TransactionError):
+    """A ref that must not exist (create, or verify with an absent expected value) exists."""
+
+
+class RefMissingError(TransactionError):
+    """A ref that must exist (an expected old value was given) does not."""
+
+
+class IncorrectOldValueError(TransactionError):
+    """A ref's current value differs from the expected old value."""
+
+
+class NameConflictError(TransactionError):
+    """A directory/file conflict: ``refs/heads/a`` versus ``refs/heads/a/b``."""
+
+
+class RefnameError(TransactionError):
+    """An invalid or unsafe refname (git's check_refname_format / refname_is_safe)."""
