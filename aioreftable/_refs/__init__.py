@@ -1,0 +1,32 @@
+"""git ref semantics over the stack: refnames, config, identities, init, the ref store."""
+
+from ._config import ConfigError, RepoConfig, load_config
+from ._ident import DateError, Identity, committer_identity, parse_date
+from ._init import init_repo
+from ._refname import (
+    check_refname_format,
+    is_per_worktree_ref,
+    is_pseudo_ref,
+    is_root_ref_syntax,
+    parse_worktree_ref,
+    reflog_message,
+    refname_is_safe,
+)
+
+__all__ = [
+    "ConfigError",
+    "DateError",
+    "Identity",
+    "RepoConfig",
+    "check_refname_format",
+    "committer_identity",
+    "init_repo",
+    "is_per_worktree_ref",
+    "is_pseudo_ref",
+    "is_root_ref_syntax",
+    "load_config",
+    "parse_date",
+    "parse_worktree_ref",
+    "refname_is_safe",
+    "reflog_message",
+]

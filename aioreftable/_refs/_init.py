@@ -1,0 +1,77 @@
+"""init_repo: create a reftable repository laid out exactly as `git init --template=` does."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from .._errors import RefnameError
+from .._format._records import RefRecord
+from .._repo import RepositoryLayout, UnsupportedRepositoryError, discover
+from .._stack import open_stack
+from ._config import load_config
+from ._refname import check_refname_format
+
+__all__ = ["init_repo"]
+
+STUB_HEAD = "ref: refs/heads/.invalid\n"
+STUB_REFS_HEADS = "this repository uses the reftable format\n"
+
+
+def _config_text(object_format: str, bare: bool) -> str:
+    core = "[core]\n\trepositoryformatversion = 1\n\tfilemode = true\n"
+    core += "\tbare = true\n" if bare else "\tbare = false\n\tlogallrefupdates = true\n"
+    ext = "[extensions]\n"
+    if object_format == "sha256":
+        ext += "\tobjectformat = sha256\n"
+    return core + ext + "\trefstorage = reftable\n"
+
+
+def _layout_files(git_dir: Path, object_format: str, bare: bool) -> None:
+    """Everything but the stack (one thread hop)."""
+    for sub in ("objects/info", "objects/pack", "refs"):
+        (git_dir / sub).mkdir(parents=True, exist_ok=True)
+    (git_dir / "HEAD").write_text(STUB_HEAD)
+    (git_dir / "refs" / "heads").write_text(STUB_REFS_HEADS)
+    (git_dir / "config").write_text(_config_text(object_format, bare))
+
+
+async def init_repo(
+    path: str | os.PathLike[str],
+    object_format: str = "sha1",
+    initial_branch: str = "main",
+    bare: bool = False,
+) -> RepositoryLayout:
+    """Create a reftable repository at ``path`` (``path/.git`` unless ``bare``) that git
+    accepts: config with ``extensions.refStorage``, the HEAD and refs/heads stubs, objects/,
+    and a first table holding HEAD -> refs/heads/<initial_branch> at update index 1.
+
+    An existing reftable repository is left as it is (git's re-init keeps refs); a
+    repository of another ref format is refused."""
+    if object_format not in ("sha1", "sha256"):
+        raise ValueError(f"unknown object format {object_format!r}")
+    target = f"refs/heads/{initial_branch}"
+    if not check_refname_format(target):
+        raise RefnameError(f"invalid initial branch name: '{initial_branch}'", target)
+    root = Path(path)
+    git_dir = root if bare else root / ".git"
+    if (git_dir / "config").exists():
+        try:
+            return discover(git_dir)
+        except UnsupportedRepositoryError:
+            raise
+    await anyio.to_thread.run_sync(_layout_files, git_dir, object_format, bare)
+    layout = discover(git_dir)
+    config = load_config(layout)
+    async with open_stack(layout.main_stack, config.stack_options(), create=True) as stack:
+        if len(await stack.snapshot()) == 0:
+            async with stack.addition() as add:
+                add.writer.add_ref(
+                    RefRecord.symref(b"HEAD", add.update_index, target.encode("utf-8"))
+                )
+    if not bare:
+        layout = discover(root)
+    return layout
