@@ -47,9 +47,19 @@ _LAZY: dict[str, str] = {
     "StackOptions": "._stack",
     "StackStatistics": "._stack",
     "open_stack": "._stack",
+    "Ref": "._refs",
+    "RefStore": "._refs",
+    "ReflogEntry": "._refs",
+    "Transaction": "._refs",
+    "open_ref_store": "._refs",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._refs import Ref as Ref
+    from ._refs import ReflogEntry as ReflogEntry
+    from ._refs import RefStore as RefStore
+    from ._refs import Transaction as Transaction
+    from ._refs import open_ref_store as open_ref_store
     from ._stack import Addition as Addition
     from ._stack import LogExpiry as LogExpiry
     from ._stack import Snapshot as Snapshot
@@ -76,18 +86,23 @@ __all__ = [
     "OutdatedError",
     "RefExistsError",
     "RefMissingError",
+    "Ref",
+    "RefStore",
+    "ReflogEntry",
     "RefnameError",
     "ReftableError",
     "Snapshot",
     "Stack",
     "StackOptions",
     "StackStatistics",
+    "Transaction",
     "TransactionError",
     "RepositoryLayout",
     "UnsupportedRepositoryError",
     "UpdateIndexError",
     "UsageError",
     "discover",
+    "open_ref_store",
     "open_stack",
 ]
 

@@ -3,6 +3,7 @@
 from ._config import ConfigError, RepoConfig, load_config
 from ._ident import DateError, Identity, committer_identity, parse_date
 from ._init import init_repo
+from ._peel import ObjectDatabase, ObjectInfo, Peeler, PeelFunction
 from ._refname import (
     check_refname_format,
     is_per_worktree_ref,
@@ -12,8 +13,20 @@ from ._refname import (
     reflog_message,
     refname_is_safe,
 )
+from ._store import Ref, ReflogEntry, RefStore, SymrefDepthError, open_ref_store
+from ._transaction import Transaction
 
 __all__ = [
+    "ObjectDatabase",
+    "ObjectInfo",
+    "PeelFunction",
+    "Peeler",
+    "Ref",
+    "RefStore",
+    "ReflogEntry",
+    "SymrefDepthError",
+    "Transaction",
+    "open_ref_store",
     "ConfigError",
     "DateError",
     "Identity",

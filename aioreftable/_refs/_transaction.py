@@ -1,0 +1,603 @@
+"""Transaction: git's reftable_be_transaction_prepare/finish over one or more stacks."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, final
+
+from .._errors import (
+    IncorrectOldValueError,
+    NameConflictError,
+    RefExistsError,
+    RefMissingError,
+    RefnameError,
+    TransactionError,
+)
+from .._format._records import LogRecord, RefRecord, RefValueType
+from .._stack import Addition, Snapshot, Stack
+from ._ident import committer_identity
+from ._peel import ObjectInfo
+from ._refname import check_refname_format, is_pseudo_ref, reflog_message, refname_is_safe
+from ._store import SYMREF_MAXDEPTH, Ref, StackKey, decode_name, encode_name, merge_worktree
+
+if TYPE_CHECKING:
+    from ._store import RefStore
+
+__all__ = ["Transaction", "open_transaction"]
+
+HAVE_NEW = 1 << 0
+HAVE_OLD = 1 << 1
+NO_DEREF = 1 << 2
+LOG_ONLY = 1 << 3
+VIA_HEAD = 1 << 4
+FORCE_CREATE_REFLOG = 1 << 5
+
+
+@dataclass(eq=False, slots=True)
+class Update:
+    """One queued ref update (git's ``struct ref_update``); oids are raw bytes."""
+
+    refname: str
+    flags: int
+    new_oid: bytes
+    old_oid: bytes
+    new_target: str | None
+    old_target: str | None
+    msg: bytes
+    parent: Update | None = None
+    is_symref: bool = False
+
+    def original_refname(self) -> str:
+        u = self
+        while u.parent is not None:
+            u = u.parent
+        return u.refname
+
+    def null_new(self) -> bool:
+        return self.new_target is None and not any(self.new_oid)
+
+    def expects_existing(self) -> bool:
+        return bool(self.flags & HAVE_OLD) and (any(self.old_oid) or self.old_target is not None)
+
+
+@dataclass(slots=True)
+class StackWork:
+    """One locked stack of a transaction: its addition and the updates queued for it."""
+
+    stack: Stack
+    context: AbstractAsyncContextManager[Addition]
+    addition: Addition
+    queued: list[tuple[Update, bytes]] = field(default_factory=list)
+
+
+@final
+class Transaction:
+    """Updates queued inside ``async with store.transaction() as tx:``; checked and written
+    when the block exits cleanly (see docs/refstore.md for the exact rules)."""
+
+    def __init__(self, store: RefStore, message: str, create_reflog: bool):
+        self._store = store
+        self._message = message
+        self._force_reflog = FORCE_CREATE_REFLOG if create_reflog else 0
+        self._updates: list[Update] = []
+        self._closed = False
+
+    # -- queueing --------------------------------------------------------------------------
+    def _oid(self, value: str, what: str) -> bytes:
+        store = self._store
+        if not isinstance(value, str) or len(value) != store.hexsz:
+            raise ValueError(f"{what}: expected a {store.hexsz}-digit hex object id, got {value!r}")
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            raise ValueError(f"{what}: {value!r} is not a hex object id") from None
+
+    def _add(
+        self,
+        refname: str,
+        *,
+        new: str | None = None,
+        old: str | None = None,
+        new_target: str | None = None,
+        old_target: str | None = None,
+        flags: int = 0,
+        message: str | None = None,
+    ) -> None:
+        """git's ref_transaction_update: name checks here, everything else at commit."""
+        if self._closed:
+            raise TransactionError("the transaction is already closed", refname)
+        new_oid = self._oid(new, refname) if new is not None else bytes(self._store.hexsz // 2)
+        old_oid = self._oid(old, refname) if old is not None else bytes(self._store.hexsz // 2)
+        if new is not None and any(new_oid):
+            valid = check_refname_format(refname, allow_onelevel=True)
+        else:
+            valid = refname_is_safe(refname)
+        if not valid:
+            raise RefnameError(f"refusing to update ref with bad name '{refname}'", refname)
+        if is_pseudo_ref(refname):
+            raise RefnameError(f"refusing to update pseudoref '{refname}'", refname)
+        for target in (new_target, old_target):
+            if target is not None and not check_refname_format(target, allow_onelevel=True):
+                raise RefnameError(f"invalid ref format: {target}", refname, target)
+        if new is not None or new_target is not None:
+            flags |= HAVE_NEW
+        if old is not None or old_target is not None:
+            flags |= HAVE_OLD
+        msg = self._message if message is None else message
+        block_size = self._store.config.block_size
+        self._updates.append(
+            Update(
+                refname,
+                flags | self._force_reflog,
+                new_oid,
+                old_oid,
+                new_target,
+                old_target,
+                reflog_message(msg, block_size),  # git truncates to block_size / 2
+            )
+        )
+
+    def create(self, refname: str, oid: str, *, message: str | None = None) -> None:
+        """Create ``refname`` at ``oid``; fails with RefExistsError if it exists."""
+        self._check_new(refname, oid)
+        self._add(refname, new=oid, old=self._store.null_oid, message=message)
+
+    def update(
+        self,
+        refname: str,
+        new: str,
+        *,
+        old: str | None = None,
+        no_deref: bool = False,
+        message: str | None = None,
+    ) -> None:
+        """Set ``refname`` to ``new`` (a null id deletes). ``old``: the expected current
+        value (the null id: must not exist); None: no check. Through a symref unless
+        ``no_deref``."""
+        self._add(refname, new=new, old=old, flags=NO_DEREF if no_deref else 0, message=message)
+
+    def delete(
+        self,
+        refname: str,
+        *,
+        old: str | None = None,
+        no_deref: bool = False,
+        message: str | None = None,
+    ) -> None:
+        """Delete ``refname`` (and its reflog); deleting a missing ref is a no-op."""
+        if old is not None and old == self._store.null_oid:
+            raise ValueError(f"delete {refname}: old must not be the null id")
+        self._add(
+            refname,
+            new=self._store.null_oid,
+            old=old,
+            flags=NO_DEREF if no_deref else 0,
+            message=message,
+        )
+
+    def verify(self, refname: str, expected: str | None, *, no_deref: bool = False) -> None:
+        """Check that ``refname`` is at ``expected`` (None: does not exist) at commit."""
+        self._add(
+            refname,
+            old=self._store.null_oid if expected is None else expected,
+            flags=NO_DEREF if no_deref else 0,
+            message="",
+        )
+
+    def symref_update(
+        self,
+        refname: str,
+        target: str,
+        *,
+        old_target: str | None = None,
+        old: str | None = None,
+        no_deref: bool = True,
+        message: str | None = None,
+    ) -> None:
+        """Make ``refname`` a symref to ``target`` (like ``git symbolic-ref``: the symref
+        itself is written unless ``no_deref=False``). ``old_target``/``old``: expected
+        current target or value."""
+        if old_target is not None and old is not None:
+            raise ValueError("give old_target or old, not both")
+        self._add(
+            refname,
+            new_target=target,
+            old=old,
+            old_target=old_target,
+            flags=NO_DEREF if no_deref else 0,
+            message=message,
+        )
+
+    def symref_create(self, refname: str, target: str, *, message: str | None = None) -> None:
+        """Create the symref ``refname`` -> ``target``; fails if ``refname`` exists."""
+        self._add(
+            refname, new_target=target, old=self._store.null_oid, flags=NO_DEREF, message=message
+        )
+
+    def symref_delete(
+        self, refname: str, *, old_target: str | None = None, message: str | None = None
+    ) -> None:
+        """Delete the symref itself (never its referent)."""
+        self._add(
+            refname,
+            new=self._store.null_oid,
+            old_target=old_target,
+            flags=NO_DEREF,
+            message=message,
+        )
+
+    def symref_verify(self, refname: str, target: str | None) -> None:
+        """Check that ``refname`` is a symref to ``target`` (None: does not exist)."""
+        if target is None:
+            self._add(refname, old=self._store.null_oid, flags=NO_DEREF, message="")
+        else:
+            self._add(refname, old_target=target, flags=NO_DEREF, message="")
+
+    def _check_new(self, refname: str, oid: str) -> None:
+        if oid == self._store.null_oid:
+            raise TransactionError(f"'{refname}' has neither a valid OID nor a target", refname)
+
+    @property
+    def refnames(self) -> list[str]:
+        """The names queued so far, in order."""
+        return [u.refname for u in self._updates]
+
+    # -- commit ----------------------------------------------------------------------------
+    async def _commit(self) -> None:
+        self._closed = True
+        await _Commit(self._store, self._updates).run()
+
+
+class _Commit:
+    """One prepare + finish run (git's reftable_be_transaction_prepare and _finish)."""
+
+    def __init__(self, store: RefStore, updates: list[Update]):
+        self.store = store
+        self.updates = list(updates)
+        self.work: dict[StackKey, StackWork] = {}  # in order of first touch
+        self.scope = AsyncExitStack()  # other worktrees' stacks
+        self.objects: dict[str, ObjectInfo | None] = {}
+
+    async def run(self) -> None:
+        if not self.updates:
+            return
+        async with self.scope:
+            try:
+                await self._lookup_objects()
+                await self._prepare()
+            except BaseException as exc:
+                await self._abort(list(self.work.values()), exc)
+                raise
+            await self._finish()
+
+    async def _lookup_objects(self) -> None:
+        peeler = self.store.peeler
+        if peeler is None:
+            return
+        oids = [
+            u.new_oid.hex()
+            for u in self.updates
+            if u.flags & HAVE_NEW and u.new_target is None and any(u.new_oid)
+        ]
+        self.objects = await peeler.lookup(oids)
+
+    # -- locking ---------------------------------------------------------------------------
+    async def lock(self, key: StackKey) -> StackWork:
+        """Lock ``key``'s stack (first touch) with a reload under the lock."""
+        work = self.work.get(key)
+        if work is not None:
+            return work
+        store = self.store
+        if key not in ("main", "current") and not store.worktree_stack_dir(key).parent.is_dir():
+            raise TransactionError(f"cannot lock references: no worktree '{key}'")
+        stack = await store.stack_for(key, self.scope)
+        context = stack.addition()
+        addition = await context.__aenter__()
+        work = self.work[key] = StackWork(stack, context, addition)
+        return work
+
+    async def snapshot(self, key: StackKey) -> Snapshot:
+        """The stack's state: under our lock if we hold it, else freshly reloaded."""
+        work = self.work.get(key)
+        if work is not None:
+            return work.addition.snapshot
+        return await (await self.store.stack_for(key, self.scope)).snapshot()
+
+    async def read_raw(self, name: str) -> RefRecord | Ref | None:
+        """git's refs_read_raw_ref: pseudorefs from files, everything else routed."""
+        if is_pseudo_ref(name):
+            return await self.store.read(name)
+        key, bare = self.store.route(name)
+        return (await self.snapshot(key)).ref(encode_name(bare))
+
+    async def resolve(self, name: str, *, reading: bool) -> tuple[str | None, bytes]:
+        """git's refs_resolve_ref_unsafe: (final name or None, oid). Without ``reading`` a
+        missing ref resolves to its name with the null id."""
+        null = bytes(self.store.hexsz // 2)
+        for _ in range(SYMREF_MAXDEPTH):
+            if not check_refname_format(name, allow_onelevel=True):
+                return None, null
+            rec = await self.read_raw(name)
+            if rec is None:
+                return (None if reading else name), null
+            if isinstance(rec, Ref):
+                if rec.target is None:
+                    return name, bytes.fromhex(rec.oid or "")
+                name = rec.target
+                continue
+            if rec.value_type != RefValueType.SYMREF:
+                assert rec.value is not None
+                return name, rec.value
+            name = decode_name(rec.target or b"")
+        return None, null
+
+    # -- prepare ---------------------------------------------------------------------------
+    async def _prepare(self) -> None:
+        store = self.store
+        for u in self.updates:
+            await self.lock(store.route(u.refname)[0])
+        affected = sorted(u.refname for u in self.updates)
+        for a, b in itertools.pairwise(affected):
+            if a == b:
+                raise TransactionError(f"multiple updates for ref '{a}' not allowed", a)
+        affected_set = set(affected)
+        head_key, head_bare = store.route("HEAD")
+        head = (await self.snapshot(head_key)).ref(encode_name(head_bare))
+        head_referent = (
+            decode_name(head.target or b"")
+            if head is not None and head.value_type == RefValueType.SYMREF
+            else None
+        )
+        i = 0
+        while i < len(self.updates):
+            u = self.updates[i]
+            i += 1
+            await self._prepare_one(u, head_referent, affected_set)
+
+    def _check_object(self, u: Update) -> None:
+        if not self.store.verify_objects or u.flags & LOG_ONLY:
+            return
+        if not u.flags & HAVE_NEW or u.new_target is not None or not any(u.new_oid):
+            return
+        hexid = u.new_oid.hex()
+        info = self.objects.get(hexid)
+        if info is None:
+            raise TransactionError(
+                f"trying to write ref '{u.refname}' with nonexistent object {hexid}", u.refname
+            )
+        if info.type != "commit" and u.refname.startswith("refs/heads/"):
+            raise TransactionError(
+                f"trying to write non-commit object {hexid} to branch '{u.refname}'", u.refname
+            )
+
+    def _add_derived(self, refname: str, flags: int, u: Update, *, targets: bool) -> Update:
+        null = bytes(self.store.hexsz // 2)
+        new_target = u.new_target if targets else None
+        old_target = u.old_target if targets else None
+        new_oid = u.new_oid if flags & HAVE_NEW and new_target is None else null
+        old_oid = u.old_oid if flags & HAVE_OLD and old_target is None else null
+        derived = Update(refname, flags, new_oid, old_oid, new_target, old_target, u.msg)
+        self.updates.append(derived)
+        return derived
+
+    async def _prepare_one(self, u: Update, head_referent: str | None, affected: set[str]) -> None:
+        store = self.store
+        null = bytes(store.hexsz // 2)
+        key, rewritten = store.route(u.refname)
+        self._check_object(u)
+        if (
+            head_referent is not None
+            and not u.flags & (LOG_ONLY | VIA_HEAD)
+            and rewritten == head_referent
+        ):
+            if "HEAD" in affected:
+                raise NameConflictError(
+                    f"multiple updates for 'HEAD' (including one via its referent "
+                    f"'{u.refname}') are not allowed",
+                    "HEAD",
+                    u.refname,
+                )
+            self._add_derived("HEAD", u.flags | LOG_ONLY | NO_DEREF, u, targets=False)
+            affected.add("HEAD")
+        work = await self.lock(key)
+        rec = work.addition.snapshot.ref(encode_name(rewritten))
+        current = null
+        if rec is None and not u.expects_existing():
+            await self._check_available(u.refname, affected)
+            if u.flags & HAVE_NEW and not u.null_new():
+                work.queued.append((u, null))
+            return
+        if rec is None:
+            name = u.original_refname()
+            raise RefMissingError(
+                f"cannot lock ref '{name}': unable to resolve reference '{u.refname}'",
+                u.refname,
+            )
+        referent = ""
+        if rec.value_type == RefValueType.SYMREF:
+            u.is_symref = True
+            referent = decode_name(rec.target or b"")
+            resolved, current = await self.resolve(u.refname, reading=False)
+            if u.flags & NO_DEREF:
+                if u.flags & HAVE_OLD and resolved is None:
+                    raise TransactionError(
+                        f"cannot lock ref '{u.refname}': error reading reference", u.refname
+                    )
+            else:
+                flags = u.flags | (VIA_HEAD if rewritten == "HEAD" else 0)
+                derived = self._add_derived(referent, flags, u, targets=True)
+                derived.parent = u
+                u.flags = (u.flags | LOG_ONLY | NO_DEREF) & ~HAVE_OLD
+                if referent in affected:
+                    raise NameConflictError(
+                        f"multiple updates for '{referent}' (including one via symref "
+                        f"'{u.refname}') are not allowed",
+                        referent,
+                        u.refname,
+                    )
+                affected.add(referent)
+        else:
+            assert rec.value is not None
+            current = rec.value
+        self._check_old(u, current, referent)
+        if u.is_symref or u.flags & LOG_ONLY or (u.flags & HAVE_NEW and current != u.new_oid):
+            work.queued.append((u, current))
+
+    def _check_old(self, u: Update, current: bytes, referent: str) -> None:
+        name = u.original_refname()
+        if u.old_target is not None:
+            if not u.is_symref:
+                raise IncorrectOldValueError(
+                    f"cannot lock ref '{name}': expected symref with target "
+                    f"'{u.old_target}': but is a regular ref",
+                    name,
+                )
+            if referent != u.old_target:
+                raise IncorrectOldValueError(
+                    f"verifying symref target: '{name}': is at {referent} but expected "
+                    f"{u.old_target}",
+                    name,
+                )
+            return
+        if not u.flags & HAVE_OLD or current == u.old_oid:
+            return
+        if not any(u.old_oid):
+            raise RefExistsError(f"cannot lock ref '{name}': reference already exists", name)
+        if not any(current):
+            raise RefMissingError(
+                f"cannot lock ref '{name}': reference is missing but expected {u.old_oid.hex()}",
+                name,
+            )
+        raise IncorrectOldValueError(
+            f"cannot lock ref '{name}': is at {current.hex()} but expected {u.old_oid.hex()}",
+            name,
+        )
+
+    async def _check_available(self, refname: str, extras: set[str]) -> None:
+        """git's refs_verify_refname_available: no ref is a prefix directory of ``refname``
+        nor lives under ``refname/``, in the store or among the transaction's names."""
+        parts = refname.split("/")
+        for n in range(1, len(parts)):
+            dirname = "/".join(parts[:n])
+            if await self.read_raw(dirname) is not None:
+                raise NameConflictError(
+                    f"'{dirname}' exists; cannot create '{refname}'", dirname, refname
+                )
+            if dirname in extras:
+                raise NameConflictError(
+                    f"cannot process '{refname}' and '{dirname}' at the same time",
+                    refname,
+                    dirname,
+                )
+        below = refname + "/"
+        existing = await self._first_below(below)
+        if existing is not None:
+            raise NameConflictError(
+                f"'{existing}' exists; cannot create '{refname}'", existing, refname
+            )
+        inside = sorted(name for name in extras if name.startswith(below))
+        if inside:
+            raise NameConflictError(
+                f"cannot process '{refname}' and '{inside[0]}' at the same time",
+                refname,
+                inside[0],
+            )
+
+    async def _first_below(self, prefix: str) -> str | None:
+        raw = encode_name(prefix)
+        records = iter((await self.snapshot("main")).iter_refs(raw))
+        if self.store._worktree is not None:
+            records = merge_worktree((await self.snapshot("current")).iter_refs(raw), records)
+        for rec in records:
+            name = decode_name(rec.refname)
+            if name.startswith("refs/"):
+                return name
+        return None
+
+    # -- finish ----------------------------------------------------------------------------
+    async def _finish(self) -> None:
+        works = list(self.work.values())
+        for n, work in enumerate(works):
+            try:
+                await self._write_table(work)
+            except BaseException as exc:
+                await self._abort(works[n:], exc)
+                raise
+            await work.context.__aexit__(None, None, None)
+
+    async def _abort(self, works: list[StackWork], exc: BaseException) -> None:
+        for work in reversed(works):
+            try:
+                await work.context.__aexit__(type(exc), exc, exc.__traceback__)
+            except BaseException as inner:
+                if inner is not exc:
+                    raise
+
+    async def _should_write_log(self, refname: str) -> bool:
+        if self.store.config.should_autocreate_reflog(refname):
+            return True
+        key, bare = self.store.route(refname)
+        snap = await self.snapshot(key)
+        return next(iter(snap.iter_logs(encode_name(bare))), None) is not None
+
+    async def _write_table(self, work: StackWork) -> None:
+        """git's write_transaction_table for one locked stack."""
+        store = self.store
+        add = work.addition
+        ts = add.update_index
+        ident = committer_identity(store.env, store.config)
+        refs: list[RefRecord] = []
+        logs: list[LogRecord] = []
+        for u, current in sorted(work.queued, key=lambda q: encode_name(q[0].refname)):
+            name = encode_name(u.refname)
+            if u.flags & HAVE_NEW and not u.is_symref and u.null_new():
+                for log in add.snapshot.iter_logs(name):
+                    logs.append(LogRecord.deletion(name, log.update_index))
+            elif u.flags & HAVE_NEW and (
+                u.flags & FORCE_CREATE_REFLOG or await self._should_write_log(u.refname)
+            ):
+                new = u.new_oid
+                create = True
+                if u.new_target is not None:
+                    resolved, new = await self.resolve(u.new_target, reading=True)
+                    create = resolved is not None
+                if create:
+                    logs.append(
+                        LogRecord(
+                            name, ts, old_id=current, new_id=new, name=ident.name,
+                            email=ident.email, time=ident.time, tz_offset=ident.tz,
+                            message=u.msg,
+                        )
+                    )  # fmt: skip
+            if u.flags & LOG_ONLY:
+                continue
+            if u.new_target is not None:
+                refs.append(RefRecord.symref(name, ts, encode_name(u.new_target)))
+            elif u.flags & HAVE_NEW and u.null_new():
+                refs.append(RefRecord.deletion(name, ts))
+            elif u.flags & HAVE_NEW:
+                info = self.objects.get(u.new_oid.hex())
+                if info is not None and info.peeled is not None:
+                    peeled = bytes.fromhex(info.peeled)
+                    refs.append(RefRecord.val2(name, ts, u.new_oid, peeled))
+                else:
+                    refs.append(RefRecord.val1(name, ts, u.new_oid))
+        for ref in refs:
+            add.writer.add_ref(ref)
+        add.writer.add_logs(logs)
+
+
+@asynccontextmanager
+async def open_transaction(
+    store: RefStore, message: str, *, create_reflog: bool = False
+) -> AsyncIterator[Transaction]:
+    tx = Transaction(store, message, create_reflog)
+    try:
+        yield tx
+    except BaseException:
+        tx._closed = True
+        raise
+    await tx._commit()
