@@ -368,7 +368,8 @@ class _Commit:
             raise TransactionError(
                 f"trying to write ref '{u.refname}' with nonexistent object {hexid}", u.refname
             )
-        if info.type != "commit" and u.refname.startswith("refs/heads/"):
+        is_branch = u.refname == "HEAD" or u.refname.startswith("refs/heads/")  # git's is_branch
+        if info.type != "commit" and is_branch:
             raise TransactionError(
                 f"trying to write non-commit object {hexid} to branch '{u.refname}'", u.refname
             )
