@@ -119,7 +119,8 @@ def reflog_dump(git: Git, repo: Path) -> dict[str, str]:
 
 async def live_records(stack_dir: Path) -> tuple[list[Any], list[Any]]:
     """Every live ref and log record of a stack (update indexes included)."""
-    fmt = "sha256" if "sha256" in (stack_dir.parent / "config").read_text() else "sha1"
+    config = next(p / "config" for p in stack_dir.parents if (p / "config").is_file())
+    fmt = "sha256" if "sha256" in config.read_text() else "sha1"
     options = StackOptions(write_options=WriteOptions(hash=fmt))  # type: ignore[arg-type]
     async with open_stack(stack_dir, options, create=False) as stack:
         snap = await stack.snapshot()
