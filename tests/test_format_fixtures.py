@@ -163,3 +163,10 @@ def test_every_ref_and_log_is_found_by_lookup(name: str) -> None:
         assert [x.update_index for x in per_ref] == sorted(
             (x.update_index for x in per_ref), reverse=True
         )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ref_range_is_first_and_last_refname(name: str) -> None:
+    r = TableReader.from_path(DATA / name)
+    names = [rec.refname for rec in r.seek_refs()]
+    assert r.ref_range() == ((names[0], names[-1]) if names else None)

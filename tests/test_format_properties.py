@@ -178,6 +178,7 @@ def exercise(data: bytes) -> None:
     list(r.iter_logs(b"refs/heads/a"))
     list(r.refs_for(b"\x01" * r.hash_size))
     r.stats()
+    r.ref_range()
     list(r.blocks())
 
 

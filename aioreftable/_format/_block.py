@@ -16,6 +16,8 @@ from ._records import (
     BLOCK_TYPE_REF,
     IndexRecord,
     ObjRecord,
+    RefRecord,
+    RefValueType,
     decode_log_value,
     decode_ref_value,
 )
@@ -23,6 +25,7 @@ from ._records import (
 __all__ = ["BLOCK_TYPES", "MAX_RESTARTS", "Block", "BlockWriter", "inflate_log_block"]
 
 MAX_RESTARTS = 65535
+HOT_AFTER = 4  # seeks into one cached block before all its keys are decoded
 BLOCK_TYPES = frozenset((BLOCK_TYPE_REF, BLOCK_TYPE_LOG, BLOCK_TYPE_OBJ, BLOCK_TYPE_INDEX))
 
 
@@ -194,10 +197,14 @@ class Block:
         data = self.data
         end = self.restart_off
         start = pos
-        if pos + 1 < end and data[pos] < 0x80 and data[pos + 1] < 0x80:  # common case
-            prefix = data[pos]
-            suffix_vt = data[pos + 1]
+        prefix = data[pos] if pos < end else 0x80
+        b1 = data[pos + 1] if pos + 2 < end else 0x80
+        if prefix < 0x80 and b1 < 0x80:  # the common shapes: 1- or 2-byte varints
+            suffix_vt = b1
             pos += 2
+        elif prefix < 0x80 and pos + 3 < end and data[pos + 2] < 0x80:
+            suffix_vt = (((b1 & 0x7F) + 1) << 7) | data[pos + 2]
+            pos += 3
         else:
             try:
                 prefix, pos = get_varint(data, pos, end)
@@ -275,21 +282,19 @@ class Block:
             raise self._err(e.reason, e.offset if e.offset is not None else pos) from None
 
     # -- restarts and seeking ----------------------------------------------------------
+    def _restart_key(self, i: int) -> bytes:
+        at = self.restart_off + 3 * i
+        r = int.from_bytes(self.data[at : at + 3])
+        if not self.first_pos <= r < self.restart_off:
+            raise self._err(f"restart offset {r} lies outside the records", at)
+        if self.data[r] != 0:
+            raise self._err("restart record has a non-zero prefix length", r)
+        return self._key_at(r, b"")[0]
+
     def restart_keys(self) -> list[bytes]:
         keys = self._restart_keys
         if keys is None:
-            keys = []
-            data = self.data
-            lo = self.first_pos
-            for i in range(self.restart_count):
-                at = self.restart_off + 3 * i
-                r = int.from_bytes(data[at : at + 3])
-                if not lo <= r < self.restart_off:
-                    raise self._err(f"restart offset {r} lies outside the records", at)
-                if data[r] != 0:
-                    raise self._err("restart record has a non-zero prefix length", r)
-                keys.append(self._key_at(r, b"")[0])
-            self._restart_keys = keys
+            keys = self._restart_keys = [self._restart_key(i) for i in range(self.restart_count)]
         return keys
 
     def _restart_pos(self, i: int) -> int:
@@ -304,8 +309,9 @@ class Block:
     def seek(self, want: bytes) -> tuple[int, bytes]:
         """Position of the first record with key >= ``want``, with the key before it.
 
-        Binary search over the restart keys, then a linear scan of at most one restart
-        interval that decodes keys only.
+        Cold blocks: a binary search over the restart points (decoding only the restart
+        keys it visits), then a key-only scan of at most one restart interval. A block
+        sought ``HOT_AFTER`` times gets every key decoded once, and later seeks bisect.
         """
         entries = self._entries
         if entries is not None:  # hot block: every key is decoded already
@@ -313,14 +319,22 @@ class Block:
             i = bisect.bisect_left(keys, want)
             return positions[i], keys[i - 1] if i else b""
         self._seeks += 1
-        if self._seeks > 1:
+        if self._seeks >= HOT_AFTER:
             self._entries = self._decode_keys()
             return self.seek(want)
-        keys = self.restart_keys()
-        i = bisect.bisect_right(keys, want)
-        if i == 0:
+        # first restart whose key is > want
+        lo, hi = 0, self.restart_count
+        cached = self._restart_keys
+        while lo < hi:
+            mid = (lo + hi) // 2
+            key = cached[mid] if cached is not None else self._restart_key(mid)
+            if key > want:
+                hi = mid
+            else:
+                lo = mid + 1
+        if lo == 0:
             return self.first_pos, b""
-        pos = self._restart_pos(i - 1)
+        pos = self._restart_pos(lo - 1)
         prev = b""
         end = self.restart_off
         key_at = self._key_at
@@ -363,12 +377,61 @@ class Block:
         """Decode records from ``pos`` (default: the first) to the end of the block."""
         if pos is None:
             pos = self.first_pos
+        if self.typ == BLOCK_TYPE_REF:
+            yield from self._ref_records(pos, prev)
+            return
         end = self.restart_off
         key_at = self._key_at
         value_at = self._value_at
         while pos < end:
             key, vt, vpos = key_at(pos, prev)
             rec, pos = value_at(key, vt, vpos)
+            prev = key
+            yield rec
+
+    def _ref_records(self, pos: int, prev: bytes) -> Iterator[RefRecord]:
+        """records() for ref blocks: the common shapes (one-byte varints, val1/val2/
+        deletion) decoded inline; anything else, including every error, takes the general
+        path from the record's start. This loop is the scan hot spot."""
+        data = self.data
+        end = self.restart_off
+        hs = self.hash_size
+        mui = self.min_update_index
+        new = tuple.__new__
+        val1, val2, deletion = RefValueType.VAL1, RefValueType.VAL2, RefValueType.DELETION
+        while pos < end:
+            p = data[pos]
+            if p < 0x80 and pos + 3 < end and p <= len(prev):
+                svt = data[pos + 1]
+                at = pos + 2
+                if svt >= 0x80 and data[at] < 0x80:  # two-byte suffix length
+                    svt = (((svt & 0x7F) + 1) << 7) | data[at]
+                    at += 1
+                stop = at + (svt >> 3)
+                if data[at - 1] < 0x80 and stop < end:
+                    key = prev[:p] + data[at:stop]
+                    d = data[stop]
+                    vt = svt & 7
+                    if key and d < 0x80:
+                        v = stop + 1
+                        if vt == 1 and v + hs <= end:
+                            nxt = v + hs
+                            yield new(RefRecord, (key, d + mui, val1, data[v:nxt], None, None))
+                            pos, prev = nxt, key
+                            continue
+                        if vt == 2 and v + 2 * hs <= end:
+                            mid = v + hs
+                            nxt = mid + hs
+                            rec = (key, d + mui, val2, data[v:mid], data[mid:nxt], None)
+                            yield new(RefRecord, rec)
+                            pos, prev = nxt, key
+                            continue
+                        if vt == 0:
+                            yield new(RefRecord, (key, d + mui, deletion, None, None, None))
+                            pos, prev = v, key
+                            continue
+            key, vt, vpos = self._key_at(pos, prev)
+            rec, pos = self._value_at(key, vt, vpos)
             prev = key
             yield rec
 

@@ -18,6 +18,9 @@ T = TypeVar("T")
 def merge_iterators(iterators: Sequence[Iterator[T]], key: Callable[[T], bytes]) -> Iterator[T]:
     """Merge sorted iterators; ``iterators[i]`` with higher ``i`` is newer and shadows equal
     keys of older ones. Every record is popped once: linear in the total number of records."""
+    if len(iterators) == 1:  # nothing to merge: no heap, no key calls
+        yield from iterators[0]
+        return
     heap: list[tuple[bytes, int, T, Iterator[T]]] = []
     for i, it in enumerate(iterators):
         for rec in it:
@@ -39,6 +42,13 @@ def merge_iterators(iterators: Sequence[Iterator[T]], key: Callable[[T], bytes])
             else:
                 heapq.heapreplace(heap, (key(snxt), sneg, snxt, sit))
         yield rec
+
+
+def _live_refs(records: Iterator[RefRecord]) -> Iterator[RefRecord]:
+    deletion = RefValueType.DELETION
+    for rec in records:
+        if rec[2] != deletion:  # value_type
+            yield rec
 
 
 def _ref_key(rec: RefRecord) -> bytes:
@@ -73,6 +83,9 @@ class MergedTable:
     def ref(self, refname: bytes, *, include_deletions: bool = False) -> RefRecord | None:
         """The newest record of ``refname``; a tombstone reads as None unless asked for."""
         for reader in reversed(self.readers):
+            key_range = reader.ref_range()
+            if key_range is None or not key_range[0] <= refname <= key_range[1]:
+                continue  # cheaper than a seek: the name cannot be in this table
             rec = reader.ref(refname)
             if rec is not None:
                 if rec.value_type == RefValueType.DELETION and not include_deletions:
@@ -86,16 +99,17 @@ class MergedTable:
         merged = merge_iterators([r.seek_refs(start) for r in self.readers], _ref_key)
         if include_deletions:
             return merged
-        return (r for r in merged if r.value_type != RefValueType.DELETION)
+        return _live_refs(merged)
 
     def iter_refs(
         self, prefix: bytes = b"", *, include_deletions: bool = False
     ) -> Iterator[RefRecord]:
         """Live refs (and tombstones if asked) whose names start with ``prefix``, sorted."""
+        deletion = RefValueType.DELETION
         for rec in self.seek_refs(prefix, include_deletions=True):
-            if not rec.refname.startswith(prefix):
+            if not rec[0].startswith(prefix):  # refname
                 return
-            if include_deletions or rec.value_type != RefValueType.DELETION:
+            if include_deletions or rec[2] != deletion:  # value_type
                 yield rec
 
     def seek_logs(

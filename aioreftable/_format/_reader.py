@@ -9,7 +9,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .._errors import ChecksumError, FormatError
 from ._block import BLOCK_TYPES, Block, inflate_log_block
@@ -67,6 +67,7 @@ class TableReader:
         except FormatError as e:
             raise e.located(name) from None
         self._blocks: OrderedDict[int, Block] = OrderedDict()
+        self._ref_range: tuple[bytes, bytes] | Literal[False] | None = False
 
     @classmethod
     def from_bytes(
@@ -324,6 +325,34 @@ class TableReader:
         if found is None:
             return iter(())
         return self._iter_from(*found)
+
+    def ref_range(self) -> tuple[bytes, bytes] | None:
+        """(first, last) refname stored in this table (tombstones included), or None."""
+        cached = self._ref_range
+        if cached is False:
+            cached = self._ref_range = self._compute_ref_range()
+        return cached
+
+    def _compute_ref_range(self) -> tuple[bytes, bytes] | None:
+        if not self.has_refs:
+            return None
+        first = self._block(0, BLOCK_TYPE_REF, True)
+        assert first is not None
+        top = self.ref_index_position
+        if top:  # the last entry of the top index level names the section's last key
+            blk = self._block(top, BLOCK_TYPE_INDEX, True)
+            assert blk is not None
+            while (nxt := self._next_block(blk, BLOCK_TYPE_INDEX)) is not None:
+                blk = nxt
+            keys = blk.index_entries()[0]
+        else:
+            blk = first
+            while (nxt := self._next_block(blk, BLOCK_TYPE_REF)) is not None:
+                blk = nxt
+            keys = [rec.refname for rec in blk.records()]
+        if not keys:
+            raise FormatError("empty block at the end of the ref section", path=self.name)
+        return first.first_key(), keys[-1]
 
     # -- public reads ------------------------------------------------------------------
     def ref(self, refname: bytes) -> RefRecord | None:
