@@ -14,7 +14,7 @@ import anyio
 from .._errors import ReftableError
 from .._format._records import RefRecord, RefValueType
 from .._repo import RepositoryLayout, discover
-from .._stack import Snapshot, Stack, open_stack
+from .._stack import Snapshot, Stack, StackStatistics, open_stack
 from ._config import RepoConfig, load_config
 from ._peel import ObjectDatabase, Peeler, PeelFunction, function_peeler
 from ._refname import (
@@ -309,6 +309,10 @@ class RefStore:
         from ._transaction import open_transaction
 
         return open_transaction(self, message, create_reflog=create_reflog)
+
+    def statistics(self) -> StackStatistics:
+        """Counters of the main stack (tables, bytes, additions, compactions, ...)."""
+        return self._main.statistics()
 
     def __repr__(self) -> str:
         return f"<RefStore {str(self.layout.git_dir)!r}>"
