@@ -9,42 +9,46 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DATA
+from conftest import DATA, Git
 from format_helpers import manifest
 
 from aioreftable.cli import main
 
 
-def test_demo_prints_every_ref_and_statistics(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--refs", "800"]) == 0
+def test_demo_repository_is_what_git_sees(
+    git: Git, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "demo"
+    args = ["demo", "--dir", str(repo), "--refs", "300", "--writers", "3", "--steps", "4"]
+    assert main([*args, "--limit", "0"]) == 0
     out = capsys.readouterr().out
-    ref_lines = [line for line in out.splitlines() if re.fullmatch(r"[0-9a-f]{40} refs/\S+", line)]
-    assert len(ref_lines) == 801  # 800 random names + refs/heads/main
-    names = [line.split(" ", 1)[1] for line in ref_lines]
-    assert names == sorted(names, key=str.encode)
-    assert "refs/heads/main" in names
-    assert "HEAD:       -> refs/heads/main" in out
-    m = re.search(r"refs:\s+(\d+) records in (\d+) blocks, index (\d+) blocks", out)
-    assert m and int(m.group(1)) == 802 and int(m.group(2)) > 1
-    assert re.search(r"logs:\s+\d+ records", out)
-    assert re.search(r"bytes/ref:\s+\d+\.\d", out)
+    refs_part = out.split("\n\n", 1)[0]
+    # the demo prints its refs exactly as `git show-ref -d --head` does
+    assert refs_part + "\n" == git("show-ref", "-d", "--head", cwd=repo)
+    assert "^{}" in refs_part  # annotated tags were peeled through the object database
+    assert git("refs", "verify", cwd=repo) == ""
+    assert git("fsck", "--strict", cwd=repo).strip() == ""
+    # every compare-and-swap step landed once: 1 creation + 3 writers x 4 steps
+    assert len(git("reflog", "show", "main", cwd=repo).splitlines()) == 13
+    assert len(git("reflog", "show", "HEAD", cwd=repo).splitlines()) == 13
+    m = re.search(r"(\d+) commits, (\d+) compare-and-swap retries, (\d+) lost races", out)
+    assert m and int(m.group(1)) == 1 + 12 + (4 * 3 - int(m.group(3)))
+    assert int(m.group(3)) == 4 * 2  # each of 4 claimed names is won once, lost twice
+    assert re.search(r"stack:\s+\d+ tables, \d+ bytes, \d+ additions, \d+ compactions", out)
+    assert main(args) == 1  # refuses a non-empty directory
 
 
-def test_demo_limit(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--refs", "300", "--limit", "7"]) == 0
-    out = capsys.readouterr().out
-    assert len(re.findall(r"^[0-9a-f]{40} ", out, re.M)) == 7
-    assert "... 294 more refs" in out
-
-
-def test_demo_as_console_script() -> None:
+def test_demo_in_a_temporary_directory() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "aioreftable", "demo", "--refs", "50"],
+        [sys.executable, "-m", "aioreftable", "demo", "--refs", "40", "--writers", "2",
+         "--steps", "2", "--limit", "5"],
         capture_output=True,
         text=True,
         check=True,
-    )
-    assert "refs/heads/main" in proc.stdout
+    )  # fmt: skip
+    assert re.search(r"^[0-9a-f]{40} HEAD$", proc.stdout, re.M)
+    assert "reflog of refs/heads/main (5 entries" in proc.stdout
+    assert "... " in proc.stdout and "more refs" in proc.stdout
 
 
 @pytest.mark.parametrize("name", ["git_503refs_bs256_multilevel.ref", "git_ref_and_log.ref"])

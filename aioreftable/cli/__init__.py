@@ -13,9 +13,14 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aioreftable", description=__doc__)
     p.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
     sub = p.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="write and read back a realistic table")
+    demo = sub.add_parser(
+        "demo", help="a repository with concurrent writers, readers and compaction"
+    )
+    demo.add_argument("--dir", help="create the repository here and keep it")
     demo.add_argument("--refs", type=int, default=3000, help="number of refs (default 3000)")
-    demo.add_argument("--limit", type=int, default=0, help="print at most N refs (0 = all)")
+    demo.add_argument("--writers", type=int, default=4, help="concurrent writers (default 4)")
+    demo.add_argument("--steps", type=int, default=10, help="commits per writer (default 10)")
+    demo.add_argument("--limit", type=int, default=20, help="print at most N refs (0 = all)")
     from ._show_ref import add_parser as add_show_ref
 
     add_show_ref(sub)
