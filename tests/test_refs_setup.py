@@ -197,3 +197,21 @@ def test_initial_table_is_git_fixture_e1(tmp_path: Path) -> None:
     assert table.read_bytes() == (DATA / "git_head_symref.ref").read_bytes()
     assert TableReader.from_path(table).ref(b"HEAD").target == b"refs/heads/main"  # type: ignore[union-attr]
     assert os.access(table, os.R_OK)
+
+
+def test_config_includes(git: Git, git_repo: Callable[..., Path]) -> None:
+    from aioreftable._refs._config import UnsupportedConfigWarning
+
+    repo = git_repo()
+    extra = repo / "extra.config"
+    extra.write_text("[reftable]\n\tblockSize = 1024\n")
+    git("config", "include.path", str(extra), cwd=repo)
+    assert git("config", "reftable.blocksize", cwd=repo).strip() == "1024"
+    assert load_config(discover(repo)).block_size == 1024  # followed, like git
+    cond = repo / "cond.config"
+    cond.write_text("[reftable]\n\trestartInterval = 5\n")
+    git("config", f"includeIf.gitdir:{repo}/.git.path", str(cond), cwd=repo)
+    assert git("config", "reftable.restartinterval", cwd=repo).strip() == "5"
+    with pytest.warns(UnsupportedConfigWarning, match="includeIf"):
+        config = load_config(discover(repo))
+    assert config.restart_interval == 16  # not followed, and we say so

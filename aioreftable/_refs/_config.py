@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 
 from .._errors import ReftableError
@@ -11,11 +12,23 @@ from .._format._writer import WriteOptions
 from .._repo import RepositoryLayout
 from .._stack import StackOptions
 
-__all__ = ["ConfigError", "RepoConfig", "load_config", "parse_bool", "parse_int", "shared_perm"]
+__all__ = [
+    "ConfigError",
+    "RepoConfig",
+    "UnsupportedConfigWarning",
+    "load_config",
+    "parse_bool",
+    "parse_int",
+    "shared_perm",
+]
 
 PERM_UMASK = 0
 PERM_GROUP = 0o660
 PERM_EVERYBODY = 0o664
+
+
+class UnsupportedConfigWarning(UserWarning):
+    """The config uses a feature aioreftable does not follow (conditional includes)."""
 
 
 class ConfigError(ReftableError):
@@ -158,6 +171,13 @@ def load_config(layout: RepositoryLayout) -> RepoConfig:
 
     path = layout.common_dir / "config"
     cfg = ConfigFile.from_path(str(path)) if path.exists() else ConfigFile()
+    conditional = [b".".join(k).decode() for k in cfg if k[0].lower() == b"includeif"]
+    if conditional:  # dulwich follows [include] path=..., not the conditional form
+        warnings.warn(
+            f"{path}: {', '.join(conditional)} not followed (conditional includes)",
+            UnsupportedConfigWarning,
+            stacklevel=2,
+        )
 
     def get(section: str, key: str) -> str | None:
         parts = section.split(".", 1)
