@@ -215,3 +215,56 @@ def test_config_includes(git: Git, git_repo: Callable[..., Path]) -> None:
     with pytest.warns(UnsupportedConfigWarning, match="includeIf"):
         config = load_config(discover(repo))
     assert config.restart_interval == 16  # not followed, and we say so
+
+
+TRICKY_CONFIG = r"""
+[core]
+	repositoryformatversion = 1
+	bare = false
+[extensions]
+	refstorage = reftable
+[Section "Sub.Section"]
+	key = value with spaces   ; trailing comment
+	quoted = "a \"quoted\" value # not a comment"
+	escapes = tab\there newline\nend backslash\\done
+	continued = first \
+second
+	empty =
+	novalue
+	MixedCase = Yes
+[section.dotted]
+	key = 1k
+[user]
+	name = "  Padded Name  "
+	email = e@example.com # comment
+"""
+
+
+def test_dulwich_config_parser_agrees_with_git_config_list(
+    git: Git, git_repo: Callable[..., Path]
+) -> None:
+    from dulwich.config import ConfigFile
+
+    repo = git_repo()
+    (repo / ".git" / "config").write_text(TRICKY_CONFIG)
+    want = {}
+    for line in git("config", "--list", "--local", "-z", cwd=repo).split("\0"):
+        if line:
+            key, _, value = line.partition("\n")
+            want[key] = value if "\n" in line else None
+    cfg = ConfigFile.from_path(str(repo / ".git" / "config"))
+    got = {}
+    for section in cfg.sections():
+        head = section[0].decode().lower()
+        if len(section) > 1:
+            head += "." + section[1].decode()
+        for key, value in cfg.items(section):
+            got[f"{head}.{key.decode().lower()}"] = value.decode()
+    for key, value in want.items():
+        if value is None:
+            assert key in got  # a key without a value (dulwich reports it as true)
+        else:
+            assert got[key] == value, key
+    assert set(got) == set(want) and len(want) >= 14
+    config = load_config(discover(repo))
+    assert config.user_name == "  Padded Name  " and config.user_email == "e@example.com"
