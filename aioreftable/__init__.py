@@ -54,16 +54,18 @@ _LAZY: dict[str, str] = {
     "open_ref_store": "._refs",
     "init_repo": "._refs",
     "check_refname_format": "._refs",
+    "VerifyFinding": "._refs._maintenance",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._refs import Ref as Ref
     from ._refs import ReflogEntry as ReflogEntry
     from ._refs import RefStore as RefStore
-    from ._refs import init_repo as init_repo
     from ._refs import Transaction as Transaction
     from ._refs import check_refname_format as check_refname_format
+    from ._refs import init_repo as init_repo
     from ._refs import open_ref_store as open_ref_store
+    from ._refs._maintenance import VerifyFinding as VerifyFinding
     from ._stack import Addition as Addition
     from ._stack import LogExpiry as LogExpiry
     from ._stack import Snapshot as Snapshot
@@ -105,6 +107,7 @@ __all__ = [
     "UnsupportedRepositoryError",
     "UpdateIndexError",
     "UsageError",
+    "VerifyFinding",
     "check_refname_format",
     "discover",
     "init_repo",

@@ -25,6 +25,7 @@ from ._refname import (
 )
 
 if TYPE_CHECKING:
+    from ._maintenance import VerifyFinding
     from ._transaction import Transaction
 
 __all__ = ["Ref", "RefStore", "ReflogEntry", "SymrefDepthError", "is_root_ref", "open_ref_store"]
@@ -302,17 +303,40 @@ class RefStore:
 
     # -- writes ----------------------------------------------------------------------------
     def transaction(
-        self, message: str = "", *, create_reflog: bool = False
+        self, message: str = "", *, create_reflog: bool = False, skip_object_check: bool = False
     ) -> AbstractAsyncContextManager[Transaction]:
         """``async with store.transaction(message="...") as tx:`` queue updates; they are
-        checked and committed on a clean exit and dropped on an exception."""
+        checked and committed on a clean exit and dropped on an exception.
+        ``skip_object_check``: new ids need not exist (git's REF_SKIP_OID_VERIFICATION)."""
         from ._transaction import open_transaction
 
-        return open_transaction(self, message, create_reflog=create_reflog)
+        return open_transaction(
+            self, message, create_reflog=create_reflog, skip_object_check=skip_object_check
+        )
 
     def statistics(self) -> StackStatistics:
         """Counters of the main stack (tables, bytes, additions, compactions, ...)."""
         return self._main.statistics()
+
+    # -- maintenance (_maintenance.py) -----------------------------------------------------
+    async def pack_refs(self) -> bool:
+        """``git pack-refs``: compact this worktree's stack into one table, then delete
+        stale tables. LockError if a table or tables.list is locked. Whether it compacted."""
+        return await self.optimize(auto=False)
+
+    async def optimize(self, *, auto: bool = True) -> bool:
+        """``git refs optimize [--auto]``: with ``auto`` only git's geometric heuristic, else
+        compact everything; then delete stale tables. Whether a compaction ran."""
+        from ._maintenance import optimize
+
+        return await optimize(self, auto=auto)
+
+    async def verify(self) -> list[VerifyFinding]:
+        """``git refs verify`` for every worktree's stack plus deep table checks; [] if
+        sound. Never raises for a corrupt table or tables.list: they become findings."""
+        from ._maintenance import verify
+
+        return await verify(self)
 
     def __repr__(self) -> str:
         return f"<RefStore {str(self.layout.git_dir)!r}>"

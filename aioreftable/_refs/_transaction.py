@@ -34,6 +34,7 @@ NO_DEREF = 1 << 2
 LOG_ONLY = 1 << 3
 VIA_HEAD = 1 << 4
 FORCE_CREATE_REFLOG = 1 << 5
+SKIP_OID_VERIFICATION = 1 << 6  # git's REF_SKIP_OID_VERIFICATION
 
 
 @dataclass(eq=False, slots=True)
@@ -78,10 +79,18 @@ class Transaction:
     """Updates queued inside ``async with store.transaction() as tx:``; checked and written
     when the block exits cleanly (see docs/refstore.md for the exact rules)."""
 
-    def __init__(self, store: RefStore, message: str, create_reflog: bool):
+    def __init__(
+        self,
+        store: RefStore,
+        message: str,
+        create_reflog: bool,
+        *,
+        skip_object_check: bool = False,
+    ):
         self._store = store
         self._message = message
-        self._force_reflog = FORCE_CREATE_REFLOG if create_reflog else 0
+        self._tx_flags = FORCE_CREATE_REFLOG if create_reflog else 0
+        self._tx_flags |= SKIP_OID_VERIFICATION if skip_object_check else 0
         self._updates: list[Update] = []
         self._closed = False
 
@@ -131,7 +140,7 @@ class Transaction:
         self._updates.append(
             Update(
                 refname,
-                flags | self._force_reflog,
+                flags | self._tx_flags,
                 new_oid,
                 old_oid,
                 new_target,
@@ -140,10 +149,19 @@ class Transaction:
             )
         )
 
-    def create(self, refname: str, oid: str, *, message: str | None = None) -> None:
-        """Create ``refname`` at ``oid``; fails with RefExistsError if it exists."""
+    def create(
+        self,
+        refname: str,
+        oid: str,
+        *,
+        message: str | None = None,
+        skip_object_check: bool = False,
+    ) -> None:
+        """Create ``refname`` at ``oid``; fails with RefExistsError if it exists.
+        ``skip_object_check``: do not require ``oid`` in the object database."""
         self._check_new(refname, oid)
-        self._add(refname, new=oid, old=self._store.null_oid, message=message)
+        flags = SKIP_OID_VERIFICATION if skip_object_check else 0
+        self._add(refname, new=oid, old=self._store.null_oid, flags=flags, message=message)
 
     def update(
         self,
@@ -153,11 +171,13 @@ class Transaction:
         old: str | None = None,
         no_deref: bool = False,
         message: str | None = None,
+        skip_object_check: bool = False,
     ) -> None:
         """Set ``refname`` to ``new`` (a null id deletes). ``old``: the expected current
         value (the null id: must not exist); None: no check. Through a symref unless
-        ``no_deref``."""
-        self._add(refname, new=new, old=old, flags=NO_DEREF if no_deref else 0, message=message)
+        ``no_deref``. ``skip_object_check``: do not require ``new`` in the object database."""
+        flags = (NO_DEREF if no_deref else 0) | (SKIP_OID_VERIFICATION if skip_object_check else 0)
+        self._add(refname, new=new, old=old, flags=flags, message=message)
 
     def delete(
         self,
@@ -358,7 +378,7 @@ class _Commit:
             await self._prepare_one(u, head_referent, affected_set)
 
     def _check_object(self, u: Update) -> None:
-        if not self.store.verify_objects or u.flags & LOG_ONLY:
+        if not self.store.verify_objects or u.flags & (LOG_ONLY | SKIP_OID_VERIFICATION):
             return
         if not u.flags & HAVE_NEW or u.new_target is not None or not any(u.new_oid):
             return
@@ -593,9 +613,13 @@ class _Commit:
 
 @asynccontextmanager
 async def open_transaction(
-    store: RefStore, message: str, *, create_reflog: bool = False
+    store: RefStore,
+    message: str,
+    *,
+    create_reflog: bool = False,
+    skip_object_check: bool = False,
 ) -> AsyncIterator[Transaction]:
-    tx = Transaction(store, message, create_reflog)
+    tx = Transaction(store, message, create_reflog, skip_object_check=skip_object_check)
     try:
         yield tx
     except BaseException:

@@ -1,0 +1,285 @@
+"""Maintenance of the ref store: pack_refs/optimize (git's refs optimize) and verify."""
+
+from __future__ import annotations
+
+import os
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+
+from .._errors import ReftableError
+from .._format._merged import MergedTable
+from .._format._reader import TableReader
+from .._format._records import RefRecord, RefValueType
+from .._format._verify import check_table
+from .._fs import parse_tables_list
+from ._refname import check_refname_format, parse_worktree_ref
+from ._store import decode_name, is_root_ref
+
+if TYPE_CHECKING:
+    from ._store import RefStore
+
+__all__ = ["GIT_CODES", "VerifyFinding", "optimize", "verify"]
+
+Severity = Literal["error", "warning"]
+
+#: The message ids git's ``refs verify`` reports for a reftable repository.
+GIT_CODES = frozenset(
+    {
+        "badReftableTableName",
+        "badRefOid",
+        "badHeadTarget",
+        "badReferentName",
+        "symrefTargetIsNotARef",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyFinding:
+    """One problem found by :meth:`RefStore.verify`.
+
+    ``code`` is git's fsck message id for git's checks (:data:`GIT_CODES`) or one of ours
+    (``badReftableStack``, ``badReftableTable``, ``badReftableUpdateIndex``,
+    ``unlistedReftableTable``, ``staleReftableTable``); ``path`` is a table name or a
+    refname (``worktrees/<id>/...`` for another worktree's stack). ``str()`` gives git's
+    line: ``error: refs/heads/x: badReferentName: points to invalid refname 'garbage'``."""
+
+    severity: Severity
+    code: str
+    path: str
+    message: str
+
+    @property
+    def from_git(self) -> bool:
+        """Whether git's ``refs verify`` (2.53+) makes this check too."""
+        return self.code in GIT_CODES
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.path}: {self.code}: {self.message}"
+
+
+# -- pack_refs / optimize --------------------------------------------------------------------
+async def optimize(store: RefStore, *, auto: bool) -> bool:
+    """git's reftable_be_optimize on this worktree's stack: auto-compaction (``auto``) or
+    compact everything, then remove stale tables. Returns whether a compaction ran."""
+    stack = store._worktree if store._worktree is not None else store._main
+    await stack.wait_idle()  # our own background compaction would hold table locks
+    done = await (stack.auto_compact() if auto else stack.compact_all())
+    await stack.clean()
+    return done
+
+
+# -- verify ----------------------------------------------------------------------------------
+def _strtoull(text: str, pos: int) -> tuple[int, bool]:
+    """C's strtoull(..., 16) from ``pos``: (end position, overflow)."""
+    n = len(text)
+    i = pos
+    while i < n and text[i] in " \t\n\v\f\r":
+        i += 1
+    if i < n and text[i] in "+-":
+        i += 1
+    if text[i : i + 2].lower() == "0x" and i + 2 < n and text[i + 2] in string.hexdigits:
+        i += 2
+    start = i
+    while i < n and text[i] in string.hexdigits:
+        i += 1
+    if i == start:
+        return pos, False  # no conversion: endptr is the start
+    return i, int(text[start:i], 16) >= 1 << 64
+
+
+def valid_table_name(name: str) -> bool:
+    """git's table_has_valid_name: ``hex-hex-hex`` (strtoull rules) then ``.ref``/``.log``."""
+    pos = 0
+    for last in (False, False, True):
+        pos, overflow = _strtoull(name, pos)
+        if overflow:
+            return False
+        if last:
+            break
+        if name[pos : pos + 1] != "-":
+            return False
+        pos += 1
+    return name[pos:] in (".ref", ".log")
+
+
+@dataclass(slots=True)
+class _Stack:
+    """One stack to verify: its directory, git's label and the prefix of its refnames."""
+
+    directory: Path
+    worktree: str | None  # None: the main worktree
+    prefix: str
+
+    def broken(self) -> VerifyFinding:
+        """git's error for a stack that cannot be opened (the details follow it)."""
+        label = self.worktree if self.worktree is not None else "main"
+        rel = "reftable" if self.worktree is None else f"worktrees/{self.worktree}/reftable"
+        text = f"reftable stack for worktree '{label}' is broken"
+        return VerifyFinding("error", "badReftableStack", rel, text)
+
+
+def _stacks(store: RefStore) -> list[_Stack]:
+    """The main stack and the stack of every linked worktree (git's get_worktrees: the
+    ones whose ``gitdir`` file can be read)."""
+    common = store.layout.common_dir
+    out = [_Stack(store.layout.main_stack, None, "")]
+    try:
+        ids = sorted(os.listdir(common / "worktrees"))
+    except OSError:
+        ids = []
+    for wid in ids:
+        try:
+            gitdir = (common / "worktrees" / wid / "gitdir").read_bytes()
+        except OSError:
+            continue
+        if gitdir:
+            out.append(_Stack(common / "worktrees" / wid / "reftable", wid, f"worktrees/{wid}/"))
+    return out
+
+
+def _open_tables(st: _Stack, names: list[str]) -> tuple[list[TableReader], list[VerifyFinding]]:
+    readers: list[TableReader] = []
+    problems: list[VerifyFinding] = []
+    for name in names:
+        try:
+            readers.append(TableReader.from_path(st.directory / name))
+        except FileNotFoundError:
+            why = "listed in tables.list but missing"
+            problems.append(VerifyFinding("error", "badReftableTable", name, why))
+        except (OSError, ReftableError, ValueError) as e:
+            reason = getattr(e, "reason", None) or str(e)
+            problems.append(VerifyFinding("error", "badReftableTable", name, reason))
+    return readers, problems
+
+
+def _table_findings(readers: list[TableReader], hash_name: str) -> Iterator[VerifyFinding]:
+    """Our deep checks: every block decodes (CRCs, zlib), key order, update-index limits,
+    indexes, the object format, and update-index order of consecutive tables."""
+    prev: TableReader | None = None
+    for reader in readers:
+        name = os.path.basename(reader.name or "")
+        if reader.hash_name != hash_name:
+            why = f"table uses {reader.hash_name}, the repository {hash_name}"
+            yield VerifyFinding("error", "badReftableTable", name, why)
+        for f in check_table(reader):
+            where = "" if f.offset is None else f" (at offset {f.offset})"
+            yield VerifyFinding("error", "badReftableTable", name, f.message + where)
+        if prev is not None and reader.min_update_index <= prev.max_update_index:
+            yield VerifyFinding(
+                "error",
+                "badReftableUpdateIndex",
+                name,
+                f"update indexes {reader.min_update_index}..{reader.max_update_index} overlap "
+                f"the table below ({prev.min_update_index}..{prev.max_update_index})",
+            )
+        prev = reader
+
+
+def _unlisted(st: _Stack, listed: set[str], max_index: int) -> Iterator[VerifyFinding]:
+    """``*.ref`` files that tables.list does not name (files that are no table are left
+    alone, like git's clean does)."""
+    try:
+        files = sorted(n for n in os.listdir(st.directory) if n.endswith(".ref"))
+    except OSError:
+        return
+    for name in files:
+        if name in listed:
+            continue
+        try:
+            with TableReader.from_path(st.directory / name) as reader:
+                top = reader.max_update_index
+        except (OSError, ReftableError, ValueError):
+            continue
+        if top > max_index:
+            why = (
+                f"not in tables.list and newer than the stack (update index {top} > "
+                f"{max_index}): a commit in progress or interrupted"
+            )
+            yield VerifyFinding("warning", "unlistedReftableTable", name, why)
+        else:
+            why = "not in tables.list (left by a compaction); pack_refs() removes it"
+            yield VerifyFinding("warning", "staleReftableTable", name, why)
+
+
+def _symref_findings(path: str, refname: str, target: str) -> Iterator[VerifyFinding]:
+    """git's refs_fsck_symref."""
+    stripped = parse_worktree_ref(refname)[2]
+    if stripped == "HEAD" and not target.startswith("refs/heads/"):
+        yield VerifyFinding("error", "badHeadTarget", path, f"HEAD points to non-branch '{target}'")
+        return
+    if is_root_ref(target):
+        return
+    if not check_refname_format(target):
+        why = f"points to invalid refname '{target}'"
+        yield VerifyFinding("error", "badReferentName", path, why)
+        return
+    if not target.startswith(("refs/", "worktrees/")):
+        yield VerifyFinding(
+            "warning", "symrefTargetIsNotARef", path, f"points to non-ref target '{target}'"
+        )
+
+
+def _ref_findings(
+    st: _Stack, readers: list[TableReader], hash_name: str
+) -> Iterator[VerifyFinding]:
+    """git's reftable_be_fsck ref loop: null ids and symref targets."""
+    rec: RefRecord
+    for rec in MergedTable(readers, hash_name=hash_name).iter_refs(b""):
+        name = decode_name(rec.refname)
+        path = st.prefix + name
+        if rec.value_type == RefValueType.SYMREF:
+            yield from _symref_findings(path, name, decode_name(rec.target or b""))
+        elif rec.value is not None and not any(rec.value):
+            yield VerifyFinding(
+                "error", "badRefOid", path, f"points to invalid object ID '{rec.value.hex()}'"
+            )
+
+
+def _verify_stack(st: _Stack, hash_name: str) -> list[VerifyFinding]:
+    list_path = st.directory / "tables.list"
+    try:
+        names = parse_tables_list(list_path.read_bytes(), str(list_path))
+    except FileNotFoundError:
+        names = []
+    except (OSError, ReftableError) as e:
+        reason = getattr(e, "reason", None) or str(e)
+        return [st.broken(), VerifyFinding("error", "badReftableTable", "tables.list", reason)]
+    readers, problems = _open_tables(st, names)
+    try:
+        if problems:
+            return [st.broken(), *problems]
+        out = [
+            VerifyFinding("warning", "badReftableTableName", n, "invalid reftable table name")
+            for n in names
+            if not valid_table_name(n)
+        ]
+        out.extend(_table_findings(readers, hash_name))
+        max_index = max((r.max_update_index for r in readers), default=0)
+        out.extend(_unlisted(st, set(names), max_index))
+        if not any(f.code == "badReftableTable" for f in out):
+            try:
+                out.extend(_ref_findings(st, readers, hash_name))
+            except ReftableError as e:
+                out.append(VerifyFinding("error", "badReftableTable", "tables.list", str(e)))
+        return out
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def verify_sync(store: RefStore) -> list[VerifyFinding]:
+    findings: list[VerifyFinding] = []
+    for st in _stacks(store):
+        findings.extend(_verify_stack(st, store.hash_name))
+    return findings
+
+
+async def verify(store: RefStore) -> list[VerifyFinding]:
+    """git's ``refs verify`` for every worktree's stack plus our deep table checks."""
+    return await anyio.to_thread.run_sync(verify_sync, store)
