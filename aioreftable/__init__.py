@@ -47,6 +47,7 @@ _LAZY: dict[str, str] = {
     "StackOptions": "._stack",
     "StackStatistics": "._stack",
     "open_stack": "._stack",
+    "ExpirePolicy": "._refs",
     "Ref": "._refs",
     "RefStore": "._refs",
     "ReflogEntry": "._refs",
@@ -58,6 +59,7 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._refs import ExpirePolicy as ExpirePolicy
     from ._refs import Ref as Ref
     from ._refs import ReflogEntry as ReflogEntry
     from ._refs import RefStore as RefStore
@@ -80,6 +82,7 @@ __all__ = [
     "DecompressionError",
     "EmptyTableError",
     "EntryTooBigError",
+    "ExpirePolicy",
     "FormatError",
     "IncorrectOldValueError",
     "KeyOrderError",

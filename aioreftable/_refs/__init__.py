@@ -4,6 +4,7 @@ from ._config import ConfigError, RepoConfig, load_config
 from ._ident import DateError, Identity, committer_identity, parse_date
 from ._init import init_repo
 from ._peel import ObjectDatabase, ObjectInfo, Peeler, PeelFunction
+from ._reflogs import ExpirePolicy, PruneFunction
 from ._refname import (
     check_refname_format,
     is_per_worktree_ref,
@@ -17,6 +18,8 @@ from ._store import Ref, ReflogEntry, RefStore, SymrefDepthError, open_ref_store
 from ._transaction import Transaction
 
 __all__ = [
+    "ExpirePolicy",
+    "PruneFunction",
     "ObjectDatabase",
     "ObjectInfo",
     "PeelFunction",

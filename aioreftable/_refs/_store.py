@@ -26,6 +26,7 @@ from ._refname import (
 
 if TYPE_CHECKING:
     from ._maintenance import VerifyFinding
+    from ._reflogs import ExpirePolicy
     from ._transaction import Transaction
 
 __all__ = ["Ref", "RefStore", "ReflogEntry", "SymrefDepthError", "is_root_ref", "open_ref_store"]
@@ -337,6 +338,53 @@ class RefStore:
         from ._maintenance import verify
 
         return await verify(self)
+
+    # -- reflogs (_reflogs.py) -------------------------------------------------------------
+    async def create_reflog(self, name: str) -> bool:
+        """git's create_reflog: an existence marker if ``name`` has no reflog yet; True if
+        one was written."""
+        from ._reflogs import create_reflog
+
+        return await create_reflog(self, name)
+
+    async def delete_reflog(self, name: str) -> int:
+        """Delete the reflog of ``name`` (a tombstone per record); how many records."""
+        from ._reflogs import delete_reflog
+
+        return await delete_reflog(self, name)
+
+    async def delete_reflog_entry(
+        self,
+        name: str,
+        n: int,
+        *,
+        rewrite: bool = False,
+        update_ref: bool = False,
+        dry_run: bool = False,
+    ) -> list[ReflogEntry]:
+        """``git reflog delete [--rewrite] [--updateref] [-n] name@{n}``; the pruned entry."""
+        from ._reflogs import delete_reflog_entry
+
+        return await delete_reflog_entry(
+            self, name, n, rewrite=rewrite, update_ref=update_ref, dry_run=dry_run
+        )
+
+    async def expire_reflog(
+        self,
+        name: str,
+        policy: ExpirePolicy,
+        *,
+        rewrite: bool = False,
+        update_ref: bool = False,
+        dry_run: bool = False,
+    ) -> list[ReflogEntry]:
+        """``git reflog expire`` for one ref with ``policy``; the pruned entries, newest
+        first."""
+        from ._reflogs import expire_reflog
+
+        return await expire_reflog(
+            self, name, policy, rewrite=rewrite, update_ref=update_ref, dry_run=dry_run
+        )
 
     def __repr__(self) -> str:
         return f"<RefStore {str(self.layout.git_dir)!r}>"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, final
 
 import anyio
@@ -43,11 +44,16 @@ class Addition:
 
 
 @asynccontextmanager
-async def open_addition(stack: Stack) -> AsyncIterator[Addition]:
+async def open_addition(
+    stack: Stack, *, exact_log_message: bool = False
+) -> AsyncIterator[Addition]:
+    options = stack.options.write_options
+    if exact_log_message:
+        options = replace(options, exact_log_message=True)
     async with stack._locked_list(budget=stack.options.lock_timeout, reload=True) as held:
         snap = stack._snap
         update_index = snap.next_update_index
-        writer = TableWriter(stack.options.write_options)
+        writer = TableWriter(options)
         writer.set_limits(update_index, update_index)
         yield Addition(snap, update_index, writer)
         if writer.record_count == 0:

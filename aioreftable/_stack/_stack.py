@@ -107,14 +107,17 @@ class Stack:
                 await self._reload()
         return self._snap
 
-    def addition(self) -> AbstractAsyncContextManager[Addition]:
+    def addition(
+        self, *, exact_log_message: bool = False
+    ) -> AbstractAsyncContextManager[Addition]:
         """``async with stack.addition() as add:`` lock tables.list and append one table.
 
-        See :class:`~aioreftable.Addition`. Commits on a clean exit, rolls back otherwise."""
+        See :class:`~aioreftable.Addition`. Commits on a clean exit, rolls back otherwise.
+        ``exact_log_message``: the writer stores log messages as given (no LF rules)."""
         from ._addition import open_addition
 
         self._check_open()
-        return open_addition(self)
+        return open_addition(self, exact_log_message=exact_log_message)
 
     async def compact_all(self, *, expiry: LogExpiry | None = None) -> bool:
         """Merge every table into one (git's pack-refs). A table locked by someone else

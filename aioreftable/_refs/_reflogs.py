@@ -1,0 +1,203 @@
+"""Reflog maintenance: create, delete, delete one entry, expire (git's reftable reflog ops)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .._errors import RefnameError
+from .._format._records import LogRecord, RefRecord, RefValueType
+from .._format._writer import normalize_log_message
+from ._refname import check_refname_format
+from ._store import ReflogEntry, encode_name
+
+if TYPE_CHECKING:
+    from ._store import RefStore
+
+__all__ = [
+    "ExpirePolicy",
+    "PruneFunction",
+    "create_reflog",
+    "delete_reflog",
+    "delete_reflog_entry",
+    "expire_reflog",
+]
+
+#: git's should_prune hook: called per entry, oldest first; true prunes it (may be async).
+PruneFunction = Callable[[ReflogEntry], "bool | Awaitable[bool]"]
+#: Decides which of a reflog's live entries (oldest first) to prune.
+_Decide = Callable[[Sequence[ReflogEntry]], Awaitable[list[bool]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpirePolicy:
+    """Which entries ``expire_reflog`` prunes: those older than ``expire`` (epoch seconds,
+    git's ``--expire``; 0 prunes none by time) and those ``should_prune`` accepts."""
+
+    expire: int = 0
+    should_prune: PruneFunction | None = None
+
+    async def prunes(self, entry: ReflogEntry) -> bool:
+        """git's should_expire_reflog_ent without the object-graph rules."""
+        if entry.time < self.expire:
+            return True
+        if self.should_prune is None:
+            return False
+        verdict = self.should_prune(entry)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        return bool(verdict)
+
+
+def entry_from_log(log: LogRecord) -> ReflogEntry:
+    return ReflogEntry(
+        log.old_id.hex(),
+        log.new_id.hex(),
+        log.name.decode("utf-8", "replace"),
+        log.email.decode("utf-8", "replace"),
+        log.time,
+        log.tz_offset,
+        log.message.decode("utf-8", "replace"),
+    )
+
+
+def _marker(name: bytes, update_index: int, null: bytes) -> LogRecord:
+    """git's reflog existence marker: null to null, empty identity and message, time 0."""
+    return LogRecord(name, update_index, old_id=null, new_id=null)
+
+
+def _check_name(name: str) -> None:
+    if not check_refname_format(name, allow_onelevel=True):
+        raise RefnameError(f"invalid ref name '{name}'", name)
+
+
+async def create_reflog(store: RefStore, name: str) -> bool:
+    """git's create_reflog: an existence marker unless ``name`` has a reflog; True if
+    one was written."""
+    _check_name(name)
+    key, bare = store.route(name)
+    raw = encode_name(bare)
+    null = bytes(store.hexsz // 2)
+    async with AsyncExitStack() as scope:
+        stack = await store.stack_for(key, scope)
+        async with stack.addition(exact_log_message=True) as add:
+            if next(iter(add.snapshot.iter_logs(raw)), None) is not None:
+                return False
+            add.writer.add_log(_marker(raw, add.update_index, null))
+    return True
+
+
+async def delete_reflog(store: RefStore, name: str) -> int:
+    """git's delete_reflog: a tombstone for every live log record (markers included) in
+    one table; returns how many."""
+    key, bare = store.route(name)
+    raw = encode_name(bare)
+    async with AsyncExitStack() as scope:
+        stack = await store.stack_for(key, scope)
+        async with stack.addition() as add:
+            tombstones = [
+                LogRecord.deletion(raw, log.update_index) for log in add.snapshot.iter_logs(raw)
+            ]
+            add.writer.add_logs(tombstones)
+    return len(tombstones)
+
+
+async def expire_reflog(
+    store: RefStore,
+    name: str,
+    policy: ExpirePolicy,
+    *,
+    rewrite: bool = False,
+    update_ref: bool = False,
+    dry_run: bool = False,
+) -> list[ReflogEntry]:
+    """git's reflog_expire with ``policy``; returns the pruned entries, newest first."""
+
+    async def decide(entries: Sequence[ReflogEntry]) -> list[bool]:
+        return [await policy.prunes(entry) for entry in entries]
+
+    return await _expire(store, name, decide, rewrite, update_ref, dry_run)
+
+
+async def delete_reflog_entry(
+    store: RefStore,
+    name: str,
+    n: int,
+    *,
+    rewrite: bool = False,
+    update_ref: bool = False,
+    dry_run: bool = False,
+) -> list[ReflogEntry]:
+    """``git reflog delete [--rewrite] [--updateref] [--dry-run] name@{n}`` (n = 0 is the
+    newest entry); returns the pruned entry ([] if n is out of range)."""
+    if n < 0:
+        raise ValueError(f"reflog entry {n} out of range")
+
+    async def decide(entries: Sequence[ReflogEntry]) -> list[bool]:
+        target = len(entries) - 1 - n  # entries are oldest first
+        return [i == target for i in range(len(entries))]
+
+    return await _expire(store, name, decide, rewrite, update_ref, dry_run)
+
+
+async def _expire(
+    store: RefStore,
+    name: str,
+    decide: _Decide,
+    rewrite: bool,
+    update_ref: bool,
+    dry_run: bool,
+) -> list[ReflogEntry]:
+    """reftable_be_reflog_expire: lock, read, decide oldest to newest, write one table."""
+    key, bare = store.route(name)
+    raw = encode_name(bare)
+    null = bytes(store.hexsz // 2)
+    async with AsyncExitStack() as scope:
+        stack = await store.stack_for(key, scope)
+        async with stack.addition(exact_log_message=True) as add:
+            snap = add.snapshot
+            logs = list(snap.iter_logs(raw))
+            if not logs:
+                return []  # no reflog (git's commands refuse; the backend would add a marker)
+            ref = snap.ref(raw)
+            current = null
+            if ref is not None and ref.value_type in (RefValueType.VAL1, RefValueType.VAL2):
+                assert ref.value is not None
+                current = ref.value
+            live = [log for log in reversed(logs) if log.old_id != null or log.new_id != null]
+            entries = [entry_from_log(log) for log in live]
+            verdicts = await decide(entries)
+            records: list[LogRecord] = []
+            pruned: list[ReflogEntry] = []
+            last: bytes | None = None
+            for log, entry, prune in zip(live, entries, verdicts, strict=True):
+                if prune:
+                    records.append(LogRecord.deletion(raw, log.update_index))
+                    pruned.append(entry)
+                    continue
+                kept = log._replace(message=normalize_log_message(log.message))
+                if rewrite and last is not None:
+                    kept = kept._replace(old_id=last)
+                records.append(kept)
+                last = log.new_id
+            if not dry_run:
+                ts = add.update_index
+                if update_ref and last is not None and any(current) and any(last):
+                    add.writer.add_ref(await _ref_record(store, raw, ts, last))
+                if len(pruned) == len(live):
+                    records.append(_marker(raw, ts, null))
+                add.writer.add_logs(records)
+    pruned.reverse()
+    return pruned
+
+
+async def _ref_record(store: RefStore, raw: bytes, ts: int, oid: bytes) -> RefRecord:
+    """The ref at ``oid``, VAL2 if it peels (git's peel_object)."""
+    if store.peeler is not None:
+        info = (await store.peeler.lookup([oid.hex()])).get(oid.hex())
+        if info is not None and info.peeled is not None:
+            return RefRecord.val2(raw, ts, oid, bytes.fromhex(info.peeled))
+    return RefRecord.val1(raw, ts, oid)
