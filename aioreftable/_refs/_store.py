@@ -339,7 +339,7 @@ class RefStore:
 
         return await verify(self)
 
-    # -- reflogs (_reflogs.py) -------------------------------------------------------------
+    # -- reflogs, rename/copy (_reflogs.py, _rename.py) -----------------------------------
     async def create_reflog(self, name: str) -> bool:
         """git's create_reflog: an existence marker if ``name`` has no reflog yet; True if
         one was written."""
@@ -385,6 +385,18 @@ class RefStore:
         return await expire_reflog(
             self, name, policy, rewrite=rewrite, update_ref=update_ref, dry_run=dry_run
         )
+
+    async def rename(self, old: str, new: str, message: str, *, force: bool = False) -> None:
+        """git's rename_ref: move ``old`` (value and reflog) to ``new`` in one table."""
+        from ._rename import rename_ref
+
+        await rename_ref(self, old, new, message, force=force)
+
+    async def copy(self, old: str, new: str, message: str, *, force: bool = False) -> None:
+        """git's copy_ref: ``new`` gets ``old``'s value and a copy of its reflog."""
+        from ._rename import copy_ref
+
+        await copy_ref(self, old, new, message, force=force)
 
     def __repr__(self) -> str:
         return f"<RefStore {str(self.layout.git_dir)!r}>"

@@ -1,0 +1,105 @@
+"""Rename and copy a ref with its reflog (git's reftable write_copy_table)."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
+
+from .._errors import NameConflictError, RefExistsError, RefMissingError, TransactionError
+from .._format._records import LogRecord, RefRecord, RefValueType
+from ._ident import committer_identity
+from ._refname import check_refname_format, reflog_message
+from ._store import decode_name, encode_name
+
+if TYPE_CHECKING:
+    from ._store import RefStore
+
+__all__ = ["copy_ref", "rename_ref"]
+
+
+async def rename_ref(
+    store: RefStore, old: str, new: str, message: str, *, force: bool = False
+) -> None:
+    """git's rename_ref: ``new`` takes ``old``'s value and reflog, ``old`` is deleted."""
+    await _copy(store, old, new, message, delete_old=True, force=force)
+
+
+async def copy_ref(
+    store: RefStore, old: str, new: str, message: str, *, force: bool = False
+) -> None:
+    """git's copy_ref: ``new`` gets ``old``'s value and a copy of its reflog."""
+    await _copy(store, old, new, message, delete_old=False, force=force)
+
+
+async def _check_available(store: RefStore, new: str, skip: set[str]) -> None:
+    """git's refs_verify_refname_available for one name with a skip list (no extras)."""
+    parts = new.split("/")
+    for n in range(1, len(parts)):
+        dirname = "/".join(parts[:n])
+        if dirname not in skip and await store.read(dirname) is not None:
+            raise NameConflictError(f"'{dirname}' exists; cannot create '{new}'", dirname, new)
+    async for ref in store.iterate(new + "/"):
+        if ref.name not in skip:
+            raise NameConflictError(f"'{ref.name}' exists; cannot create '{new}'", ref.name, new)
+
+
+async def _copy(
+    store: RefStore, old: str, new: str, message: str, *, delete_old: bool, force: bool
+) -> None:
+    for name in (old, new):
+        if not check_refname_format(name, allow_onelevel=True):
+            raise TransactionError(f"invalid ref name '{name}'", name)
+    key, bare_new = store.route(new)
+    old_raw, new_raw = encode_name(old), encode_name(bare_new)
+    null = bytes(store.hexsz // 2)
+    msg = reflog_message(message, store.config.block_size)
+    async with AsyncExitStack() as scope:
+        stack = await store.stack_for(key, scope)
+        async with stack.addition() as add:
+            snap = add.snapshot
+            rec = snap.ref(old_raw)  # git reads the old name from the new name's stack
+            if rec is None:
+                raise RefMissingError(f"refname {old} not found", old)
+            if rec.value_type == RefValueType.SYMREF:
+                raise TransactionError(
+                    f"refname {old} is a symbolic ref, copying it is not supported", old
+                )
+            if old == new:
+                return
+            if not force and snap.ref(new_raw) is not None:
+                raise RefExistsError(f"cannot lock ref '{new}': reference already exists", new)
+            await _check_available(store, new, {old} if delete_old else set())
+            assert rec.value is not None
+            value = rec.value
+            deletion_ts = creation_ts = add.update_index
+            if delete_old:
+                creation_ts += 1
+            add.writer.set_limits(deletion_ts, creation_ts)
+            refs = [rec._replace(refname=new_raw, update_index=creation_ts)]
+            if delete_old:
+                refs.append(RefRecord.deletion(old_raw, deletion_ts))
+            add.writer.add_refs(refs)
+            ident = committer_identity(store.env, store.config)
+
+            def entry(name: bytes, ts: int, old_id: bytes, new_id: bytes) -> LogRecord:
+                return LogRecord(
+                    name, ts, old_id=old_id, new_id=new_id, name=ident.name,
+                    email=ident.email, time=ident.time, tz_offset=ident.tz, message=msg,
+                )  # fmt: skip
+
+            logs: list[LogRecord] = []
+            if delete_old:
+                logs.append(entry(new_raw, deletion_ts, value, null))
+                head = snap.ref(b"HEAD")
+                if (
+                    head is not None
+                    and head.value_type == RefValueType.SYMREF
+                    and decode_name(head.target or b"") == old
+                ):
+                    logs.append(entry(b"HEAD", deletion_ts, value, null))
+            logs.append(entry(new_raw, creation_ts, null, value))
+            for log in snap.iter_logs(old_raw):
+                logs.append(log._replace(refname=new_raw))
+                if delete_old:
+                    logs.append(LogRecord.deletion(old_raw, log.update_index))
+            add.writer.add_logs(logs)
