@@ -47,7 +47,10 @@ _LAZY: dict[str, str] = {
     "StackOptions": "._stack",
     "StackStatistics": "._stack",
     "open_stack": "._stack",
+    "Batch": "._refs",
+    "BatchResult": "._refs",
     "ExpirePolicy": "._refs",
+    "RejectReason": "._refs",
     "Ref": "._refs",
     "RefStore": "._refs",
     "ReflogEntry": "._refs",
@@ -59,10 +62,13 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._refs import Batch as Batch
+    from ._refs import BatchResult as BatchResult
     from ._refs import ExpirePolicy as ExpirePolicy
     from ._refs import Ref as Ref
     from ._refs import ReflogEntry as ReflogEntry
     from ._refs import RefStore as RefStore
+    from ._refs import RejectReason as RejectReason
     from ._refs import Transaction as Transaction
     from ._refs import check_refname_format as check_refname_format
     from ._refs import init_repo as init_repo
@@ -78,6 +84,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Addition",
+    "Batch",
+    "BatchResult",
     "ChecksumError",
     "DecompressionError",
     "EmptyTableError",
@@ -99,6 +107,7 @@ __all__ = [
     "RefStore",
     "ReflogEntry",
     "RefnameError",
+    "RejectReason",
     "ReftableError",
     "Snapshot",
     "Stack",

@@ -1,5 +1,6 @@
 """git ref semantics over the stack: refnames, config, identities, init, the ref store."""
 
+from ._batch import Batch, BatchResult, RejectReason
 from ._config import ConfigError, RepoConfig, load_config
 from ._ident import DateError, Identity, committer_identity, parse_date
 from ._init import init_repo
@@ -18,8 +19,11 @@ from ._store import Ref, ReflogEntry, RefStore, SymrefDepthError, open_ref_store
 from ._transaction import Transaction
 
 __all__ = [
+    "Batch",
+    "BatchResult",
     "ExpirePolicy",
     "PruneFunction",
+    "RejectReason",
     "ObjectDatabase",
     "ObjectInfo",
     "PeelFunction",

@@ -25,6 +25,7 @@ from ._refname import (
 )
 
 if TYPE_CHECKING:
+    from ._batch import Batch
     from ._maintenance import VerifyFinding
     from ._reflogs import ExpirePolicy
     from ._transaction import Transaction
@@ -339,7 +340,7 @@ class RefStore:
 
         return await verify(self)
 
-    # -- reflogs, rename/copy (_reflogs.py, _rename.py) -----------------------------------
+    # -- reflogs, rename/copy, batches (_reflogs.py, _rename.py, _batch.py) ----------------
     async def create_reflog(self, name: str) -> bool:
         """git's create_reflog: an existence marker if ``name`` has no reflog yet; True if
         one was written."""
@@ -397,6 +398,15 @@ class RefStore:
         from ._rename import copy_ref
 
         await copy_ref(self, old, new, message, force=force)
+
+    def batch(
+        self, message: str = "", *, create_reflog: bool = False
+    ) -> AbstractAsyncContextManager[Batch]:
+        """``async with store.batch() as b:`` like a transaction, but an update that fails
+        its checks is rejected (``b.results``) while the others commit in one table."""
+        from ._batch import open_batch
+
+        return open_batch(self, message, create_reflog=create_reflog)
 
     def __repr__(self) -> str:
         return f"<RefStore {str(self.layout.git_dir)!r}>"
