@@ -1,6 +1,7 @@
-"""A hypothesis state machine: random transactions (with D/F-conflicting names) and
-compactions against a dict model; after each step our reads, git's for-each-ref and our
-verify() must agree with the model. Runs on asyncio (one anyio.run per rule)."""
+"""A hypothesis state machine: random transactions (with D/F-conflicting names), renames
+and copies, reflog expiries and compactions against a dict model; after each step our
+reads, git's for-each-ref and our verify() must agree with the model. Runs on asyncio (one
+anyio.run per rule)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from refs_helpers import ENV, make_twins, object_ids
 
-from aioreftable import TransactionError, open_ref_store
+from aioreftable import ExpirePolicy, ReftableError, TransactionError, open_ref_store
 
 pytestmark = [pytest.mark.git]
 
@@ -60,6 +61,30 @@ def predict(model: dict[str, str], ops: list[tuple[str, str, str]]) -> dict[str,
             out.pop(name, None)
         else:
             out[name] = oid
+    return out
+
+
+def predict_rename(
+    model: dict[str, str], old: str, new: str, *, copy: bool
+) -> dict[str, str] | None:
+    """git's rename_ref/copy_ref: the old ref must exist, the new one must not, and the new
+    name must be available (a rename may replace its own old name's D/F blocker)."""
+    if old not in model:
+        return None
+    if old == new:
+        return dict(model)
+    if new in model:
+        return None
+    others = set(model) - (set() if copy else {old})
+    parts = new.split("/")
+    if {"/".join(parts[:n]) for n in range(1, len(parts))} & others:
+        return None
+    if any(name.startswith(new + "/") for name in others):
+        return None
+    out = dict(model)
+    out[new] = model[old]
+    if not copy:
+        del out[old]
     return out
 
 
@@ -111,6 +136,40 @@ class RefStoreMachine(RuleBasedStateMachine):
         assert ok == (expected is not None), (concrete, self.model)
         if expected is not None:
             self.model = expected
+
+    @rule(old=st.sampled_from(NAMES), new=st.sampled_from(NAMES), copy=st.booleans())
+    def rename(self, old: str, new: str, copy: bool) -> None:
+        expected = predict_rename(self.model, old, new, copy=copy)
+
+        async def move(store: Any) -> bool:
+            try:
+                if copy:
+                    await store.copy(old, new, f"Branch: copied {old} to {new}")
+                else:
+                    await store.rename(old, new, f"Branch: renamed {old} to {new}")
+            except ReftableError:
+                return False
+            return True
+
+        ok = self._run(move)
+        assert ok == (expected is not None), (old, new, copy, self.model)
+        if expected is not None:
+            self.model = expected
+
+    @rule(name=st.sampled_from(NAMES))
+    def expire_reflog(self, name: str) -> None:
+        """``git reflog expire --expire=all``: the reflog is empty but still exists."""
+
+        async def expire(store: Any) -> tuple[list[Any], bool]:
+            await store.expire_reflog(name, ExpirePolicy(expire=1 << 40))
+            return await store.reflog(name), await store.reflog_exists(name)
+
+        entries, exists = self._run(expire)
+        assert entries == []
+        proc = self.git.run("reflog", "show", "--format=%H", name, "--", cwd=self.repo, check=False)
+        assert proc.stdout == b""
+        if exists:
+            self.git("reflog", "exists", name, cwd=self.repo)
 
     @rule(auto=st.booleans())
     def compact(self, auto: bool) -> None:
