@@ -289,3 +289,91 @@ async def test_worktree_refs_go_to_their_stacks(git: Git, repo: Path) -> None:
     assert git("rev-parse", "refs/bisect/per-worktree", cwd=wt).strip() == ids["c1"]
     assert git.run("rev-parse", "-q", "--verify", "refs/bisect/per-worktree", cwd=repo,
                    check=False).returncode  # fmt: skip
+
+
+# -- reflogs, rename and copy (store.create_reflog, expire_reflog, rename, copy, ...) -------
+async def test_reflog_can_delete_separate_entries(git: Git, repo: Path) -> None:
+    assert "c1" in git("reflog", cwd=repo)
+    async with open_ref_store(repo, env=ENV) as store:
+        await store.delete_reflog_entry("HEAD", 1)
+    assert "c1" not in git("reflog", cwd=repo) and "c2" in git("reflog", cwd=repo)
+
+
+async def test_reflog_copying_branch_writes_reflog_entry(git: Git, repo: Path) -> None:
+    git("branch", "src", cwd=repo)
+    oid = git("rev-parse", "--short", "HEAD", cwd=repo).strip()
+    async with open_ref_store(repo, env=ENV) as store:
+        await store.copy(
+            "refs/heads/src", "refs/heads/dst", "Branch: copied refs/heads/src to refs/heads/dst"
+        )
+    assert git("reflog", "dst", cwd=repo).splitlines() == [
+        f"{oid} dst@{{0}}: Branch: copied refs/heads/src to refs/heads/dst",
+        f"{oid} dst@{{1}}: branch: Created from main",
+    ]
+
+
+async def test_reflog_renaming_branch_writes_reflog_entry(git: Git, repo: Path) -> None:
+    expected = git("show-ref", cwd=repo).replace("refs/heads/main", "refs/heads/after")
+    async with open_ref_store(repo, env=ENV) as store:
+        await store.rename("refs/heads/main", "refs/heads/after", "Branch: renamed")
+        async with store.transaction(message="Branch: renamed") as tx:  # as branch.c does
+            tx.symref_update("HEAD", "refs/heads/after")
+    assert git("show-ref", cwd=repo) == expected
+    assert git("symbolic-ref", "HEAD", cwd=repo).strip() == "refs/heads/after"
+    assert git("reflog", "show", "--format=%gs", "-1", "after", cwd=repo).strip() == (
+        "Branch: renamed"
+    )
+
+
+async def test_reflog_can_store_empty_logs(git: Git, repo: Path) -> None:
+    name = "refs/heads/branch"
+    async with open_ref_store(repo, env=ENV) as store:
+        assert not await store.reflog_exists(name)
+        assert await store.create_reflog(name)
+        assert await store.reflog_exists(name)
+        assert await store.reflog(name) == []
+    git("reflog", "exists", name, cwd=repo)
+
+
+async def test_reflog_expiry_empties_reflog(git: Git, repo: Path) -> None:
+    git("checkout", "-q", "-b", "branch", cwd=repo)
+    for name in ("fileA", "fileB"):
+        git("commit", "-q", "--allow-empty", "-m", name, cwd=repo)
+    fmt = "--format=%gs"
+    assert git("reflog", "show", fmt, "refs/heads/branch", cwd=repo).splitlines() == [
+        "commit: fileB",
+        "commit: fileA",
+        "branch: Created from HEAD",
+    ]
+    async with open_ref_store(repo, env=ENV) as store:
+        pruned = await store.expire_reflog("refs/heads/branch", aioreftable.ExpirePolicy(1 << 40))
+        assert len(pruned) == 3
+        assert await store.reflog_exists("refs/heads/branch")
+    assert git("reflog", "show", fmt, "refs/heads/branch", cwd=repo) == ""
+    git("reflog", "exists", "refs/heads/branch", cwd=repo)
+
+
+async def test_reflog_can_be_deleted(git: Git, repo: Path) -> None:
+    git("reflog", "exists", "refs/heads/main", cwd=repo)
+    async with open_ref_store(repo, env=ENV) as store:
+        assert await store.delete_reflog("refs/heads/main")
+        assert not await store.reflog_exists("refs/heads/main")
+    assert git.run("reflog", "exists", "refs/heads/main", cwd=repo, check=False).returncode
+
+
+async def test_branch_copy_and_move_with_df_conflict(git: Git, repo: Path) -> None:
+    git("branch", "branch", cwd=repo)
+    git("branch", "conflict", cwd=repo)
+    before = git("show-ref", cwd=repo)
+    async with open_ref_store(repo, env=ENV) as store:
+        with pytest.raises(NameConflictError) as e1:
+            await store.copy("refs/heads/branch", "refs/heads/branch/moved", "copy")
+        with pytest.raises(NameConflictError) as e2:
+            await store.rename("refs/heads/branch", "refs/heads/conflict/moved", "move")
+    for exc, args in (
+        (e1, ["-c", "branch", "branch/moved"]),
+        (e2, ["-m", "branch", "conflict/moved"]),
+    ):
+        proc = git.run("branch", *args, cwd=repo, check=False)
+        assert proc.stderr.decode().splitlines()[0] == f"error: {exc.value}"
+    assert git("show-ref", cwd=repo) == before
