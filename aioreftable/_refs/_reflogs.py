@@ -52,18 +52,6 @@ class ExpirePolicy:
         return bool(verdict)
 
 
-def entry_from_log(log: LogRecord) -> ReflogEntry:
-    return ReflogEntry(
-        log.old_id.hex(),
-        log.new_id.hex(),
-        log.name.decode("utf-8", "replace"),
-        log.email.decode("utf-8", "replace"),
-        log.time,
-        log.tz_offset,
-        log.message.decode("utf-8", "replace"),
-    )
-
-
 def _marker(name: bytes, update_index: int, null: bytes) -> LogRecord:
     """git's reflog existence marker: null to null, empty identity and message, time 0."""
     return LogRecord(name, update_index, old_id=null, new_id=null)
@@ -168,7 +156,7 @@ async def _expire(
                 assert ref.value is not None
                 current = ref.value
             live = [log for log in reversed(logs) if log.old_id != null or log.new_id != null]
-            entries = [entry_from_log(log) for log in live]
+            entries = [ReflogEntry.from_record(log) for log in live]
             verdicts = await decide(entries)
             records: list[LogRecord] = []
             pruned: list[ReflogEntry] = []

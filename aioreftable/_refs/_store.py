@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, final
 import anyio
 
 from .._errors import ReftableError
-from .._format._records import RefRecord, RefValueType
+from .._format._records import LogRecord, RefRecord, RefValueType
 from .._repo import RepositoryLayout, discover
 from .._stack import Snapshot, Stack, StackStatistics, open_stack
 from ._config import RepoConfig, load_config
@@ -78,6 +78,19 @@ class ReflogEntry:
     time: int
     tz: int
     message: str
+
+    @classmethod
+    def from_record(cls, log: LogRecord) -> ReflogEntry:
+        """The entry of a (non-deletion) log record."""
+        return cls(
+            log.old_id.hex(),
+            log.new_id.hex(),
+            log.name.decode("utf-8", "replace"),
+            log.email.decode("utf-8", "replace"),
+            log.time,
+            log.tz_offset,
+            log.message.decode("utf-8", "replace"),
+        )
 
 
 def is_root_ref(name: str) -> bool:
@@ -282,17 +295,7 @@ class RefStore:
             for log in snap.iter_logs(encode_name(bare)):
                 if log.old_id == null and log.new_id == null:
                     continue
-                out.append(
-                    ReflogEntry(
-                        log.old_id.hex(),
-                        log.new_id.hex(),
-                        log.name.decode("utf-8", "replace"),
-                        log.email.decode("utf-8", "replace"),
-                        log.time,
-                        log.tz_offset,
-                        log.message.decode("utf-8", "replace"),
-                    )
-                )
+                out.append(ReflogEntry.from_record(log))
         if oldest_first:
             out.reverse()
         return out
