@@ -187,7 +187,8 @@ async def _run(args: argparse.Namespace, root: Path) -> int:
     elapsed = time.perf_counter() - t0
     target = head.target if head else "?"
     print()
-    print(f"repository: {root} (HEAD -> {target})")
+    kept = "" if args.dir else ", temporary: removed on exit; --dir keeps it"
+    print(f"repository: {root} (HEAD -> {target}{kept})")
     print(
         f"writers:    {args.writers} tasks x {args.steps} steps: {t.commits} commits, "
         f"{t.cas_conflicts} compare-and-swap retries, {t.create_conflicts} lost races"
