@@ -336,10 +336,32 @@ class Block:
             return self.first_pos, b""
         pos = self._restart_pos(lo - 1)
         prev = b""
+        data = self.data
         end = self.restart_off
         key_at = self._key_at
         skip = self._skip_value
+        fast = self.typ == BLOCK_TYPE_REF
+        value_len = (0, self.hash_size, 2 * self.hash_size)
         while pos < end:
+            p = data[pos]
+            if fast and p < 0x80 and pos + 3 < end and p <= len(prev):
+                # inline key decode and value skip for common ref records (see _ref_records)
+                svt = data[pos + 1]
+                at = pos + 2
+                if svt >= 0x80 and data[at] < 0x80:
+                    svt = (((svt & 0x7F) + 1) << 7) | data[at]
+                    at += 1
+                stop = at + (svt >> 3)
+                vt = svt & 7
+                if data[at - 1] < 0x80 and stop < end and vt < 3 and data[stop] < 0x80:
+                    key = prev[:p] + data[at:stop]
+                    if key:
+                        if key >= want:
+                            return pos, prev
+                        nxt = stop + 1 + value_len[vt]
+                        if nxt <= end:
+                            pos, prev = nxt, key
+                            continue
             key, vt, vpos = key_at(pos, prev)
             if key >= want:
                 return pos, prev
