@@ -271,6 +271,25 @@ async def test_verify_well_formed_repository(git: Git, repo: Path) -> None:
         assert await store.verify() == []
 
 
+async def test_verify_reports_lock_files(git: Git, repo: Path) -> None:
+    d = stack_dir(repo)
+    (d / "tables.list.lock").touch()
+    (d / (listed(repo)[0] + ".lock")).touch()
+    got = await findings(repo)
+    assert [line.split(": ")[:3] for line in got] == [
+        ["warning", f"{listed(repo)[0]}.lock", "reftableLockPresent"],
+        ["warning", "tables.list.lock", "reftableLockPresent"],
+    ]
+    # git agrees that the stack is locked
+    assert (
+        b"cannot lock references"
+        in git.run("update-ref", "refs/heads/x", "HEAD", cwd=repo, check=False).stderr
+    )
+    for lock in d.glob("*.lock"):
+        lock.unlink()
+    assert await findings(repo) == []
+
+
 @pytest.mark.parametrize(
     "table_name",
     [

@@ -45,9 +45,10 @@ class VerifyFinding:
 
     ``code`` is git's fsck message id for git's checks (:data:`GIT_CODES`) or one of ours
     (``badReftableStack``, ``badReftableTable``, ``badReftableUpdateIndex``,
-    ``unlistedReftableTable``, ``staleReftableTable``); ``path`` is a table name or a
-    refname (``worktrees/<id>/...`` for another worktree's stack). ``str()`` gives git's
-    line: ``error: refs/heads/x: badReferentName: points to invalid refname 'garbage'``."""
+    ``unlistedReftableTable``, ``staleReftableTable``, ``reftableLockPresent``); ``path``
+    is a table name or a refname (``worktrees/<id>/...`` for another worktree's stack).
+    ``str()`` gives git's line, e.g.
+    ``error: refs/heads/x: badReferentName: points to invalid refname 'garbage'``."""
 
     severity: Severity
     code: str
@@ -207,6 +208,20 @@ def _unlisted(st: _Stack, listed: set[str], max_index: int) -> Iterator[VerifyFi
             yield VerifyFinding("warning", "staleReftableTable", name, why)
 
 
+def _locks(st: _Stack) -> Iterator[VerifyFinding]:
+    """Lock files: held by a running writer or compactor, or left behind by a crash."""
+    try:
+        files = sorted(n for n in os.listdir(st.directory) if n.endswith(".lock"))
+    except OSError:
+        return
+    for name in files:
+        why = (
+            "lock file present: a git or aioreftable process holds it, or a crashed one left "
+            "it behind (remove it by hand only if no such process is running)"
+        )
+        yield VerifyFinding("warning", "reftableLockPresent", name, why)
+
+
 def _symref_findings(path: str, refname: str, target: str) -> Iterator[VerifyFinding]:
     """git's refs_fsck_symref."""
     stripped = parse_worktree_ref(refname)[2]
@@ -262,6 +277,7 @@ def _verify_stack(st: _Stack, hash_name: str) -> list[VerifyFinding]:
         out.extend(_table_findings(readers, hash_name))
         max_index = max((r.max_update_index for r in readers), default=0)
         out.extend(_unlisted(st, set(names), max_index))
+        out.extend(_locks(st))
         if not any(f.code == "badReftableTable" for f in out):
             try:
                 out.extend(_ref_findings(st, readers, hash_name))
@@ -282,4 +298,7 @@ def verify_sync(store: RefStore) -> list[VerifyFinding]:
 
 async def verify(store: RefStore) -> list[VerifyFinding]:
     """git's ``refs verify`` for every worktree's stack plus our deep table checks."""
+    for stack in (store._main, store._worktree):
+        if stack is not None:
+            await stack.wait_idle()  # our own background compaction holds locks meanwhile
     return await anyio.to_thread.run_sync(verify_sync, store)
