@@ -123,3 +123,34 @@ def test_show_ref_refuses_files_backend(git: Git, tmp_path: Path) -> None:
     git("init", "-q", "--ref-format=files", str(tmp_path / "files"))
     code, _, err = ours(tmp_path / "files", "--head")
     assert code == 128 and "'files' ref storage" in err
+
+
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_show_ref_dies_on_a_ref_to_a_missing_object(
+    git: Git, git_repo: Callable[..., Path], object_format: str
+) -> None:
+    import anyio
+
+    from aioreftable import open_ref_store
+
+    repo = git_repo(object_format=object_format)
+    populate(git, repo)
+    missing = "1" * (40 if object_format == "sha1" else 64)
+
+    async def write() -> None:
+        async with open_ref_store(repo) as store:
+            async with store.transaction(message="x", skip_object_check=True) as tx:
+                tx.create("refs/heads/missing-object", missing)
+
+    anyio.run(write)
+    for args in [
+        ("--head",),
+        ("-d",),
+        ("--verify", "refs/heads/missing-object"),
+        ("-q", "--verify", "refs/heads/missing-object"),
+        ("--exists", "refs/heads/missing-object"),
+        ("main",),
+    ]:
+        want = theirs(git, repo, *args)
+        assert ours(repo, *args) == want, args
+    assert theirs(git, repo, "--head")[2].startswith("fatal: git show-ref: bad ref")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import anyio
 
@@ -71,7 +72,42 @@ def _matches(refname: str, patterns: list[str]) -> bool:
     return False
 
 
-def _show(args: argparse.Namespace, refname: str, rec: RefRecord) -> None:
+class BadRef(Exception):
+    """git show-ref dies when a ref names an object the repository does not have."""
+
+
+class Objects:
+    """Object existence through dulwich's object store (loose, packs, alternates), opened on
+    first use. Where dulwich cannot read the object database (e.g. a hash it does not
+    support) the check is skipped rather than reporting every ref as bad."""
+
+    def __init__(self, objects_dir: Path):
+        self._dir = objects_dir
+        self._store: object | None = None
+        self._usable = True
+
+    def has(self, hexid: str) -> bool:
+        if not self._usable:
+            return True
+        from dulwich.errors import FileFormatException
+
+        try:
+            if self._store is None:
+                from dulwich.config import ConfigFile
+                from dulwich.object_store import DiskObjectStore
+
+                config_path = self._dir.parent / "config"
+                config = ConfigFile.from_path(str(config_path))
+                self._store = DiskObjectStore.from_config(str(self._dir), config)
+            return hexid.encode() in self._store  # type: ignore[operator]
+        except (OSError, ValueError, NotImplementedError, FileFormatException):
+            self._usable = False
+            return True
+
+
+def _show(args: argparse.Namespace, refname: str, rec: RefRecord, objects: Objects) -> None:
+    if not objects.has(rec.value.hex()):  # type: ignore[union-attr]
+        raise BadRef(f"git show-ref: bad ref {refname} ({rec.value.hex()})")  # type: ignore[union-attr]
     if args.quiet:
         return
     hexid = rec.value.hex()  # type: ignore[union-attr]
@@ -103,10 +139,15 @@ async def _run(args: argparse.Namespace) -> int:
                 open_stack(layout.worktree_stack, options, create=False)
             )
             worktree = await wt.snapshot()
-        return _dispatch(args, RefView(await main.snapshot(), worktree))
+        objects = Objects(layout.common_dir / "objects")
+        view = RefView(await main.snapshot(), worktree)
+        try:
+            return _dispatch(args, view, objects)
+        except BadRef as e:
+            return _die(str(e))
 
 
-def _dispatch(args: argparse.Namespace, view: RefView) -> int:
+def _dispatch(args: argparse.Namespace, view: RefView, objects: Objects) -> int:
     refs = list(args.patterns)
     if args.exists:
         if not refs:
@@ -128,14 +169,14 @@ def _dispatch(args: argparse.Namespace, view: RefView) -> int:
                 if args.quiet:
                     return 1
                 return _die(f"'{name}' - not a valid ref")
-            _show(args, name, rec)
+            _show(args, name, rec, objects)
         return 0
     found = 0
     if args.head:
         head = view.resolve(b"HEAD")
         if head is not None:
             found += 1
-            _show(args, "HEAD", head)
+            _show(args, "HEAD", head, objects)
     prefixes = []
     if args.branches:
         prefixes.append("refs/heads/")
@@ -151,7 +192,7 @@ def _dispatch(args: argparse.Namespace, view: RefView) -> int:
         if rec is None:
             continue  # dangling symref: git's iterator skips broken refs
         found += 1
-        _show(args, name, rec)
+        _show(args, name, rec, objects)
     return 0 if found else 1
 
 
