@@ -138,9 +138,11 @@ def test_show_ref_dies_on_a_ref_to_a_missing_object(
     missing = "1" * (40 if object_format == "sha1" else 64)
 
     async def write() -> None:
-        async with open_ref_store(repo) as store:
-            async with store.transaction(message="x", skip_object_check=True) as tx:
-                tx.create("refs/heads/missing-object", missing)
+        async with (
+            open_ref_store(repo) as store,
+            store.transaction(message="x", skip_object_check=True) as tx,
+        ):
+            tx.create("refs/heads/missing-object", missing)
 
     anyio.run(write)
     for args in [
