@@ -6,8 +6,8 @@ Three groups:
 * dumping what git sees (``git_*``) and what our codec sees (``our_*``) in the same shape,
   so a test is one ``assert ours == gits``;
 * reading and writing a repository's stack synchronously with the low-level codec
-  (``open_stack``, ``reencode``, ``install_stack``). The library's async stack is a separate
-  module; these tests exercise only the codec.
+  (``open_stack``, ``install_stack``; re-encoding is ``format_helpers.reencode``). The
+  library's async stack is a separate module; these tests exercise only the codec.
 """
 
 from __future__ import annotations
@@ -61,17 +61,6 @@ def open_stack(repo: Path) -> Iterator[MergedTable]:
 def table_file_name(min_update_index: int, max_update_index: int, suffix: int) -> str:
     """git's table name: ``0x<min:012x>-0x<max:012x>-<8 hex>.ref``."""
     return f"0x{min_update_index:012x}-0x{max_update_index:012x}-{suffix & 0xFFFFFFFF:08x}.ref"
-
-
-def reencode(reader: TableReader, options: WriteOptions) -> bytes:
-    """Write ``reader``'s records (tombstones included, stored order) again with ``options``."""
-    w = TableWriter(options)
-    w.set_limits(reader.min_update_index, reader.max_update_index)
-    for ref in reader.seek_refs():
-        w.add_ref(ref)
-    for log in reader.iter_logs():
-        w.add_log(log)
-    return w.finish(allow_empty=True)
 
 
 def write_table(

@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 import sys
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,3 +262,21 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+class PausingOS(OS):
+    """Holds the next compaction (once per arming) after its temp table is written, with the
+    table locks held; tests release it with ``resume``."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+
+    def write_temp_table(self, directory: str, prefix: str, data: bytes, mode: int | None) -> str:
+        path = super().write_temp_table(directory, prefix, data, mode)
+        if self.armed:
+            self.armed = False
+            self.paused.set()
+            self.resume.wait(30)
+        return path

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from format_helpers import reencode
 from gitdiff_helpers import (
     BuiltRepo,
     Case,
@@ -42,7 +43,6 @@ from gitdiff_helpers import (
     our_live_logs,
     our_reflogs,
     our_show_ref,
-    reencode,
     table_names,
     write_table,
 )

@@ -7,14 +7,13 @@ import logging
 import math
 import os
 import tempfile
-import threading
 from pathlib import Path
 
 import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from stack_helpers import add_ref, listed, oid, refs_of, stray_files
+from stack_helpers import PausingOS, add_ref, listed, oid, refs_of, stray_files
 
 from aioreftable import LockError, LogExpiry, OutdatedError, Stack, StackOptions, open_stack
 from aioreftable._fs import OS
@@ -241,23 +240,6 @@ async def test_other_background_errors_are_logged_and_retried(
 
 
 # -- concurrency inside compaction ------------------------------------------------------------
-class PausingOS(OS):
-    """Holds the next compaction after its temp table is written (table locks held)."""
-
-    def __init__(self) -> None:
-        self.armed = False
-        self.paused = threading.Event()
-        self.resume = threading.Event()
-
-    def write_temp_table(self, directory: str, prefix: str, data: bytes, mode: int | None) -> str:
-        path = super().write_temp_table(directory, prefix, data, mode)
-        if self.armed:
-            self.armed = False
-            self.paused.set()
-            self.resume.wait(30)
-        return path
-
-
 async def test_appends_during_compaction_are_spliced_not_lost(tmp_path: Path) -> None:
     """git ed1ad6b44d: the compactor must not write back its stale list."""
     fs = PausingOS()
@@ -319,9 +301,7 @@ async def test_cancelled_context_abandons_background_compaction(tmp_path: Path) 
 
 
 def big_batch(t: int, update_index: int, n: int) -> list[RefRecord]:
-    return [
-        RefRecord.val1(b"refs/heads/t%d/%05d" % (t, i), update_index, oid(i)) for i in range(n)
-    ]
+    return [RefRecord.val1(b"refs/heads/t%d/%05d" % (t, i), update_index, oid(i)) for i in range(n)]
 
 
 # -- clean ---------------------------------------------------------------------------------

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
 from conftest import Git
-from stack_helpers import add_ref, listed, stray_files
+from stack_helpers import PausingOS, add_ref, listed, stray_files
 
 from aioreftable import LockError, StackOptions, open_stack
-from aioreftable._fs import OS
 from aioreftable.lowlevel import RefRecord, WriteOptions
 
 pytestmark = [pytest.mark.anyio, pytest.mark.git]
@@ -58,9 +56,7 @@ async def test_we_read_what_git_wrote(git: Git, git_repo: Callable[..., Path]) -
 
 
 @pytest.mark.parametrize("fmt", ["sha1", "sha256"])
-async def test_git_reads_what_we_wrote(
-    git: Git, git_repo: Callable[..., Path], fmt: str
-) -> None:
+async def test_git_reads_what_we_wrote(git: Git, git_repo: Callable[..., Path], fmt: str) -> None:
     repo, head = repo_with_commit(git, git_repo, fmt)
     opts = StackOptions(write_options=WriteOptions(hash=fmt))  # type: ignore[arg-type]
     async with open_stack(repo / ".git" / "reftable", opts) as stack:
@@ -78,9 +74,7 @@ async def test_git_reads_what_we_wrote(
     assert "refs/heads/after" in git_refs(git, repo)
 
 
-async def test_many_concurrent_writers_git_and_us(
-    git: Git, git_repo: Callable[..., Path]
-) -> None:
+async def test_many_concurrent_writers_git_and_us(git: Git, git_repo: Callable[..., Path]) -> None:
     """t0610 "many concurrent writers", half of them git processes, half our tasks."""
     repo, head = repo_with_commit(git, git_repo)
     n = 50
@@ -106,22 +100,6 @@ async def test_many_concurrent_writers_git_and_us(
     assert expected <= set(git_refs(git, repo))
     verify(git, repo)
     assert stray_files(repo / ".git" / "reftable") == []
-
-
-class PausingOS(OS):
-    """Blocks a compaction after its temp table is written, with the table locks held."""
-
-    def __init__(self) -> None:
-        self.armed = False
-        self.paused = threading.Event()
-        self.resume = threading.Event()
-
-    def write_temp_table(self, directory: str, prefix: str, data: bytes, mode: int | None) -> str:
-        path = super().write_temp_table(directory, prefix, data, mode)
-        if self.armed:
-            self.paused.set()
-            self.resume.wait(30)
-        return path
 
 
 async def test_git_pack_refs_fails_on_our_table_locks_and_appends_survive(
@@ -170,9 +148,7 @@ async def test_our_pack_fails_on_git_held_list_lock(
     git("update-ref", "refs/heads/y", head.hex(), cwd=repo)
 
 
-async def test_reader_sees_git_commit_on_next_read(
-    git: Git, git_repo: Callable[..., Path]
-) -> None:
+async def test_reader_sees_git_commit_on_next_read(git: Git, git_repo: Callable[..., Path]) -> None:
     repo, head = repo_with_commit(git, git_repo)
     async with open_stack(repo / ".git" / "reftable") as stack:
         assert (await stack.snapshot()).ref(b"refs/heads/new") is None
@@ -237,9 +213,7 @@ async def test_our_compaction_while_git_appends_loses_nothing(
     verify(git, repo)
 
 
-async def test_git_lock_timeout_on_our_held_lock(
-    git: Git, git_repo: Callable[..., Path]
-) -> None:
+async def test_git_lock_timeout_on_our_held_lock(git: Git, git_repo: Callable[..., Path]) -> None:
     repo, head = repo_with_commit(git, git_repo)
     rt = repo / ".git" / "reftable"
     async with open_stack(rt) as stack, stack.addition() as add:
