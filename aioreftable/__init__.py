@@ -59,6 +59,10 @@ _LAZY: dict[str, str] = {
     "init_repo": "._refs",
     "check_refname_format": "._refs",
     "VerifyFinding": "._refs._maintenance",
+    "SymrefDepthError": "._refs",
+    "ConfigError": "._refs",
+    "DateError": "._refs",
+    "UnsupportedConfigWarning": "._refs._config",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,6 +77,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._refs import check_refname_format as check_refname_format
     from ._refs import init_repo as init_repo
     from ._refs import open_ref_store as open_ref_store
+    from ._refs import ConfigError as ConfigError
+    from ._refs import DateError as DateError
+    from ._refs import SymrefDepthError as SymrefDepthError
+    from ._refs._config import UnsupportedConfigWarning as UnsupportedConfigWarning
     from ._refs._maintenance import VerifyFinding as VerifyFinding
     from ._stack import Addition as Addition
     from ._stack import LogExpiry as LogExpiry
@@ -87,6 +95,8 @@ __all__ = [
     "Batch",
     "BatchResult",
     "ChecksumError",
+    "ConfigError",
+    "DateError",
     "DecompressionError",
     "EmptyTableError",
     "EntryTooBigError",
@@ -113,10 +123,12 @@ __all__ = [
     "Stack",
     "StackOptions",
     "StackStatistics",
+    "SymrefDepthError",
     "Transaction",
     "TransactionError",
     "RepositoryLayout",
     "UnsupportedRepositoryError",
+    "UnsupportedConfigWarning",
     "UpdateIndexError",
     "UsageError",
     "VerifyFinding",
@@ -126,6 +138,11 @@ __all__ = [
     "open_ref_store",
     "open_stack",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public names (lazy ones included), so that ``dir()`` and ``help()`` show them."""
+    return sorted({*__all__, "__version__"})
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import Git
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -26,12 +28,19 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     assert marker + command + "\n" in ci
 
 
-def test_readme_library_example_runs(tmp_path: Path) -> None:
+def test_readme_library_example_runs(tmp_path: Path, git: Git) -> None:
+    """The example leaves a repository git calls healthy: fsck --strict, log and reflog."""
     readme = (ROOT / "README.md").read_text()
     code = readme.split("```python\n", 1)[1].split("```", 1)[0]
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["1" * 40, "1"]
-    assert (tmp_path / "repo" / ".git" / "reftable" / "tables.list").read_text().endswith(".ref\n")
+    repo = tmp_path / "repo"
+    head, entries = proc.stdout.split()
+    assert head == git("rev-parse", "HEAD", cwd=repo).strip()
+    assert entries == "1"
+    git("fsck", "--strict", "--no-dangling", cwd=repo)
+    assert git("log", "--format=%s", cwd=repo) == "first commit\n"
+    assert git("reflog", "--format=%gs", cwd=repo) == "commit (initial): first commit\n"
+    assert (repo / ".git" / "reftable" / "tables.list").read_text().endswith(".ref\n")
