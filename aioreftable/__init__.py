@@ -68,18 +68,18 @@ _LAZY: dict[str, str] = {
 if TYPE_CHECKING:  # pragma: no cover
     from ._refs import Batch as Batch
     from ._refs import BatchResult as BatchResult
+    from ._refs import ConfigError as ConfigError
+    from ._refs import DateError as DateError
     from ._refs import ExpirePolicy as ExpirePolicy
     from ._refs import Ref as Ref
     from ._refs import ReflogEntry as ReflogEntry
     from ._refs import RefStore as RefStore
     from ._refs import RejectReason as RejectReason
+    from ._refs import SymrefDepthError as SymrefDepthError
     from ._refs import Transaction as Transaction
     from ._refs import check_refname_format as check_refname_format
     from ._refs import init_repo as init_repo
     from ._refs import open_ref_store as open_ref_store
-    from ._refs import ConfigError as ConfigError
-    from ._refs import DateError as DateError
-    from ._refs import SymrefDepthError as SymrefDepthError
     from ._refs._config import UnsupportedConfigWarning as UnsupportedConfigWarning
     from ._refs._maintenance import VerifyFinding as VerifyFinding
     from ._stack import Addition as Addition

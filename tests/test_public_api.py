@@ -50,7 +50,9 @@ def test_dir_shows_the_public_names_and_hides_helpers() -> None:
 
 
 def test_help_lists_lazy_names_in_a_fresh_interpreter() -> None:
-    code = "import aioreftable, pydoc; print(pydoc.render_doc(aioreftable, renderer=pydoc.plaintext))"
+    code = (
+        "import aioreftable, pydoc\nprint(pydoc.render_doc(aioreftable, renderer=pydoc.plaintext))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout
