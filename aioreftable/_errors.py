@@ -9,9 +9,12 @@ __all__ = [
     "EntryTooBigError",
     "FormatError",
     "IncorrectOldValueError",
+    "InvalidNewValueError",
+    "InvalidObjectIdError",
     "KeyOrderError",
     "LimitsError",
     "LockError",
+    "MissingObjectError",
     "NameConflictError",
     "NotExistError",
     "OutdatedError",
@@ -22,6 +25,7 @@ __all__ = [
     "TransactionError",
     "UpdateIndexError",
     "UsageError",
+    "WorktreeNotFoundError",
 ]
 
 
@@ -134,3 +138,26 @@ class NameConflictError(TransactionError):
 
 class RefnameError(TransactionError):
     """An invalid or unsafe refname (git's check_refname_format / refname_is_safe)."""
+
+
+class WorktreeNotFoundError(RefnameError):
+    """A ``worktrees/<id>/...`` name whose worktree (or its reftable stack) does not exist.
+
+    ``worktree`` is the id."""
+
+    def __init__(self, message: str, *refnames: str, worktree: str):
+        self.worktree = worktree
+        super().__init__(message, *refnames)
+
+
+class InvalidNewValueError(TransactionError):
+    """A new value git refuses: an object the repository lacks, or a non-commit object for a
+    branch (git: REF_TRANSACTION_ERROR_INVALID_NEW_VALUE)."""
+
+
+class MissingObjectError(InvalidNewValueError):
+    """A new value names an object that is not in the object database."""
+
+
+class InvalidObjectIdError(ReftableError, ValueError):
+    """A malformed object id (wrong length or not lowercase hex digits); also a ValueError."""
