@@ -35,7 +35,8 @@ def test_demo_repository_is_what_git_sees(
     assert m and int(m.group(1)) == 1 + 12 + (4 * 3 - int(m.group(3)))
     assert int(m.group(3)) == 4 * 2  # each of 4 claimed names is won once, lost twice
     assert re.search(r"stack:\s+\d+ tables, \d+ bytes, \d+ additions, \d+ compactions", out)
-    assert main(args) == 1  # refuses a non-empty directory
+    assert main(args) == 128  # refuses a non-empty directory, like git clone
+    assert "already exists and is not an empty directory" in capsys.readouterr().err
 
 
 def test_demo_in_a_temporary_directory() -> None:
@@ -81,6 +82,6 @@ def test_dump_reports_corruption(tmp_path: Path, capsys: pytest.CaptureFixture[s
     data = bytearray((DATA / "git_single_ref.ref").read_bytes())
     data[-1] ^= 0xFF
     bad.write_bytes(bytes(data))
-    assert main(["dump", str(bad)]) == 1
+    assert main(["dump", str(bad)]) == 128
     err = capsys.readouterr().err
-    assert "bad.ref" in err and "CRC" in err
+    assert err.startswith(f"fatal: {bad}: ") and "CRC" in err

@@ -156,3 +156,60 @@ def test_show_ref_dies_on_a_ref_to_a_missing_object(
         want = theirs(git, repo, *args)
         assert ours(repo, *args) == want, args
     assert theirs(git, repo, "--head")[2].startswith("fatal: git show-ref: bad ref")
+
+
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_show_ref_symref_chains_stop_at_gits_depth(
+    git: Git, git_repo: Callable[..., Path], object_format: str
+) -> None:
+    """git follows at most 5 refs (SYMREF_MAXDEPTH): a chain of 4 symrefs resolves, one of
+    5 or 6 does not (--verify dies, the listing skips it as broken)."""
+    repo = git_repo(object_format=object_format)
+    populate(git, repo)
+    git("symbolic-ref", "refs/heads/chain/1", "refs/heads/main", cwd=repo)
+    for i in range(2, 7):
+        git("symbolic-ref", f"refs/heads/chain/{i}", f"refs/heads/chain/{i - 1}", cwd=repo)
+    git("symbolic-ref", "refs/heads/loop/a", "refs/heads/loop/b", cwd=repo)
+    git("symbolic-ref", "refs/heads/loop/b", "refs/heads/loop/a", cwd=repo)
+    cases = [("--verify", f"refs/heads/chain/{i}") for i in (4, 5, 6)]
+    cases += [("--verify", "-q", "refs/heads/chain/5"), ("--verify", "refs/heads/loop/a")]
+    cases += [(), ("chain/4",), ("chain/5",), ("--exists", "refs/heads/chain/6")]
+    for args in cases:
+        assert ours(repo, *args) == theirs(git, repo, *args), args
+    # the boundary itself, as git reports it
+    assert theirs(git, repo, "--verify", "refs/heads/chain/4")[0] == 0
+    assert theirs(git, repo, "--verify", "refs/heads/chain/5")[0] == 128
+
+
+def test_show_ref_peels_like_git(git: Git, git_repo: Callable[..., Path]) -> None:
+    """In a listing the peeled id comes from the ref's own record (a symref to an annotated
+    tag has none); --verify and --head peel through the object database."""
+    import anyio
+
+    from aioreftable import open_ref_store
+
+    repo = git_repo()
+    populate(git, repo)
+    git("symbolic-ref", "refs/tags/alias", "refs/tags/v2", cwd=repo)
+    git("update-ref", "refs/notes/on-tag", "v2", cwd=repo)
+    tag = git("rev-parse", "v3", cwd=repo).strip()
+
+    async def write_unpeeled() -> None:
+        # without an object database the tag is stored unpeeled (a plain value record)
+        async with (
+            open_ref_store(repo, object_database=False) as store,
+            store.transaction(message="x") as tx,
+        ):
+            tx.create("refs/notes/unpeeled", tag)
+
+    anyio.run(write_unpeeled)
+    for args in [
+        ("-d",),
+        ("-d", "alias"),
+        ("-d", "--head"),
+        ("--verify", "-d", "refs/tags/alias"),
+        ("--verify", "-d", "HEAD", "refs/notes/on-tag", "refs/tags/v3"),
+        ("-d", "unpeeled"),
+        ("--verify", "-d", "refs/notes/unpeeled"),
+    ]:
+        assert ours(repo, *args) == theirs(git, repo, *args), args

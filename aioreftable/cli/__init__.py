@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+from .. import FormatError, ReftableError
+from ._usage import USAGE_EXIT, GitArgumentParser, GitUsageError, HelpShown
+
 __all__ = ["main", "run"]
 
+FATAL_EXIT = 128  # git's exit status for die()
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="aioreftable", description=__doc__)
+
+def _parser() -> GitArgumentParser:
+    p = GitArgumentParser(prog="aioreftable", description=__doc__)
     p.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser(
         "demo", help="a repository with concurrent writers, readers and compaction"
     )
@@ -25,18 +32,50 @@ def _parser() -> argparse.ArgumentParser:
 
     add_show_ref(sub)
     dump = sub.add_parser("dump", help="print a table or a reftable/ directory")
-    dump.add_argument("path", help="a .ref file, a reftable/ directory or a repository")
+    dump.add_argument("path", help="a .ref file, a reftable/ directory, a repository or a worktree")
     dump.add_argument("--json", action="store_true", help="machine-readable output")
     dump.add_argument("--no-records", action="store_true", help="blocks only")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.directory:
-        import os
+def _command_args(argv: Sequence[str]) -> tuple[str | None, Sequence[str]]:
+    """The subcommand and the arguments after it (top-level options skipped)."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "-C":
+            i += 2
+            continue
+        if not arg.startswith("-"):
+            return arg, argv[i + 1 :]
+        i += 1
+    return None, ()
 
-        os.chdir(args.directory)
+
+def _describe(exc: BaseException) -> str:
+    """One line for the user: the file (and offset) for format and OS errors."""
+    if isinstance(exc, OSError):
+        where = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+        reason = exc.strerror or str(exc)
+        return f"{': '.join(where)}: {reason}" if where else reason
+    if isinstance(exc, FormatError):
+        return str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def _user_error(exc: BaseException) -> BaseException | None:
+    """The first of our errors or an OS error in ``exc`` (also inside task-group groups)."""
+    if isinstance(exc, (ReftableError, OSError)):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _user_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from ._demo import run_demo
 
@@ -45,17 +84,70 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._show_ref import run_show_ref
 
         return run_show_ref(args)
-    if args.command == "dump":
-        from ._dump import run_dump
+    from ._dump import run_dump
 
-        return run_dump(args)
-    raise AssertionError(args.command)  # pragma: no cover
+    return run_dump(args)
+
+
+def _fatal(message: str) -> int:
+    print(f"fatal: {message}", file=sys.stderr)
+    return FATAL_EXIT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns git's exit status (0, 1, 2, 128 fatal, 129 usage).
+
+    Every error aioreftable raises on purpose and every OS error becomes one ``fatal:``
+    line here, in one place, never a traceback."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser()
+    try:
+        command, rest = _command_args(argv)
+        if command == "show-ref":
+            from ._show_ref import check_unsupported
+
+            check_unsupported(rest)
+        args = parser.parse_args(argv)
+        if args.version:
+            from .. import __version__
+
+            print(f"aioreftable version {__version__}")
+            return 0
+        if args.command is None:
+            parser.error("a command is required")
+    except HelpShown:
+        return USAGE_EXIT
+    except GitUsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        (e.parser or parser).print_usage(sys.stderr)
+        return USAGE_EXIT
+    if args.directory:
+        try:
+            os.chdir(args.directory)
+        except OSError as e:
+            return _fatal(f"cannot change to '{args.directory}': {e.strerror}")
+    try:
+        return _dispatch(args)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except KeyboardInterrupt:
+        return 130
+    except BaseException as e:
+        found = _user_error(e)
+        if found is None:
+            raise
+        if isinstance(found, BrokenPipeError):
+            return _quiet_broken_pipe()
+        return _fatal(_describe(found))
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader went away (``| head``): stop quietly, also at interpreter exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0
 
 
 def run() -> None:
     """Console-script entry point."""
-    try:
-        code = main()
-    except BrokenPipeError:
-        code = 0
-    sys.exit(code)
+    sys.exit(main())

@@ -207,8 +207,11 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.dir:
         root = Path(args.dir)
         if root.exists() and any(root.iterdir()):
-            print(f"error: {root} exists and is not empty", file=sys.stderr)
-            return 1
+            print(
+                f"fatal: destination path '{root}' already exists and is not an empty directory",
+                file=sys.stderr,
+            )
+            return 128
         return anyio.run(_run, args, root)
     with tempfile.TemporaryDirectory(prefix="aioreftable-demo-") as tmp:
         return anyio.run(_run, args, Path(tmp) / "repo")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from .. import FormatError
+from .. import FormatError, discover
 from ..lowlevel import IndexRecord, LogRecord, ObjRecord, RefRecord, RefValueType, TableReader
 
 _TYPES = {0x72: "ref", 0x67: "log", 0x6F: "obj", 0x69: "index"}
@@ -56,13 +57,23 @@ def _record(rec: Any) -> dict[str, Any]:
 
 
 def describe(path: Path, records: bool = True) -> dict[str, Any]:
-    """Everything about one table as plain data."""
+    """Everything about one table as plain data; a format error names the file."""
+    try:
+        return _describe(path, records)
+    except FormatError as e:
+        raise e.located(str(path)) from None
+
+
+def _describe(path: Path, records: bool) -> dict[str, Any]:
     with TableReader.from_path(path) as r:
         blocks = []
         for blk in r.blocks():
+            kind = _TYPES.get(blk.typ)
+            if kind is None:
+                raise FormatError(f"unknown block type {blk.typ:#04x}", offset=blk.offset)
             entry: dict[str, Any] = {
                 "offset": blk.offset,
-                "type": _TYPES[blk.typ],
+                "type": kind,
                 "block_len": len(blk.data),
                 "on_disk_size": blk.on_disk_size,
                 "restarts": blk.restart_count,
@@ -90,16 +101,28 @@ def describe(path: Path, records: bool = True) -> dict[str, Any]:
         }
 
 
+def _listed(stack: Path) -> list[Path]:
+    """The tables a stack directory's tables.list names, oldest first."""
+    listing = (stack / "tables.list").read_bytes().decode("utf-8", "surrogateescape")
+    return [stack / n for n in listing.split("\n") if n]
+
+
 def _tables(path: Path) -> list[Path]:
-    """A table, or the tables listed by a stack directory (or a repository's stack)."""
+    """A table, the tables of a stack directory, or those of a repository: its main stack
+    and, in a linked worktree, the worktree's own stack."""
+    os.stat(path)  # a missing path is an OS error naming it
     if path.is_file():
         return [path]
-    for candidate in (path, path / "reftable", path / ".git" / "reftable"):
-        listing = candidate / "tables.list"
-        if listing.is_file():
-            names = [n for n in listing.read_text().split("\n") if n]
-            return [candidate / n for n in names]
-    raise FileNotFoundError(f"{path}: not a table, a reftable directory or a repository")
+    if (path / "tables.list").exists():
+        return _listed(path)
+    is_repo = (path / ".git").exists() or (path / "HEAD").exists()
+    if not is_repo and (path / "reftable" / "tables.list").exists():
+        return _listed(path / "reftable")  # a copy of a reftable/ directory's parent
+    layout = discover(path)
+    stacks = [layout.main_stack]
+    if layout.worktree_stack is not None:
+        stacks.append(layout.worktree_stack)
+    return [table for stack in stacks for table in _listed(stack)]
 
 
 def _print_text(info: dict[str, Any]) -> None:
@@ -125,11 +148,8 @@ def _print_text(info: dict[str, Any]) -> None:
 
 
 def run_dump(args: argparse.Namespace) -> int:
-    try:
-        infos = [describe(p, records=not args.no_records) for p in _tables(Path(args.path))]
-    except (FormatError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    """Errors propagate to the entry point, which prints them as one ``fatal:`` line."""
+    infos = [describe(p, records=not args.no_records) for p in _tables(Path(args.path))]
     if args.json:
         json.dump(infos, sys.stdout, indent=1)
         print()

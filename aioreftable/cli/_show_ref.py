@@ -1,65 +1,20 @@
-"""`aioreftable show-ref`: git show-ref's output, errors and exit codes, read through our stack."""
+"""`aioreftable show-ref`: git show-ref's output, errors and exit codes, read through RefStore."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Iterator
-from contextlib import AsyncExitStack
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
 
-from .. import (
-    NotARepositoryError,
-    Snapshot,
-    StackOptions,
-    UnsupportedRepositoryError,
-    discover,
-    open_stack,
-)
-from ..lowlevel import RefRecord, RefValueType, WriteOptions
+from .. import RefStore, SymrefDepthError, open_ref_store
+from ._usage import GitArgumentParser, GitUsageError
 
-SYMREF_MAXDEPTH = 5  # git's refs.h
-
-
-def _is_per_worktree(name: bytes) -> bool:
-    """Root refs and refs/{worktree,bisect,rewritten}/ live in a worktree's own stack."""
-    if name.startswith((b"refs/worktree/", b"refs/bisect/", b"refs/rewritten/")):
-        return True
-    return bool(name) and all(c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_-" for c in name)
-
-
-class RefView:
-    """Reads across the main stack and (in a linked worktree) the worktree's own stack."""
-
-    def __init__(self, main: Snapshot, worktree: Snapshot | None):
-        self.main = main
-        self.worktree = worktree
-
-    def raw(self, name: bytes) -> RefRecord | None:
-        if self.worktree is not None and _is_per_worktree(name):
-            return self.worktree.ref(name)
-        return self.main.ref(name)
-
-    def resolve(self, name: bytes) -> RefRecord | None:
-        """Follow symrefs like git's refs_resolve_ref_unsafe; None if dangling or too deep."""
-        for _ in range(SYMREF_MAXDEPTH + 1):
-            rec = self.raw(name)
-            if rec is None:
-                return None
-            if rec.value_type != RefValueType.SYMREF:
-                return rec
-            name = rec.target or b""
-        return None
-
-    def refs(self) -> Iterator[bytes]:
-        """Every ref under refs/ in sorted order (both stacks merged)."""
-        names = {r.refname for r in self.main.iter_refs(b"refs/")}
-        if self.worktree is not None:
-            names = {n for n in names if not _is_per_worktree(n)}
-            names.update(r.refname for r in self.worktree.iter_refs(b"refs/"))
-        yield from sorted(names)
+# git show-ref options that take a value or work on stdin, which aioreftable does not offer.
+_UNSUPPORTED = ("--hash=", "--abbrev", "--no-abbrev", "--exclude-existing")
 
 
 def _matches(refname: str, patterns: list[str]) -> bool:
@@ -72,21 +27,41 @@ def _matches(refname: str, patterns: list[str]) -> bool:
     return False
 
 
+def _refname_is_safe(name: str) -> bool:
+    """git's refname_is_safe: refs/ names without '..' tricks, or an all-caps root ref."""
+    if name.startswith("refs/"):
+        parts = name[5:].split("/")
+        return all(p not in ("", ".", "..") for p in parts)
+    return bool(name) and all(c.isupper() or c == "_" for c in name)
+
+
 class BadRef(Exception):
     """git show-ref dies when a ref names an object the repository does not have."""
 
 
 class Objects:
-    """Object existence through dulwich's object store (loose, packs, alternates), opened on
-    first use. Where dulwich cannot read the object database (e.g. a hash it does not
-    support) the check is skipped rather than reporting every ref as bad."""
+    """git's has_object: is the object in the database (loose file, packs, alternates)?
+
+    Each distinct id is checked once. A loose object counts when its file exists (git does
+    not parse it either); everything else goes to dulwich's object store, opened on first
+    use. Where dulwich cannot read the database (e.g. a hash it does not support) the check
+    is skipped rather than reporting every ref as bad."""
 
     def __init__(self, objects_dir: Path):
         self._dir = objects_dir
         self._store: object | None = None
         self._usable = True
+        self._known: dict[str, bool] = {}
 
     def has(self, hexid: str) -> bool:
+        found = self._known.get(hexid)
+        if found is None:
+            found = self._known[hexid] = self._lookup(hexid)
+        return found
+
+    def _lookup(self, hexid: str) -> bool:
+        if os.path.isfile(os.path.join(self._dir, hexid[:2], hexid[2:])):
+            return True
         if not self._usable:
             return True
         from dulwich.errors import FileFormatException
@@ -105,95 +80,118 @@ class Objects:
             return True
 
 
-def _show(args: argparse.Namespace, refname: str, rec: RefRecord, objects: Objects) -> None:
-    if not objects.has(rec.value.hex()):  # type: ignore[union-attr]
-        raise BadRef(f"git show-ref: bad ref {refname} ({rec.value.hex()})")  # type: ignore[union-attr]
-    if args.quiet:
-        return
-    hexid = rec.value.hex()  # type: ignore[union-attr]
-    print(hexid if args.hash else f"{hexid} {refname}")
-    if args.dereference and rec.value_type == RefValueType.VAL2:
-        print(f"{rec.target_value.hex()} {refname}^{{}}")  # type: ignore[union-attr]
+class ShowRef:
+    """One show-ref run: prints like git's show_one, checking each object first."""
 
+    def __init__(self, args: argparse.Namespace, store: RefStore):
+        self.args = args
+        self.store = store
+        self.objects = Objects(store.layout.common_dir / "objects")
+        self.out: list[str] = []
 
-def _refname_is_safe(name: str) -> bool:
-    """git's refname_is_safe: refs/ names without '..' tricks, or an all-caps root ref."""
-    if name.startswith("refs/"):
-        parts = name[5:].split("/")
-        return all(p not in ("", ".", "..") for p in parts)
-    return bool(name) and all(c.isupper() or c == "_" for c in name)
+    def show(self, refname: str, oid: str, peeled: str | None) -> None:
+        if not self.objects.has(oid):
+            raise BadRef(f"git show-ref: bad ref {refname} ({oid})")
+        if self.args.quiet:
+            return
+        self.out.append(oid if self.args.hash else f"{oid} {refname}")
+        if self.args.dereference and peeled is not None:
+            self.out.append(f"{peeled} {refname}^{{}}")
+        if len(self.out) >= 1024:
+            self.flush()
 
+    def flush(self) -> None:
+        if self.out:
+            sys.stdout.write("\n".join(self.out) + "\n")
+            self.out.clear()
 
-async def _run(args: argparse.Namespace) -> int:
-    layout = discover(".")
-    # read-only: no auto-compaction, and a missing stack is not created
-    write = WriteOptions(hash="sha256" if layout.object_format == "sha256" else "sha1")
-    options = StackOptions(auto_compact=False, write_options=write)
-    async with AsyncExitStack() as stacks:
-        main = await stacks.enter_async_context(
-            open_stack(layout.main_stack, options, create=False)
-        )
-        worktree = None
-        if layout.worktree_stack is not None:
-            wt = await stacks.enter_async_context(
-                open_stack(layout.worktree_stack, options, create=False)
-            )
-            worktree = await wt.snapshot()
-        objects = Objects(layout.common_dir / "objects")
-        view = RefView(await main.snapshot(), worktree)
+    async def resolve(self, name: str) -> str | None:
+        """git's refs_resolve_ref_unsafe for reading: None if missing, dangling or too deep."""
         try:
-            return _dispatch(args, view, objects)
-        except BadRef as e:
-            return _die(str(e))
+            return await self.store.resolve(name)
+        except SymrefDepthError:
+            return None
 
+    async def peel(self, oid: str) -> str | None:
+        """git's peel_object (used outside ref iteration): the tag's target, else None."""
+        if not self.args.dereference or self.store.peeler is None:
+            return None
+        info = (await self.store.peeler.lookup([oid])).get(oid)
+        return None if info is None else info.peeled
 
-def _dispatch(args: argparse.Namespace, view: RefView, objects: Objects) -> int:
-    refs = list(args.patterns)
-    if args.exists:
+    async def exists(self, refs: list[str]) -> int:
         if not refs:
             return _die("--exists requires a reference")
         if len(refs) > 1:
             return _die("--exists requires exactly one reference")
-        if view.raw(refs[0].encode()) is None:
+        if await self.store.read(refs[0]) is None:
             print("error: reference does not exist", file=sys.stderr)
             return 2
         return 0
-    if args.verify:
+
+    async def verify(self, refs: list[str]) -> int:
         if not refs:
             return _die("--verify requires a reference")
         for name in refs:
-            rec = None
+            oid = None
             if name.startswith("refs/") or _refname_is_safe(name):
-                rec = view.resolve(name.encode())
-            if rec is None:
-                if args.quiet:
+                oid = await self.resolve(name)
+            if oid is None:
+                if self.args.quiet:
                     return 1
                 return _die(f"'{name}' - not a valid ref")
-            _show(args, name, rec, objects)
+            self.show(name, oid, await self.peel(oid))
         return 0
-    found = 0
-    if args.head:
-        head = view.resolve(b"HEAD")
-        if head is not None:
-            found += 1
-            _show(args, "HEAD", head, objects)
-    prefixes = []
-    if args.branches:
-        prefixes.append("refs/heads/")
-    if args.tags:
-        prefixes.append("refs/tags/")
-    for raw_name in view.refs():
-        name = raw_name.decode("utf-8", errors="surrogateescape")
-        if prefixes and not name.startswith(tuple(prefixes)):
-            continue
-        if refs and not _matches(name, refs):
-            continue
-        rec = view.resolve(raw_name)
-        if rec is None:
-            continue  # dangling symref: git's iterator skips broken refs
-        found += 1
-        _show(args, name, rec, objects)
-    return 0 if found else 1
+
+    async def patterns(self, refs: list[str]) -> int:
+        found = 0
+        if self.args.head:
+            head = await self.resolve("HEAD")
+            if head is not None:
+                found += 1
+                self.show("HEAD", head, await self.peel(head))
+        prefixes = []
+        if self.args.branches:
+            prefixes.append("refs/heads/")
+        if self.args.tags:
+            prefixes.append("refs/tags/")
+        async for ref in self.store.iterate("refs/"):
+            name = ref.name
+            if prefixes and not name.startswith(tuple(prefixes)):
+                continue
+            if refs and not _matches(name, refs):
+                continue
+            if ref.oid is None:
+                # a symref: git's iterator resolves it and skips it when broken; its peel
+                # comes from the symref's own record, which has none
+                oid = await self.resolve(name)
+                if oid is None:
+                    continue
+                found += 1
+                self.show(name, oid, None)
+            else:
+                found += 1
+                self.show(name, ref.oid, ref.peeled)
+        return 0 if found else 1
+
+    async def run(self) -> int:
+        refs = list(self.args.patterns)
+        try:
+            if self.args.exists:
+                return await self.exists(refs)
+            if self.args.verify:
+                return await self.verify(refs)
+            return await self.patterns(refs)
+        except BadRef as e:
+            self.flush()
+            return _die(str(e))
+        finally:
+            self.flush()
+
+
+async def _run(args: argparse.Namespace) -> int:
+    async with open_ref_store(".", verify_objects=False) as store:
+        return await ShowRef(args, store).run()
 
 
 def _die(message: str) -> int:
@@ -201,7 +199,18 @@ def _die(message: str) -> int:
     return 128
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def check_unsupported(argv: Sequence[str]) -> None:
+    """Refuse git show-ref options we do not implement, git-style (before argparse sees
+    them: ``--hash=8`` must not be read as ``--hash`` plus a pattern)."""
+    for arg in argv:
+        if arg == "--":
+            return
+        option = arg.split("=", 1)[0]
+        if arg.startswith(_UNSUPPORTED) or (arg.startswith("-s") and arg[2:].isdigit()):
+            raise GitUsageError(f"option `{option.lstrip('-')}' is not supported by aioreftable")
+
+
+def add_parser(sub: argparse._SubParsersAction[GitArgumentParser]) -> None:
     p = sub.add_parser("show-ref", help="list references like git show-ref")
     p.add_argument("--head", action="store_true", help="show the HEAD reference too")
     p.add_argument("-d", "--dereference", action="store_true", help="also show peeled tags")
@@ -217,7 +226,4 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run_show_ref(args: argparse.Namespace) -> int:
     if args.verify and args.exists:
         return _die("options '--verify' and '--exists' cannot be used together")
-    try:
-        return anyio.run(_run, args)
-    except (NotARepositoryError, UnsupportedRepositoryError) as e:
-        return _die(str(e))
+    return anyio.run(_run, args)
