@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,34 @@ def test_dump_reports_corruption(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["dump", str(bad)]) == 128
     err = capsys.readouterr().err
     assert err.startswith(f"fatal: {bad}: ") and "CRC" in err
+
+
+def test_dump_linked_worktree(
+    git: Git, git_repo: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a linked worktree dump shows the main stack's tables, then the worktree's own."""
+    repo = git_repo()
+    git("commit", "-q", "--allow-empty", "-m", "one", cwd=repo)
+    wt = tmp_path / "wt"
+    git("worktree", "add", "-q", "-b", "wt-branch", str(wt), cwd=repo)
+    git("update-ref", "refs/bisect/bad", "HEAD", cwd=wt)
+    main_stack = repo / ".git" / "reftable"
+    wt_stack = repo / ".git" / "worktrees" / "wt" / "reftable"
+    want = [main_stack / n for n in (main_stack / "tables.list").read_text().split()]
+    want += [wt_stack / n for n in (wt_stack / "tables.list").read_text().split()]
+    assert main(["dump", "--json", "--no-records", str(wt)]) == 0
+    assert [info["path"] for info in json.loads(capsys.readouterr().out)] == list(map(str, want))
+    assert main(["dump", str(wt)]) == 0
+    out = capsys.readouterr().out
+    assert "refname='refs/bisect/bad'" in out and "refname='refs/heads/wt-branch'" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import aioreftable
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"aioreftable version {aioreftable.__version__}\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "aioreftable", "--version"], capture_output=True, text=True
+    )
+    assert (proc.returncode, proc.stdout) == (0, f"aioreftable version {aioreftable.__version__}\n")
