@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -76,15 +76,18 @@ class Git:
         cwd: str | os.PathLike[str] | None = None,
         input: str | bytes | None = None,
         check: bool = True,
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str | None] | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
+        """``env`` adds to the fixed environment; a key mapped to None is removed from it
+        (e.g. ``GIT_CONFIG_GLOBAL=None`` lets git read a test's own global config)."""
         data = input.encode() if isinstance(input, str) else input
+        merged = {**self.env, **(env or {})}
         proc = subprocess.run(
             [self.path, *args],
             cwd=cwd,
             input=data,
             capture_output=True,
-            env={**self.env, **(env or {})},
+            env={k: v for k, v in merged.items() if v is not None},
             timeout=300,
         )
         if check and proc.returncode != 0:
@@ -128,6 +131,17 @@ def git_repo(git: Git, tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_git_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The library reads git's config layers from ``os.environ`` like git does: give it the
+    same system/global config as the git runner (none), so that a developer's
+    ``~/.gitconfig`` changes neither side. Tests of the layers pass their own ``env``."""
+    for key, value in GIT_ENV.items():
+        if key.startswith("GIT_CONFIG_"):
+            monkeypatch.setenv(key, value)
+    yield
 
 
 @pytest.fixture(params=["asyncio", "trio"])

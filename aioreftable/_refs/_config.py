@@ -1,10 +1,11 @@
-"""The repository config keys the ref store reads, parsed with git's value rules."""
+"""git's config layers in git's order and the keys the ref store reads, by git's value rules."""
 
 from __future__ import annotations
 
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._errors import ReftableError
@@ -13,12 +14,16 @@ from .._repo import RepositoryLayout
 from .._stack import StackOptions
 
 __all__ = [
+    "ConfigEntry",
     "ConfigError",
     "RepoConfig",
     "UnsupportedConfigWarning",
+    "command_line_config",
+    "global_config_paths",
     "load_config",
     "parse_bool",
     "parse_int",
+    "read_config",
     "shared_perm",
 ]
 
@@ -165,27 +170,231 @@ def _current_umask() -> int:
     return mask
 
 
-def load_config(layout: RepositoryLayout) -> RepoConfig:
-    """Read ``<common dir>/config`` (includes are not followed)."""
+_KEYCHAR = re.compile(r"[A-Za-z0-9-]*")
+_SPACE = " \t\n\r"  # git's isspace (sane_ctype), not C's
+_SYSTEM_CONFIG = "/etc/gitconfig"  # git's ETC_GITCONFIG for a build with prefix=/usr
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    """One ``key = value`` as git reads it: where from (``scope``, ``origin``), the key in
+    git's canonical form (section and name lowercased, subsection as written) and the value
+    (None for a key given without ``=``)."""
+
+    scope: str  # system, global, local, worktree or command (git config --show-scope)
+    origin: str  # the file, or "command line"
+    key: str
+    value: str | None
+
+
+def _file_entries(path: str, scope: str, *, missing_ok_eacces: bool) -> list[ConfigEntry]:
+    """The entries of one config file ([include] followed by dulwich), [] when it does not
+    exist (git's access_or_die: ENOENT/ENOTDIR skip; EACCES skips only where git allows)."""
     from dulwich.config import ConfigFile
 
-    path = layout.common_dir / "config"
-    cfg = ConfigFile.from_path(str(path)) if path.exists() else ConfigFile()
+    if not path:
+        return []
+    try:
+        cfg = ConfigFile.from_path(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except PermissionError:
+        if missing_ok_eacces:
+            return []
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"bad config file {path}: {exc}") from None
     conditional = [b".".join(k).decode() for k in cfg if k[0].lower() == b"includeif"]
     if conditional:  # dulwich follows [include] path=..., not the conditional form
         warnings.warn(
             f"{path}: {', '.join(conditional)} not followed (conditional includes)",
             UnsupportedConfigWarning,
-            stacklevel=2,
+            stacklevel=4,
         )
+    entries = []
+    for section in cfg.sections():
+        head = section[0].decode("utf-8", "surrogateescape").lower()
+        if len(section) > 1:
+            head += "." + section[1].decode("utf-8", "surrogateescape")
+        for name, value in cfg.items(section):
+            key = f"{head}.{name.decode('utf-8', 'surrogateescape').lower()}"
+            entries.append(ConfigEntry(scope, path, key, value.decode("utf-8", "surrogateescape")))
+    return entries
+
+
+def _canonical_key(key: str) -> str:
+    """git_config_parse_key: ``section[.subsection].name``, section and name lowercased."""
+    if not key:
+        raise ConfigError("empty config key")
+    first, last = key.find("."), key.rfind(".")
+    if last <= 0:
+        raise ConfigError(f"key does not contain a section: {key}")
+    if last == len(key) - 1:
+        raise ConfigError(f"key does not contain variable name: {key}")
+    section, name = key[:first], key[last + 1 :]
+    if not (_KEYCHAR.fullmatch(section) and _KEYCHAR.fullmatch(name) and name[0].isalpha()):
+        raise ConfigError(f"invalid key: {key}")
+    if "\n" in key:
+        raise ConfigError(f"invalid key (newline): {key}")
+    middle = key[first:last] if first != last else ""
+    return f"{section.lower()}{middle}.{name.lower()}"
+
+
+def _command(key: str, value: str | None) -> ConfigEntry:
+    return ConfigEntry("command", "command line", _canonical_key(key), value)
+
+
+def _sq_dequote_step(text: str, i: int) -> tuple[str, int | None] | None:
+    """git's sq_dequote_step from ``text[i]``: the unquoted word and where the rest starts
+    (None at the end), or None when the quoting is broken."""
+    if i >= len(text) or text[i] != "'":
+        return None
+    out: list[str] = []
+    i += 1
+    while True:
+        if i >= len(text):
+            return None
+        c = text[i]
+        if c != "'":
+            out.append(c)
+            i += 1
+            continue
+        i += 1  # stepped out of the quotes
+        if i >= len(text):
+            return "".join(out), None
+        if text[i] == "\\" and text[i + 1 : i + 2] in ("'", "!") and text[i + 2 : i + 3] == "'":
+            out.append(text[i + 1])
+            i += 3
+            continue
+        return "".join(out), i
+
+
+def _parameters(text: str) -> list[ConfigEntry]:
+    """git's parse_config_env_list for GIT_CONFIG_PARAMETERS (what ``git -c`` exports):
+    ``'key'='value'``, ``'key'=`` (no value) or the old ``'key=value'``, space separated."""
+    bogus = ConfigError("bogus format in GIT_CONFIG_PARAMETERS")
+    entries = []
+    cur: int | None = 0
+    while cur is not None and cur < len(text):
+        step = _sq_dequote_step(text, cur)
+        if step is None:
+            raise bogus
+        key, cur = step
+        if cur is None or text[cur] in _SPACE:
+            name, eq, old_value = key.partition("=")
+            if not name:
+                raise ConfigError(f"bogus config parameter: {key}")
+            entries.append(_command(name, old_value if eq else None))
+        elif text[cur] == "=":
+            cur += 1
+            value: str | None = None
+            if cur < len(text) and text[cur] == "'":
+                step = _sq_dequote_step(text, cur)
+                if step is None or (step[1] is not None and text[step[1]] not in _SPACE):
+                    raise bogus
+                value, cur = step
+            elif cur < len(text) and text[cur] not in _SPACE:
+                raise bogus
+            entries.append(_command(key, value))
+        else:
+            raise bogus
+        while cur is not None and cur < len(text) and text[cur] in _SPACE:
+            cur += 1
+    return entries
+
+
+def _count_entries(env: Mapping[str, str]) -> list[ConfigEntry]:
+    """GIT_CONFIG_COUNT with GIT_CONFIG_KEY_<n> / GIT_CONFIG_VALUE_<n> (git's strtoul rules)."""
+    raw = env.get("GIT_CONFIG_COUNT")
+    if raw is None:
+        return []
+    m = re.fullmatch(r"[ \t\n\v\f\r]*([+-]?)(\d+)", raw)
+    if raw and not m:
+        raise ConfigError("bogus count in GIT_CONFIG_COUNT")
+    count = int(m.group(2)) if m else 0
+    if m and m.group(1) == "-" and count:
+        count = 1 << 64  # strtoul wraps a negative number around
+    if count > 2**31 - 1:
+        raise ConfigError("too many entries in GIT_CONFIG_COUNT")
+    entries = []
+    for n in range(count):
+        key = env.get(f"GIT_CONFIG_KEY_{n}")
+        if key is None:
+            raise ConfigError(f"missing config key GIT_CONFIG_KEY_{n}")
+        value = env.get(f"GIT_CONFIG_VALUE_{n}")
+        if value is None:
+            raise ConfigError(f"missing config value GIT_CONFIG_VALUE_{n}")
+        entries.append(_command(key, value))
+    return entries
+
+
+def command_line_config(env: Mapping[str, str]) -> list[ConfigEntry]:
+    """git_config_from_parameters: GIT_CONFIG_COUNT's pairs, then GIT_CONFIG_PARAMETERS."""
+    try:
+        return _count_entries(env) + _parameters(env.get("GIT_CONFIG_PARAMETERS") or "")
+    except ConfigError as exc:
+        raise ConfigError(f"unable to parse command-line config: {exc}") from None
+
+
+def global_config_paths(env: Mapping[str, str]) -> list[str]:
+    """git_global_config_paths in reading order: ``GIT_CONFIG_GLOBAL`` alone, else
+    ``$XDG_CONFIG_HOME/git/config`` (or ``$HOME/.config/git/config``) then ``~/.gitconfig``."""
+    if "GIT_CONFIG_GLOBAL" in env:
+        return [env["GIT_CONFIG_GLOBAL"]]
+    home = env.get("HOME")
+    xdg = env.get("XDG_CONFIG_HOME")
+    paths = []
+    if xdg:
+        paths.append(f"{xdg}/git/config")
+    elif home is not None:
+        paths.append(f"{home}/.config/git/config")
+    if home is not None:
+        paths.append(f"{home}/.gitconfig")
+    return paths
+
+
+def read_config(
+    layout: RepositoryLayout, env: Mapping[str, str] | None = None
+) -> list[ConfigEntry]:
+    """Every config entry git sees in this repository, in git's order (later wins): system
+    (unless GIT_CONFIG_NOSYSTEM), global, ``config``, ``config.worktree`` (with
+    ``extensions.worktreeConfig``), then the command line. Blocking: run it in a thread."""
+    env = os.environ if env is None else env
+    entries: list[ConfigEntry] = []
+    nosystem = env.get("GIT_CONFIG_NOSYSTEM")
+    if nosystem is None or not parse_bool("GIT_CONFIG_NOSYSTEM", nosystem):
+        path = env.get("GIT_CONFIG_SYSTEM", _SYSTEM_CONFIG)
+        entries += _file_entries(path, "system", missing_ok_eacces=False)
+    for path in global_config_paths(env):
+        entries += _file_entries(path, "global", missing_ok_eacces=True)
+    local = _file_entries(str(layout.common_dir / "config"), "local", missing_ok_eacces=False)
+    entries += local
+    worktree_config = {e.key: e.value for e in local}.get("extensions.worktreeconfig")
+    if worktree_config is not None and parse_bool("extensions.worktreeconfig", worktree_config):
+        path = str(layout.git_dir / "config.worktree")
+        entries += _file_entries(path, "worktree", missing_ok_eacces=False)
+    return entries + command_line_config(env)
+
+
+def load_config(layout: RepositoryLayout, env: Mapping[str, str] | None = None) -> RepoConfig:
+    """The settings git would use in this repository, from all of git's config layers
+    (:func:`read_config`; ``env`` replaces ``os.environ``). Blocking: run it in a thread."""
+    values = {e.key: e.value for e in read_config(layout, env)}
 
     def get(section: str, key: str) -> str | None:
-        parts = section.split(".", 1)
-        sect = tuple(p.encode() for p in parts)
-        try:
-            return cfg.get(sect, key.encode()).decode("utf-8", "surrogateescape")
-        except KeyError:
+        """The value, None when unset; a key given without a value reads as true (dulwich
+        reads a valueless key in a file the same way)."""
+        name = f"{section}.{key}"
+        if name not in values:
             return None
+        value = values[name]
+        return "true" if value is None else value
+
+    def text(section: str, key: str) -> str | None:
+        name = f"{section}.{key}"
+        if name in values and values[name] is None:
+            raise ConfigError(f"missing value for '{name}'")
+        return values.get(name)
 
     def num(section: str, key: str, default: int, limit: int) -> int:
         raw = get(section, key)
@@ -221,8 +430,8 @@ def load_config(layout: RepositoryLayout) -> RepoConfig:
         lock_timeout=lock_timeout,
         log_all_ref_updates=log_all,
         shared_repository=PERM_UMASK if shared is None else _shared_setting(shared),
-        user_name=get("user", "name"),
-        user_email=get("user", "email"),
-        committer_name=get("committer", "name"),
-        committer_email=get("committer", "email"),
+        user_name=text("user", "name"),
+        user_email=text("user", "email"),
+        committer_name=text("committer", "name"),
+        committer_email=text("committer", "email"),
     )

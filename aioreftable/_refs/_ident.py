@@ -11,10 +11,22 @@ import time as _time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import anyio
+import anyio.to_thread
+
 from .._errors import ReftableError
 from ._config import RepoConfig
 
-__all__ = ["DateError", "Identity", "committer_identity", "parse_date", "strip_crud"]
+__all__ = [
+    "Committer",
+    "CommitterSource",
+    "DateError",
+    "Identity",
+    "committer_identity",
+    "parse_date",
+    "resolve_committer",
+    "strip_crud",
+]
 
 
 class DateError(ReftableError):
@@ -103,61 +115,133 @@ def parse_date(text: str) -> tuple[int, int]:
 
 
 def _passwd() -> tuple[str, str]:
-    """(login name, gecos full name) of the current user."""
+    """(login name, gecos full name) of the current user (git's xgetpwuid_self, copy_gecos)."""
     try:
         import pwd
 
         pw = pwd.getpwuid(os.getuid())
-        gecos = pw.pw_gecos.split(",", 1)[0]
-        if "&" in gecos:
-            gecos = gecos.replace("&", pw.pw_name[:1].upper() + pw.pw_name[1:])
-        return pw.pw_name, gecos
     except (ImportError, KeyError):
-        return "unknown", ""
+        return "unknown", "Unknown"
+    gecos = pw.pw_gecos.split(",", 1)[0]
+    if "&" in gecos:
+        gecos = gecos.replace("&", pw.pw_name[:1].upper() + pw.pw_name[1:])
+    return pw.pw_name, gecos
+
+
+def _read_mailname() -> str | None:
+    """git's add_mailname_host: the first line of /etc/mailname, None without one."""
+    try:
+        with open("/etc/mailname", "rb") as f:
+            line = f.readline()
+    except OSError:
+        return None
+    if not line:
+        return None
+    return line.rstrip(b"\n").rstrip(b"\r").decode("utf-8", "surrogateescape")
 
 
 def _domain() -> str:
-    """git's add_mailname_host / add_domainname."""
-    try:
-        with open("/etc/mailname", encoding="utf-8", errors="replace") as f:
-            line = f.readline().strip()
-            if line:
-                return line
-    except OSError:
-        pass
+    """git's mail host: /etc/mailname, else a dotted host name, else its canonical name
+    (getaddrinfo), else ``<host>.(none)``."""
+    mailname = _read_mailname()
+    if mailname is not None:
+        return mailname
     host = socket.gethostname()
     if "." in host:
         return host
     try:
-        for info in socket.getaddrinfo(host, None, flags=socket.AI_CANONNAME):
-            if info[3] and "." in info[3]:
-                return info[3]
+        infos = socket.getaddrinfo(host, None, flags=socket.AI_CANONNAME)
     except OSError:
-        pass
+        infos = []
+    if infos and infos[0][3] and "." in infos[0][3]:
+        return infos[0][3]
     return f"{host}.(none)"
+
+
+def _now() -> float:
+    return _time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class Committer:
+    """The committer of reflog entries as resolved once per store: name, email and the
+    fixed date of GIT_COMMITTER_DATE (None: the time of each commit)."""
+
+    name: bytes
+    email: bytes
+    date: tuple[int, int] | None = None
+
+    def at(self, clock: Callable[[], float] | None = None) -> Identity:
+        """The identity of one entry written now (or at GIT_COMMITTER_DATE)."""
+        if self.date is not None:
+            epoch, tz = self.date
+        else:
+            epoch = int((clock or _now)())
+            tz = _local_tz(epoch)
+        return Identity(self.name, self.email, epoch, tz)
+
+
+def resolve_committer(
+    env: Mapping[str, str] | None = None, config: RepoConfig | None = None
+) -> Committer:
+    """git's git_committer_info(0): GIT_COMMITTER_NAME/EMAIL (even when empty), then
+    committer.* and user.* config, then EMAIL, then the passwd entry and mail host. Blocking
+    (passwd, /etc/mailname, DNS), so the store runs it once, in a worker thread."""
+    env = os.environ if env is None else env
+    config = config or RepoConfig()
+    entry: tuple[str, str] | None = None
+
+    def passwd() -> tuple[str, str]:  # looked up at most once, and only when needed
+        nonlocal entry
+        entry = entry or _passwd()
+        return entry
+
+    name = env.get("GIT_COMMITTER_NAME")
+    if name is None:
+        name = config.committer_name or config.user_name
+    if name is None:
+        name = "" if config.committer_name is not None else passwd()[1].strip()
+    mail = env.get("GIT_COMMITTER_EMAIL")
+    if mail is None:
+        mail = config.committer_email or config.user_email
+    if mail is None:
+        if config.committer_email is not None:
+            mail = ""
+        elif env.get("EMAIL"):
+            mail = env["EMAIL"]
+        else:
+            mail = f"{passwd()[0]}@{_domain()}"
+    name_b = strip_crud(name)
+    if not name:  # git: an empty name becomes the login name
+        name_b = strip_crud(passwd()[0])
+    date = env.get("GIT_COMMITTER_DATE")
+    return Committer(name_b, strip_crud(mail), parse_date(date) if date else None)
+
+
+class CommitterSource:
+    """A store's committer, resolved on first use in a worker thread and then kept (git
+    reads the identity once per process; a store is our process)."""
+
+    def __init__(self, env: Mapping[str, str], config: RepoConfig):
+        self._env = env
+        self._config = config
+        self._committer: Committer | None = None
+        self._lock = anyio.Lock()
+
+    async def get(self) -> Committer:
+        if self._committer is None:
+            async with self._lock:
+                if self._committer is None:
+                    self._committer = await anyio.to_thread.run_sync(
+                        resolve_committer, self._env, self._config
+                    )
+        return self._committer
 
 
 def committer_identity(
     env: Mapping[str, str] | None = None,
     config: RepoConfig | None = None,
-    clock: Callable[[], float] = _time.time,
+    clock: Callable[[], float] | None = None,
 ) -> Identity:
-    """The committer of a reflog entry: GIT_COMMITTER_* first, then committer.* and user.*
-    config, then EMAIL, then git's fallback (passwd name, user@host)."""
-    env = os.environ if env is None else env
-    config = config or RepoConfig()
-    login, gecos = _passwd()
-    name = env.get("GIT_COMMITTER_NAME") or config.committer_name or config.user_name
-    if name is None:
-        name = gecos.strip()
-    mail = env.get("GIT_COMMITTER_EMAIL") or config.committer_email or config.user_email
-    if mail is None:
-        mail = env.get("EMAIL") or f"{login}@{_domain()}"
-    name_b = strip_crud(name) or strip_crud(login)
-    date = env.get("GIT_COMMITTER_DATE")
-    if date:
-        epoch, tz = parse_date(date)
-    else:
-        epoch = int(clock())
-        tz = _local_tz(epoch)
-    return Identity(name_b, strip_crud(mail.strip()), epoch, tz)
+    """The committer of one reflog entry written now (blocking; see :func:`resolve_committer`)."""
+    return resolve_committer(env, config).at(clock)

@@ -65,7 +65,7 @@ async def init_repo(
             raise
     await anyio.to_thread.run_sync(_layout_files, git_dir, object_format, bare)
     layout = discover(git_dir)
-    config = load_config(layout)
+    config = await anyio.to_thread.run_sync(load_config, layout)
     async with open_stack(layout.main_stack, config.stack_options(), create=True) as stack:
         if len(await stack.snapshot()) == 0:
             async with stack.addition() as add:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from .._errors import NameConflictError, RefExistsError, RefMissingError, TransactionError
 from .._format._records import LogRecord, RefRecord, RefValueType
-from ._ident import committer_identity
 from ._refname import check_refname_format, reflog_message
 from ._store import decode_name, encode_name
 
@@ -53,6 +52,7 @@ async def _copy(
     old_raw, new_raw = encode_name(old), encode_name(bare_new)
     null = bytes(store.hexsz // 2)
     msg = reflog_message(message, store.config.block_size)
+    committer = await store.committer.get()  # off the loop, before the lock
     async with AsyncExitStack() as scope:
         stack = await store.stack_for(key, scope)
         async with stack.addition() as add:
@@ -79,7 +79,7 @@ async def _copy(
             if delete_old:
                 refs.append(RefRecord.deletion(old_raw, deletion_ts))
             add.writer.add_refs(refs)
-            ident = committer_identity(store.env, store.config)
+            ident = committer.at()
 
             def entry(name: bytes, ts: int, old_id: bytes, new_id: bytes) -> LogRecord:
                 return LogRecord(

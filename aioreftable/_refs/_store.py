@@ -16,6 +16,7 @@ from .._format._records import LogRecord, RefRecord, RefValueType
 from .._repo import RepositoryLayout, discover
 from .._stack import Snapshot, Stack, StackStatistics, open_stack
 from ._config import RepoConfig, load_config
+from ._ident import CommitterSource
 from ._peel import ObjectDatabase, Peeler, PeelFunction, function_peeler
 from ._refname import (
     check_refname_format,
@@ -181,6 +182,7 @@ class RefStore:
         self.layout = layout
         self.config = config
         self.env = env
+        self.committer = CommitterSource(env, config)  # resolved on first write
         self._main = main
         self._worktree = worktree
         self.peeler = peeler
@@ -433,7 +435,7 @@ async def open_ref_store(
     ``verify_objects`` refuses new values that are not in that database, as git does."""
     env = os.environ if env is None else env
     layout = await anyio.to_thread.run_sync(discover, path, env)
-    config = await anyio.to_thread.run_sync(load_config, layout)
+    config = await anyio.to_thread.run_sync(load_config, layout, env)
     peeler: Peeler | None = None
     if peel is not None:
         peeler = function_peeler(peel)

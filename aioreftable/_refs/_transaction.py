@@ -18,7 +18,7 @@ from .._errors import (
 )
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._stack import Addition, Snapshot, Stack
-from ._ident import committer_identity
+from ._ident import Committer
 from ._peel import ObjectInfo
 from ._refname import check_refname_format, is_pseudo_ref, reflog_message, refname_is_safe
 from ._store import SYMREF_MAXDEPTH, Ref, StackKey, decode_name, encode_name, merge_worktree
@@ -280,10 +280,12 @@ class _Commit:
         self.work: dict[StackKey, StackWork] = {}  # in order of first touch
         self.scope = AsyncExitStack()  # other worktrees' stacks
         self.objects: dict[str, ObjectInfo | None] = {}
+        self.committer: Committer | None = None
 
     async def run(self) -> None:
         if not self.updates:
             return
+        self.committer = await self.store.committer.get()  # off the loop, before any lock
         async with self.scope:
             try:
                 await self._lookup_objects()
@@ -566,10 +568,10 @@ class _Commit:
 
     async def _write_table(self, work: StackWork) -> None:
         """git's write_transaction_table for one locked stack."""
-        store = self.store
         add = work.addition
         ts = add.update_index
-        ident = committer_identity(store.env, store.config)
+        assert self.committer is not None
+        ident = self.committer.at()
         refs: list[RefRecord] = []
         logs: list[LogRecord] = []
         for u, current in sorted(work.queued, key=lambda q: encode_name(q[0].refname)):
