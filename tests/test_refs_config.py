@@ -6,10 +6,11 @@ import os
 import pwd
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import pytest
 from conftest import Git
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from refs_helpers import make_twins, object_ids
 
 import aioreftable._refs._ident as ident_module
-from aioreftable import ConfigError, UnsupportedConfigWarning, discover, open_ref_store
+from aioreftable import ConfigError, RefStore, UnsupportedConfigWarning, discover, open_ref_store
 from aioreftable._refs._config import command_line_config, load_config, read_config
 from aioreftable._refs._ident import resolve_committer
 from aioreftable.lowlevel import TableReader
@@ -153,9 +154,9 @@ VARIANTS: dict[str, dict[str, str | None]] = {
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_layers_match_git_config_list(
-    git: Git, git_repo: object, layers: Layers, variant: str
+    git: Git, git_repo: Callable[..., Path], layers: Layers, variant: str
 ) -> None:
-    repo = git_repo()  # type: ignore[operator]
+    repo = git_repo()
     with_worktree_config(git, layers, repo)
     extra = dict(VARIANTS[variant])
     if extra.get("GIT_CONFIG_GLOBAL") == "OTHER":
@@ -166,9 +167,9 @@ def test_layers_match_git_config_list(
 
 
 def test_each_layer_is_read_and_wins_in_gits_order(
-    git: Git, git_repo: object, layers: Layers
+    git: Git, git_repo: Callable[..., Path], layers: Layers
 ) -> None:
-    repo = git_repo()  # type: ignore[operator]
+    repo = git_repo()
     with_worktree_config(git, layers, repo)
     rows = git_config_list(git, layers, repo)
     assert [s for s in dict.fromkeys(r[0] for r in rows)] == [
@@ -268,9 +269,9 @@ IDENT_CASES: dict[str, tuple[str, dict[str, str | None]]] = {
 
 @pytest.mark.parametrize("case", sorted(IDENT_CASES))
 def test_identity_precedence_matches_git(
-    git: Git, git_repo: object, layers: Layers, case: str
+    git: Git, git_repo: Callable[..., Path], layers: Layers, case: str
 ) -> None:
-    repo = git_repo()  # type: ignore[operator]
+    repo = git_repo()
     git("commit", "-q", "--allow-empty", "-m", "c", cwd=repo)
     local, extra = IDENT_CASES[case]
     with open(repo / ".git" / "config", "a") as f:
@@ -282,9 +283,9 @@ def test_identity_precedence_matches_git(
 
 
 def test_conditional_include_in_global_config_is_reported(
-    git: Git, git_repo: object, layers: Layers
+    git: Git, git_repo: Callable[..., Path], layers: Layers
 ) -> None:
-    repo = git_repo()  # type: ignore[operator]
+    repo = git_repo()
     home = Path(layers.env["HOME"] or "")
     (home / "cond").write_text("[reftable]\n\tblockSize = 512\n")
     with open(home / ".gitconfig", "a") as f:
@@ -293,6 +294,27 @@ def test_conditional_include_in_global_config_is_reported(
     with pytest.warns(UnsupportedConfigWarning, match=r"\.gitconfig: includeIf"):
         config = load_config(discover(repo), layers.effective(git))
     assert config.block_size == 2048  # not followed (the system's), and we say so
+
+
+def test_core_bare_from_another_layer_keeps_a_work_tree(
+    git: Git, git_repo: Callable[..., Path], layers: Layers
+) -> None:
+    """git decides bare-ness at discovery from the repository's own config; a core.bare from
+    the command line does not stop reflogs of a work tree's branches (should_autocreate)."""
+    repo = git_repo()
+    git("commit", "-q", "--allow-empty", "-m", "c", cwd=repo)
+    for key in ("core.bare", "core.logAllRefUpdates", "core.logallrefupdates"):
+        git.run("config", "--unset", key, cwd=repo, check=False)
+    extra = {
+        "GIT_CONFIG_PARAMETERS": "'core.bare'='true'",
+        "GIT_CONFIG_COUNT": None,
+        "GIT_CONFIG_GLOBAL": "",  # no core.logAllRefUpdates=always from XDG
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    layers.run(git, "update-ref", "refs/heads/q", "HEAD", cwd=repo, **extra)
+    logged = git.run("reflog", "exists", "refs/heads/q", cwd=repo, check=False).returncode == 0
+    config = load_config(discover(repo), layers.effective(git, **extra))
+    assert config.should_autocreate_reflog("refs/heads/q") is logged is True
 
 
 # -- the command line ----------------------------------------------------------------------
@@ -437,19 +459,26 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
 
 
 async def test_commits_resolve_the_identity_once_and_off_the_loop(
-    git: Git, git_repo: object, lookups: list[tuple[str, int]]
+    git: Git, git_repo: Callable[..., Path], lookups: list[tuple[str, int]]
 ) -> None:
-    repo = git_repo()  # type: ignore[operator]
+    repo = git_repo()
     git("commit", "-q", "--allow-empty", "-m", "c", cwd=repo)
     oid = git("rev-parse", "HEAD", cwd=repo).strip()
     env = {k: v for k, v in git.env.items() if k not in ("GIT_COMMITTER_EMAIL", "EMAIL")}
     env.pop("GIT_COMMITTER_NAME")
     loop_thread = threading.get_ident()
+
+    async def commit(store: RefStore, name: str) -> None:
+        async with store.transaction(message=name) as tx:
+            tx.update(name, oid)
+
     async with open_ref_store(repo, env=env) as store:
         assert lookups == []  # nothing resolved for a store that only reads
-        for n in range(10):
-            async with store.transaction(message=f"c{n}") as tx:
-                tx.update(f"refs/heads/b{n}", oid)
+        async with anyio.create_task_group() as tg:  # two first writers at once: one lookup
+            for n in range(2):
+                tg.start_soon(commit, store, f"refs/heads/b{n}")
+        for n in range(2, 10):
+            await commit(store, f"refs/heads/b{n}")
         await store.rename("refs/heads/b0", "refs/heads/renamed", "rename")
         entries = await store.reflog("refs/heads/b9")
     assert [call for call, _ in lookups].count("getaddrinfo") == 1
@@ -459,11 +488,11 @@ async def test_commits_resolve_the_identity_once_and_off_the_loop(
 
 
 async def test_each_commit_gets_its_own_date(
-    git: Git, git_repo: object, monkeypatch: pytest.MonkeyPatch
+    git: Git, git_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The identity is kept per store, the date is not: "now" for every commit, unless
     GIT_COMMITTER_DATE fixes it."""
-    repo = git_repo()  # type: ignore[operator]
+    repo = git_repo()
     git("commit", "-q", "--allow-empty", "-m", "c", cwd=repo)
     oid = git("rev-parse", "HEAD", cwd=repo).strip()
     clock = iter([1_700_000_000.5, 1_700_000_100.0, 1_700_000_200.0])
@@ -483,19 +512,19 @@ async def test_each_commit_gets_its_own_date(
 
 
 async def test_store_reads_global_config_on_open(
-    git: Git, git_repo: object, layers: Layers
+    git: Git, git_repo: Callable[..., Path], layers: Layers
 ) -> None:
     """open_ref_store honours the layers (the global reftable.restartInterval here)."""
-    repo = git_repo()  # type: ignore[operator]
+    repo = git_repo()
     async with open_ref_store(repo, env=layers.effective(git)) as store:
         assert (store.config.restart_interval, store.config.block_size) == (3, 2048)
         assert store.config.user_name == "Param Name"
 
 
 async def test_config_is_read_in_a_worker_thread(
-    git: Git, git_repo: object, monkeypatch: pytest.MonkeyPatch
+    git: Git, git_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = git_repo()  # type: ignore[operator]
+    repo = git_repo()
     import aioreftable._refs._config as config_module
 
     threads: list[int] = []

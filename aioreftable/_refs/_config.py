@@ -379,7 +379,11 @@ def read_config(
 def load_config(layout: RepositoryLayout, env: Mapping[str, str] | None = None) -> RepoConfig:
     """The settings git would use in this repository, from all of git's config layers
     (:func:`read_config`; ``env`` replaces ``os.environ``). Blocking: run it in a thread."""
-    values = {e.key: e.value for e in read_config(layout, env)}
+    entries = read_config(layout, env)
+    values = {e.key: e.value for e in entries}
+    # core.bare as the repository's own config says: git's discovery reads it there, and a
+    # core.bare from another layer does not make a discovered work tree bare
+    local = {e.key: e.value for e in entries if e.scope == "local"}
 
     def get(section: str, key: str) -> str | None:
         """The value, None when unset; a key given without a value reads as true (dulwich
@@ -418,7 +422,7 @@ def load_config(layout: RepositoryLayout, env: Mapping[str, str] | None = None) 
     elif log_all is not None:
         log_all = "always"
     index_objects = get("reftable", "indexobjects")
-    bare = get("core", "bare")
+    bare = local.get("core.bare")
     shared = get("core", "sharedrepository")
     return RepoConfig(
         object_format=layout.object_format,
