@@ -263,6 +263,10 @@ IDENT_CASES: dict[str, tuple[str, dict[str, str | None]]] = {
     "empty committer.name, user.name used": ("[committer]\n\tname =\n", {}),
     "EMAIL when no email is configured": ("", {"GIT_CONFIG_GLOBAL": "", "EMAIL": "mail@env"}),
     "no email anywhere: login@host": ("", {"GIT_CONFIG_GLOBAL": ""}),
+    "author.* only: login name, empty email": (
+        "[author]\n\tname = Auth Or\n\temail = author@x\n",
+        {"GIT_CONFIG_PARAMETERS": None, "GIT_CONFIG_GLOBAL": "", "EMAIL": "mail@env"},
+    ),
     "only-crud name": ('[user]\n\tname = " <;> "\n', {"GIT_CONFIG_PARAMETERS": None}),
 }
 

@@ -125,6 +125,8 @@ class RepoConfig:
     user_email: str | None = None  # user.email
     committer_name: str | None = None  # committer.name (wins over user.name)
     committer_email: str | None = None  # committer.email
+    author_name: str | None = None  # author.name (only: a name is configured, see _ident)
+    author_email: str | None = None  # author.email (likewise)
 
     def file_mode(self, umask: int) -> int:
         """Mode of new tables and tables.list: calc_shared_perm(0666 & ~umask)."""
@@ -438,4 +440,6 @@ def load_config(layout: RepositoryLayout, env: Mapping[str, str] | None = None) 
         user_email=text("user", "email"),
         committer_name=text("committer", "name"),
         committer_email=text("committer", "email"),
+        author_name=text("author", "name"),
+        author_email=text("author", "email"),
     )

@@ -196,16 +196,20 @@ def resolve_committer(
         entry = entry or _passwd()
         return entry
 
+    # any name/email key in the config (even author.* or an empty value) turns off the
+    # fallbacks, as git's ident_config_given does
+    names = (config.committer_name, config.user_name, config.author_name)
+    mails = (config.committer_email, config.user_email, config.author_email)
     name = env.get("GIT_COMMITTER_NAME")
     if name is None:
         name = config.committer_name or config.user_name
     if name is None:
-        name = "" if config.committer_name is not None else passwd()[1].strip()
+        name = "" if any(n is not None for n in names) else passwd()[1].strip()
     mail = env.get("GIT_COMMITTER_EMAIL")
     if mail is None:
         mail = config.committer_email or config.user_email
     if mail is None:
-        if config.committer_email is not None:
+        if any(m is not None for m in mails):
             mail = ""
         elif env.get("EMAIL"):
             mail = env["EMAIL"]
