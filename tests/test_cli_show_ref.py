@@ -213,3 +213,61 @@ def test_show_ref_peels_like_git(git: Git, git_repo: Callable[..., Path]) -> Non
         ("--verify", "-d", "refs/notes/unpeeled"),
     ]:
         assert ours(repo, *args) == theirs(git, repo, *args), args
+
+
+def test_show_ref_checks_objects_without_parsing_them(
+    git: Git,
+    git_repo: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """git's has_object neither parses objects nor opens more than the pack indexes: with
+    every object present (loose, packed, or in an alternate) no object is parsed and
+    dulwich's store is not even opened; the output is git's. (Only peeling outside a
+    listing, ``--verify -d`` and ``--head -d``, reads objects, as git does.)"""
+    import dulwich.object_store
+    import dulwich.objects
+
+    from aioreftable.cli import main
+
+    repo = git_repo()
+    populate(git, repo)
+    lines = [f"create refs/heads/many/{i} HEAD\n" for i in range(300)]
+    git("update-ref", "--stdin", cwd=repo, input="".join(lines))
+    git("commit", "-q", "--allow-empty", "-m", "loose", cwd=repo)
+    git("repack", "-q", "-d", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "still loose", cwd=repo)
+    shared = tmp_path / "shared"
+    git("clone", "-q", "--shared", "--ref-format=reftable", str(repo), str(shared))
+    git("update-ref", "refs/heads/from-alternate", "main~1", cwd=shared)
+    assert (shared / ".git" / "objects" / "info" / "alternates").is_file()
+
+    opened: list[object] = []
+    parsed: list[object] = []
+    real_init = dulwich.object_store.DiskObjectStore.__init__
+    real_from_file = dulwich.objects.ShaFile.from_file
+
+    def counting_init(self: object, *args: object, **kw: object) -> None:
+        opened.append(args)
+        real_init(self, *args, **kw)  # type: ignore[arg-type]
+
+    def counting_from_file(cls: type, f: object, *args: object, **kw: object) -> object:
+        parsed.append(f)
+        return real_from_file.__func__(cls, f, *args, **kw)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(dulwich.object_store.DiskObjectStore, "__init__", counting_init)
+    monkeypatch.setattr(dulwich.objects.ShaFile, "from_file", classmethod(counting_from_file))
+    cases = [
+        (repo, ("--head",)),
+        (repo, ("-d",)),  # in a listing the peeled ids come from the table
+        (repo, ("--verify", "refs/heads/many/7", "refs/heads/main", "refs/tags/v3")),
+        (shared, ("--head",)),
+        (shared, ("-d",)),
+        (shared, ("--verify", "refs/heads/from-alternate", "refs/remotes/origin/many/7")),
+    ]
+    for where, args in cases:
+        monkeypatch.chdir(where)
+        assert main(["show-ref", *args]) == 0
+        assert capsys.readouterr().out == theirs(git, where, *args)[1], (where, args)
+    assert opened == [] and parsed == []

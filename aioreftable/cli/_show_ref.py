@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
 import sys
 from collections.abc import Sequence
@@ -39,16 +40,44 @@ class BadRef(Exception):
     """git show-ref dies when a ref names an object the repository does not have."""
 
 
+_IDX_MAGIC = b"\377tOc"
+_MAX_OBJECT_DIRS = 64  # a bound on alternates of alternates (git refuses cycles and depth > 5)
+
+
+def _pack_index_has(data: bytes | mmap.mmap, raw: bytes) -> bool | None:
+    """Is ``raw`` among the names of a version 2 pack index? None: not a v2 index."""
+    if data[:4] != _IDX_MAGIC or data[4:8] != b"\0\0\0\2" or len(data) < 1032:
+        return None
+    first = raw[0]
+    lo = int.from_bytes(data[8 + 4 * (first - 1) : 8 + 4 * first], "big") if first else 0
+    hi = int.from_bytes(data[8 + 4 * first : 12 + 4 * first], "big")
+    size = len(raw)
+    base = 1032
+    while lo < hi:
+        mid = (lo + hi) // 2
+        name = data[base + mid * size : base + (mid + 1) * size]
+        if name == raw:
+            return True
+        if name < raw:
+            lo = mid + 1
+        else:
+            hi = mid
+    return False
+
+
 class Objects:
     """git's has_object: is the object in the database (loose file, packs, alternates)?
 
-    Each distinct id is checked once. A loose object counts when its file exists (git does
-    not parse it either); everything else goes to dulwich's object store, opened on first
-    use. Where dulwich cannot read the database (e.g. a hash it does not support) the check
-    is skipped rather than reporting every ref as bad."""
+    Each distinct id is checked once. A loose object counts when its file exists and a
+    packed one when a pack index lists it (git parses neither). What that fast path does
+    not find goes to dulwich's object store, opened on first use, so that a missing object
+    is only reported when dulwich agrees. Where dulwich cannot read the database (e.g. a
+    hash it does not support) the check is skipped rather than reporting every ref as bad."""
 
     def __init__(self, objects_dir: Path):
         self._dir = objects_dir
+        self._dirs: list[str] | None = None
+        self._indexes: list[mmap.mmap | bytes] | None = None
         self._store: object | None = None
         self._usable = True
         self._known: dict[str, bool] = {}
@@ -56,12 +85,57 @@ class Objects:
     def has(self, hexid: str) -> bool:
         found = self._known.get(hexid)
         if found is None:
-            found = self._known[hexid] = self._lookup(hexid)
+            found = self._known[hexid] = self._fast(hexid) or self._dulwich(hexid)
         return found
 
-    def _lookup(self, hexid: str) -> bool:
-        if os.path.isfile(os.path.join(self._dir, hexid[:2], hexid[2:])):
-            return True
+    def _object_dirs(self) -> list[str]:
+        """This object directory and its alternates (recursively, like git)."""
+        if self._dirs is None:
+            dirs = [str(self._dir)]
+            for d in dirs:  # grows while we walk it; git reads alternates recursively too
+                if len(dirs) >= _MAX_OBJECT_DIRS:
+                    break
+                try:
+                    with open(os.path.join(d, "info", "alternates"), "rb") as f:
+                        lines = f.read().decode("utf-8", "surrogateescape").splitlines()
+                except OSError:
+                    continue
+                for line in lines:
+                    line = line.strip()
+                    if line and not line.startswith("#"):
+                        alt = os.path.normpath(os.path.join(d, line))
+                        if alt not in dirs:
+                            dirs.append(alt)
+            self._dirs = dirs
+        return self._dirs
+
+    def _pack_indexes(self) -> list[mmap.mmap | bytes]:
+        if self._indexes is None:
+            self._indexes = []
+            for d in self._object_dirs():
+                try:
+                    names = sorted(os.listdir(os.path.join(d, "pack")))
+                except OSError:
+                    continue
+                for name in names:
+                    if not name.endswith(".idx"):
+                        continue
+                    try:
+                        with open(os.path.join(d, "pack", name), "rb") as f:
+                            self._indexes.append(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+                    except (OSError, ValueError):
+                        continue
+        return self._indexes
+
+    def _fast(self, hexid: str) -> bool:
+        dirs = self._object_dirs()
+        for d in dirs:
+            if os.path.isfile(os.path.join(d, hexid[:2], hexid[2:])):
+                return True
+        raw = bytes.fromhex(hexid)
+        return any(_pack_index_has(idx, raw) for idx in self._pack_indexes())
+
+    def _dulwich(self, hexid: str) -> bool:
         if not self._usable:
             return True
         from dulwich.errors import FileFormatException
