@@ -82,6 +82,7 @@ def layers(git: Git, tmp_path: Path) -> Layers:
     (home / ".config" / "git" / "config").write_text(DOT_CONFIG)
     (home / ".gitconfig").write_text(HOME)
     (home / "other.gitconfig").write_text(OTHER_GLOBAL)
+    (home / "included.config").write_text("[layer]\n\tincluded = 1\n[user]\n\tname = Inc\n")
     xdg = tmp_path / "xdg"
     (xdg / "git").mkdir(parents=True)
     (xdg / "git" / "config").write_text(XDG)
@@ -132,7 +133,7 @@ def git_config_list(git: Git, layers: Layers, repo: Path, **extra: str | None) -
 def our_config_list(layers: Layers, git: Git, repo: Path, **extra: str | None) -> list[tuple]:
     entries = read_config(discover(repo), layers.effective(git, **extra))
     return [
-        (e.scope, str(Path(e.origin).resolve()) if e.scope != "command" else "command line:",
+        (e.scope, "command line:" if e.origin == "command line" else str(Path(e.origin).resolve()),
          e.key, e.value)
         for e in entries
     ]  # fmt: skip
@@ -149,6 +150,11 @@ VARIANTS: dict[str, dict[str, str | None]] = {
     "no HOME: XDG only": {"HOME": None},
     "no command line": {"GIT_CONFIG_COUNT": None, "GIT_CONFIG_PARAMETERS": None},
     "GIT_CONFIG_COUNT=0": {"GIT_CONFIG_COUNT": "0"},
+    "include.path on the command line": {
+        "GIT_CONFIG_COUNT": "3",
+        "GIT_CONFIG_KEY_2": "include.path",
+        "GIT_CONFIG_VALUE_2": "~/included.config",
+    },
 }
 
 
@@ -319,6 +325,17 @@ def test_core_bare_from_another_layer_keeps_a_work_tree(
     logged = git.run("reflog", "exists", "refs/heads/q", cwd=repo, check=False).returncode == 0
     config = load_config(discover(repo), layers.effective(git, **extra))
     assert config.should_autocreate_reflog("refs/heads/q") is logged is True
+
+
+def test_command_line_include_must_be_absolute(
+    git: Git, git_repo: Callable[..., Path], layers: Layers
+) -> None:
+    repo = git_repo()
+    extra = {"GIT_CONFIG_PARAMETERS": "'include.path'='included.config'"}
+    proc = git.run("config", "list", cwd=repo, env={**layers.env, **extra}, check=False)
+    assert proc.returncode == 128 and b"relative config includes" in proc.stderr
+    with pytest.raises(ConfigError, match="relative config includes must come from files"):
+        read_config(discover(repo), layers.effective(git, **extra))
 
 
 # -- the command line ----------------------------------------------------------------------

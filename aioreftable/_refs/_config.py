@@ -375,7 +375,33 @@ def read_config(
     if worktree_config is not None and parse_bool("extensions.worktreeconfig", worktree_config):
         path = str(layout.git_dir / "config.worktree")
         entries += _file_entries(path, "worktree", missing_ok_eacces=False)
-    return entries + command_line_config(env)
+    for entry in command_line_config(env):
+        entries.append(entry)
+        if entry.key == "include.path":
+            entries += _command_line_include(entry.value, env)
+        elif entry.key.startswith("includeif."):
+            warnings.warn(
+                f"command line: {entry.key} not followed (conditional includes)",
+                UnsupportedConfigWarning,
+                stacklevel=3,
+            )
+    return entries
+
+
+def _command_line_include(value: str | None, env: Mapping[str, str]) -> list[ConfigEntry]:
+    """git's handle_path_include for ``-c include.path=...``: an absolute path (``~``
+    expanded), read when it exists, its entries in the command scope."""
+    error = "unable to parse command-line config"
+    if value is None:
+        raise ConfigError(f"{error}: missing value for 'include.path'")
+    path = value
+    if path == "~" or path.startswith("~/"):
+        if "HOME" not in env:
+            raise ConfigError(f"{error}: could not expand include path '{value}'")
+        path = env["HOME"] + path[1:]
+    if not os.path.isabs(path):
+        raise ConfigError(f"{error}: relative config includes must come from files")
+    return _file_entries(path, "command", missing_ok_eacces=False)
 
 
 def load_config(layout: RepositoryLayout, env: Mapping[str, str] | None = None) -> RepoConfig:
