@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, final
 
 from .._errors import (
     IncorrectOldValueError,
+    InvalidNewValueError,
     NameConflictError,
     RefExistsError,
     RefMissingError,
@@ -77,7 +78,7 @@ def classify(exc: TransactionError) -> RejectReason | None:
         if "expected symref with target" in str(exc):
             return RejectReason.EXPECTED_SYMREF
         return RejectReason.INCORRECT_OLD_VALUE
-    if str(exc).startswith("trying to write "):  # missing object, non-commit on a branch
+    if isinstance(exc, InvalidNewValueError):  # missing object, non-commit on a branch
         return RejectReason.INVALID_NEW_VALUE
     return None
 

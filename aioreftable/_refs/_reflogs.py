@@ -8,10 +8,9 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .._errors import RefnameError
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._format._writer import normalize_log_message
-from ._refname import check_refname_format
+from ._refname import require_refname
 from ._store import ReflogEntry, encode_name
 
 if TYPE_CHECKING:
@@ -57,15 +56,10 @@ def _marker(name: bytes, update_index: int, null: bytes) -> LogRecord:
     return LogRecord(name, update_index, old_id=null, new_id=null)
 
 
-def _check_name(name: str) -> None:
-    if not check_refname_format(name, allow_onelevel=True):
-        raise RefnameError(f"invalid ref name '{name}'", name)
-
-
 async def create_reflog(store: RefStore, name: str) -> bool:
     """git's create_reflog: an existence marker unless ``name`` has a reflog; True if
     one was written."""
-    _check_name(name)
+    require_refname(name, "format")
     key, bare = store.route(name)
     raw = encode_name(bare)
     null = bytes(store.hexsz // 2)

@@ -1,15 +1,24 @@
-"""Refname rules of git (refs.c): check_refname_format, refname_is_safe, worktree routing."""
+"""Refname rules of git (refs.c): check_refname_format, refname_is_safe, the one name check
+(require_refname) and worktree routing."""
 
 from __future__ import annotations
 
+from typing import Literal
+
+from .._errors import RefnameError
+
 __all__ = [
+    "NameRule",
     "check_refname_format",
     "is_per_worktree_ref",
     "is_pseudo_ref",
     "is_root_ref_syntax",
+    "is_worktree_id",
     "parse_worktree_ref",
+    "refname_is_readable",
     "refname_is_safe",
     "reflog_message",
+    "require_refname",
 ]
 
 # git's refname_disposition: 0 ok, 1 end of component, 2 '.', 3 '{', 4 bad, 5 '*'
@@ -30,6 +39,16 @@ def _encode(name: str | bytes) -> bytes:
     return name if isinstance(name, bytes) else name.encode("utf-8", "surrogateescape")
 
 
+def _name_bytes(name: str | bytes) -> bytes | None:
+    """A name's bytes as stored, or None if it has none (a lone surrogate) or holds a NUL
+    (git's C strings end there: ``refs/heads/x\\0y`` would be ``refs/heads/x`` to git)."""
+    try:
+        raw = _encode(name)
+    except UnicodeEncodeError:
+        return None
+    return None if b"\0" in raw else raw
+
+
 def check_refname_format(
     name: str | bytes, *, allow_onelevel: bool = False, refspec_pattern: bool = False
 ) -> bool:
@@ -40,8 +59,8 @@ def check_refname_format(
     the name may not be '@' or end with '.'; '*' only once and only with
     ``refspec_pattern``; one component only with ``allow_onelevel``.
     """
-    raw = _encode(name)
-    if raw == b"@" or b"\0" in raw:
+    raw = _name_bytes(name)
+    if raw is None or raw == b"@":
         return False
     pattern_allowed = refspec_pattern
     components = 0
@@ -81,14 +100,60 @@ def check_refname_format(
 
 def refname_is_safe(name: str | bytes) -> bool:
     """git's refname_is_safe (used for deletions): a normalized path below refs/, or an
-    all-uppercase/underscore root name. ``../../x`` is not safe."""
-    raw = _encode(name)
+    all-uppercase/underscore root name. ``../../x`` is not safe, nor is a NUL byte."""
+    raw = _name_bytes(name)
+    if raw is None:
+        return False
     if raw.startswith(b"refs/"):
         rest = raw[5:]
         if not rest or rest.startswith(b"/") or rest.endswith(b"/"):
             return False
         return all(part not in (b"", b".", b"..") for part in rest.split(b"/"))
     return bool(raw) and all(0x41 <= c <= 0x5A or c == 0x5F for c in raw)
+
+
+def refname_is_readable(name: str | bytes) -> bool:
+    """A name some git operation accepts: a valid refname (one level allowed) or a safe one
+    (what git reads with RESOLVE_REF_ALLOW_BAD_NAME and deletes). Everything else, NUL
+    bytes and ``..`` components included, names nothing."""
+    return check_refname_format(name, allow_onelevel=True) or refname_is_safe(name)
+
+
+#: Which names an operation takes: "format" for names it gives a value (check_refname_format,
+#: one level allowed), "safe" for names it deletes or verifies (refname_is_safe), "symref"
+#: for names it makes symrefs (both, like update-ref --stdin), "readable" for every name the
+#: store routes (either of them).
+NameRule = Literal["format", "safe", "symref", "readable"]
+
+_RULES = {
+    "format": lambda name: check_refname_format(name, allow_onelevel=True),
+    "safe": refname_is_safe,
+    "symref": lambda name: (
+        check_refname_format(name, allow_onelevel=True) and refname_is_safe(name)
+    ),
+    "readable": refname_is_readable,
+}
+
+
+def _shown(name: str) -> str:
+    return name if name.isprintable() else repr(name)[1:-1]
+
+
+def require_refname(name: str, rule: NameRule = "readable", *, message: str = "") -> None:
+    """The one name check of the ref store: RefnameError unless ``name`` passes ``rule``
+    (TypeError for a non-str). ``message`` replaces ``invalid ref name '{name}'``; it may
+    use ``{name}`` (shown with control characters escaped)."""
+    if not isinstance(name, str):
+        raise TypeError(f"a refname is a str, not {type(name).__name__}")
+    if not _RULES[rule](name):
+        text = (message or "invalid ref name '{name}'").format(name=_shown(name))
+        raise RefnameError(text, name)
+
+
+def is_worktree_id(wid: str) -> bool:
+    """One path component that names a linked worktree's directory: a valid one-level
+    refname without '/' (never empty, '.', '..' or a NUL)."""
+    return "/" not in wid and check_refname_format(wid, allow_onelevel=True)
 
 
 def is_root_ref_syntax(name: str) -> bool:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 from typing import TYPE_CHECKING
 
 from .._errors import NameConflictError, RefExistsError, RefMissingError, TransactionError
 from .._format._records import LogRecord, RefRecord, RefValueType
-from ._refname import check_refname_format, reflog_message
+from ._refname import reflog_message, require_refname
 from ._store import decode_name, encode_name
 
 if TYPE_CHECKING:
@@ -37,17 +37,18 @@ async def _check_available(store: RefStore, new: str, skip: set[str]) -> None:
         dirname = "/".join(parts[:n])
         if dirname not in skip and await store.read(dirname) is not None:
             raise NameConflictError(f"'{dirname}' exists; cannot create '{new}'", dirname, new)
-    async for ref in store.iterate(new + "/"):
-        if ref.name not in skip:
-            raise NameConflictError(f"'{ref.name}' exists; cannot create '{new}'", ref.name, new)
+    async with aclosing(store.iterate(new + "/")) as below:  # closed when we raise
+        async for ref in below:
+            if ref.name not in skip:
+                name = ref.name
+                raise NameConflictError(f"'{name}' exists; cannot create '{new}'", name, new)
 
 
 async def _copy(
     store: RefStore, old: str, new: str, message: str, *, delete_old: bool, force: bool
 ) -> None:
     for name in (old, new):
-        if not check_refname_format(name, allow_onelevel=True):
-            raise TransactionError(f"invalid ref name '{name}'", name)
+        require_refname(name, "format")
     key, bare_new = store.route(new)
     old_raw, new_raw = encode_name(old), encode_name(bare_new)
     null = bytes(store.hexsz // 2)

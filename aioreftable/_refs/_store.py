@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Literal, final
 
 import anyio
 
-from .._errors import ReftableError
+from .._errors import ReftableError, WorktreeNotFoundError
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._repo import RepositoryLayout, discover
 from .._stack import Snapshot, Stack, StackStatistics, open_stack
@@ -22,7 +22,9 @@ from ._refname import (
     check_refname_format,
     is_pseudo_ref,
     is_root_ref_syntax,
+    is_worktree_id,
     parse_worktree_ref,
+    require_refname,
 )
 
 if TYPE_CHECKING:
@@ -45,8 +47,21 @@ _IRREGULAR_ROOT_REFS = frozenset(
     }
 )
 
-# Which stack a ref lives in: "main", "current" (this worktree's) or a worktree id.
-StackKey = str
+
+@dataclass(frozen=True, slots=True)
+class WorktreeKey:
+    """Another linked worktree's stack: its id, one validated path component (so a key
+    can never name a directory outside ``<common dir>/worktrees/``)."""
+
+    id: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not is_worktree_id(self.id):
+            raise ValueError(f"not a worktree id: {self.id!r}")
+
+
+# Which stack a ref lives in: the main worktree's, this (linked) worktree's, or another's.
+StackKey = Literal["main", "current"] | WorktreeKey
 
 
 class SymrefDepthError(ReftableError):
@@ -194,13 +209,18 @@ class RefStore:
 
     # -- routing ---------------------------------------------------------------------------
     def route(self, name: str) -> tuple[StackKey, str]:
-        """git's stack_for: which stack ``name`` lives in, and its name there."""
+        """git's backend_for: which stack ``name`` lives in, and its name there.
+
+        The one gate every name passes: RefnameError unless git could read ``name`` at all
+        (:func:`refname_is_readable`: NUL bytes, ``..``, empty components are refused), so
+        the worktree id of ``worktrees/<id>/...`` is a valid path component."""
+        require_refname(name)
         kind, wid, bare = parse_worktree_ref(name)
         if kind == "other":
             assert wid is not None
             if wid == self._wt_id:
                 return "current", bare
-            return wid, bare
+            return WorktreeKey(wid), bare
         if kind == "current" and self._worktree is not None:
             return "current", bare
         return "main", bare
@@ -211,7 +231,7 @@ class RefStore:
         if key == "current":
             assert self.layout.worktree_stack is not None
             return self.layout.worktree_stack
-        return self.layout.common_dir / "worktrees" / key / "reftable"
+        return self.layout.common_dir / "worktrees" / key.id / "reftable"
 
     async def stack_for(self, key: StackKey, scope: AsyncExitStack) -> Stack:
         """The open stack for ``key``; other worktrees' stacks are opened into ``scope``."""
@@ -221,9 +241,16 @@ class RefStore:
             assert self._worktree is not None
             return self._worktree
         path = self.worktree_stack_dir(key)
-        return await scope.enter_async_context(
-            open_stack(path, self.config.stack_options(), create=False)
-        )
+        try:
+            return await scope.enter_async_context(
+                open_stack(path, self.config.stack_options(), create=False)
+            )
+        except FileNotFoundError as e:
+            if e.filename is None or os.fspath(e.filename) != os.fspath(path):
+                raise
+            raise WorktreeNotFoundError(
+                f"no worktree '{key.id}' (no directory {path})", worktree=key.id
+            ) from e
 
     # -- reads -----------------------------------------------------------------------------
     async def read(self, name: str) -> Ref | None:
@@ -264,7 +291,7 @@ class RefStore:
 
     async def iterate(
         self, prefix: str = "", *, include_root_refs: bool = False
-    ) -> AsyncIterator[Ref]:
+    ) -> AsyncGenerator[Ref, None]:
         """Refs whose names start with ``prefix``, sorted; only ``refs/*`` unless
         ``include_root_refs`` (then also HEAD, ORIG_HEAD, ...). Symrefs are not followed."""
         raw = encode_name(prefix)

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, final
 
 from .._errors import (
     IncorrectOldValueError,
+    InvalidNewValueError,
+    InvalidObjectIdError,
+    MissingObjectError,
     NameConflictError,
     RefExistsError,
     RefMissingError,
@@ -20,7 +23,13 @@ from .._format._records import LogRecord, RefRecord, RefValueType
 from .._stack import Addition, Snapshot, Stack
 from ._ident import Committer
 from ._peel import ObjectInfo
-from ._refname import check_refname_format, is_pseudo_ref, reflog_message, refname_is_safe
+from ._refname import (
+    NameRule,
+    check_refname_format,
+    is_pseudo_ref,
+    reflog_message,
+    require_refname,
+)
 from ._store import SYMREF_MAXDEPTH, Ref, StackKey, decode_name, encode_name, merge_worktree
 
 if TYPE_CHECKING:
@@ -35,6 +44,7 @@ LOG_ONLY = 1 << 3
 VIA_HEAD = 1 << 4
 FORCE_CREATE_REFLOG = 1 << 5
 SKIP_OID_VERIFICATION = 1 << 6  # git's REF_SKIP_OID_VERIFICATION
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 @dataclass(eq=False, slots=True)
@@ -98,11 +108,12 @@ class Transaction:
     def _oid(self, value: str, what: str) -> bytes:
         store = self._store
         if not isinstance(value, str) or len(value) != store.hexsz:
-            raise ValueError(f"{what}: expected a {store.hexsz}-digit hex object id, got {value!r}")
-        try:
-            return bytes.fromhex(value)
-        except ValueError:
-            raise ValueError(f"{what}: {value!r} is not a hex object id") from None
+            raise InvalidObjectIdError(
+                f"{what}: expected a {store.hexsz}-digit hex object id, got {value!r}"
+            )
+        if not _HEX_DIGITS.issuperset(value):  # bytes.fromhex would skip spaces
+            raise InvalidObjectIdError(f"{what}: {value!r} is not a hex object id")
+        return bytes.fromhex(value)
 
     def _add(
         self,
@@ -120,12 +131,15 @@ class Transaction:
             raise TransactionError("the transaction is already closed", refname)
         new_oid = self._oid(new, refname) if new is not None else bytes(self._store.hexsz // 2)
         old_oid = self._oid(old, refname) if old is not None else bytes(self._store.hexsz // 2)
-        if new is not None and any(new_oid):
-            valid = check_refname_format(refname, allow_onelevel=True)
-        else:
-            valid = refname_is_safe(refname)
-        if not valid:
-            raise RefnameError(f"refusing to update ref with bad name '{refname}'", refname)
+        # git's transaction_refname_valid: a name that gets a value must be well-formed, one
+        # that is deleted, verified or made a symref safe; a symref's name must be both (git's
+        # update-ref --stdin also refuses a malformed symref-update name: git ignores such refs)
+        rule: NameRule = "safe"
+        if new_target is not None:
+            rule = "symref"
+        elif new is not None and any(new_oid):
+            rule = "format"
+        require_refname(refname, rule, message="refusing to update ref with bad name '{name}'")
         if is_pseudo_ref(refname):
             raise RefnameError(f"refusing to update pseudoref '{refname}'", refname)
         for target in (new_target, old_target):
@@ -312,10 +326,7 @@ class _Commit:
         work = self.work.get(key)
         if work is not None:
             return work
-        store = self.store
-        if key not in ("main", "current") and not store.worktree_stack_dir(key).parent.is_dir():
-            raise TransactionError(f"cannot lock references: no worktree '{key}'")
-        stack = await store.stack_for(key, self.scope)
+        stack = await self.store.stack_for(key, self.scope)  # WorktreeNotFoundError
         context = stack.addition()
         addition = await context.__aenter__()
         work = self.work[key] = StackWork(stack, context, addition)
@@ -387,12 +398,12 @@ class _Commit:
         hexid = u.new_oid.hex()
         info = self.objects.get(hexid)
         if info is None:
-            raise TransactionError(
+            raise MissingObjectError(
                 f"trying to write ref '{u.refname}' with nonexistent object {hexid}", u.refname
             )
         is_branch = u.refname == "HEAD" or u.refname.startswith("refs/heads/")  # git's is_branch
         if info.type != "commit" and is_branch:
-            raise TransactionError(
+            raise InvalidNewValueError(
                 f"trying to write non-commit object {hexid} to branch '{u.refname}'", u.refname
             )
 
