@@ -8,10 +8,15 @@ subclass :class:`OS` and fail or "crash" at any single syscall.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+import stat
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ._errors import FormatError
 from ._format._reader import TableReader
@@ -241,11 +246,33 @@ class OS:
         tables.list. The lock fd stays open and becomes the handle of the new list.
 
         The rename is the last step: if this raises, tables.list is unchanged."""
+        self.write_tables_list(lock_fd, names)
+        return self.install_tables_list(lock_fd, lock_path, list_path)
+
+    def write_tables_list(self, lock_fd: int, names: Sequence[str]) -> None:
+        """The first half of a commit: the complete list into the lock file, fsynced."""
         self.write(lock_fd, render_tables_list(names))
         self.fsync(lock_fd)
+
+    def install_tables_list(self, lock_fd: int, lock_path: str, list_path: str) -> ListHandle:
+        """The second half: rename the written lock file over tables.list (the commit)."""
         handle = ListHandle(lock_fd, stat_key(self.fstat(lock_fd)))
         self.rename(lock_path, list_path)
         return handle
+
+    def concurrently(self, first: Callable[[], T], second: Callable[[], None]) -> T:
+        """Run two independent units at the same time (``second`` in a helper thread), so
+        that their fsyncs overlap on the disk; both have finished when this returns. The
+        error of ``first``, else of ``second``, is raised."""
+        future = _helpers().submit(second)
+        try:
+            result = first()
+        finally:
+            # wait even if first() failed: second must not outlive its caller's cleanup
+            error = future.exception()
+        if error is not None:
+            raise error
+        return result
 
     def read_tables_list(self, list_path: str) -> tuple[list[str], ListHandle | None]:
         """Read tables.list and keep it open. A missing file is an empty stack (no handle)."""
@@ -291,9 +318,31 @@ class OS:
     def ensure_dir(self, path: str) -> None:
         os.makedirs(path, exist_ok=True)
 
+    def dir_key(self, path: str) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the stack directory. A missing directory raises
+        FileNotFoundError, anything else NotADirectoryError, both naming ``path``."""
+        st = self.stat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        return stat_key(st)
+
     def table_files(self, directory: str) -> list[str]:
         """Names in the stack directory that end in ``.ref`` (candidates for cleaning)."""
         return sorted(n for n in self.listdir(directory) if n.endswith(".ref"))
+
+
+T = TypeVar("T")
+_HELPERS: list[ThreadPoolExecutor] = []
+_HELPERS_LOCK = threading.Lock()
+
+
+def _helpers() -> ThreadPoolExecutor:
+    """The process's pool for the second half of :meth:`OS.concurrently` (created lazily;
+    its jobs never wait on anything, so a bounded pool cannot deadlock)."""
+    with _HELPERS_LOCK:
+        if not _HELPERS:
+            _HELPERS.append(ThreadPoolExecutor(8, thread_name_prefix="aioreftable-fsync"))
+        return _HELPERS[0]
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int] | None:

@@ -36,6 +36,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aioreftable import StackOptions, open_stack
+from aioreftable._fs import OS
 from aioreftable.lowlevel import RefRecord
 
 OID = bytes.fromhex("1" * 40)
@@ -100,6 +101,68 @@ def processes(d: str, n: int, procs: int) -> float:
         if proc.wait() != 0:
             raise SystemExit("worker failed")
     return (n // procs * procs) / (time.perf_counter() - start)
+
+
+class TimingOS(OS):
+    """The OS seam, timestamping where tables.list.lock is taken and given up."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[str, float]] = []
+        self.holds: list[list[tuple[str, float]]] = []
+
+    def _mark(self, what: str) -> None:
+        self.marks.append((what, time.perf_counter()))
+
+    def try_create_lock(self, path: str, mode: int | None) -> int | None:
+        fd = super().try_create_lock(path, mode)
+        if fd is not None and path.endswith("tables.list.lock"):
+            self.marks = [("locked", time.perf_counter())]
+        return fd
+
+    def write_temp_table(self, directory: str, prefix: str, data: bytes, mode: int | None) -> str:
+        self._mark("table built, hops")
+        path = super().write_temp_table(directory, prefix, data, mode)
+        self._mark("temp table written+fsynced")
+        return path
+
+    def fsync_dir(self, path: str) -> None:
+        super().fsync_dir(path)
+        self._mark("directory fsync")
+
+    def fsync(self, fd: int) -> None:
+        super().fsync(fd)
+        self._mark("fsync")
+
+    def rename(self, src: str, dst: str) -> None:
+        super().rename(src, dst)
+        self._mark("rename")
+        if dst.endswith("tables.list"):
+            self.holds.append(self.marks)
+            self.marks = []
+
+    def release_lock(self, fd: int | None, path: str) -> None:
+        super().release_lock(fd, path)
+        self.marks = []
+
+
+async def lock_hold(d: str, n: int) -> tuple[list[float], dict[str, float]]:
+    """Hold time of tables.list.lock per single-ref commit (one writer, no compaction),
+    and the median time of each step inside it."""
+    fs = TimingOS()
+    async with open_stack(d, StackOptions(auto_compact=False), create=True, fs=fs) as stack:
+        for i in range(n):
+            await commit(stack, b"refs/heads/h%06d" % i)
+    holds = [h[-1][1] - h[0][1] for h in fs.holds]
+    steps: dict[str, list[float]] = {}
+    for h in fs.holds:
+        for (_, t0), (what, t1) in zip(h, h[1:], strict=False):
+            steps.setdefault(what, []).append(t1 - t0)
+    return holds, {k: statistics.median(v) for k, v in steps.items()}
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 GIT_ENV = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
@@ -198,6 +261,7 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     parser.add_argument("--worker", nargs=3, metavar=("DIR", "IDENT", "N"))
+    parser.add_argument("--hold", type=int, metavar="N", help="only measure the lock hold time")
     args = parser.parse_args()
     if args.worker:
         d, ident, n = args.worker
@@ -207,8 +271,16 @@ def main() -> None:
     def run(fn: object, *a: object) -> object:
         return anyio.run(fn, *a, backend=args.backend)  # type: ignore[arg-type]
 
-    git = find_git()
     base = os.environ.get("BENCH_DIR")  # default: the system temp dir
+    if args.hold:
+        with tempfile.TemporaryDirectory(dir=base) as root:
+            holds, steps = run(lock_hold, f"{root}/h", args.hold)  # type: ignore[misc]
+        print(f"tables.list.lock held per commit ({args.hold} commits): "
+              f"p50 {quantile(holds, 0.5) * 1e3:.2f} ms, p99 {quantile(holds, 0.99) * 1e3:.2f} ms")  # fmt: skip
+        for what, median in steps.items():
+            print(f"  ... until {what}: median {median * 1e3:.3f} ms")
+        return
+    git = find_git()
     print(f"# bench_stack on {os.uname().sysname} {os.cpu_count()} CPUs, "
           f"python {sys.version.split()[0]}, backend {args.backend}, git {git}")  # fmt: skip
     rows: list[tuple[str, float]] = []

@@ -9,10 +9,10 @@ import hashlib
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aioreftable._format._reader import TableReader
 from aioreftable._fs import OS
@@ -57,6 +57,9 @@ def listed(directory: str | os.PathLike[str]) -> list[str]:
     if not os.path.exists(path):
         return []
     return [n for n in Path(path).read_text().split("\n") if n]
+
+
+T = TypeVar("T")
 
 
 class Crash(BaseException):
@@ -196,6 +199,15 @@ class FaultyOS(OS):
         self._tick("open_table", path)
         return super().open_table(path)
 
+    def concurrently(self, first: Callable[[], T], second: Callable[[], None]) -> T:
+        """Sequentially, so that the k-th syscall is the same in every run."""
+        try:
+            result = first()
+        finally:
+            if not self.dead:
+                second()
+        return result
+
     # -- the aftermath -----------------------------------------------------------------
     def power_loss(self) -> None:
         """Undo what a power cut would lose (call after a Crash)."""
@@ -282,3 +294,40 @@ class PausingOS(OS):
             self.paused.set()
             self.resume.wait(30)
         return path
+
+
+class HoldingOS(OS):
+    """Holds the next call of one unit of work open until ``resume`` is set: ``"commit"``
+    (``install_tables_list``, inside tables.list.lock) or ``"lock_tables"`` (a compaction
+    locking its tables, also inside tables.list.lock). Arm it with :meth:`hold`."""
+
+    def __init__(self) -> None:
+        self.unit: str | None = None
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+
+    def hold(self, unit: str) -> None:
+        self.paused.clear()
+        self.resume.clear()
+        self.unit = unit
+
+    def _maybe_pause(self, unit: str) -> None:
+        if self.unit == unit:
+            self.unit = None
+            self.paused.set()
+            self.resume.wait(30)
+
+    def install_tables_list(self, *args: Any, **kwargs: Any) -> Any:
+        self._maybe_pause("commit")
+        return super().install_tables_list(*args, **kwargs)
+
+    def lock_tables(self, *args: Any, **kwargs: Any) -> Any:
+        self._maybe_pause("lock_tables")
+        return super().lock_tables(*args, **kwargs)
+
+
+async def until(event: threading.Event) -> None:
+    """Wait (in a worker thread, at most 10 s) until a threading.Event is set."""
+    import anyio.to_thread
+
+    assert await anyio.to_thread.run_sync(event.wait, 10.0), "the seam never paused"

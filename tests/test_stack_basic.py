@@ -26,11 +26,27 @@ NO_AUTO = StackOptions(auto_compact=False)
 
 
 async def test_empty_stack_has_no_files(tmp_path: Path) -> None:
-    async with open_stack(tmp_path / "rt") as stack:
+    async with open_stack(tmp_path / "rt", create=True) as stack:
         snap = await stack.snapshot()
         assert len(snap) == 0 and snap.max_update_index == 0 and snap.next_update_index == 1
         assert snap.ref(b"HEAD") is None and list(snap.iter_refs()) == []
     assert os.listdir(tmp_path / "rt") == []
+
+
+async def test_a_missing_directory_is_not_created_by_default(tmp_path: Path) -> None:
+    missing = tmp_path / "reftabel"
+    with pytest.raises(FileNotFoundError) as info:
+        async with open_stack(missing):
+            pass
+    assert info.value.filename == str(missing) and not missing.exists()
+    (tmp_path / "file").touch()
+    with pytest.raises(NotADirectoryError) as not_dir:
+        async with open_stack(tmp_path / "file"):
+            pass
+    assert not_dir.value.filename == str(tmp_path / "file")
+    async with open_stack(tmp_path / "a" / "b", create=True) as stack:
+        await add_ref(stack, b"refs/heads/main", oid(1))
+    assert listed(tmp_path / "a" / "b")
 
 
 async def test_addition_appends_a_git_named_table(tmp_path: Path) -> None:

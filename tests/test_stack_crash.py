@@ -34,7 +34,7 @@ async def compact(stack: Stack) -> None:
 
 async def count_syscalls(tmp_path: Path, op: Callable[[Stack], Awaitable[None]]) -> int:
     fs = FaultyOS()
-    async with open_stack(tmp_path / "count", NO_AUTO, fs=fs) as stack:
+    async with open_stack(tmp_path / "count", NO_AUTO, create=True, fs=fs) as stack:
         await acked(stack)
         fs.arm(None)
         await op(stack)
@@ -44,7 +44,7 @@ async def count_syscalls(tmp_path: Path, op: Callable[[Stack], Awaitable[None]])
 async def recover_and_write(d: Path, allowed: set[bytes], required: set[bytes]) -> None:
     """Reopen with the plain OS: readable, the right refs; a left lock is a clear LockError
     and, once removed by hand, the next writer succeeds."""
-    async with open_stack(d, ZERO) as stack:
+    async with open_stack(d, ZERO, create=True) as stack:
         refs = set(refs_of(await stack.snapshot()))
         assert required <= refs <= allowed, (refs, os.listdir(d))
         leftover = [n for n in os.listdir(d) if n.endswith(".lock")]
@@ -61,7 +61,7 @@ async def recover_and_write(d: Path, allowed: set[bytes], required: set[bytes]) 
         await add_ref(stack, D, oid("d"))
         await stack.compact_all()
         assert set(refs_of(await stack.snapshot())) == refs | {D}
-    async with open_stack(d, NO_AUTO) as stack:
+    async with open_stack(d, NO_AUTO, create=True) as stack:
         assert set(refs_of(await stack.snapshot())) == refs | {D}
 
 
@@ -73,7 +73,7 @@ async def test_failure_at_every_syscall(tmp_path: Path, op_name: str) -> None:
     for k in range(1, total + 1):
         d = tmp_path / f"fail{k}"
         fs = FaultyOS()
-        async with open_stack(d, NO_AUTO, fs=fs) as stack:
+        async with open_stack(d, NO_AUTO, create=True, fs=fs) as stack:
             await acked(stack)
             fs.arm(k, "fail")
             try:
@@ -97,7 +97,7 @@ async def test_failure_at_every_syscall(tmp_path: Path, op_name: str) -> None:
             await add_ref(stack, D, oid("d"))  # the same stack keeps working
             refs = set(refs_of(await stack.snapshot()))
             assert {A, B, D} <= refs <= {A, B, C, D}, (k, fs.calls)
-        async with open_stack(d, NO_AUTO) as again:
+        async with open_stack(d, NO_AUTO, create=True) as again:
             assert set(refs_of(await again.snapshot())) == refs
 
 
@@ -109,7 +109,7 @@ async def test_crash_at_every_syscall(tmp_path: Path, op_name: str) -> None:
         d = tmp_path / f"crash{k}"
         fs = FaultyOS()
         with pytest.raises(Crash):
-            async with open_stack(d, NO_AUTO, fs=fs) as stack:
+            async with open_stack(d, NO_AUTO, create=True, fs=fs) as stack:
                 await acked(stack)
                 fs.arm(k, "crash")
                 await op(stack)
@@ -135,8 +135,8 @@ async def test_unsynced_directory_would_lose_an_acknowledged_addition(tmp_path: 
 
     fs2 = FaultyOS()
     d = tmp_path / "synced"
-    async with open_stack(d, NO_AUTO, fs=fs2) as stack:
+    async with open_stack(d, NO_AUTO, create=True, fs=fs2) as stack:
         await acked(stack)
     fs2.power_loss()
-    async with open_stack(d, NO_AUTO) as stack:
+    async with open_stack(d, NO_AUTO, create=True) as stack:
         assert set(refs_of(await stack.snapshot())) == {A, B}

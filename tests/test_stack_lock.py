@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from pathlib import Path
 
 import anyio
 import pytest
-from stack_helpers import add_ref, listed, oid, refs_of, stray_files
+from stack_helpers import HoldingOS, add_ref, listed, oid, refs_of, stray_files, until
 
-from aioreftable import LockError, Stack, StackOptions, open_stack
+from aioreftable import LockError, Stack, StackOptions, init_repo, open_ref_store, open_stack
+from aioreftable._fs import OS
+from aioreftable._refs import RefStore
 from aioreftable._stack._lock import backoff_delays
 from aioreftable.lowlevel import RefRecord
 
@@ -80,26 +83,173 @@ async def test_100_tasks_all_commit_with_a_generous_timeout(tmp_path: Path) -> N
     assert stray_files(tmp_path) == []
 
 
-async def test_zero_timeout_failures_are_lock_errors_only(tmp_path: Path) -> None:
-    outcomes: list[str] = []
-
-    async def writer(stack: Stack, i: int) -> None:
-        try:
-            await add_ref(stack, b"refs/heads/t%03d" % i, oid(i))
-        except LockError:
-            outcomes.append("locked")
-        else:
-            outcomes.append("ok")
-
+async def test_zero_timeout_writers_of_one_process_all_commit(tmp_path: Path) -> None:
+    """lock_timeout=0 is one try of the lock *file*; this process's own writers queue."""
     async with open_stack(tmp_path, StackOptions(lock_timeout=0)) as stack:
         async with anyio.create_task_group() as tg:
             for i in range(100):
-                tg.start_soon(writer, stack, i)
+                tg.start_soon(add_ref, stack, b"refs/heads/t%03d" % i, oid(i))
         await stack.wait_idle()
         refs = refs_of(await stack.snapshot())
-    assert len(outcomes) == 100 and "locked" in outcomes
-    assert len(refs) == outcomes.count("ok")
+    assert refs == {b"refs/heads/t%03d" % i: oid(i) for i in range(100)}
     assert stray_files(tmp_path) == []
+
+
+async def writers_behind(stack: Stack, n: int, hold: float, fs: HoldingOS) -> list[str]:
+    """Start ``n`` one-ref writers while ``fs`` holds the list lock, keep holding for
+    ``hold`` seconds (several default lock timeouts), then let go. Their outcomes."""
+    outcomes: list[str] = []
+
+    async def writer(i: int) -> None:
+        try:
+            await add_ref(stack, b"refs/heads/w%02d" % i, oid(i))
+        except LockError as exc:
+            outcomes.append(f"LockError after {exc.waited:.3f} s")
+        else:
+            outcomes.append("ok")
+
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(writer, i)
+        await anyio.sleep(hold)
+        assert outcomes == []  # all still queued behind the held lock
+        fs.resume.set()
+    return outcomes
+
+
+async def test_writers_queue_behind_a_slow_commit_of_their_own_process(tmp_path: Path) -> None:
+    fs = HoldingOS()
+    async with open_stack(tmp_path, StackOptions(auto_compact=False), fs=fs) as stack:
+        assert stack.options.lock_timeout == 0.1
+        fs.hold("commit")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(add_ref, stack, b"refs/heads/first", oid("first"))
+            await until(fs.paused)
+            outcomes = await writers_behind(stack, 10, 0.4, fs)
+        assert outcomes == ["ok"] * 10
+        assert len(refs_of(await stack.snapshot())) == 11
+    assert stray_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["compact_all", "auto"])
+async def test_writers_queue_behind_a_compaction_of_their_own_process(
+    tmp_path: Path, background: bool
+) -> None:
+    fs = HoldingOS()
+    options = StackOptions(auto_compact=background)
+    async with open_stack(tmp_path, options, fs=fs) as stack:
+        for i in range(3):
+            await add_ref(stack, b"refs/heads/base%d" % i, oid(i))
+        await stack.wait_idle()
+        fs.hold("lock_tables")  # the compactor holds tables.list.lock while it locks tables
+        async with anyio.create_task_group() as tg:
+            if background:
+                tg.start_soon(add_ref, stack, b"refs/heads/trigger", oid("t"))
+            else:
+                tg.start_soon(stack.compact_all)
+            await until(fs.paused)
+            outcomes = await writers_behind(stack, 10, 0.4, fs)
+        await stack.wait_idle()
+        assert outcomes == ["ok"] * 10
+        assert stack.statistics().compactions >= 1
+        assert len(refs_of(await stack.snapshot())) == 13 + background
+    assert stray_files(tmp_path) == []
+
+
+async def test_compaction_lets_writers_queued_behind_it_go_first(tmp_path: Path) -> None:
+    fs = HoldingOS()
+    async with open_stack(tmp_path, StackOptions(auto_compact=False), fs=fs) as stack:
+        await add_ref(stack, b"refs/heads/base", oid("base"))
+        fs.hold("commit")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(add_ref, stack, b"refs/heads/held", oid("held"))
+            await until(fs.paused)
+            tg.start_soon(stack.compact_all)  # queues first ...
+            await anyio.sleep(0.05)
+            for i in range(4):  # ... these writers queue behind it
+                tg.start_soon(add_ref, stack, b"refs/heads/w%d" % i, oid(i))
+            await anyio.sleep(0.05)
+            fs.resume.set()
+        # the writers went first, so the compaction merged their tables too
+        assert len(listed(tmp_path)) == 1
+        assert len(refs_of(await stack.snapshot())) == 6
+
+
+async def test_a_stream_of_writers_does_not_starve_compaction(tmp_path: Path) -> None:
+    done = anyio.Event()
+    written = 0
+
+    async def writer(i: int) -> None:
+        nonlocal written
+        n = 0
+        while not done.is_set():
+            await add_ref(stack, b"refs/heads/s%02d-%04d" % (i, n), oid(n))
+            n += 1
+            written += 1
+
+    async with open_stack(tmp_path, StackOptions(auto_compact=False)) as stack:
+        async with anyio.create_task_group() as tg:
+            for i in range(8):
+                tg.start_soon(writer, i)
+            await anyio.sleep(0.05)
+            before = written
+            with anyio.fail_after(10):
+                assert await stack.compact_all()
+            done.set()
+        assert stack.statistics().compactions == 1
+        assert written > before  # the writers kept committing meanwhile
+    assert stray_files(tmp_path) == []
+
+
+# 64 tasks keep the queue 64 deep (the issue's 64 x 10 takes too long for CI's fsyncs)
+PER_TASK = 3
+
+
+async def test_64_tasks_times_3_commits_at_the_default_timeout(tmp_path: Path) -> None:
+    async def task(stack: Stack, t: int) -> None:
+        for i in range(PER_TASK):
+            await add_ref(stack, b"refs/heads/t%02d-%d" % (t, i), oid((t, i)))
+
+    async with open_stack(tmp_path) as stack:
+        assert stack.options.lock_timeout == 0.1
+        async with anyio.create_task_group() as tg:
+            for t in range(64):
+                tg.start_soon(task, stack, t)
+        await stack.wait_idle()
+        assert len(refs_of(await stack.snapshot())) == 64 * PER_TASK
+        assert stack.statistics().additions == 64 * PER_TASK
+    assert stray_files(tmp_path) == []
+
+
+async def test_64_tasks_times_3_ref_transactions_at_the_default_timeout(tmp_path: Path) -> None:
+    await init_repo(tmp_path)
+
+    async def task(store: RefStore, t: int) -> None:
+        for i in range(PER_TASK):
+            async with store.transaction("test") as tx:
+                tx.create(f"refs/heads/t{t:02d}-{i}", oid((t, i)).hex())
+
+    async with open_ref_store(tmp_path, object_database=False) as store:
+        async with anyio.create_task_group() as tg:
+            for t in range(64):
+                tg.start_soon(task, store, t)
+        names = {r.name async for r in store.iterate("refs/heads/")}
+    assert names == {f"refs/heads/t{t:02d}-{i}" for t in range(64) for i in range(PER_TASK)}
+
+
+async def test_two_stacks_on_one_directory_share_the_queue(tmp_path: Path) -> None:
+    fs = HoldingOS()
+    async with (
+        open_stack(tmp_path, StackOptions(auto_compact=False), fs=fs) as one,
+        open_stack(tmp_path, StackOptions(auto_compact=False)) as two,
+    ):
+        fs.hold("commit")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(add_ref, one, b"refs/heads/first", oid("first"))
+            await until(fs.paused)
+            outcomes = await writers_behind(two, 5, 0.4, fs)
+        assert outcomes == ["ok"] * 5
+        assert len(refs_of(await two.snapshot())) == 6
 
 
 async def test_cancellation_while_holding_the_lock_leaves_nothing(tmp_path: Path) -> None:
@@ -145,3 +295,29 @@ async def test_cancellation_at_every_point_of_an_addition(tmp_path: Path) -> Non
         refs = refs_of(await stack.snapshot())
     assert committed >= 1 and len(refs) >= committed
     assert len(listed(tmp_path)) == len(refs)
+
+
+async def test_a_commit_syncs_the_list_while_the_table_syncs(tmp_path: Path) -> None:
+    """The list's fsync overlaps the table's (a shorter lock hold): here the table's
+    directory fsync waits until the list is being written, which a commit that writes
+    the list only after the table never reaches."""
+
+    class Overlap(OS):
+        def __init__(self) -> None:
+            self.list_written = threading.Event()
+
+        def write(self, fd: int, data: bytes) -> None:
+            if data.endswith(b".ref\n"):  # the new tables.list, into the lock file
+                self.list_written.set()
+            super().write(fd, data)
+
+        def fsync_dir(self, path: str) -> None:
+            if not self.list_written.wait(5):
+                raise AssertionError("the list was not written beside the table")
+            super().fsync_dir(path)
+
+    fs = Overlap()
+    async with open_stack(tmp_path, StackOptions(auto_compact=False), fs=fs) as stack:
+        await add_ref(stack, b"refs/heads/a", oid(1))
+        assert refs_of(await stack.snapshot()) == {b"refs/heads/a": oid(1)}
+    assert len(listed(tmp_path)) == 1 and stray_files(tmp_path) == []

@@ -127,7 +127,7 @@ async def compact(
     temp: str | None = None
     attempted = False
     try:
-        async with stack._locked_list(budget=timeout, reload=reload):
+        async with stack._locked_list(budget=timeout, reload=reload, writer=False):
             snap = stack._snap
             chosen = select(snap)
             if chosen is None:
@@ -165,7 +165,7 @@ async def compact(
         stats.entries_written += merged.entries
         lo = snap.readers[first].min_update_index
         hi = snap.readers[last].max_update_index
-        async with stack._locked_list(budget=timeout, reload=True) as held:
+        async with stack._locked_list(budget=timeout, reload=True, writer=False) as held:
             with anyio.CancelScope(shield=True):
                 async with stack._state_mutex:
                     loaded, late_error = await stack._hop(
@@ -257,7 +257,7 @@ async def clean(stack: Stack) -> list[str]:
     """git's ``reftable_stack_clean``: under the list lock (no waiting), delete ``.ref``
     files that are not listed and whose max update index is <= the stack's. Locks, temp
     files and files that do not parse as tables are never touched."""
-    async with stack._locked_list(budget=0, reload=True):
+    async with stack._locked_list(budget=0, reload=True, writer=False):
         snap = stack._snap
         return await stack._hop(
             _clean, stack._fs, stack._dir, set(snap.table_names), snap.max_update_index

@@ -50,22 +50,22 @@ async def lock_with_backoff(
     try_once: Callable[[], Awaitable[int | None]],
     lock_path: str,
     budget: float | None,
-    already_waited: float = 0.0,
 ) -> tuple[int, float]:
     """Call ``try_once`` (an O_EXCL create returning an fd, or None when the file exists)
     until it succeeds, sleeping git's backoff in between.
 
     As in git, the budget is the accumulated sleep: stop once it reaches ``budget``;
-    0 means one try, None means forever. Returns the fd and the seconds slept; raises
-    LockError when the budget is spent."""
+    0 means one try, None means forever. Only this polling counts: the caller starts it
+    when it has this process's turn, so only another process can hold the file. Returns
+    the fd and the seconds slept; raises LockError when the budget is spent."""
     next_delay = backoff_delays()
     slept = 0.0
     while True:
         fd = await try_once()
         if fd is not None:
             return fd, slept
-        if budget is not None and (budget <= 0 or already_waited + slept >= budget):
-            raise lock_error(lock_path, already_waited + slept)
+        if budget is not None and (budget <= 0 or slept >= budget):
+            raise lock_error(lock_path, slept)
         delay = next_delay()
         await anyio.sleep(delay)
         slept += delay

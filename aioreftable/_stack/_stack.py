@@ -16,10 +16,11 @@ from .._errors import NotExistError, OutdatedError
 from .._format._reader import TableReader
 from .._fs import OS, TABLES_LIST, ListHandle, default_mode
 from ._background import AutoCompactor
-from ._lock import lock_error, lock_with_backoff
+from ._lock import lock_with_backoff
 from ._options import LogExpiry, StackOptions
 from ._snapshot import Snapshot
 from ._stats import Counters, StackStatistics
+from ._turns import Turns, shared_turns
 
 if TYPE_CHECKING:
     from ._addition import Addition
@@ -73,7 +74,7 @@ class Stack:
         self._fs = fs
         self._mode = options.file_mode
         self._limiter = anyio.CapacityLimiter(options.max_threads)
-        self._writer_mutex = anyio.Lock()  # one tables.list lock holder per process at a time
+        self._turns = Turns()  # replaced by the directory's shared queue when opened
         self._state_mutex = anyio.Lock()  # serializes installing new generations
         self._stats = Counters()
         self._generation = 0
@@ -107,9 +108,7 @@ class Stack:
                 await self._reload()
         return self._snap
 
-    def addition(
-        self, *, exact_log_message: bool = False
-    ) -> AbstractAsyncContextManager[Addition]:
+    def addition(self, *, exact_log_message: bool = False) -> AbstractAsyncContextManager[Addition]:
         """``async with stack.addition() as add:`` lock tables.list and append one table.
 
         See :class:`~aioreftable.Addition`. Commits on a clean exit, rolls back otherwise.
@@ -291,29 +290,18 @@ class Stack:
     # -- the tables.list lock --------------------------------------------------------------
     @asynccontextmanager
     async def _locked_list(
-        self, *, budget: float | None, reload: bool
+        self, *, budget: float | None, reload: bool, writer: bool = True
     ) -> AsyncIterator[Held]:
-        """Hold ``tables.list.lock``: first this process's mutex, then the O_EXCL file with
-        git's backoff, both within ``budget`` seconds. With ``reload`` the stack is brought up to
-        date under the lock; otherwise an outdated stack raises OutdatedError."""
+        """Hold ``tables.list.lock``: first this process's turn (a fair queue, no timeout:
+        see :class:`Turns`), then the O_EXCL file with git's backoff within ``budget``
+        seconds of polling. ``writer=False`` marks maintenance, which lets queued writers go
+        first. With ``reload`` the stack is brought up to date under the lock; otherwise an
+        outdated stack raises OutdatedError."""
         started = anyio.current_time()
-        mutex = self._writer_mutex
-        if budget is None:
-            await mutex.acquire()
-        elif budget <= 0:
-            try:
-                mutex.acquire_nowait()
-            except anyio.WouldBlock:
-                raise lock_error(self._lock_path, 0.0) from None
-        else:
-            acquired = False
-            with anyio.move_on_after(budget):
-                await mutex.acquire()
-                acquired = True
-            if not acquired:
-                raise lock_error(self._lock_path, anyio.current_time() - started)
+        turns = self._turns
+        await turns.acquire(writer=writer)
         try:
-            mutex_wait = anyio.current_time() - started
+            queued = anyio.current_time() - started
             tries = 0
             key: tuple[int, int] | None = None
 
@@ -323,12 +311,12 @@ class Stack:
                 fd, key = await self._hop_shielded(self._try_lock)
                 return fd
 
-            fd, slept = await lock_with_backoff(try_once, self._lock_path, budget, mutex_wait)
+            fd, slept = await lock_with_backoff(try_once, self._lock_path, budget)
             held = Held(fd, key)
             try:
-                if tries > 1 or mutex_wait > 0.001:
+                if tries > 1 or queued > 0.001:
                     self._stats.lock_waits += 1
-                    self._stats.lock_wait_seconds += mutex_wait + slept
+                    self._stats.lock_wait_seconds += queued + slept
                 if not self._uptodate(held.key):
                     if not reload:
                         raise OutdatedError(f"{self._list_path} changed since the stack was read")
@@ -341,7 +329,7 @@ class Stack:
                     with anyio.CancelScope(shield=True):
                         await self._hop(self._fs.release_lock, held.fd, self._lock_path)
         finally:
-            mutex.release()
+            turns.release()
 
     def _try_lock(self) -> tuple[int | None, tuple[int, int] | None]:
         """One O_EXCL try; on success also the (st_dev, st_ino) of tables.list (thread)."""
@@ -360,6 +348,7 @@ class Stack:
             self._mode = await self._hop(default_mode)
         if create:
             await self._hop(self._fs.ensure_dir, self._dir)
+        self._turns = shared_turns(await self._hop(self._fs.dir_key, self._dir))
         async with self._state_mutex:
             await self._reload()
 
@@ -377,10 +366,13 @@ async def open_stack(
     path: str | os.PathLike[str],
     options: StackOptions | None = None,
     *,
-    create: bool = True,
+    create: bool = False,
     fs: OS | None = None,
 ) -> AsyncIterator[Stack]:
     """Open the reftable stack in directory ``path`` (for a repository: ``.git/reftable``).
+
+    The directory must exist (FileNotFoundError naming it otherwise, NotADirectoryError if
+    it is something else); ``create=True`` creates it and its parents first.
 
     The context owns a task group for background auto-compaction and closes every table
     on exit. An exception raised in the body propagates unchanged. On a clean exit a

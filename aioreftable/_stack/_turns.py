@@ -1,0 +1,105 @@
+"""Turns: this process's fair queue for tables.list.lock, writers ahead of maintenance."""
+
+from __future__ import annotations
+
+import weakref
+from collections import deque
+from typing import Final
+
+import anyio
+import anyio.lowlevel
+
+__all__ = ["Turns", "shared_turns"]
+
+
+class _Waiter:
+    __slots__ = ("granted", "wake", "writer", "yielded")
+
+    def __init__(self, writer: bool):
+        self.writer = writer
+        self.yielded = (
+            False  # a maintenance waiter lets the writers queued behind it go first, once
+        )
+        self.granted = False
+        self.wake = anyio.Event()
+
+
+class Turns:
+    """Who of this process's tasks may try tables.list.lock next.
+
+    First come, first served, with one exception: a maintenance task (compaction, clean)
+    that reaches the head of the queue while writers wait behind it lets exactly those
+    writers go first, once; writers arriving later queue behind it, so it cannot starve.
+    A turn is handed directly to the next waiter on release, so a task that releases and
+    re-enters queues behind everyone already waiting. Waiting here is not part of any
+    lock timeout: the timeout only counts polling of the lock *file*, which only another
+    process can hold while we have the turn."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._queue: deque[_Waiter] = deque()
+
+    @property
+    def waiting_writers(self) -> int:
+        return sum(1 for w in self._queue if w.writer)
+
+    def __len__(self) -> int:
+        """Tasks waiting (not counting the holder)."""
+        return len(self._queue)
+
+    async def acquire(self, *, writer: bool) -> None:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        if not self._held:
+            self._held = True
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            return
+        waiter = _Waiter(writer)
+        self._queue.append(waiter)
+        try:
+            await waiter.wake.wait()
+        except BaseException:
+            if waiter.granted:
+                self.release()  # the turn arrived as we were cancelled: pass it on
+            else:
+                self._queue.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        waiter = self._next()
+        if waiter is None:
+            self._held = False
+            return
+        waiter.granted = True
+        waiter.wake.set()
+
+    def _next(self) -> _Waiter | None:
+        queue = self._queue
+        if not queue:
+            return None
+        head = queue[0]
+        if not head.writer and not head.yielded:
+            head.yielded = True
+            behind = [i for i, w in enumerate(queue) if w.writer]
+            if behind:
+                queue.remove(head)
+                queue.insert(behind[-1], head)  # right after the last writer waiting now
+        return queue.popleft()
+
+
+_SHARED: Final[weakref.WeakValueDictionary[tuple[object, ...], Turns]] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def shared_turns(directory_key: tuple[int, int] | None) -> Turns:
+    """One Turns per stack directory (st_dev, st_ino) and event loop, so that two stacks
+    opened on the same directory in one process queue together instead of timing out on
+    each other's lock file. Without a key (no inode numbers) the stack gets its own."""
+    if directory_key is None:
+        return Turns()
+    key = (anyio.lowlevel.current_token(), *directory_key)
+    turns = _SHARED.get(key)
+    if turns is None:
+        turns = Turns()
+        _SHARED[key] = turns
+    return turns
