@@ -338,6 +338,18 @@ def test_command_line_include_must_be_absolute(
         read_config(discover(repo), layers.effective(git, **extra))
 
 
+def test_bad_nosystem_boolean_is_a_config_error(
+    git: Git, git_repo: Callable[..., Path], layers: Layers
+) -> None:
+    repo = git_repo()
+    extra = {"GIT_CONFIG_NOSYSTEM": "maybe"}
+    proc = git.run("config", "list", cwd=repo, env={**layers.env, **extra}, check=False)
+    message = "bad boolean environment value 'maybe' for 'GIT_CONFIG_NOSYSTEM'"
+    assert proc.returncode == 128 and message.encode() in proc.stderr
+    with pytest.raises(ConfigError, match=message):
+        read_config(discover(repo), layers.effective(git, **extra))
+
+
 # -- the command line ----------------------------------------------------------------------
 
 BAD_COMMAND_LINES: list[dict[str, str]] = [

@@ -355,6 +355,15 @@ def global_config_paths(env: Mapping[str, str]) -> list[str]:
     return paths
 
 
+def _env_bool(env: Mapping[str, str], name: str) -> bool:
+    """git_env_bool: unset is false, else git's boolean rules."""
+    value = env.get(name)
+    try:
+        return value is not None and parse_bool(name, value)
+    except ConfigError:
+        raise ConfigError(f"bad boolean environment value '{value}' for '{name}'") from None
+
+
 def read_config(
     layout: RepositoryLayout, env: Mapping[str, str] | None = None
 ) -> list[ConfigEntry]:
@@ -363,8 +372,7 @@ def read_config(
     ``extensions.worktreeConfig``), then the command line. Blocking: run it in a thread."""
     env = os.environ if env is None else env
     entries: list[ConfigEntry] = []
-    nosystem = env.get("GIT_CONFIG_NOSYSTEM")
-    if nosystem is None or not parse_bool("GIT_CONFIG_NOSYSTEM", nosystem):
+    if not _env_bool(env, "GIT_CONFIG_NOSYSTEM"):
         path = env.get("GIT_CONFIG_SYSTEM", _SYSTEM_CONFIG)
         entries += _file_entries(path, "system", missing_ok_eacces=False)
     for path in global_config_paths(env):
