@@ -27,6 +27,7 @@ from aioreftable import (
     open_ref_store,
 )
 from aioreftable._refs._store import WorktreeKey
+from aioreftable.lowlevel import LogRecord, RefRecord, TableReader, TableWriter, WriteOptions
 
 pytestmark = [pytest.mark.anyio, pytest.mark.git]
 
@@ -443,3 +444,46 @@ async def test_accept_and_refuse_like_git(
                     await store.rename(name, "refs/heads/main", "m")
     assert verdicts
     assert {n: v for n, v in verdicts.items() if v[0] != v[1]} == {}
+
+
+# -- verify(): names in a table written by someone else ------------------------------------------
+def add_foreign_table(stack: Path, refs: list[RefRecord], logs: list[LogRecord]) -> None:
+    """Append a table made with the low-level TableWriter, as another program would."""
+    names = (stack / "tables.list").read_text().split()
+    with TableReader.from_path(stack / names[-1]) as last:
+        n = last.max_update_index + 1
+    writer = TableWriter(WriteOptions(hash="sha1"))
+    writer.set_limits(n, n)
+    writer.add_refs(sorted(r._replace(update_index=n) for r in refs))
+    writer.add_logs(log._replace(update_index=n) for log in logs)
+    name = f"0x{n:012x}-0x{n:012x}-0badcafe.ref"
+    (stack / name).write_bytes(writer.finish())
+    (stack / "tables.list").write_text("".join(f"{x}\n" for x in [*names, name]))
+
+
+async def test_verify_reports_names_git_cannot_read(git: Git, repo: Path) -> None:
+    oid = bytes.fromhex(head_id(git, repo))
+    null = bytes(20)
+    add_foreign_table(
+        repo / ".git" / "reftable",
+        refs=[
+            RefRecord.val1(b"refs/heads/x\x00y", 0, oid),
+            RefRecord.symref(b"refs/../x", 0, b"refs/heads/main"),
+            RefRecord.val1(b"refs/heads/a..b", 0, oid),
+        ],
+        logs=[LogRecord(b"refs/heads/\x00", 0, old_id=null, new_id=oid, message=b"m\n")],
+    )
+    async with open_ref_store(repo, env=ENV) as store:
+        found = [str(f) for f in await store.verify() if f.code == "badRefName"]
+    assert found == [
+        "error: refs/heads/\\x00: badRefName: reflog name contains a NUL byte "
+        "(git reads it as 'refs/heads/')",
+        "error: refs/../x: badRefName: ref name is neither a valid nor a safe refname "
+        "(git dies on it)",
+        "warning: refs/heads/a..b: badRefName: ref name is not a valid refname (git ignores it)",
+        "error: refs/heads/x\\x00y: badRefName: ref name contains a NUL byte "
+        "(git reads it as 'refs/heads/x')",
+    ]
+    # what the errors warn about: git dies on the unsafe name
+    proc = git.run("for-each-ref", cwd=repo, check=False)
+    assert proc.returncode == 128 and b"refname is dangerous" in proc.stderr

@@ -17,7 +17,7 @@ from .._format._reader import TableReader
 from .._format._records import RefRecord, RefValueType
 from .._format._verify import check_table
 from .._fs import parse_tables_list
-from ._refname import check_refname_format, parse_worktree_ref
+from ._refname import check_refname_format, parse_worktree_ref, refname_is_readable
 from ._store import decode_name, is_root_ref
 
 if TYPE_CHECKING:
@@ -240,12 +240,38 @@ def _symref_findings(path: str, refname: str, target: str) -> Iterator[VerifyFin
         )
 
 
+def _name_findings(prefix: str, raw: bytes, kind: str) -> Iterator[VerifyFinding]:
+    """``badRefName`` for a record's name: an error if git dies on it ("refname is
+    dangerous") or reads another name (a NUL byte ends its C string), a warning if git
+    ignores it (a safe but malformed name)."""
+    name = decode_name(raw)
+    path = prefix + (name if name.isprintable() else repr(name)[1:-1])
+    if b"\0" in raw:
+        seen = decode_name(raw[: raw.index(b"\0")])
+        why = f"{kind} name contains a NUL byte (git reads it as '{seen}')"
+        yield VerifyFinding("error", "badRefName", path, why)
+    elif not refname_is_readable(name):
+        why = f"{kind} name is neither a valid nor a safe refname (git dies on it)"
+        yield VerifyFinding("error", "badRefName", path, why)
+    elif not check_refname_format(name, allow_onelevel=True):
+        why = f"{kind} name is not a valid refname (git ignores it)"
+        yield VerifyFinding("warning", "badRefName", path, why)
+
+
 def _ref_findings(
     st: _Stack, readers: list[TableReader], hash_name: str
 ) -> Iterator[VerifyFinding]:
-    """git's reftable_be_fsck ref loop: null ids and symref targets."""
+    """git's reftable_be_fsck ref loop (null ids, symref targets), plus the names of refs
+    and reflogs (:func:`_name_findings`)."""
+    merged = MergedTable(readers, hash_name=hash_name)
+    last: bytes | None = None
+    for log in merged.iter_logs():
+        if log.refname != last:
+            last = log.refname
+            yield from _name_findings(st.prefix, log.refname, "reflog")
     rec: RefRecord
-    for rec in MergedTable(readers, hash_name=hash_name).iter_refs(b""):
+    for rec in merged.iter_refs(b""):
+        yield from _name_findings(st.prefix, rec.refname, "ref")
         name = decode_name(rec.refname)
         path = st.prefix + name
         if rec.value_type == RefValueType.SYMREF:
