@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import os
 import struct
+import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -19,7 +20,6 @@ from ._records import (
     BLOCK_TYPE_LOG,
     BLOCK_TYPE_OBJ,
     BLOCK_TYPE_REF,
-    IndexRecord,
     LogRecord,
     ObjRecord,
     RefRecord,
@@ -56,10 +56,20 @@ class TableStats:
     obj_id_len: int
 
 
-class TableReader:
-    """A validated, immutable table. Sync methods; safe to share between threads for reads."""
+FOOTER_FIELDS = ("ref index", "obj section", "obj index", "log section", "log index")
 
-    def __init__(self, source: BlockSource, *, name: str | None = None):
+
+class TableReader:
+    """A validated, immutable table. Sync methods; safe to share between threads for reads
+    (the block cache takes a lock; parsed blocks are immutable apart from idempotent caches).
+
+    Every read raises only FormatError (or a subclass) on damaged data, naming the file (when
+    the reader has a name) and the offset.
+    """
+
+    def __init__(
+        self, source: BlockSource, *, name: str | None = None, cache_blocks: int = _CACHE_BLOCKS
+    ):
         self.source = source
         self.name = name
         try:
@@ -67,13 +77,18 @@ class TableReader:
         except FormatError as e:
             raise e.located(name) from None
         self._blocks: OrderedDict[int, Block] = OrderedDict()
+        self._cache_blocks = max(1, cache_blocks)
+        self._lock = threading.Lock()
         self._ref_range: tuple[bytes, bytes] | Literal[False] | None = False
 
     @classmethod
     def from_bytes(
-        cls, data: bytes | bytearray | memoryview, name: str | None = None
+        cls,
+        data: bytes | bytearray | memoryview,
+        name: str | None = None,
+        cache_blocks: int = _CACHE_BLOCKS,
     ) -> TableReader:
-        return cls(BytesSource(data), name=name)
+        return cls(BytesSource(data), name=name, cache_blocks=cache_blocks)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str]) -> TableReader:
@@ -85,7 +100,8 @@ class TableReader:
             raise
 
     def close(self) -> None:
-        self._blocks.clear()
+        with self._lock:
+            self._blocks.clear()
         self.source.close()
 
     def __enter__(self) -> TableReader:
@@ -154,19 +170,31 @@ class TableReader:
             raise FormatError("object index with obj_id_len 0", offset=foot_at + hsize + 8)
         self.file_size = file_size
         self.size = foot_at  # end of the block data
+        self.footer_offset = foot_at
         first = head[hsize] if len(head) > hsize else 0
         self.has_refs = first == BLOCK_TYPE_REF
         self.has_logs = first == BLOCK_TYPE_LOG or self.log_position > 0
         self.has_objs = self.obj_position > 0
-        for what, pos in (
-            ("ref index", self.ref_index_position),
-            ("obj section", self.obj_position),
-            ("obj index", self.obj_index_position),
-            ("log section", self.log_position),
-            ("log index", self.log_index_position),
-        ):
+        for i, (what, pos) in enumerate(zip(FOOTER_FIELDS, self.footer_positions(), strict=True)):
             if pos >= self.size and pos:
-                raise FormatError(f"{what} position {pos} lies past the data", offset=foot_at)
+                raise FormatError(
+                    f"{what} position {pos} lies past the data",
+                    offset=self.footer_field_offset(i),
+                )
+
+    def footer_positions(self) -> tuple[int, int, int, int, int]:
+        """The footer's five positions, in the order of FOOTER_FIELDS."""
+        return (
+            self.ref_index_position,
+            self.obj_position,
+            self.obj_index_position,
+            self.log_position,
+            self.log_index_position,
+        )
+
+    def footer_field_offset(self, i: int) -> int:
+        """File offset of the footer field ``FOOTER_FIELDS[i]``."""
+        return self.footer_offset + self.header_size + 8 * i
 
     # -- blocks ------------------------------------------------------------------------
     def _block(self, offset: int, want: int | None, required: bool) -> Block | None:
@@ -174,19 +202,24 @@ class TableReader:
         its type differs from ``want``."""
         if offset >= self.size:
             if required:
-                raise FormatError(f"block offset {offset} lies past the data", path=self.name)
+                raise FormatError(
+                    f"block offset {offset} lies past the data", path=self.name, offset=offset
+                )
             return None
-        blk = self._blocks.get(offset)
+        cache = self._blocks
+        with self._lock:
+            blk = cache.get(offset)
+            if blk is not None:
+                cache.move_to_end(offset)
         if blk is None:
             try:
                 blk = self._load_block(offset)
             except FormatError as e:
                 raise e.located(self.name) from None
-            self._blocks[offset] = blk
-            if len(self._blocks) > _CACHE_BLOCKS:
-                self._blocks.popitem(last=False)
-        else:
-            self._blocks.move_to_end(offset)
+            with self._lock:
+                cache[offset] = blk
+                if len(cache) > self._cache_blocks:
+                    cache.popitem(last=False)
         if want is not None and blk.typ != want:
             if required:
                 raise FormatError(
@@ -195,6 +228,13 @@ class TableReader:
                     offset=offset,
                 )
             return None
+        return blk
+
+    def _req(self, offset: int, want: int | None) -> Block:
+        """The block at ``offset``, which must exist (and be of type ``want``)."""
+        blk = self._block(offset, want, True)
+        if blk is None:  # pragma: no cover - _block raises when required
+            raise FormatError(f"no block at {offset}", path=self.name, offset=offset)
         return blk
 
     def _load_block(self, offset: int) -> Block:
@@ -255,8 +295,7 @@ class TableReader:
 
     # -- seeking and iteration ---------------------------------------------------------
     def _linear_seek(self, start: int, typ: int, want: bytes) -> Block:
-        blk = self._block(start, typ, True)
-        assert blk is not None
+        blk = self._req(start, typ)
         while True:
             nxt = self._next_block(blk, typ)
             if nxt is None or nxt.first_key() > want:
@@ -265,6 +304,12 @@ class TableReader:
 
     def _seek(self, typ: int, want: bytes) -> tuple[Block, int, bytes] | None:
         """Locate the first record of section ``typ`` with key >= ``want``."""
+        try:
+            return self._seek_unlocated(typ, want)
+        except FormatError as e:
+            raise e.located(self.name) from None
+
+    def _seek_unlocated(self, typ: int, want: bytes) -> tuple[Block, int, bytes] | None:
         start = self._section_start(typ)
         if start is None:
             return None
@@ -287,8 +332,7 @@ class TableReader:
                 if not first:
                     raise FormatError("empty index block", path=self.name, offset=nxt.offset)
                 target = first[0]
-            child = self._block(target, None, True)
-            assert child is not None
+            child = self._req(target, None)
             if child.typ == typ:
                 pos, prev = child.seek(want)
                 return child, pos, prev
@@ -316,8 +360,7 @@ class TableReader:
         start = self._section_start(typ)
         if start is None:
             return iter(())
-        blk = self._block(start, typ, True)
-        assert blk is not None
+        blk = self._req(start, typ)
         return self._iter_from(blk, None, b"")
 
     def _iter_seek(self, typ: int, want: bytes) -> Iterator[Any]:
@@ -334,14 +377,18 @@ class TableReader:
         return cached
 
     def _compute_ref_range(self) -> tuple[bytes, bytes] | None:
+        try:
+            return self._ref_range_unlocated()
+        except FormatError as e:
+            raise e.located(self.name) from None
+
+    def _ref_range_unlocated(self) -> tuple[bytes, bytes] | None:
         if not self.has_refs:
             return None
-        first = self._block(0, BLOCK_TYPE_REF, True)
-        assert first is not None
+        first = self._req(0, BLOCK_TYPE_REF)
         top = self.ref_index_position
         if top:  # the last entry of the top index level names the section's last key
-            blk = self._block(top, BLOCK_TYPE_INDEX, True)
-            assert blk is not None
+            blk = self._req(top, BLOCK_TYPE_INDEX)
             while (nxt := self._next_block(blk, BLOCK_TYPE_INDEX)) is not None:
                 blk = nxt
             keys = blk.index_entries()[0]
@@ -351,7 +398,7 @@ class TableReader:
                 blk = nxt
             keys = [rec.refname for rec in blk.records()]
         if not keys:
-            raise FormatError("empty block at the end of the ref section", path=self.name)
+            raise FormatError("empty block at the end of the ref section", offset=blk.offset)
         return first.first_key(), keys[-1]
 
     # -- public reads ------------------------------------------------------------------
@@ -421,8 +468,7 @@ class TableReader:
 
     def _iter_blocks(self, offsets: list[int]) -> Iterator[RefRecord]:
         for off in offsets:
-            blk = self._block(off, BLOCK_TYPE_REF, True)
-            assert blk is not None
+            blk = self._req(off, BLOCK_TYPE_REF)
             try:
                 yield from blk.records()
             except FormatError as e:
@@ -432,41 +478,51 @@ class TableReader:
     def _section_stats(self, typ: int) -> SectionStats:
         blocks = records = 0
         start = self._section_start(typ)
+        end = None  # where the section's data blocks end
         if start is not None:
-            blk: Block | None = self._block(start, typ, True)
+            blk: Block | None = self._req(start, typ)
             while blk is not None:
                 blocks += 1
                 records += blk.record_count()
+                end = blk.offset + blk.on_disk_size
                 blk = self._next_block(blk, typ)
         index_blocks = levels = 0
         top = self._index_start(typ)
         if top:
-            # Walk down the first entry of each level to count levels, then count blocks
-            # between the end of the section data and the end of the top level.
-            blk = self._block(top, BLOCK_TYPE_INDEX, True)
-            while blk is not None and blk.typ == BLOCK_TYPE_INDEX:
+            if end is None:
+                field = FOOTER_FIELDS.index({BLOCK_TYPE_REF: "ref index",
+                    BLOCK_TYPE_OBJ: "obj index", BLOCK_TYPE_LOG: "log index"}[typ])  # fmt: skip
+                raise FormatError(
+                    f"{FOOTER_FIELDS[field]} at {top} but the table has no such section",
+                    offset=self.footer_field_offset(field),
+                )
+            # Walk down the first entry of each level to count levels (always backwards,
+            # so this ends), then count the index blocks that follow the section data.
+            blk = self._req(top, BLOCK_TYPE_INDEX)
+            while blk.typ == BLOCK_TYPE_INDEX:
                 levels += 1
-                first: IndexRecord = next(blk.records())
-                blk = self._block(first.offset, None, True)
-            blk = self._block(self._first_index_block(typ), BLOCK_TYPE_INDEX, True)
+                offsets = blk.index_entries()[1]
+                if not offsets:
+                    raise FormatError("empty index block", offset=blk.offset)
+                if offsets[0] >= blk.offset:
+                    raise FormatError(
+                        f"index record points forward, at {offsets[0]}", offset=blk.offset
+                    )
+                blk = self._req(offsets[0], None)
+            blk = self._block(end, BLOCK_TYPE_INDEX, True)
             while blk is not None:
                 index_blocks += 1
                 blk = self._next_block(blk, BLOCK_TYPE_INDEX)
         return SectionStats(blocks, records, index_blocks, levels)
 
-    def _first_index_block(self, typ: int) -> int:
-        start = self._section_start(typ)
-        assert start is not None
-        blk = self._block(start, typ, True)
-        assert blk is not None
-        while True:
-            nxt = self._next_block(blk, typ)
-            if nxt is None:
-                return blk.offset + blk.on_disk_size
-            blk = nxt
-
     def stats(self) -> TableStats:
         """Counts per section (decodes every block: O(table size))."""
+        try:
+            return self._stats()
+        except FormatError as e:
+            raise e.located(self.name) from None
+
+    def _stats(self) -> TableStats:
         return TableStats(
             size=self.file_size,
             version=self.version,
@@ -483,7 +539,6 @@ class TableReader:
         """Every block in file order (for dumps and deep verification)."""
         off = 0 if self.size > self.header_size else self.size
         while off < self.size:
-            blk = self._block(off, None, True)
-            assert blk is not None
+            blk = self._req(off, None)
             yield blk
             off += blk.on_disk_size
