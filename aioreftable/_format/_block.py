@@ -301,6 +301,14 @@ class Block:
         at = self.restart_off + 3 * i
         return int.from_bytes(self.data[at : at + 3])
 
+    def restart_offsets(self) -> list[int]:
+        """The restart table as stored (offsets into ``data``, unchecked)."""
+        return [self._restart_pos(i) for i in range(self.restart_count)]
+
+    def keys_and_positions(self) -> tuple[list[bytes], list[int]]:
+        """Every key and record position (plus the end position), decoding keys only."""
+        return self._decode_keys()
+
     def first_key(self) -> bytes:
         if self.first_pos >= self.restart_off:
             raise self._err("block has no records", self.first_pos)

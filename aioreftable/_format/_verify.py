@@ -1,4 +1,4 @@
-"""Deep checks of one table: every block decodes, keys are ordered, indexes are right."""
+"""Deep checks of one table: everything a read can touch decodes and agrees with the footer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from .._errors import FormatError
 from ._block import Block
-from ._reader import TableReader
+from ._reader import FOOTER_FIELDS, TableReader
 from ._records import (
     BLOCK_TYPE_INDEX,
     BLOCK_TYPE_LOG,
@@ -59,45 +59,101 @@ def _key(rec: RefRecord | LogRecord | ObjRecord | IndexRecord) -> bytes:
 
 
 def check_table(reader: TableReader) -> list[Finding]:
-    """All findings for ``reader`` (empty when the table is sound). Never raises
-    FormatError: a block that does not decode becomes a finding."""
+    """All findings for ``reader`` (empty when the table is sound); every finding has a file
+    offset. Never raises FormatError: what does not decode becomes a finding.
+
+    The checks cover everything a read can touch, so that a read failing with FormatError
+    implies a finding here: every block in file order (type, length, zlib stream, restart
+    table, every record), the order of blocks against the footer's positions, every level
+    of every index, the object index, key order and update-index limits.
+    """
     findings: list[Finding] = []
 
     def add(offset: int | None, message: str) -> None:
         findings.append(Finding(reader.name, offset, message))
 
     try:
-        blocks = list(reader.blocks())
+        _check(reader, add)
+    except FormatError as e:  # pragma: no cover - a safety net: the checks catch their own
+        add(e.offset if e.offset is not None else reader.footer_offset, e.reason)
+    return findings
+
+
+def _check(reader: TableReader, add: _Add) -> None:
+    blocks: list[Block] = []
+    off = 0 if reader.size > reader.header_size else reader.size
+    try:
+        for blk in reader.blocks():
+            blocks.append(blk)
+            off = blk.offset + blk.on_disk_size
     except FormatError as e:
-        add(e.offset, f"blocks do not decode: {e.reason}")
-        return findings
+        add(e.offset if e.offset is not None else off, f"blocks do not decode: {e.reason}")
+        return
     last_key: dict[int, bytes] = {}
-    block_last: dict[int, bytes] = {}
-    ref_blocks: dict[int, list[RefRecord]] = {}
-    decoded: list[tuple[Block, list[Any]]] = []
+    decoded: dict[int, list[Any]] = {}
     for blk in blocks:
-        try:
-            records = list(blk.records())
-        except FormatError as e:
-            add(e.offset, f"{_NAMES[blk.typ]} block does not decode: {e.reason}")
+        records = _check_block(blk, add)
+        if records is None:
             continue
-        if not records:
-            add(blk.offset, f"empty {_NAMES[blk.typ]} block")
-            continue
-        decoded.append((blk, records))
+        decoded[blk.offset] = records
         _check_block_records(reader, blk, records, last_key, add)
-        block_last[blk.offset] = _key(records[-1])
-        if blk.typ == BLOCK_TYPE_REF:
-            ref_blocks[blk.offset] = records
         if blk.typ != BLOCK_TYPE_INDEX:
             last_key[blk.typ] = _key(records[-1])
-    by_offset = {b.offset: b for b in blocks}
-    for blk, records in decoded:
-        if blk.typ == BLOCK_TYPE_INDEX:
-            _check_index_block(blk, records, block_last, by_offset, add)
-        elif blk.typ == BLOCK_TYPE_OBJ:
-            _check_obj_block(blk, records, ref_blocks, add)
-    return findings
+    sections = _check_layout(reader, blocks, add)
+    if sections is None:
+        return
+    for typ, (data, index, field) in sections.items():
+        if index:
+            _check_index(reader, typ, data, index, field, decoded, add)
+    if BLOCK_TYPE_OBJ in sections:
+        objs = sections[BLOCK_TYPE_OBJ][0]
+        refs = sections[BLOCK_TYPE_REF][0] if BLOCK_TYPE_REF in sections else []
+        _check_objects(reader, objs, refs, decoded, add)
+
+
+def _file_offset(blk: Block, pos: int) -> int:
+    """File offset of position ``pos`` of a block (the block's offset for inflated logs)."""
+    return blk.offset if blk.typ == BLOCK_TYPE_LOG else blk.offset + pos
+
+
+def _check_block(blk: Block, add: _Add) -> list[Any] | None:
+    """Decode every record of ``blk`` and check its restart table; the records, or None."""
+    name = _NAMES[blk.typ]
+    try:
+        records = list(blk.records())
+        positions = blk.keys_and_positions()[1][:-1]
+    except FormatError as e:
+        add(e.offset, f"{name} block does not decode: {e.reason}")
+        return None
+    if not records:
+        add(blk.offset, f"empty {name} block")
+        return None
+    _check_restarts(blk, positions, add)
+    return records
+
+
+def _check_restarts(blk: Block, positions: list[int], add: _Add) -> None:
+    """Seeks bisect the restart table: each entry must be the start of a record with no
+    shared prefix, in increasing order, and the first record must be one."""
+    name = _NAMES[blk.typ]
+    restarts = blk.restart_offsets()
+    starts = set(positions)
+    prev = -1
+    for j, r in enumerate(restarts):
+        at = _file_offset(blk, blk.restart_off + 3 * j)
+        if r not in starts:
+            add(at, f"{name} block restart {j} ({r}) is not the start of a record")
+            return
+        if blk.data[r] != 0:
+            add(at, f"{name} block restart {j} ({r}) points at a prefix-compressed record")
+            return
+        if r <= prev:
+            add(at, f"{name} block restart offsets are not increasing ({prev}, then {r})")
+            return
+        prev = r
+    if not restarts or restarts[0] != positions[0]:
+        at = _file_offset(blk, blk.restart_off)
+        add(at, f"the first record of a {name} block is not a restart point")
 
 
 def _check_block_records(
@@ -129,36 +185,178 @@ def _check_block_records(
             add(blk.offset, f"symref {rec.refname!r} has an empty target")
 
 
-def _check_index_block(
-    blk: Block,
-    records: list[IndexRecord],
-    block_last: dict[int, bytes],
-    by_offset: dict[int, Block],
+# section type -> (its data blocks, its index blocks, the footer field naming its index)
+_Sections = dict[int, tuple[list[Block], list[Block], int]]
+
+
+def _check_layout(reader: TableReader, blocks: list[Block], add: _Add) -> _Sections | None:
+    """Blocks come as refs, ref index, objs, obj index, logs, log index (each optional),
+    and the footer's positions name the first block of each section and index level."""
+    runs: list[list[Block]] = []
+    for blk in blocks:
+        if runs and runs[-1][0].typ == blk.typ:
+            runs[-1].append(blk)
+        else:
+            runs.append([blk])
+    pos = reader.footer_positions()
+    sections: _Sections = {}
+    i = 0
+    for typ, start_field, index_field in (
+        (BLOCK_TYPE_REF, None, 0),
+        (BLOCK_TYPE_OBJ, 1, 2),
+        (BLOCK_TYPE_LOG, 3, 4),
+    ):
+        name = _NAMES[typ]
+        run = runs[i] if i < len(runs) else None
+        here = run is not None and run[0].typ == typ
+        if start_field is None:  # refs start the file when there are any
+            pass
+        elif pos[start_field]:
+            if not here or run is None or run[0].offset != pos[start_field]:
+                found = f"a {_NAMES[run[0].typ]} block" if run else "no block"
+                where = run[0].offset if run else reader.size
+                add(
+                    reader.footer_field_offset(start_field),
+                    f"footer's {FOOTER_FIELDS[start_field]} position {pos[start_field]} is not "
+                    f"the start of the {name} blocks (at {where} there is {found})",
+                )
+                return None
+        elif here and run is not None and not (typ == BLOCK_TYPE_LOG and run[0].offset == 0):
+            add(
+                reader.footer_field_offset(start_field),
+                f"{name} blocks at {run[0].offset}, but the footer's "
+                f"{FOOTER_FIELDS[start_field]} position is 0",
+            )
+            return None
+        if not here or run is None:
+            if pos[index_field]:
+                add(
+                    reader.footer_field_offset(index_field),
+                    f"footer's {FOOTER_FIELDS[index_field]} position {pos[index_field]} "
+                    f"names an index of a table with no {name} blocks",
+                )
+                return None
+            continue
+        i += 1
+        index: list[Block] = []
+        nxt = runs[i] if i < len(runs) else None
+        if pos[index_field]:
+            if nxt is None or nxt[0].typ != BLOCK_TYPE_INDEX:
+                add(
+                    reader.footer_field_offset(index_field),
+                    f"footer's {FOOTER_FIELDS[index_field]} position {pos[index_field]}, "
+                    f"but no index blocks follow the {name} blocks",
+                )
+                return None
+            index = nxt
+            i += 1
+        elif nxt is not None and nxt[0].typ == BLOCK_TYPE_INDEX:
+            add(
+                nxt[0].offset,
+                f"index blocks after the {name} blocks, but the footer's "
+                f"{FOOTER_FIELDS[index_field]} position is 0",
+            )
+            return None
+        sections[typ] = (run, index, index_field)
+    if i < len(runs):
+        blk = runs[i][0]
+        add(blk.offset, f"unexpected {_NAMES[blk.typ]} block after the table's last section")
+        return None
+    return sections
+
+
+def _check_index(
+    reader: TableReader,
+    typ: int,
+    data: list[Block],
+    index: list[Block],
+    field: int,
+    decoded: dict[int, list[Any]],
     add: _Add,
 ) -> None:
-    for rec in records:
-        child = by_offset.get(rec.offset)
-        if child is None:
-            add(blk.offset, f"index entry points at {rec.offset}, which is not a block")
-            continue
-        if child.offset >= blk.offset:
-            add(blk.offset, f"index entry points forward, at {rec.offset}")
-        if block_last.get(child.offset) != rec.last_key:
-            add(blk.offset, f"index entry for block {rec.offset} names {rec.last_key!r}, "
-                f"the block ends with {block_last.get(child.offset)!r}")  # fmt: skip
+    """Level by level from the bottom: the entries of each level name, in order, every
+    block of the level below and its last key; the footer names the top level's first block."""
+    if any(b.offset not in decoded for b in (*data, *index)):
+        return  # an undecodable block below or here has its own finding
+    what = FOOTER_FIELDS[field]
+    below = [(b.offset, _key(decoded[b.offset][-1])) for b in data]
+    level, i = 1, 0
+    while True:
+        first = i
+        n = 0
+        while i < len(index) and n < len(below):
+            blk = index[i]
+            for rec in decoded[blk.offset]:
+                if n >= len(below):
+                    add(blk.offset, f"{what} level {level} has more entries than blocks below")
+                    return
+                off, key = below[n]
+                if rec.offset != off:
+                    add(blk.offset, f"{what} entry {n} (level {level}) points at {rec.offset}, "
+                        f"expected the block at {off}")  # fmt: skip
+                    return
+                if rec.last_key != key:
+                    add(blk.offset, f"{what} entry for the block at {off} names {rec.last_key!r}, "
+                        f"the block ends with {key!r}")  # fmt: skip
+                    return
+                n += 1
+            i += 1
+        if n < len(below):
+            add(index[-1].offset, f"{what} level {level} covers {n} of {len(below)} blocks")
+            return
+        top = index[first:i]
+        if i == len(index):
+            break
+        below = [(b.offset, _key(decoded[b.offset][-1])) for b in top]
+        level += 1
+    expected = top[0].offset
+    position = reader.footer_positions()[field]
+    if position != expected:
+        add(reader.footer_field_offset(field), f"footer's {what} position {position} is not "
+            f"the first block of the top index level ({expected})")  # fmt: skip
+    del typ
 
 
-def _check_obj_block(
-    blk: Block, records: list[ObjRecord], ref_blocks: dict[int, list[RefRecord]], add: _Add
+def _check_objects(
+    reader: TableReader,
+    objs: list[Block],
+    refs: list[Block],
+    decoded: dict[int, list[Any]],
+    add: _Add,
 ) -> None:
-    for obj in records:
-        for off in obj.offsets:
-            refs = ref_blocks.get(off)
-            if refs is None:
-                add(blk.offset, f"obj {obj.prefix.hex()} points at {off}, not a ref block")
-                continue
-            if not any(_mentions(r, obj.prefix) for r in refs):
-                add(blk.offset, f"obj {obj.prefix.hex()}: no ref in block {off} has that id")
+    """Object records have obj_id_len keys and point at ref blocks holding such an id;
+    every id of every ref is listed with its block."""
+    id_len = reader.obj_id_len
+    ref_offsets = {b.offset for b in refs}
+    listed: dict[bytes, set[int] | None] = {}
+    for blk in objs:
+        for obj in decoded.get(blk.offset, ()):
+            if len(obj.prefix) != id_len:
+                add(blk.offset, f"obj {obj.prefix.hex()} is not {id_len} bytes (obj_id_len)")
+                return
+            listed[obj.prefix] = set(obj.offsets) if obj.cnt else None
+            for off in obj.offsets:
+                if off not in ref_offsets or off not in decoded:
+                    add(blk.offset, f"obj {obj.prefix.hex()} points at {off}, not a ref block")
+                    return
+                if not any(_mentions(r, obj.prefix) for r in decoded[off]):
+                    add(blk.offset, f"obj {obj.prefix.hex()}: no ref in block {off} has that id")
+                    return
+    for blk in refs:
+        for rec in decoded.get(blk.offset, ()):
+            for oid in (rec.value, rec.target_value):
+                if oid is None:
+                    continue
+                prefix = oid[:id_len]
+                if prefix not in listed:
+                    add(blk.offset, f"id {oid.hex()} of {rec.refname!r} is missing from the "
+                        "object index")  # fmt: skip
+                    return
+                offsets = listed[prefix]
+                if offsets is not None and blk.offset not in offsets:
+                    add(blk.offset, f"the object index entry {prefix.hex()} does not list the "
+                        f"block of {rec.refname!r}")  # fmt: skip
+                    return
 
 
 def _mentions(rec: RefRecord, prefix: bytes) -> bool:
@@ -173,7 +371,7 @@ def iter_findings(readers: list[TableReader]) -> Iterator[Finding]:
         if prev is not None and reader.min_update_index <= prev.max_update_index:
             yield Finding(
                 reader.name,
-                None,
+                reader.footer_offset,
                 f"update indexes {reader.min_update_index}..{reader.max_update_index} overlap "
                 f"the table below ({prev.min_update_index}..{prev.max_update_index})",
             )
