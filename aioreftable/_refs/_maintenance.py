@@ -45,8 +45,9 @@ class VerifyFinding:
 
     ``code`` is git's fsck message id for git's checks (:data:`GIT_CODES`) or one of ours
     (``badReftableStack``, ``badReftableTable``, ``badReftableUpdateIndex``,
-    ``unlistedReftableTable``, ``staleReftableTable``, ``reftableLockPresent``); ``path``
-    is a table name or a refname (``worktrees/<id>/...`` for another worktree's stack).
+    ``unlistedReftableTable``, ``staleReftableTable``, ``reftableLockPresent``,
+    ``badRefName``); ``path`` is a table name or a refname (``worktrees/<id>/...`` for
+    another worktree's stack).
     ``str()`` gives git's line, e.g.
     ``error: refs/heads/x: badReferentName: points to invalid refname 'garbage'``."""
 
