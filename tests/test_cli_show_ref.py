@@ -53,6 +53,9 @@ ARGS = [
     ("--exists", "refs/heads/nope"),
     ("--exists",),
     ("--exists", "HEAD", "refs/heads/main"),
+    ("--exists", "refs/heads/"),  # names git's raw read simply does not find
+    ("--exists", "refs//heads/main"),
+    ("--exists", "worktrees/nope/HEAD"),
     ("--verify", "refs/remotes/origin/HEAD"),
     ("origin/HEAD",),
     ("deep/path/x",),

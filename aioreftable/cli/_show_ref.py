@@ -11,7 +11,7 @@ from pathlib import Path
 
 import anyio
 
-from .. import RefStore, SymrefDepthError, open_ref_store
+from .. import RefnameError, RefStore, SymrefDepthError, open_ref_store
 from ._usage import GitArgumentParser, GitUsageError
 
 # git show-ref options that take a value or work on stdin, which aioreftable does not offer.
@@ -198,7 +198,11 @@ class ShowRef:
             return _die("--exists requires a reference")
         if len(refs) > 1:
             return _die("--exists requires exactly one reference")
-        if await self.store.read(refs[0]) is None:
+        try:
+            found = await self.store.read(refs[0])
+        except RefnameError:  # git's raw read finds no such ref (ENOENT) for these
+            found = None
+        if found is None:
             print("error: reference does not exist", file=sys.stderr)
             return 2
         return 0
