@@ -331,7 +331,7 @@ def _generated_table(opts: WriteOptions, nrefs: int, nlogs: int, name_len: int) 
     w.set_limits(1, 3)
     names = sorted(b"refs/heads/%s%05d" % (b"n" * name_len, i) for i in range(nrefs))
     for i, name in enumerate(names):
-        oid = (i * 7919).to_bytes(4, "big") * (hs // 4)
+        oid = (i * 7919 + 1).to_bytes(4, "big") * (hs // 4)
         if i % 11 == 3:
             w.add_ref(RefRecord.symref(name, 1 + i % 3, b"refs/heads/main"))
         elif i % 7 == 2:
