@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import Git
 
+from aioreftable import RefnameError
 from aioreftable._refs import (
     check_refname_format,
     is_per_worktree_ref,
@@ -15,6 +16,7 @@ from aioreftable._refs import (
     reflog_message,
     refname_is_safe,
 )
+from aioreftable._refs._refname import require_refname
 
 PIECES = [
     "refs", "heads", "tags", "main", "a", "x.y", ".", "..", "...", "@", "@{", "{", "}", "*",
@@ -103,6 +105,42 @@ def test_refname_is_safe() -> None:
     assert not refname_is_safe("refs/x/")
     assert not refname_is_safe("Head")
     assert not refname_is_safe("")
+
+
+@pytest.mark.parametrize(
+    "name", ["refs/heads/\x00", "refs/heads/x\x00y", "HEAD\x00", "\x00", "refs/heads/\ud800"]
+)
+def test_nul_and_unencodable_names_fail_every_rule(name: str) -> None:
+    """git's C strings end at a NUL: ``refs/heads/x\\0y`` would be ``refs/heads/x``."""
+    assert not refname_is_safe(name)
+    assert not check_refname_format(name, allow_onelevel=True)
+    for rule in ("format", "safe", "symref", "readable"):
+        with pytest.raises(RefnameError):
+            require_refname(name, rule)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "passes"),
+    [
+        ("refs/heads/x", {"format", "safe", "symref", "readable"}),
+        ("HEAD", {"format", "safe", "symref", "readable"}),
+        ("foo", {"format", "readable"}),
+        ("refs/heads/a..b", {"safe", "readable"}),
+        ("refs/heads/\x7f", {"safe", "readable"}),
+        ("worktrees/../x", set()),
+        ("refs/heads/a/../b", set()),
+    ],
+)
+def test_require_refname_rules(name: str, passes: set[str]) -> None:
+    for rule in ("format", "safe", "symref", "readable"):
+        if rule in passes:
+            require_refname(name, rule)  # type: ignore[arg-type]
+        else:
+            with pytest.raises(RefnameError, match="invalid ref name") as info:
+                require_refname(name, rule)  # type: ignore[arg-type]
+            assert info.value.refnames == (name,)
+    with pytest.raises(TypeError):
+        require_refname(b"refs/heads/x")  # type: ignore[arg-type]
 
 
 def test_worktree_routing() -> None:
