@@ -323,6 +323,12 @@ class TableWriter:
             for last_key, offset in entries:
                 self._add_record(BLOCK_TYPE_INDEX, last_key, 0, put_varint(offset))
             self._flush_block()
+            if len(self._index) >= len(entries):
+                # one index record per block: another level would be as long (git loops)
+                raise EntryTooBigError(
+                    f"index records for keys of up to {max(len(k) for k, _ in entries)} bytes "
+                    f"do not fit two to a block of {self.options.block_size} bytes"
+                )
         self._index = []
         stats = self._stats[typ]
         stats.index_blocks = index_stats.blocks - before
