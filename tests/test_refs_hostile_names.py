@@ -396,6 +396,12 @@ class Twin:
     stdin: Callable[[str], str | None] = lambda n: None
 
 
+async def _reflog_delete(store: RefStore, name: str, oid: str) -> None:
+    """``git reflog delete name@{0}``, which fails when there is no such entry."""
+    if not await store.delete_reflog_entry(name, 0):
+        raise RefMissingError(f"no reflog for '{name}@{{0}}'", name)
+
+
 def _branch(name: str) -> str | None:
     short = name.removeprefix("refs/heads/")
     return short if short != name else None
@@ -416,6 +422,7 @@ TWINS = [
         lambda n, c: None if _branch(n) is None else ["branch", "-m", "main", str(_branch(n))],
         lambda n: None if _branch(n) is None else ["branch", "-m", str(_branch(n)), "main"],
     ),
+    Twin("reflog delete", _reflog_delete, lambda n, c: ["reflog", "delete", f"{n}@{{0}}"]),
 ]
 
 
@@ -429,7 +436,7 @@ async def test_accept_and_refuse_like_git(
     oid = head_id(git, theirs)
     verdicts: dict[str, tuple[bool, bool]] = {}
     async with open_ref_store(ours, env=ENV) as store:
-        for name in GIT_NAMES:
+        for name in [*GIT_NAMES, "refs/bisect/x", "HEAD"]:  # the last two have reflogs
             argv = twin.git(name, oid)
             if argv is None:
                 continue
@@ -442,8 +449,8 @@ async def test_accept_and_refuse_like_git(
                 git.run(*undo, cwd=theirs, check=False)
                 if our_ok:
                     await store.rename(name, "refs/heads/main", "m")
-    assert verdicts
     assert {n: v for n, v in verdicts.items() if v[0] != v[1]} == {}
+    assert set(verdicts.values()) == {(True, True), (False, False)}  # both kinds compared
 
 
 # -- verify(): names in a table written by someone else ------------------------------------------
