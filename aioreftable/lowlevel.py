@@ -16,11 +16,13 @@ from ._format._records import (
     RefValueType,
     log_key,
 )
+from ._format._verify import Finding, check_table
 from ._format._writer import TableWriter, WriteOptions, normalize_log_message
 
 __all__ = [
     "BlockSource",
     "BytesSource",
+    "Finding",
     "IndexRecord",
     "LogRecord",
     "LogValueType",
@@ -34,6 +36,7 @@ __all__ = [
     "TableStats",
     "TableWriter",
     "WriteOptions",
+    "check_table",
     "get_varint",
     "log_key",
     "normalize_log_message",
