@@ -12,7 +12,10 @@ Makes repositories with git (reftable, sha1), then times each command as a whole
   ``git gc`` (the object checks go to the pack index through dulwich).
 
 Uses hyperfine (``apt-get install -y hyperfine``) when on PATH, else a loop of subprocess
-runs; prints the median, mean and min per command as a table, with the machine.
+runs; prints the median, mean and min wall time and the mean CPU time (user+sys) per
+command as a table, with the machine. Our modules run byte-compiled, as installed. On a
+busy machine wall times mostly measure the wait for a CPU: compare the CPU column, or run
+under ``nice -n -15`` (root) so that the timed processes are scheduled first.
 Needs git >= 2.45 (AIOREFTABLE_TEST_GIT or git on PATH).
 """
 
