@@ -370,7 +370,7 @@ class _Hang(Exception):
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
+def time_limit(seconds: float) -> Iterator[None]:
     """Turn a hang (an endless loop over damaged data) into an exception, where possible."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(
         signal, "setitimer"
@@ -431,7 +431,7 @@ def run_mutations(
                 continue
             p = probes if sample is None else probes.sample(rng, sample)
             try:
-                with _time_limit(5.0):
+                with time_limit(5.0):
                     errors = read_everything(reader, p)
                     findings = check(TableReader.from_bytes(mutant, "t.ref"))
             except Exception as e:

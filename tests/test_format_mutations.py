@@ -14,11 +14,11 @@ import sys
 import zlib
 
 import pytest
-from format_helpers import Probes, mutation_tables, read_everything, run_mutations
+from format_helpers import Probes, mutation_tables, read_everything, run_mutations, time_limit
 
 from aioreftable import FormatError
 from aioreftable._format._verify import check_table
-from aioreftable.lowlevel import TableReader
+from aioreftable.lowlevel import TableReader, get_varint, put_varint
 
 
 def footer_field(data: bytes | bytearray, field: int) -> int:
@@ -92,6 +92,24 @@ def test_stats_on_log_index_without_logs_raises_format_error() -> None:
         bad.stats()
     assert (err.value.path, err.value.offset) == ("t.ref", footer_field(data, 4))
     assert check_table(bad)
+
+
+def test_stats_on_self_pointing_index_raises_instead_of_looping() -> None:
+    """stats() followed the first entry of each index level down and looped forever when
+    the top level's first entry pointed at its own block."""
+    data = bytearray(mutation_tables()["py_objindex_bs200_r2"])  # a two-level ref index
+    good = TableReader.from_bytes(bytes(data))
+    top = good.ref_index_position
+    blk = next(b for b in good.blocks() if b.offset == top)
+    vpos = blk._key_at(blk.first_pos, b"")[2]
+    end = get_varint(blk.data, vpos, blk.restart_off)[1]
+    assert len(put_varint(top)) == end - vpos
+    data[top + vpos : top + end] = put_varint(top)
+    bad = TableReader.from_bytes(bytes(data), "t.ref")
+    with time_limit(5.0), pytest.raises(FormatError) as err:
+        bad.stats()
+    assert (err.value.path, err.value.offset) == ("t.ref", top)
+    assert [f.offset for f in check_table(bad)] == [top]
 
 
 if __name__ == "__main__":  # a larger run by hand
