@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
 import secrets
 import stat
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ._errors import FormatError
+from ._format._blocksource import MmapSource
 from ._format._reader import TableReader
 
 __all__ = [
@@ -35,6 +38,9 @@ TABLES_LIST = "tables.list"
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block open(); no-op for files
+# Python's mmap keeps a duplicate of the descriptor unless told not to (3.13+).
+_MMAP_NO_FD: dict[str, bool] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
 
 
 def format_table_name(min_update_index: int, max_update_index: int) -> str:
@@ -42,20 +48,35 @@ def format_table_name(min_update_index: int, max_update_index: int) -> str:
     return f"0x{min_update_index:012x}-0x{max_update_index:012x}-{secrets.randbits(32):08x}"
 
 
+NAME_MAX = 255  # bytes in one file name on every common file system
+
+
 def parse_tables_list(data: bytes, path: str | None = None) -> list[str]:
-    """git's rules: LF after every line (including the last), empty lines skipped."""
+    """git's rules: LF after every line (including the last), empty lines skipped.
+
+    Beyond git, a list is refused (FormatError naming it and the line's offset) before any
+    table is opened when a name is not a plain file name of at most 255 ASCII characters,
+    or when it appears twice. Other names are opened as git opens them: git reads a stack
+    whose names break its own pattern and ``git refs verify`` only warns about them
+    (t0614), so the pattern is a warning of ``RefStore.verify()``, not a refusal here."""
     if data and not data.endswith(b"\n"):
         raise FormatError("tables.list does not end in a newline", path=path, offset=len(data))
-    names = []
+    names: list[str] = []
+    seen: set[str] = set()
+    offset = 0
     for line in data.split(b"\n"):
+        at, offset = offset, offset + len(line) + 1
         if not line:
             continue
-        try:
-            name = line.decode("ascii")
-        except UnicodeDecodeError:
-            raise FormatError(f"non-ASCII table name {line!r}", path=path) from None
-        if "/" in name or "\0" in name or name in (".", ".."):
-            raise FormatError(f"table name {name!r} is not a file name", path=path)
+        if not line.isascii() or b"/" in line or b"\0" in line or line in (b".", b".."):
+            raise FormatError(f"table name {line!r} is not a file name", path=path, offset=at)
+        if len(line) > NAME_MAX:
+            why = f"table name of {len(line)} characters (at most {NAME_MAX})"
+            raise FormatError(why, path=path, offset=at)
+        name = line.decode("ascii")
+        if name in seen:
+            raise FormatError(f"lists table {name} twice", path=path, offset=at)
+        seen.add(name)
         names.append(name)
     return names
 
@@ -131,8 +152,35 @@ class OS:
             os.close(fd)
 
     def open_table(self, path: str) -> TableReader:
-        """Map a whole table; the descriptor is closed right after mapping (as git does)."""
-        return TableReader.from_path(path)
+        """Map a whole table, as git does. Only a regular file is mapped (see
+        :meth:`open_regular`). The descriptor is closed after mapping, but before Python
+        3.13 the mmap keeps a duplicate of it until the table is closed."""
+        fd, size = self.open_regular(path)
+        try:
+            source = _MappedTable(fd, size)
+        finally:
+            self.close(fd)
+        try:
+            return TableReader(source, name=path)
+        except BaseException:
+            source.close()
+            raise
+
+    def open_regular(self, path: str) -> tuple[int, int]:
+        """Open a file of the stack for reading without blocking, whatever it is; return
+        the descriptor and size of a regular file. A directory is IsADirectoryError, any
+        other kind of file (a FIFO, a device) FormatError, both naming ``path``."""
+        fd = self.open(path, os.O_RDONLY | _O_NONBLOCK)
+        try:
+            st = self.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+            if not stat.S_ISREG(st.st_mode):
+                raise FormatError("not a regular file", path=path)
+        except BaseException:
+            self.close_quietly(fd)
+            raise
+        return fd, st.st_size
 
     # -- units of work ---------------------------------------------------------------------
     def unlink_quietly(self, path: str) -> bool:
@@ -277,7 +325,7 @@ class OS:
     def read_tables_list(self, list_path: str) -> tuple[list[str], ListHandle | None]:
         """Read tables.list and keep it open. A missing file is an empty stack (no handle)."""
         try:
-            fd = self.open(list_path, os.O_RDONLY)
+            fd, _ = self.open_regular(list_path)
         except FileNotFoundError:
             return [], None
         try:
@@ -329,6 +377,16 @@ class OS:
     def table_files(self, directory: str) -> list[str]:
         """Names in the stack directory that end in ``.ref`` (candidates for cleaning)."""
         return sorted(n for n in self.listdir(directory) if n.endswith(".ref"))
+
+
+class _MappedTable(MmapSource):
+    """An MmapSource made from a descriptor :meth:`OS.open_regular` checked."""
+
+    __slots__ = ()
+
+    def __init__(self, fd: int, size: int):
+        self._map = mmap.mmap(fd, size, access=mmap.ACCESS_READ, **_MMAP_NO_FD) if size else None
+        self._size = size
 
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ import hashlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -331,3 +331,23 @@ async def until(event: threading.Event) -> None:
     import anyio.to_thread
 
     assert await anyio.to_thread.run_sync(event.wait, 10.0), "the seam never paused"
+
+
+@contextlib.contextmanager
+def unblock_after(fifo: str | os.PathLike[str], seconds: float = 5.0) -> Iterator[None]:
+    """Guard against a regression hanging the suite: after ``seconds`` open the FIFO for
+    writing, which ends a blocked open() for reading (the test then fails, not hangs)."""
+    done = threading.Event()
+
+    def guard() -> None:
+        if not done.wait(seconds):
+            fd = os.open(fifo, os.O_WRONLY)
+            os.close(fd)
+
+    thread = threading.Thread(target=guard, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

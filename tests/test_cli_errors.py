@@ -189,11 +189,6 @@ def test_tables_list_is_a_directory(
         assert_fatal(run_in(repo, monkeypatch, capsys, *args), "Is a directory")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OS seam (not the CLI): reading a tables.list that is a directory raises "
-    "IsADirectoryError without the file name (os.pread on the fd)",
-)
 def test_tables_list_is_a_directory_names_it(
     git: Git,
     git_repo: Callable[..., Path],

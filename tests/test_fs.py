@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from stack_helpers import unblock_after
 
 from aioreftable import FormatError
 from aioreftable._fs import (
@@ -19,6 +22,9 @@ from aioreftable._fs import (
 )
 from aioreftable.lowlevel import RefRecord, TableWriter
 
+A = "0x000000000001-0x000000000001-0000000a.ref"
+B = "0x000000000002-0x000000000002-0000000b.ref"
+
 
 def one_table() -> bytes:
     w = TableWriter()
@@ -28,14 +34,14 @@ def one_table() -> bytes:
 
 
 def test_parse_requires_final_newline() -> None:
-    assert parse_tables_list(b"a.ref\nb.ref\n") == ["a.ref", "b.ref"]
+    assert parse_tables_list(f"{A}\n{B}\n".encode()) == [A, B]
     with pytest.raises(FormatError, match="newline"):
-        parse_tables_list(b"a.ref\nb.ref")
+        parse_tables_list(f"{A}\n{B}".encode())
 
 
 def test_parse_skips_empty_lines_and_empty_file() -> None:
     assert parse_tables_list(b"") == []
-    assert parse_tables_list(b"\n\na.ref\n\n") == ["a.ref"]
+    assert parse_tables_list(f"\n\n{A}\n\n".encode()) == [A]
 
 
 @pytest.mark.parametrize("bad", [b"../x.ref\n", b"a/b.ref\n", b"..\n", b"\xff.ref\n"])
@@ -65,10 +71,10 @@ def test_missing_list_is_empty(tmp_path: Path) -> None:
 
 def test_read_list_keeps_fd_with_inode_key(tmp_path: Path) -> None:
     path = tmp_path / "tables.list"
-    path.write_bytes(b"x.ref\n")
+    path.write_bytes(f"{A}\n".encode())
     fs = OS()
     names, handle = fs.read_tables_list(str(path))
-    assert names == ["x.ref"] and handle is not None
+    assert names == [A] and handle is not None
     try:
         st = os.stat(path)
         assert handle.key == (st.st_dev, st.st_ino) == fs.list_key(str(path))
@@ -78,7 +84,7 @@ def test_read_list_keeps_fd_with_inode_key(tmp_path: Path) -> None:
 
 def test_read_list_without_final_lf_is_format_error(tmp_path: Path) -> None:
     path = tmp_path / "tables.list"
-    path.write_bytes(b"x.ref")
+    path.write_bytes(A.encode())
     with pytest.raises(FormatError) as info:
         OS().read_tables_list(str(path))
     assert info.value.path == str(path)
@@ -105,13 +111,13 @@ def test_lock_does_not_follow_symlinks(tmp_path: Path) -> None:
 def test_commit_tables_list_replaces_by_rename(tmp_path: Path) -> None:
     fs = OS()
     list_path = str(tmp_path / "tables.list")
-    Path(list_path).write_bytes(b"a.ref\n")
+    Path(list_path).write_bytes(f"{A}\n".encode())
     old_ino = os.stat(list_path).st_ino
     fd = fs.try_create_lock(list_path + ".lock", 0o644)
     assert fd is not None
-    handle = fs.commit_tables_list(fd, list_path + ".lock", list_path, ["a.ref", "b.ref"])
+    handle = fs.commit_tables_list(fd, list_path + ".lock", list_path, [A, B])
     try:
-        assert Path(list_path).read_bytes() == b"a.ref\nb.ref\n"
+        assert Path(list_path).read_bytes() == f"{A}\n{B}\n".encode()
         assert not os.path.exists(list_path + ".lock")
         assert handle.key == fs.list_key(list_path)
         assert os.stat(list_path).st_ino != old_ino
@@ -168,3 +174,89 @@ def test_open_tables_closes_on_missing(tmp_path: Path) -> None:
     readers = OS().open_tables(str(tmp_path), ["a.ref"])
     assert readers[0].ref(b"refs/heads/main") is not None
     readers[0].close()
+
+
+# -- hostile tables.list (issue 10.6) ------------------------------------------------------
+@pytest.mark.parametrize(
+    "name",
+    [
+        "0x000000000001-0x000000000001-0badf00d.ref",  # git 2.45 .. 2.55
+        "0x00000000000a-0x0000000003e8-ffffffff.ref",
+        "0xffffffffffffffff-0xffffffffffffffff-00000000.ref",  # git widens past 12 digits
+        "000000000001-000000000002-1a2b3c4d.ref",  # JGit
+        "000000000001-000000000002.ref",  # older JGit: no random part
+        "0x000000000001-0x000000000002-1a2b3c4d.log",  # the spec's log-only tables
+        "foo-bar-e4d12d59.ref",  # git reads it; its fsck warns (t0614), so does verify()
+        "garbage",  # git reads the list and fails with NOT_EXIST (t0610); so do we
+        "x" * 255,
+    ],
+)
+def test_names_git_would_open_are_accepted(name: str) -> None:
+    assert parse_tables_list(f"{name}\n".encode()) == [name]
+
+
+def test_our_own_names_are_accepted() -> None:
+    names = [format_table_name(i, i + 7) + ".ref" for i in (1, 1 << 40, (1 << 64) - 8)]
+    assert parse_tables_list("".join(f"{n}\n" for n in names).encode()) == names
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"0x1-0x2-" + b"f" * 290 + b".ref", b"x" * 256, b"a/b.ref", b"x\x00y.ref", b"\xe9.ref", b".."],
+)
+def test_names_that_are_no_file_name_refuse_the_list_naming_it_and_the_line(bad: bytes) -> None:
+    good = b"0x000000000001-0x000000000001-0badf00d.ref"
+    with pytest.raises(FormatError) as info:
+        parse_tables_list(good + b"\n" + bad + b"\n", "/r/tables.list")
+    assert info.value.path == "/r/tables.list" and info.value.offset == len(good) + 1
+
+
+def test_a_name_listed_twice_refuses_the_list() -> None:
+    a = "0x000000000001-0x000000000001-0badf00d.ref"
+    b = "0x000000000002-0x000000000002-0badf00d.ref"
+    with pytest.raises(FormatError, match="twice") as info:
+        parse_tables_list(f"{a}\n{b}\n{a}\n".encode(), "/r/tables.list")
+    assert info.value.offset == 2 * (len(a) + 1)
+    with pytest.raises(FormatError, match="twice"):
+        parse_tables_list(f"{a}\n".encode() * 100_000)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "0x000000000001-0x000000000001-0badf00d.ref"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with unblock_after(fifo), pytest.raises(FormatError, match="not a regular file") as info:
+        OS().open_table(str(fifo))
+    assert info.value.path == str(fifo) and time.monotonic() - started < 4
+    listing = tmp_path / "tables.list"
+    os.mkfifo(listing)
+    with unblock_after(listing), pytest.raises(FormatError, match="not a regular file") as info:
+        OS().read_tables_list(str(listing))
+    assert info.value.path == str(listing)
+
+
+def test_a_directory_is_an_os_error_naming_it(tmp_path: Path) -> None:
+    table = tmp_path / "0x000000000001-0x000000000001-0badf00d.ref"
+    table.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        OS().open_table(str(table))
+    assert info.value.filename == str(table)
+    listing = tmp_path / "tables.list"
+    listing.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        OS().read_tables_list(str(listing))
+    assert info.value.filename == str(listing)
+
+
+def test_an_open_table_keeps_at_most_one_descriptor(tmp_path: Path) -> None:
+    """Documented: before Python 3.13 the mmap keeps a duplicate descriptor per table."""
+    path = tmp_path / A
+    path.write_bytes(one_table())
+    before = len(os.listdir("/proc/self/fd"))
+    readers = [OS().open_table(str(path)) for _ in range(20)]
+    during = len(os.listdir("/proc/self/fd"))
+    for reader in readers:
+        reader.close()
+    kept = 0 if sys.version_info >= (3, 13) else 20
+    assert during - before == kept
+    assert len(os.listdir("/proc/self/fd")) == before

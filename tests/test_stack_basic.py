@@ -72,11 +72,13 @@ async def test_snapshot_reads(tmp_path: Path) -> None:
     async with open_stack(tmp_path, NO_AUTO) as stack:
         async with stack.addition() as add:
             ui = add.update_index
-            add.writer.add_refs([
-                RefRecord.val1(b"refs/heads/a", ui, oid("a")),
-                RefRecord.val1(b"refs/tags/t", ui, oid("t")),
-                RefRecord.symref(b"HEAD", ui, b"refs/heads/a"),
-            ])
+            add.writer.add_refs(
+                [
+                    RefRecord.val1(b"refs/heads/a", ui, oid("a")),
+                    RefRecord.val1(b"refs/tags/t", ui, oid("t")),
+                    RefRecord.symref(b"HEAD", ui, b"refs/heads/a"),
+                ]
+            )
             add.writer.add_log(LogRecord(b"refs/heads/a", ui, new_id=oid("a"), old_id=bytes(20),
                                          message=b"create"))  # fmt: skip
         async with stack.addition() as add:
@@ -187,10 +189,19 @@ async def test_list_without_final_newline_is_a_format_error(tmp_path: Path) -> N
 
 
 async def test_garbage_list_is_not_exist(tmp_path: Path) -> None:
+    """As git (t0610): a name that is no table is looked up, and is missing."""
     (tmp_path / "tables.list").write_bytes(b"garbage\n")
     with pytest.raises(NotExistError, match="garbage"):
         async with open_stack(tmp_path):
             pass
+
+
+async def test_a_300_character_name_is_a_format_error_naming_the_list(tmp_path: Path) -> None:
+    (tmp_path / "tables.list").write_text("0x1-0x1-" + "f" * 288 + ".ref\n")
+    with pytest.raises(FormatError, match="300 characters") as info:
+        async with open_stack(tmp_path):
+            pass
+    assert info.value.path == str(tmp_path / "tables.list") and info.value.offset == 0
 
 
 async def test_hash_mismatch_is_a_format_error(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from conftest import Git
 from stack_helpers import PausingOS, add_ref, listed, stray_files
 
 from aioreftable import LockError, StackOptions, open_stack
+from aioreftable._refs._maintenance import valid_table_name
 from aioreftable.lowlevel import RefRecord, WriteOptions
 
 pytestmark = [pytest.mark.anyio, pytest.mark.git]
@@ -224,3 +225,21 @@ async def test_git_lock_timeout_on_our_held_lock(git: Git, git_repo: Callable[..
         add.writer.add_ref(RefRecord.val1(b"refs/heads/ours", add.update_index, head))
     assert "refs/heads/ours" in git_refs(git, repo)
     verify(git, repo)
+
+
+async def test_every_name_git_writes_is_a_valid_table_name(
+    git: Git, git_repo: Callable[..., Path]
+) -> None:
+    repo, _ = repo_with_commit(git, git_repo)
+    rt = repo / ".git" / "reftable"
+    seen: set[str] = set()
+    for i in range(12):
+        git("branch", f"b{i}", cwd=repo)
+        seen |= {n for n in os.listdir(rt) if n.endswith(".ref")}
+        if i % 5 == 4:
+            git("pack-refs", cwd=repo)
+    assert len(seen) >= 5
+    for name in seen:
+        assert valid_table_name(name), name  # what verify() checks, as git fsck does
+    async with open_stack(rt) as stack:
+        assert len(list((await stack.snapshot()).iter_refs(b"refs/heads/"))) == 13

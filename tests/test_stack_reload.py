@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from stack_helpers import add_ref, listed, oid, refs_of
+from stack_helpers import add_ref, listed, oid, refs_of, unblock_after
 
-from aioreftable import NotExistError, StackOptions, open_stack
+from aioreftable import FormatError, NotExistError, StackOptions, open_stack
 from aioreftable._format._reader import TableReader
 from aioreftable._fs import OS
 
@@ -96,7 +96,7 @@ class VanishingOS(OS):
         if self.times:
             self.times -= 1
             directory, name = os.path.split(path)
-            new = name.replace(".ref", "0.ref")
+            new = f"{name.rsplit('-', 1)[0]}-{self.opens:08x}.ref"  # a fresh random part
             shutil.copy(path, os.path.join(directory, new))
             names = [new if n == name else n for n in listed(directory)]
             tmp = os.path.join(directory, "tables.list.new")
@@ -139,3 +139,34 @@ async def test_endless_vanishing_is_an_error_not_success(tmp_path: Path) -> None
         async with open_stack(tmp_path, StackOptions(reload_timeout=0.2), fs=fs):
             pass
     assert fs.opens >= 3
+
+
+# -- hostile tables.list (issue 10.6) ------------------------------------------------------
+async def test_a_fifo_named_in_the_list_is_refused_not_waited_for(tmp_path: Path) -> None:
+    async with open_stack(tmp_path, NO_AUTO) as writer:
+        await add_ref(writer, b"refs/heads/x", oid(1))
+    fifo = "0x000000000002-0x000000000002-0badf00d.ref"
+    os.mkfifo(tmp_path / fifo)
+    (tmp_path / "tables.list").write_text("".join(f"{n}\n" for n in [*listed(tmp_path), fifo]))
+    with unblock_after(tmp_path / fifo), pytest.raises(FormatError, match="regular") as info:
+        async with open_stack(tmp_path):
+            pass
+    assert info.value.path == str(tmp_path / fifo)
+
+
+async def test_a_list_of_100000_duplicates_opens_no_table(tmp_path: Path) -> None:
+    class Counting(OS):
+        opened = 0
+
+        def open_table(self, path: str) -> TableReader:
+            Counting.opened += 1
+            return super().open_table(path)
+
+    async with open_stack(tmp_path, NO_AUTO) as writer:
+        await add_ref(writer, b"refs/heads/x", oid(1))
+    (name,) = listed(tmp_path)
+    (tmp_path / "tables.list").write_text(f"{name}\n" * 100_000)
+    with pytest.raises(FormatError, match="twice") as info:
+        async with open_stack(tmp_path, fs=Counting()):
+            pass
+    assert info.value.path == str(tmp_path / "tables.list") and Counting.opened == 0
