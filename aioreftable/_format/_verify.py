@@ -327,7 +327,14 @@ def _check_objects(
     """Object records have obj_id_len keys and point at ref blocks holding such an id;
     every id of every ref is listed with its block."""
     id_len = reader.obj_id_len
-    ref_offsets = {b.offset for b in refs}
+    ids: dict[int, set[bytes]] = {}  # ref block -> the id prefixes its refs carry
+    for blk in refs:
+        ids[blk.offset] = {
+            oid[:id_len]
+            for rec in decoded.get(blk.offset, ())
+            for oid in (rec.value, rec.target_value)
+            if oid is not None
+        }
     listed: dict[bytes, set[int] | None] = {}
     for blk in objs:
         for obj in decoded.get(blk.offset, ()):
@@ -336,31 +343,23 @@ def _check_objects(
                 return
             listed[obj.prefix] = set(obj.offsets) if obj.cnt else None
             for off in obj.offsets:
-                if off not in ref_offsets or off not in decoded:
+                if off not in ids or off not in decoded:
                     add(blk.offset, f"obj {obj.prefix.hex()} points at {off}, not a ref block")
                     return
-                if not any(_mentions(r, obj.prefix) for r in decoded[off]):
+                if obj.prefix not in ids[off]:
                     add(blk.offset, f"obj {obj.prefix.hex()}: no ref in block {off} has that id")
                     return
     for blk in refs:
-        for rec in decoded.get(blk.offset, ()):
-            for oid in (rec.value, rec.target_value):
-                if oid is None:
-                    continue
-                prefix = oid[:id_len]
-                if prefix not in listed:
-                    add(blk.offset, f"id {oid.hex()} of {rec.refname!r} is missing from the "
-                        "object index")  # fmt: skip
-                    return
-                offsets = listed[prefix]
-                if offsets is not None and blk.offset not in offsets:
-                    add(blk.offset, f"the object index entry {prefix.hex()} does not list the "
-                        f"block of {rec.refname!r}")  # fmt: skip
-                    return
-
-
-def _mentions(rec: RefRecord, prefix: bytes) -> bool:
-    return any(v is not None and v.startswith(prefix) for v in (rec.value, rec.target_value))
+        for prefix in sorted(ids[blk.offset]):
+            if prefix not in listed:
+                add(blk.offset, f"id {prefix.hex()}... of a ref in this block is missing from "
+                    "the object index")  # fmt: skip
+                return
+            offsets = listed[prefix]
+            if offsets is not None and blk.offset not in offsets:
+                add(blk.offset, f"the object index entry {prefix.hex()} does not list this "
+                    "block, whose refs carry that id")  # fmt: skip
+                return
 
 
 def iter_findings(readers: list[TableReader]) -> Iterator[Finding]:
