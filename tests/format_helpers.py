@@ -397,14 +397,14 @@ class MutationReport:
     read_failing: int = 0
     verify_missed: int = 0
     crashed: int = 0  # a read or the check raised something other than FormatError
-    unlocated: int = 0  # a read's FormatError names no file or no offset
+    unlocated: int = 0  # a read's FormatError or a finding names no file or no offset
     misses: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
             f"tried {self.tried}, fail to open {self.open_failing}, opened but a read fails "
             f"{self.read_failing}, of those missed by the check {self.verify_missed}; "
-            f"other exceptions {self.crashed}; read errors without file or offset "
+            f"other exceptions {self.crashed}; errors or findings without file or offset "
             f"{self.unlocated}"
         )
 
@@ -439,6 +439,7 @@ def run_mutations(
                 report.misses.append(f"{tname} [{kind}]: {type(e).__name__}: {e}")
                 continue
             bare = [e for e in errors if e.path != "t.ref" or e.offset is None]
+            bare += [f for f in findings if f.path != "t.ref" or f.offset is None]
             if bare:
                 report.unlocated += 1
                 report.misses.append(f"{tname} [{kind}]: unlocated: {bare[0]!r}")
