@@ -414,12 +414,13 @@ def run_mutations(
     per_table: int,
     seed: int,
     sample: int | None = 25,
+    tables: dict[str, bytes] | None = None,
 ) -> MutationReport:
-    """Damage every table of ``mutation_tables()`` ``per_table`` times; for each mutant
+    """Damage every table (default: ``mutation_tables()``) ``per_table`` times; for each mutant
     that opens, run every read, and count reads failing while ``check`` finds nothing
     located (a finding with an offset)."""
     report = MutationReport()
-    for tname, data in mutation_tables().items():
+    for tname, data in (mutation_tables() if tables is None else tables).items():
         rng = random.Random(f"{seed}:{tname}")
         probes = Probes.of(TableReader.from_bytes(data))
         for kind, mutant in Mutator(data).mutants(rng, per_table):

@@ -12,8 +12,10 @@ from __future__ import annotations
 import struct
 import sys
 import zlib
+from pathlib import Path
 
 import pytest
+from conftest import Git
 from format_helpers import Probes, mutation_tables, read_everything, run_mutations, time_limit
 
 from aioreftable import FormatError
@@ -110,6 +112,34 @@ def test_stats_on_self_pointing_index_raises_instead_of_looping() -> None:
         bad.stats()
     assert (err.value.path, err.value.offset) == ("t.ref", top)
     assert [f.offset for f in check_table(bad)] == [top]
+
+
+def test_fresh_git_tables_are_clean_and_damage_is_found(git: Git, tmp_path: Path) -> None:
+    """Tables a live git writes with 256-byte blocks (several index levels per section, an
+    object index) and restart interval 1: clean; damaged, no failing read goes unreported."""
+    repo = tmp_path / "repo"
+    git("init", "-q", "--ref-format=reftable", "-b", "main", str(repo))
+    for key, value in (("blockSize", "256"), ("restartInterval", "1")):
+        git("config", f"reftable.{key}", value, cwd=repo)
+    git("config", "core.logAllRefUpdates", "always", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "c0", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "c1", cwd=repo)
+    ids = git("rev-parse", "HEAD", "HEAD~1", cwd=repo).split()
+    lines = [f"create refs/heads/topic/branch{i:04d} {ids[i % 2]}\n" for i in range(400)]
+    git("update-ref", "--stdin", cwd=repo, input="".join(lines))
+    git("tag", "-a", "-m", "annotated", "v1", cwd=repo)
+    git("pack-refs", "--all", cwd=repo)
+    git("update-ref", "-d", "refs/heads/topic/branch0007", cwd=repo)
+    tables = {p.name: p.read_bytes() for p in (repo / ".git" / "reftable").glob("*.ref")}
+    assert len(tables) == 2
+    for name, data in tables.items():
+        assert check_table(TableReader.from_bytes(data, name)) == []
+    big = max(tables, key=lambda n: len(tables[n]))
+    stats = TableReader.from_bytes(tables[big]).stats()
+    assert stats.refs.index_levels >= 2 and stats.objs.blocks and stats.logs.index_levels >= 2
+    report = run_mutations(check_table, per_table=15, seed=10, sample=8, tables=tables)
+    assert report.misses == [], report
+    assert report.read_failing > report.tried // 3, report
 
 
 if __name__ == "__main__":  # a larger run by hand
