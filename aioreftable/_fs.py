@@ -11,6 +11,7 @@ import contextlib
 import errno
 import mmap
 import os
+import re
 import secrets
 import stat
 import sys
@@ -20,6 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
 from ._errors import FormatError
 from ._format._blocksource import MmapSource
 from ._format._reader import TableReader
@@ -27,6 +33,9 @@ from ._format._reader import TableReader
 __all__ = [
     "OS",
     "ListHandle",
+    "TEMP_GRACE",
+    "TEMP_NAME",
+    "TempTable",
     "TABLES_LIST",
     "default_mode",
     "format_table_name",
@@ -48,6 +57,10 @@ def format_table_name(min_update_index: int, max_update_index: int) -> str:
     return f"0x{min_update_index:012x}-0x{max_update_index:012x}-{secrets.randbits(32):08x}"
 
 
+# Our temp tables: git's "<prefix>.temp." then a mark mkstemp's XXXXXX can never produce.
+TEMP_MARK = ".temp.aioreftable-"
+TEMP_GRACE = 60.0  # seconds a temp table must be unmodified before clean() may judge it
+TEMP_NAME = re.compile(r"[0-9a-zA-Z-]{1,80}\.temp\.aioreftable-[0-9a-f]{8}")
 NAME_MAX = 255  # bytes in one file name on every common file system
 
 
@@ -83,6 +96,15 @@ def parse_tables_list(data: bytes, path: str | None = None) -> list[str]:
 
 def render_tables_list(names: Iterable[str]) -> bytes:
     return b"".join(name.encode("ascii") + b"\n" for name in names)
+
+
+@dataclass(slots=True)
+class TempTable:
+    """A temp table written and still open (holding its flock) until renamed or dropped;
+    ``fd`` is -1 once dropped."""
+
+    path: str
+    fd: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,28 +273,41 @@ class OS:
             raise
         return taken, True
 
-    def write_temp_table(self, directory: str, prefix: str, data: bytes, mode: int | None) -> str:
-        """Write a table to ``<prefix>.temp.XXXXXX`` (created 0600 like mkstemp), fsync it
-        and chmod it to ``mode``. Returns the temp path."""
+    def write_temp_table(
+        self, directory: str, prefix: str, data: bytes, mode: int | None
+    ) -> TempTable:
+        """Write a table to ``<prefix>.temp.aioreftable-XXXXXXXX`` (created 0600 like
+        mkstemp), fsync it and chmod it to ``mode``. The file stays open and flock-ed
+        until :meth:`drop_temp` (after its rename, or instead of it): that is how
+        :meth:`remove_abandoned_temps` tells a live writer's file from a dead one's."""
         while True:
-            path = os.path.join(directory, f"{prefix}.temp.{secrets.token_hex(3)}")
+            path = os.path.join(directory, f"{prefix}{TEMP_MARK}{secrets.token_hex(4)}")
             try:
-                fd = self.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600)
+                fd = self.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600)
             except FileExistsError:
                 continue
             break
         try:
-            try:
-                self.write(fd, data)
-                self.fsync(fd)
-            finally:
-                self.close(fd)
+            self.flock(fd, blocking=True)  # our own new file: nobody else can hold it
+            self.write(fd, data)
+            self.fsync(fd)
             if mode is not None:
                 self.chmod(path, mode)
         except BaseException:
             self.unlink_quietly(path)
+            self.close_quietly(fd)
             raise
-        return path
+        return TempTable(path, fd)
+
+    def drop_temp(self, temp: TempTable, *, unlink: bool) -> None:
+        """Release a temp table: unlink it (unless it was renamed), then close it (which
+        drops the flock). Only the first call does anything."""
+        fd, temp.fd = temp.fd, -1
+        if fd < 0:
+            return
+        if unlink:
+            self.unlink_quietly(temp.path)
+        self.close_quietly(fd)
 
     def install_table(
         self, directory: str, prefix: str, name: str, data: bytes, mode: int | None
@@ -281,11 +316,50 @@ class OS:
         temp = self.write_temp_table(directory, prefix, data, mode)
         final = os.path.join(directory, name)
         try:
-            self.rename(temp, final)
+            self.rename(temp.path, final)
         except BaseException:
-            self.unlink_quietly(temp)
+            self.drop_temp(temp, unlink=True)
             raise
+        self.drop_temp(temp, unlink=False)
         return final
+
+    def flock(self, fd: int, *, blocking: bool) -> bool:
+        """An exclusive flock on ``fd``; False if another open file holds one (only when
+        not ``blocking``). Where flock does not exist this is a no-op returning False."""
+        if fcntl is None:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        return True
+
+    def remove_abandoned_temps(self, directory: str, now: float, grace: float) -> list[str]:
+        """Delete the temp tables of aioreftable writers that died: names ending in
+        ``.temp.aioreftable-`` + 8 hex digits, regular files, not modified for ``grace``
+        seconds before ``now``, whose flock nobody holds (a live writer holds it from
+        creation to rename; the kernel drops it when the process dies). Without flock
+        nothing is proven and nothing is deleted. Returns the names deleted."""
+        if fcntl is None:
+            return []
+        removed = []
+        for name in sorted(self.listdir(directory)):
+            if not TEMP_NAME.fullmatch(name):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                fd = self.open(path, os.O_RDONLY | _O_NONBLOCK | _O_NOFOLLOW)
+            except OSError:
+                continue  # gone meanwhile, or a symlink
+            try:
+                st = self.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < grace:
+                    continue
+                if self.flock(fd, blocking=False) and self.unlink_quietly(path):
+                    removed.append(name)
+            finally:
+                self.close_quietly(fd)
+        return removed
 
     def commit_tables_list(
         self, lock_fd: int, lock_path: str, list_path: str, names: Sequence[str]

@@ -36,7 +36,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aioreftable import StackOptions, open_stack
-from aioreftable._fs import OS
+from aioreftable._fs import OS, TempTable
 from aioreftable.lowlevel import RefRecord
 
 OID = bytes.fromhex("1" * 40)
@@ -119,11 +119,13 @@ class TimingOS(OS):
             self.marks = [("locked", time.perf_counter())]
         return fd
 
-    def write_temp_table(self, directory: str, prefix: str, data: bytes, mode: int | None) -> str:
+    def write_temp_table(
+        self, directory: str, prefix: str, data: bytes, mode: int | None
+    ) -> TempTable:
         self._mark("table built, hops")
-        path = super().write_temp_table(directory, prefix, data, mode)
+        temp = super().write_temp_table(directory, prefix, data, mode)
         self._mark("temp table written+fsynced")
-        return path
+        return temp
 
     def fsync_dir(self, path: str) -> None:
         super().fsync_dir(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aioreftable._format._reader import TableReader
-from aioreftable._fs import OS
+from aioreftable._fs import OS, TempTable
 from aioreftable.lowlevel import LogRecord, RefRecord
 
 
@@ -286,14 +286,16 @@ class PausingOS(OS):
         self.paused = threading.Event()
         self.resume = threading.Event()
 
-    def write_temp_table(self, directory: str, prefix: str, data: bytes, mode: int | None) -> str:
-        path = super().write_temp_table(directory, prefix, data, mode)
+    def write_temp_table(
+        self, directory: str, prefix: str, data: bytes, mode: int | None
+    ) -> TempTable:
+        temp = super().write_temp_table(directory, prefix, data, mode)
         lo, hi = (int(part, 16) for part in prefix.split("-")[:2])
         if self.armed and lo < hi:
             self.armed = False
             self.paused.set()
             self.resume.wait(30)
-        return path
+        return temp
 
 
 class HoldingOS(OS):

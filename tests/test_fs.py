@@ -15,6 +15,8 @@ from stack_helpers import unblock_after
 from aioreftable import FormatError
 from aioreftable._fs import (
     OS,
+    TEMP_GRACE,
+    TEMP_NAME,
     default_mode,
     format_table_name,
     parse_tables_list,
@@ -153,10 +155,48 @@ def test_temp_table_is_removed_when_the_write_fails(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == []
 
 
-def test_temp_name_is_git_shaped(tmp_path: Path) -> None:
-    temp = OS().write_temp_table(str(tmp_path), "0x1-0x1-abcdef01", one_table(), None)
-    assert re.fullmatch(r"0x1-0x1-abcdef01\.temp\.[0-9a-f]{6}", os.path.basename(temp))
-    assert stat.S_IMODE(os.stat(temp).st_mode) == 0o600  # mkstemp's mode without a chmod
+def test_temp_name_is_git_shaped_and_marked_as_ours(tmp_path: Path) -> None:
+    fs = OS()
+    temp = fs.write_temp_table(str(tmp_path), "0x1-0x1-abcdef01", one_table(), None)
+    name = os.path.basename(temp.path)
+    assert re.fullmatch(r"0x1-0x1-abcdef01\.temp\.aioreftable-[0-9a-f]{8}", name)
+    assert TEMP_NAME.fullmatch(name) and not TEMP_NAME.fullmatch("0x1-0x1-abcdef01.temp.Ab3xYz")
+    assert stat.S_IMODE(os.stat(temp.path).st_mode) == 0o600  # mkstemp's mode without a chmod
+    fd = os.open(temp.path, os.O_RDONLY)
+    try:
+        assert not fs.flock(fd, blocking=False)  # the writer holds it while the file is open
+        fs.drop_temp(temp, unlink=False)
+        assert fs.flock(fd, blocking=False)
+    finally:
+        os.close(fd)
+    fs.drop_temp(temp, unlink=True)  # a second drop does nothing
+    assert os.path.exists(temp.path)
+
+
+def test_only_abandoned_temps_of_ours_are_removed(tmp_path: Path) -> None:
+    fs, d = OS(), str(tmp_path)
+    old = time.time() - 3600
+
+    def temp(prefix: str, *, alive: bool, age: float | None = old) -> str:
+        t = fs.write_temp_table(d, prefix, one_table(), None)
+        if not alive:
+            fs.drop_temp(t, unlink=False)  # as the kernel does when the writer dies
+        if age is not None:
+            os.utime(t.path, (age, age))
+        return os.path.basename(t.path)
+
+    dead = temp("0x1-0x1-00000001", alive=False)
+    alive = temp("0x2-0x2-00000002", alive=True)
+    young = temp("0x3-0x3-00000003", alive=False, age=None)
+    git_temp = tmp_path / "0x4-0x4-00000004.temp.Ab3xYz"  # git's mkstemp name
+    git_temp.write_bytes(b"")
+    os.mkfifo(tmp_path / "0x5-0x5-00000005.temp.aioreftable-0badf00d")
+    os.utime(git_temp, (old, old))
+    removed = fs.remove_abandoned_temps(d, time.time(), TEMP_GRACE)
+    assert removed == [dead]
+    assert sorted(os.listdir(d)) == sorted(
+        [alive, young, git_temp.name, "0x5-0x5-00000005.temp.aioreftable-0badf00d"]
+    )
 
 
 def test_default_mode_follows_umask() -> None:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from stack_helpers import PausingOS, add_ref, listed, oid, refs_of, stray_files
 
 from aioreftable import LockError, LogExpiry, OutdatedError, Stack, StackOptions, open_stack
-from aioreftable._fs import OS
+from aioreftable._fs import OS, TempTable
 from aioreftable.lowlevel import LogRecord, RefRecord, TableReader, suggest_compaction_segment
 
 pytestmark = pytest.mark.anyio
@@ -209,7 +209,9 @@ class FullDuringCompaction(OS):
     def __init__(self) -> None:
         self.full = True
 
-    def write_temp_table(self, directory: str, prefix: str, data: bytes, mode: int | None) -> str:
+    def write_temp_table(
+        self, directory: str, prefix: str, data: bytes, mode: int | None
+    ) -> TempTable:
         lo, hi = prefix.split("-")[:2]
         if self.full and lo != hi:
             raise OSError(errno.ENOSPC, "No space left on device")

@@ -4,13 +4,18 @@ addition and of a compaction; the stack stays readable with exactly what was ack
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import anyio
 import pytest
+from anyio.abc import Process
 from stack_helpers import Crash, FaultyOS, add_ref, listed, oid, refs_of, stray_files
 
-from aioreftable import LockError, Stack, StackOptions, open_stack
+from aioreftable import LockError, Stack, StackOptions, init_repo, open_ref_store, open_stack
 
 pytestmark = pytest.mark.anyio
 
@@ -140,3 +145,71 @@ async def test_unsynced_directory_would_lose_an_acknowledged_addition(tmp_path: 
     fs2.power_loss()
     async with open_stack(d, NO_AUTO, create=True) as stack:
         assert set(refs_of(await stack.snapshot())) == {A, B}
+
+
+# -- leftovers of killed processes (issue 10.9) ----------------------------------------------
+WRITER = """
+import os, signal, sys
+from aioreftable._fs import OS
+temp = OS().write_temp_table(sys.argv[1], "0x000000000009-0x000000000009-00000000", b"x", None)
+print(os.path.basename(temp.path), flush=True)
+if sys.argv[2] == "die":
+    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup of any kind runs
+sys.stdin.read()  # alive, holding the temp table open, until stdin closes
+"""
+
+
+async def temp_of_a_process(directory: Path, fate: str) -> tuple[str, Process]:
+    """A process that writes a temp table and then dies (SIGKILL) or stays alive."""
+    proc = await anyio.open_process([sys.executable, "-c", WRITER, str(directory), fate])
+    assert proc.stdout is not None
+    out = b""
+    while not out.endswith(b"\n"):
+        out += await proc.stdout.receive()
+    if fate == "die":
+        await proc.aclose()  # waits, and closes the pipes
+        assert proc.returncode == -signal.SIGKILL
+    return out.decode().strip(), proc
+
+
+def age(path: Path) -> None:
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+
+
+async def test_clean_removes_the_temp_tables_of_killed_writers_only(tmp_path: Path) -> None:
+    async with open_stack(tmp_path, NO_AUTO) as stack:
+        await acked(stack)
+        dead, _ = await temp_of_a_process(tmp_path, "die")
+        alive, proc = await temp_of_a_process(tmp_path, "live")
+        (tmp_path / "0x1-0x1-00000001.temp.Ab3xYz").touch()  # git's: never ours to judge
+        for name in (dead, alive, "0x1-0x1-00000001.temp.Ab3xYz"):
+            age(tmp_path / name)
+        young, _ = await temp_of_a_process(tmp_path, "die")  # dead, but just written
+        assert await stack.clean() == [dead]
+        assert stray_files(tmp_path) == sorted([alive, young, "0x1-0x1-00000001.temp.Ab3xYz"])
+        assert proc.stdin is not None
+        await proc.stdin.aclose()
+        await proc.aclose()
+        assert proc.returncode == 0
+        age(tmp_path / young)
+        assert sorted(await stack.clean()) == sorted([alive, young])
+        assert stray_files(tmp_path) == ["0x1-0x1-00000001.temp.Ab3xYz"]
+        assert set(refs_of(await stack.snapshot())) == {A, B}
+
+
+async def test_verify_reports_temp_tables_and_pack_refs_removes_ours(tmp_path: Path) -> None:
+    await init_repo(tmp_path)
+    d = tmp_path / ".git" / "reftable"
+    dead, _ = await temp_of_a_process(d, "die")
+    age(d / dead)
+    (d / "0x1-0x1-00000001.temp.Ab3xYz").touch()
+    async with open_ref_store(tmp_path, object_database=False) as store:
+        found = [(f.code, f.path) for f in await store.verify()]
+        assert found == [
+            ("reftableTempFile", dead),
+            ("reftableTempFile", "0x1-0x1-00000001.temp.Ab3xYz"),
+        ]
+        await store.pack_refs()
+        found = [(f.code, f.path) for f in await store.verify()]
+        assert found == [("reftableTempFile", "0x1-0x1-00000001.temp.Ab3xYz")]

@@ -16,7 +16,7 @@ from .._format._merged import MergedTable
 from .._format._reader import TableReader
 from .._format._records import RefRecord, RefValueType
 from .._format._verify import check_table
-from .._fs import parse_tables_list
+from .._fs import TEMP_NAME, parse_tables_list
 from ._refname import check_refname_format, parse_worktree_ref, refname_is_readable
 from ._store import decode_name, is_root_ref
 
@@ -46,8 +46,8 @@ class VerifyFinding:
     ``code`` is git's fsck message id for git's checks (:data:`GIT_CODES`) or one of ours
     (``badReftableStack``, ``badReftableTable``, ``badReftableUpdateIndex``,
     ``unlistedReftableTable``, ``staleReftableTable``, ``reftableLockPresent``,
-    ``badRefName``); ``path`` is a table name or a refname (``worktrees/<id>/...`` for
-    another worktree's stack).
+    ``reftableTempFile``, ``badRefName``); ``path`` is a table name or a refname
+    (``worktrees/<id>/...`` for another worktree's stack).
     ``str()`` gives git's line, e.g.
     ``error: refs/heads/x: badReferentName: points to invalid refname 'garbage'``."""
 
@@ -223,6 +223,27 @@ def _locks(st: _Stack) -> Iterator[VerifyFinding]:
         yield VerifyFinding("warning", "reftableLockPresent", name, why)
 
 
+def _temps(st: _Stack) -> Iterator[VerifyFinding]:
+    """Temp tables (``<prefix>.temp.*``): being written, or left behind by a crash."""
+    try:
+        files = sorted(n for n in os.listdir(st.directory) if ".temp." in n)
+    except OSError:
+        return
+    for name in files:
+        if TEMP_NAME.fullmatch(name):
+            why = (
+                "temporary table of an aioreftable writer: being written, or left by a crashed "
+                "one; pack_refs()/clean() removes it once no process holds it (flock) and it "
+                "is unmodified for 60 s"
+            )
+        else:
+            why = (
+                "temporary table (git's, or another tool's): being written, or left by a "
+                "crashed writer; nothing removes it (delete it by hand when no writer runs)"
+            )
+        yield VerifyFinding("warning", "reftableTempFile", name, why)
+
+
 def _symref_findings(path: str, refname: str, target: str) -> Iterator[VerifyFinding]:
     """git's refs_fsck_symref."""
     stripped = parse_worktree_ref(refname)[2]
@@ -305,6 +326,7 @@ def _verify_stack(st: _Stack, hash_name: str) -> list[VerifyFinding]:
         max_index = max((r.max_update_index for r in readers), default=0)
         out.extend(_unlisted(st, set(names), max_index))
         out.extend(_locks(st))
+        out.extend(_temps(st))
         if not any(f.code == "badReftableTable" for f in out):
             try:
                 out.extend(_ref_findings(st, readers, hash_name))

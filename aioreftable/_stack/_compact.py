@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from .._format._merged import MergedTable
 from .._format._reader import TableReader
 from .._format._records import RefValueType
 from .._format._writer import TableWriter, WriteOptions
-from .._fs import OS, format_table_name
+from .._fs import OS, TEMP_GRACE, TempTable, format_table_name
 from ._lock import lock_error
 from ._options import LogExpiry
 from ._snapshot import Snapshot
@@ -59,7 +60,7 @@ def select_range(first: int, last: int, generation: int) -> Selector:
 
 @dataclass(slots=True)
 class Merged:
-    temp_path: str | None  # None: every record cancelled out (an empty result)
+    temp: TempTable | None  # None: every record cancelled out (an empty result)
     entries: int
 
 
@@ -124,7 +125,7 @@ async def compact(
     fs, stats = stack._fs, stack._stats
     timeout = stack.options.lock_timeout
     table_locks: list[str] = []
-    temp: str | None = None
+    temp: TempTable | None = None
     attempted = False
     try:
         async with stack._locked_list(budget=timeout, reload=reload, writer=False):
@@ -161,7 +162,7 @@ async def compact(
             stack._mode,
             anyio.from_thread.check_cancelled,
         )
-        temp = merged.temp_path
+        temp = merged.temp
         stats.entries_written += merged.entries
         lo = snap.readers[first].min_update_index
         hi = snap.readers[last].max_update_index
@@ -188,9 +189,9 @@ async def compact(
                 await stack._hop(_release, fs, temp, table_locks)
 
 
-def _release(fs: OS, temp: str | None, table_locks: Sequence[str]) -> None:
+def _release(fs: OS, temp: TempTable | None, table_locks: Sequence[str]) -> None:
     if temp is not None:
-        fs.unlink_quietly(temp)
+        fs.drop_temp(temp, unlink=True)
     fs.release_locks(table_locks)
 
 
@@ -198,7 +199,7 @@ def _commit(
     stack: Stack,
     held: Held,
     window: Sequence[str],
-    temp: str | None,
+    temp: TempTable | None,
     lo: int,
     hi: int,
 ) -> tuple[Loaded, OSError | None]:
@@ -220,10 +221,11 @@ def _commit(
         name = format_table_name(lo, hi) + ".ref"
         final = os.path.join(directory, name)
         try:
-            fs.rename(temp, final)
+            fs.rename(temp.path, final)
         except BaseException:
-            fs.unlink_quietly(temp)
+            fs.drop_temp(temp, unlink=True)
             raise
+        fs.drop_temp(temp, unlink=False)
         new_names.append(name)
     new_names += names[at + len(window) :]
     opened: list[TableReader] = []
@@ -254,9 +256,10 @@ def _commit(
 
 
 async def clean(stack: Stack) -> list[str]:
-    """git's ``reftable_stack_clean``: under the list lock (no waiting), delete ``.ref``
-    files that are not listed and whose max update index is <= the stack's. Locks, temp
-    files and files that do not parse as tables are never touched."""
+    """git's ``reftable_stack_clean``: under the list lock (no waiting for other
+    processes), delete ``.ref`` files that are not listed and whose max update index is <=
+    the stack's; also our own temp tables whose writer died (``OS.remove_abandoned_temps``).
+    Locks, git's temp files and files that do not parse as tables are never touched."""
     async with stack._locked_list(budget=0, reload=True, writer=False):
         snap = stack._snap
         return await stack._hop(
@@ -265,7 +268,7 @@ async def clean(stack: Stack) -> list[str]:
 
 
 def _clean(fs: OS, directory: str, listed: set[str], max_update_index: int) -> list[str]:
-    removed = []
+    removed = fs.remove_abandoned_temps(directory, time.time(), TEMP_GRACE)
     for name in fs.table_files(directory):
         if name in listed:
             continue

@@ -150,7 +150,9 @@ class Stack:
 
     async def clean(self) -> list[str]:
         """Delete unlisted tables whose max update index is <= the stack's (git's
-        ``reftable_stack_clean``; takes the list lock without waiting). Returns names."""
+        ``reftable_stack_clean``; takes the list lock without waiting for other processes),
+        and temp tables of aioreftable writers that died (unmodified for 60 s and not
+        flock-ed by a live writer). Returns the names deleted."""
         from ._compact import clean
 
         self._check_open()
