@@ -269,9 +269,8 @@ def test_unreadable_table(git: Git, git_repo: Callable[..., Path]) -> None:
         assert_fatal((proc.returncode, proc.stdout, proc.stderr), table.name, "Permission denied")
 
 
-def test_whole_process_errors_and_usage(git: Git, git_repo: Callable[..., Path],
-                                        tmp_path: Path) -> None:  # fmt: skip
-    """Through the console entry point: fatal errors, usage errors (129, like git), -h."""
+def test_whole_process_errors(git: Git, git_repo: Callable[..., Path], tmp_path: Path) -> None:
+    """Through the console entry point: fatal errors, a usage error and -h, as git exits."""
     repo, table = make_repo(git, git_repo)
     flip(table, 0)
 
@@ -280,32 +279,50 @@ def test_whole_process_errors_and_usage(git: Git, git_repo: Callable[..., Path],
             [sys.executable, "-m", "aioreftable", *args], cwd=repo, capture_output=True, text=True
         )
 
-    for args in [("show-ref",), ("dump", "."), ("-C", str(tmp_path / "gone"), "show-ref")]:
+    for args in [("show-ref",), ("-C", str(tmp_path / "gone"), "show-ref")]:
         proc = ours(*args)
         assert_fatal((proc.returncode, proc.stdout, proc.stderr))
-    # usage errors: git's 129 with "error: ..." and the usage on stderr
+    proc = ours("show-ref", "--bogus")
+    assert (proc.returncode, proc.stdout) == (129, "")
+    assert proc.stderr.startswith("error: unknown option `bogus'\nusage: aioreftable show-ref")
+    proc = ours("show-ref", "-h")
+    assert (proc.returncode, proc.stderr) == (129, "")
+    assert proc.stdout.startswith("usage: aioreftable show-ref")
+
+
+def test_usage_errors(
+    git: Git,
+    git_repo: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Usage errors exit 129 like git's, with "error: ..." and the usage on stderr; -h
+    prints the help on stdout and exits 129, as git does."""
+    repo, table = make_repo(git, git_repo)
+    flip(table, 0)
     for args, message in [
         (("show-ref", "--bogus"), "error: unknown option `bogus'"),
         (("show-ref", "-x"), "error: unknown switch `x'"),
-        (("show-ref", "--hash=8"), "error: option `hash' is not supported by aioreftable"),
-        (("show-ref", "-s8"), "error: option `s8' is not supported by aioreftable"),
-        (("show-ref", "--abbrev"), "error: option `abbrev' is not supported by aioreftable"),
-        (("show-ref", "--abbrev=4", "-s"), "error: option `abbrev' is not supported"),
+        (("show-ref", "--abbrev"), "error: option `abbrev' without a value (core.abbrev) is"),
         (("show-ref", "--exclude-existing"), "error: option `exclude-existing' is not supp"),
+        (("show-ref", "--exclude-existing=x"), "error: option `exclude-existing' is not supp"),
         (("frobnicate",), "error: argument COMMAND: invalid choice"),
         ((), "error: a command is required"),
         (("demo", "--refs", "many"), "error: argument --refs: invalid int value"),
     ]:
-        proc = ours(*args)
-        assert proc.returncode == 129, (args, proc.stderr)
-        assert proc.stdout == ""
-        assert proc.stderr.startswith(message + ("\n" if message.endswith("'") else "")), args
-        assert "usage: aioreftable" in proc.stderr and "Traceback" not in proc.stderr
-    # after "--" a word is a pattern, as in git
-    proc = ours("show-ref", "--", "--hash=8")
-    assert proc.returncode == 128 and "Traceback" not in proc.stderr  # the corrupt table
-    # -h: the help on stdout, exit 129, as git does
+        code, out, err = run_in(repo, monkeypatch, capsys, *args)
+        assert (code, out) == (129, ""), (args, err)
+        assert err.startswith(message + ("\n" if message.endswith("'") else "")), args
+        assert "usage: aioreftable" in err
+    # a bad option value: git's 129 with only its error line (git parses options before
+    # it reads the corrupt table)
+    for args in [("--hash=x",), ("--abbrev=",), ("-s4x",), ("--abbrev=0x5", "-d")]:
+        want = git.run("show-ref", *args, cwd=repo, check=False)
+        assert want.returncode == 129
+        got = run_in(repo, monkeypatch, capsys, "show-ref", *args)
+        assert got == (129, "", want.stderr.decode()), args
+    # after "--" a word is a pattern, as in git: here the corrupt table is reached
+    assert run_in(repo, monkeypatch, capsys, "show-ref", "--", "--hash=8")[0] == 128
     for args in [("-h",), ("show-ref", "-h"), ("dump", "-h")]:
-        proc = ours(*args)
-        assert proc.returncode == 129 and proc.stdout.startswith("usage: aioreftable")
-        assert proc.stderr == ""
+        code, out, err = run_in(repo, monkeypatch, capsys, *args)
+        assert (code, err) == (129, "") and out.startswith("usage: aioreftable"), args

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,15 +13,21 @@ from pathlib import Path
 import pytest
 from conftest import Git
 
+from aioreftable.cli import main
+
 
 def ours(cwd: Path, *args: str) -> tuple[int, str, str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "aioreftable", "show-ref", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-    )
-    return proc.returncode, proc.stdout, proc.stderr
+    """Our show-ref in this process (an interpreter start per call would dominate the
+    suite's time; test_cli_errors runs whole processes)."""
+    out, err = io.StringIO(), io.StringIO()
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["show-ref", *args])
+    finally:
+        os.chdir(old)
+    return code, out.getvalue(), err.getvalue()
 
 
 def theirs(git: Git, cwd: Path, *args: str) -> tuple[int, str, str]:
@@ -274,3 +283,44 @@ def test_show_ref_checks_objects_without_parsing_them(
         assert main(["show-ref", *args]) == 0
         assert capsys.readouterr().out == theirs(git, where, *args)[1], (where, args)
     assert opened == [] and parsed == []
+
+
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_show_ref_abbreviates_like_git(
+    git: Git, git_repo: Callable[..., Path], tmp_path: Path, object_format: str
+) -> None:
+    """--hash=N, -sN, --abbrev=N: the shortest prefix of at least N digits that no other
+    object shares, among packed objects, loose ones and an alternate's (2,000 packed and
+    600 loose blobs make many 4- and 5-digit prefixes ambiguous)."""
+    repo = git_repo(object_format=object_format)
+    populate(git, repo)
+    stream = "".join(f"blob\nmark :{i}\ndata {len(str(i)) + 1}\n{i}\n" for i in range(1, 2001))
+    git("fast-import", "--quiet", cwd=repo, input=stream)
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    paths = []
+    for i in range(600):
+        (blobs / f"b{i}").write_text(f"loose {i}\n")
+        paths.append(str(blobs / f"b{i}"))
+    loose = git("hash-object", "-w", "--stdin-paths", cwd=repo, input="\n".join(paths)).split()
+    packed = git("cat-file", "--batch-all-objects", "--batch-check=%(objectname)", cwd=repo).split()
+    lines = [f"create refs/x/loose{i} {oid}\n" for i, oid in enumerate(loose[:150])]
+    lines += [f"create refs/x/packed{i} {oid}\n" for i, oid in enumerate(packed[::10])]
+    git("update-ref", "--stdin", cwd=repo, input="".join(lines))
+    lengths = {len(line.split()[0]) for line in theirs(git, repo, "--hash=4")[1].splitlines()}
+    assert {4, 5} <= lengths  # the case is not trivial
+    for args in [
+        ("--hash=4",),
+        ("-s5", "-d"),
+        ("--abbrev=4", "-d", "--head"),
+        ("--abbrev=2", "--tags"),  # raised to git's minimum, 4
+        ("--verify", "--abbrev=7", "refs/x/loose3", "refs/tags/v2"),
+        ("--hash=9", "--abbrev=0"),  # the last one wins: full ids
+        ("--abbrev=100",),
+    ]:
+        assert ours(repo, *args) == theirs(git, repo, *args), args
+    shared = tmp_path / "shared"
+    git("clone", "-q", "--shared", "--ref-format=reftable", str(repo), str(shared))
+    git("update-ref", "refs/x/blob", loose[0], cwd=shared)
+    git("update-ref", "refs/x/packed", packed[7], cwd=shared)
+    assert ours(shared, "--abbrev=4") == theirs(git, shared, "--abbrev=4")

@@ -35,6 +35,7 @@ def _parser() -> GitArgumentParser:
     dump.add_argument("path", help="a .ref file, a reftable/ directory, a repository or a worktree")
     dump.add_argument("--json", action="store_true", help="machine-readable output")
     dump.add_argument("--no-records", action="store_true", help="blocks only")
+    p.commands = dict(sub.choices)
     return p
 
 
@@ -103,11 +104,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
         command, rest = _command_args(argv)
+        abbrev = 0
         if command == "show-ref":
-            from ._show_ref import check_unsupported
+            from ._show_ref import preparse
 
-            check_unsupported(rest)
-        args = parser.parse_args(argv)
+            options, abbrev = preparse(rest)
+            argv = [*argv[: len(argv) - len(rest)], *options]
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # reported with the usage of the command they were given to
+            where = parser.commands.get(args.command or "", parser)
+            where.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.abbrev = abbrev
         if args.version:
             from .. import __version__
 
@@ -119,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_EXIT
     except GitUsageError as e:
         print(f"error: {e}", file=sys.stderr)
-        (e.parser or parser).print_usage(sys.stderr)
+        if e.usage:
+            (e.parser or parser).print_usage(sys.stderr)
         return USAGE_EXIT
     if args.directory:
         try:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 import mmap
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from .. import RefnameError, RefStore, SymrefDepthError, open_ref_store
 from ._usage import GitArgumentParser, GitUsageError
 
-# git show-ref options that take a value or work on stdin, which aioreftable does not offer.
-_UNSUPPORTED = ("--hash=", "--abbrev", "--no-abbrev", "--exclude-existing")
+MINIMUM_ABBREV = 4  # git's cache.h
+_TAG = 4  # the object type number of a tag
+_MAX_TAG_CHAIN = 64
 
 
 def _matches(refname: str, patterns: list[str]) -> bool:
@@ -65,6 +68,37 @@ def _pack_index_has(data: bytes | mmap.mmap, raw: bytes) -> bool | None:
     return False
 
 
+def _pack_index_neighbours(data: bytes | mmap.mmap, raw: bytes) -> list[bytes]:
+    """The names next to ``raw``'s place in a v2 pack index (itself excluded): git's
+    find_abbrev_len_for_pack looks at these two only."""
+    if data[:4] != _IDX_MAGIC or data[4:8] != b"\0\0\0\2" or len(data) < 1032:
+        return []
+    size = len(raw)
+    count = int.from_bytes(data[1028:1032], "big")
+    first = raw[0]
+    lo = int.from_bytes(data[8 + 4 * (first - 1) : 8 + 4 * first], "big") if first else 0
+    hi = int.from_bytes(data[8 + 4 * first : 12 + 4 * first], "big")
+    while lo < hi:  # lo becomes the insertion point
+        mid = (lo + hi) // 2
+        if data[1032 + mid * size : 1032 + (mid + 1) * size] < raw:
+            lo = mid + 1
+        else:
+            hi = mid
+    found = lo < count and data[1032 + lo * size : 1032 + (lo + 1) * size] == raw
+    after = lo + 1 if found else lo
+    picks = [i for i in (after, lo - 1) if 0 <= i < count]
+    return [bytes(data[1032 + i * size : 1032 + (i + 1) * size]) for i in picks]
+
+
+def _extend(hexid: str, other: str, start: int, cur: int) -> int:
+    """git's extend_abbrev_len: one digit past the prefix ``other`` shares with ``hexid``
+    (compared from ``start``); prefixes of 32 digits or more do not count (GIT_MAX_RAWSZ)."""
+    i = start
+    while i < len(hexid) and hexid[i] == other[i]:
+        i += 1
+    return i + 1 if i < 32 and i >= cur else cur
+
+
 class Objects:
     """git's has_object: is the object in the database (loose file, packs, alternates)?
 
@@ -78,7 +112,7 @@ class Objects:
         self._dir = objects_dir
         self._dirs: list[str] | None = None
         self._indexes: list[mmap.mmap | bytes] | None = None
-        self._store: object | None = None
+        self._store: Any = None
         self._usable = True
         self._known: dict[str, bool] = {}
 
@@ -135,23 +169,101 @@ class Objects:
         raw = bytes.fromhex(hexid)
         return any(_pack_index_has(idx, raw) for idx in self._pack_indexes())
 
+    def abbrev(self, hexid: str, length: int) -> str:
+        """git's repo_find_unique_abbrev: at least ``length`` digits, and one more than the
+        longest prefix shared with any other object (the pack index neighbours, then the
+        loose objects that share the prefix found so far)."""
+        if length >= len(hexid):
+            return hexid
+        raw = bytes.fromhex(hexid)
+        cur = length
+        for idx in self._pack_indexes():
+            for neighbour in _pack_index_neighbours(idx, raw):
+                cur = _extend(hexid, neighbour.hex(), 0, cur)
+        start = cur
+        prefix = hexid[:cur]
+        for d in self._object_dirs():
+            try:
+                names = os.listdir(os.path.join(d, hexid[:2]))
+            except OSError:
+                continue
+            for name in names:
+                loose = hexid[:2] + name
+                if len(loose) == len(hexid) and loose.startswith(prefix):
+                    cur = _extend(hexid, loose, start, cur)
+        return hexid[:cur]
+
+    def _dulwich_store(self) -> Any:
+        """dulwich's store of this object directory, opened on first use (None if dulwich
+        cannot read it; then existence checks pass and nothing peels)."""
+        if self._store is None and self._usable:
+            from dulwich.config import ConfigFile
+            from dulwich.object_store import DiskObjectStore
+
+            try:
+                config = ConfigFile.from_path(str(self._dir.parent / "config"))
+                self._store = DiskObjectStore.from_config(str(self._dir), config)
+            except (OSError, ValueError, NotImplementedError, KeyError):
+                self._usable = False
+        return self._store
+
     def _dulwich(self, hexid: str) -> bool:
-        if not self._usable:
-            return True
         from dulwich.errors import FileFormatException
 
+        store = self._dulwich_store()
+        if store is None:
+            return True
         try:
-            if self._store is None:
-                from dulwich.config import ConfigFile
-                from dulwich.object_store import DiskObjectStore
-
-                config_path = self._dir.parent / "config"
-                config = ConfigFile.from_path(str(config_path))
-                self._store = DiskObjectStore.from_config(str(self._dir), config)
-            return hexid.encode() in self._store  # type: ignore[operator]
+            return hexid.encode() in store
         except (OSError, ValueError, NotImplementedError, FileFormatException):
             self._usable = False
             return True
+
+    def _raw(self, hexid: str) -> tuple[int, bytes] | None:
+        from dulwich.errors import FileFormatException
+
+        store = self._dulwich_store()
+        if store is None:
+            return None
+        try:
+            type_num, raw = store.get_raw(hexid.encode())
+        except (KeyError, OSError, ValueError, NotImplementedError, FileFormatException):
+            return None
+        return int(type_num), bytes(raw)
+
+    def peel(self, hexid: str) -> str | None:
+        """git's peel_object: for an annotated tag, the first object down its chain of tags
+        that is not a tag; None for any other object, or when the chain breaks."""
+        found = self._raw(hexid)
+        for _ in range(_MAX_TAG_CHAIN):
+            if found is None or found[0] != _TAG:
+                return None
+            target = _tag_target(found[1])
+            if target is None:
+                return None
+            if target[1] != "tag":
+                return target[0]
+            found = self._raw(target[0])
+        return None
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self._indexes = None  # the maps close when collected
+
+
+def _tag_target(raw: bytes) -> tuple[str, str] | None:
+    """The ``object`` and ``type`` header lines of a tag object."""
+    obj = kind = None
+    for line in raw.split(b"\n"):
+        if not line:
+            break
+        if line.startswith(b"object ") and obj is None:
+            obj = line[7:].decode("ascii", "replace").strip()
+        elif line.startswith(b"type ") and kind is None:
+            kind = line[5:].decode("ascii", "replace").strip()
+    return None if obj is None or kind is None else (obj, kind)
 
 
 class ShowRef:
@@ -161,6 +273,7 @@ class ShowRef:
         self.args = args
         self.store = store
         self.objects = Objects(store.layout.common_dir / "objects")
+        self.abbrev: int = getattr(args, "abbrev", 0)
         self.out: list[str] = []
 
     def show(self, refname: str, oid: str, peeled: str | None) -> None:
@@ -168,9 +281,11 @@ class ShowRef:
             raise BadRef(f"git show-ref: bad ref {refname} ({oid})")
         if self.args.quiet:
             return
-        self.out.append(oid if self.args.hash else f"{oid} {refname}")
+        shown = self.objects.abbrev(oid, self.abbrev) if self.abbrev else oid
+        self.out.append(shown if self.args.hash else f"{shown} {refname}")
         if self.args.dereference and peeled is not None:
-            self.out.append(f"{peeled} {refname}^{{}}")
+            shown = self.objects.abbrev(peeled, self.abbrev) if self.abbrev else peeled
+            self.out.append(f"{shown} {refname}^{{}}")
         if len(self.out) >= 1024:
             self.flush()
 
@@ -186,12 +301,9 @@ class ShowRef:
         except SymrefDepthError:
             return None
 
-    async def peel(self, oid: str) -> str | None:
+    def peel(self, oid: str) -> str | None:
         """git's peel_object (used outside ref iteration): the tag's target, else None."""
-        if not self.args.dereference or self.store.peeler is None:
-            return None
-        info = (await self.store.peeler.lookup([oid])).get(oid)
-        return None if info is None else info.peeled
+        return self.objects.peel(oid) if self.args.dereference else None
 
     async def exists(self, refs: list[str]) -> int:
         if not refs:
@@ -218,7 +330,7 @@ class ShowRef:
                 if self.args.quiet:
                     return 1
                 return _die(f"'{name}' - not a valid ref")
-            self.show(name, oid, await self.peel(oid))
+            self.show(name, oid, self.peel(oid))
         return 0
 
     async def patterns(self, refs: list[str]) -> int:
@@ -227,7 +339,7 @@ class ShowRef:
             head = await self.resolve("HEAD")
             if head is not None:
                 found += 1
-                self.show("HEAD", head, await self.peel(head))
+                self.show("HEAD", head, self.peel(head))
         prefixes = []
         if self.args.branches:
             prefixes.append("refs/heads/")
@@ -265,10 +377,12 @@ class ShowRef:
             return _die(str(e))
         finally:
             self.flush()
+            self.objects.close()
 
 
 async def _run(args: argparse.Namespace) -> int:
-    async with open_ref_store(".", verify_objects=False) as store:
+    # objects are read by the CLI's own Objects (closed at the end), not the store's
+    async with open_ref_store(".", object_database=False, verify_objects=False) as store:
         return await ShowRef(args, store).run()
 
 
@@ -277,15 +391,49 @@ def _die(message: str) -> int:
     return 128
 
 
-def check_unsupported(argv: Sequence[str]) -> None:
-    """Refuse git show-ref options we do not implement, git-style (before argparse sees
-    them: ``--hash=8`` must not be read as ``--hash`` plus a pattern)."""
-    for arg in argv:
+_NUMBER = re.compile(r"\s*[+-]?[0-9]+\Z")  # what strtol(arg, &end, 10) reads whole
+
+
+def _abbrev_value(option: str, value: str) -> int:
+    """git's parse_opt_abbrev_cb for an explicit value: 0 is the full id, else 4..hexsz
+    (clamped to the hash size when printing)."""
+    if not _NUMBER.match(value):
+        raise GitUsageError(f"option `{option}' expects a numerical value", usage=False)
+    n = int(value)
+    return MINIMUM_ABBREV if n and n < MINIMUM_ABBREV else n
+
+
+def preparse(argv: Sequence[str]) -> tuple[list[str], int]:
+    """Take git show-ref's optional-value options out of the arguments before argparse
+    (which would read ``-s 8`` like ``-s8``): returns the rest and the abbreviation length
+    (0: full ids). ``--abbrev`` without a value (core.abbrev) and ``--exclude-existing``
+    are refused, git-style."""
+    rest: list[str] = []
+    abbrev = 0
+    for i, arg in enumerate(argv):
         if arg == "--":
-            return
-        option = arg.split("=", 1)[0]
-        if arg.startswith(_UNSUPPORTED) or (arg.startswith("-s") and arg[2:].isdigit()):
-            raise GitUsageError(f"option `{option.lstrip('-')}' is not supported by aioreftable")
+            rest.extend(argv[i:])
+            break
+        name, eq, value = arg.partition("=")
+        if name == "--hash" and eq:
+            rest.append("--hash")
+            abbrev = _abbrev_value("hash", value)
+        elif arg.startswith("-s") and len(arg) > 2 and not arg.startswith("--"):
+            rest.append("-s")
+            abbrev = _abbrev_value("hash", arg[2:])
+        elif name == "--abbrev" and eq:
+            abbrev = _abbrev_value("abbrev", value)
+        elif arg == "--no-abbrev":
+            abbrev = 0
+        elif arg == "--abbrev":
+            raise GitUsageError(
+                "option `abbrev' without a value (core.abbrev) is not supported by aioreftable"
+            )
+        elif name == "--exclude-existing":
+            raise GitUsageError("option `exclude-existing' is not supported by aioreftable")
+        else:
+            rest.append(arg)
+    return rest, abbrev
 
 
 def add_parser(sub: argparse._SubParsersAction[GitArgumentParser]) -> None:

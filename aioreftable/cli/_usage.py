@@ -15,9 +15,12 @@ USAGE_EXIT = 129  # git's exit status for usage errors and for -h
 class GitUsageError(Exception):
     """A command line git would refuse with ``error: ...`` and its usage text."""
 
-    def __init__(self, message: str, parser: argparse.ArgumentParser | None = None):
+    def __init__(
+        self, message: str, parser: argparse.ArgumentParser | None = None, *, usage: bool = True
+    ):
         super().__init__(message)
         self.parser = parser
+        self.usage = usage  # git prints no usage after a bad option value
 
 
 class HelpShown(Exception):
@@ -42,6 +45,8 @@ def _git_message(message: str) -> str:
 
 class GitArgumentParser(argparse.ArgumentParser):
     """Raises instead of exiting, so the entry point decides output and status like git."""
+
+    commands: dict[str, GitArgumentParser]  # the subcommands' parsers, by name
 
     def error(self, message: str) -> NoReturn:
         raise GitUsageError(_git_message(message), self)
