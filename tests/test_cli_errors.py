@@ -175,6 +175,21 @@ def test_vanished_table(
         assert_fatal(run_in(repo, monkeypatch, capsys, *args), table.name)
 
 
+def test_table_is_a_fifo(
+    git: Git,
+    git_repo: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A FIFO where a table should be: refused by name, never waited on (opening a FIFO
+    for reading blocks until a writer comes)."""
+    repo, table = make_repo(git, git_repo)
+    table.unlink()
+    os.mkfifo(table)
+    for args in [*COMMANDS, ("dump", str(table))]:
+        assert_fatal(run_in(repo, monkeypatch, capsys, *args), str(table), "not a regular file")
+
+
 def test_tables_list_is_a_directory(
     git: Git,
     git_repo: Callable[..., Path],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,10 +60,24 @@ def _record(rec: Any) -> dict[str, Any]:
 
 def describe(path: Path, records: bool = True) -> dict[str, Any]:
     """Everything about one table as plain data; a format error names the file."""
+    _check_regular(path)
     try:
         return _describe(path, records)
     except FormatError as e:
         raise e.located(str(path)) from None
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse what is not a regular file before mapping it: opening a FIFO would block."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not stat.S_ISREG(mode):
+        raise FormatError("not a regular file", path=str(path))
 
 
 def _describe(path: Path, records: bool) -> dict[str, Any]:
@@ -110,8 +126,7 @@ def _listed(stack: Path) -> list[Path]:
 def _tables(path: Path) -> list[Path]:
     """A table, the tables of a stack directory, or those of a repository: its main stack
     and, in a linked worktree, the worktree's own stack."""
-    os.stat(path)  # a missing path is an OS error naming it
-    if path.is_file():
+    if not stat.S_ISDIR(os.stat(path).st_mode):  # a missing path is an OS error naming it
         return [path]
     if (path / "tables.list").exists():
         return _listed(path)
