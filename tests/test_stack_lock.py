@@ -11,7 +11,15 @@ import anyio
 import pytest
 from stack_helpers import HoldingOS, add_ref, listed, oid, refs_of, stray_files, until
 
-from aioreftable import LockError, Stack, StackOptions, init_repo, open_ref_store, open_stack
+from aioreftable import (
+    LockError,
+    Stack,
+    StackOptions,
+    UsageError,
+    init_repo,
+    open_ref_store,
+    open_stack,
+)
 from aioreftable._fs import OS
 from aioreftable._refs import RefStore
 from aioreftable._stack._lock import backoff_delays
@@ -321,3 +329,16 @@ async def test_a_commit_syncs_the_list_while_the_table_syncs(tmp_path: Path) -> 
         await add_ref(stack, b"refs/heads/a", oid(1))
         assert refs_of(await stack.snapshot()) == {b"refs/heads/a": oid(1)}
     assert len(listed(tmp_path)) == 1 and stray_files(tmp_path) == []
+
+
+async def test_a_nested_lock_in_one_task_is_a_usage_error_not_a_hang(tmp_path: Path) -> None:
+    async with open_stack(tmp_path, StackOptions(auto_compact=False)) as stack:
+        await add_ref(stack, b"refs/heads/a", oid(1))
+        await add_ref(stack, b"refs/heads/b", oid(2))
+        with anyio.fail_after(5):
+            async with stack.addition() as add:
+                add.writer.add_ref(RefRecord.val1(b"refs/heads/c", add.update_index, oid(3)))
+                with pytest.raises(UsageError, match="already holds"):
+                    await stack.compact_all()
+        assert len(refs_of(await stack.snapshot())) == 3
+    assert stray_files(tmp_path) == []

@@ -14,8 +14,10 @@ __all__ = ["LogExpiry", "StackOptions"]
 class StackOptions:
     """Options of :func:`aioreftable.open_stack`.
 
-    ``lock_timeout`` is in seconds: 0 means one try, None means wait forever (git's
-    ``reftable.lockTimeout`` is in milliseconds with -1 for forever; the ref store converts).
+    ``lock_timeout`` is in seconds of polling a lock file held by another process: 0 means
+    one try, None means wait forever (git's ``reftable.lockTimeout`` is in milliseconds
+    with -1 for forever; the ref store converts). Waiting behind this process's own writers
+    and compactions is not counted: they queue fairly, without a timeout.
     ``file_mode`` is the permission of new tables and tables.list (git's
     ``core.sharedRepository``); None means ``0666 & ~umask``. ``write_options`` carry the
     table format (hash, block size, restart interval, object index)."""

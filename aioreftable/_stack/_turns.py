@@ -9,14 +9,17 @@ from typing import Final
 import anyio
 import anyio.lowlevel
 
+from .._errors import UsageError
+
 __all__ = ["Turns", "shared_turns"]
 
 
 class _Waiter:
-    __slots__ = ("granted", "wake", "writer", "yielded")
+    __slots__ = ("granted", "task", "wake", "writer", "yielded")
 
-    def __init__(self, writer: bool):
+    def __init__(self, writer: bool, task: int):
         self.writer = writer
+        self.task = task
         self.yielded = (
             False  # a maintenance waiter lets the writers queued behind it go first, once
         )
@@ -37,6 +40,7 @@ class Turns:
 
     def __init__(self) -> None:
         self._held = False
+        self._owner: int | None = None  # the task id holding the turn
         self._queue: deque[_Waiter] = deque()
 
     @property
@@ -48,12 +52,18 @@ class Turns:
         return len(self._queue)
 
     async def acquire(self, *, writer: bool) -> None:
+        """Wait for this task's turn. A task that already holds the turn (for example,
+        compacting inside an addition) gets UsageError instead of waiting for itself."""
         await anyio.lowlevel.checkpoint_if_cancelled()
+        task = anyio.get_current_task().id
         if not self._held:
             self._held = True
+            self._owner = task
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return
-        waiter = _Waiter(writer)
+        if self._owner == task:
+            raise UsageError("this task already holds tables.list.lock (a nested addition?)")
+        waiter = _Waiter(writer, task)
         self._queue.append(waiter)
         try:
             await waiter.wake.wait()
@@ -68,7 +78,9 @@ class Turns:
         waiter = self._next()
         if waiter is None:
             self._held = False
+            self._owner = None
             return
+        self._owner = waiter.task
         waiter.granted = True
         waiter.wake.set()
 
