@@ -102,9 +102,9 @@ def _check(reader: TableReader, add: _Add) -> None:
     sections = _check_layout(reader, blocks, add)
     if sections is None:
         return
-    for typ, (data, index, field) in sections.items():
+    for data, index, field in sections.values():
         if index:
-            _check_index(reader, typ, data, index, field, decoded, add)
+            _check_index(reader, data, index, field, decoded, add)
     if BLOCK_TYPE_OBJ in sections:
         objs = sections[BLOCK_TYPE_OBJ][0]
         refs = sections[BLOCK_TYPE_REF][0] if BLOCK_TYPE_REF in sections else []
@@ -267,7 +267,6 @@ def _check_layout(reader: TableReader, blocks: list[Block], add: _Add) -> _Secti
 
 def _check_index(
     reader: TableReader,
-    typ: int,
     data: list[Block],
     index: list[Block],
     field: int,
@@ -314,7 +313,6 @@ def _check_index(
     if position != expected:
         add(reader.footer_field_offset(field), f"footer's {what} position {position} is not "
             f"the first block of the top index level ({expected})")  # fmt: skip
-    del typ
 
 
 def _check_objects(
