@@ -2,6 +2,7 @@
 
     python benchmarks/bench_stack.py                  # default sizes (a few minutes)
     python benchmarks/bench_stack.py --many 100000    # the issue's 100,000-commit run
+    python benchmarks/bench_stack.py --hold 500       # only: tables.list.lock hold time
 
 Measures, on this machine, in one run:
 
@@ -13,7 +14,9 @@ Measures, on this machine, in one run:
 2. the cost of the up-to-date check every read does (``await stack.snapshot()`` when
    nothing changed) next to a bare ``os.stat``;
 3. after ``--many`` single-ref commits with background auto-compaction: the table count and
-   the lookup latency, against the same refs fully compacted.
+   the lookup latency, against the same refs fully compacted;
+4. with ``--hold N`` instead: how long each of N single-ref commits holds tables.list.lock
+   (p50, p99) and the median of each step inside it.
 
 Needs git >= 2.45 for the git rows (AIOREFTABLE_TEST_GIT or git on PATH).
 """
@@ -21,6 +24,7 @@ Needs git >= 2.45 for the git rows (AIOREFTABLE_TEST_GIT or git on PATH).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import shutil
@@ -157,7 +161,7 @@ async def lock_hold(d: str, n: int) -> tuple[list[float], dict[str, float]]:
     holds = [h[-1][1] - h[0][1] for h in fs.holds]
     steps: dict[str, list[float]] = {}
     for h in fs.holds:
-        for (_, t0), (what, t1) in zip(h, h[1:], strict=False):
+        for (_, t0), (what, t1) in itertools.pairwise(h):
             steps.setdefault(what, []).append(t1 - t0)
     return holds, {k: statistics.median(v) for k, v in steps.items()}
 
@@ -277,8 +281,9 @@ def main() -> None:
     if args.hold:
         with tempfile.TemporaryDirectory(dir=base) as root:
             holds, steps = run(lock_hold, f"{root}/h", args.hold)  # type: ignore[misc]
+        p50, p99 = quantile(holds, 0.5) * 1e3, quantile(holds, 0.99) * 1e3
         print(f"tables.list.lock held per commit ({args.hold} commits): "
-              f"p50 {quantile(holds, 0.5) * 1e3:.2f} ms, p99 {quantile(holds, 0.99) * 1e3:.2f} ms")  # fmt: skip
+              f"p50 {p50:.2f} ms, p99 {p99:.2f} ms")  # fmt: skip
         for what, median in steps.items():
             print(f"  ... until {what}: median {median * 1e3:.3f} ms")
         return
