@@ -324,3 +324,27 @@ def test_show_ref_abbreviates_like_git(
     git("update-ref", "refs/x/blob", loose[0], cwd=shared)
     git("update-ref", "refs/x/packed", packed[7], cwd=shared)
     assert ours(shared, "--abbrev=4") == theirs(git, shared, "--abbrev=4")
+
+
+def test_show_ref_writes_non_utf8_names_as_bytes(git: Git, git_repo: Callable[..., Path]) -> None:
+    """A ref name that is not UTF-8 comes out as git writes it (raw bytes), also where
+    Python's streams are strict UTF-8 (PYTHONIOENCODING=utf-8), and never as a traceback."""
+    repo = git_repo()
+    populate(git, repo)
+    name = os.fsdecode(b"refs/heads/caf\xe9")
+    git("update-ref", name, "HEAD", cwd=repo)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    for args in [("-d",), ("--verify", name), ("--verify", name + "x")]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "aioreftable", "show-ref", *args],
+            cwd=repo,
+            capture_output=True,
+            env=env,
+        )
+        want = git.run("show-ref", *args, cwd=repo, check=False)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (
+            want.returncode,
+            want.stdout,
+            want.stderr,
+        ), args
+    assert b"caf\xe9" in want.stderr

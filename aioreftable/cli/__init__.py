@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -101,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Every error aioreftable raises on purpose and every OS error becomes one ``fatal:``
     line here, in one place, never a traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    _bytes_through()
     parser = _parser()
     try:
         command, rest = _command_args(argv)
@@ -147,6 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(found, BrokenPipeError):
             return _quiet_broken_pipe()
         return _fatal(_describe(found))
+
+
+def _bytes_through() -> None:
+    """Ref names are bytes (decoded with surrogateescape): write them back unchanged, as
+    git does, instead of failing on a name that is not UTF-8."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")
 
 
 def _quiet_broken_pipe() -> int:
