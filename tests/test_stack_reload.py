@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 from stack_helpers import add_ref, listed, oid, refs_of, unblock_after
 
-from aioreftable import FormatError, NotExistError, StackOptions, open_stack
+from aioreftable import (
+    FormatError,
+    NotExistError,
+    StackOptions,
+    init_repo,
+    open_ref_store,
+    open_stack,
+)
 from aioreftable._format._reader import TableReader
 from aioreftable._fs import OS
 
@@ -170,3 +178,26 @@ async def test_a_list_of_100000_duplicates_opens_no_table(tmp_path: Path) -> Non
         async with open_stack(tmp_path, fs=Counting()):
             pass
     assert info.value.path == str(tmp_path / "tables.list") and Counting.opened == 0
+
+
+async def test_verify_never_blocks_on_a_fifo(tmp_path: Path) -> None:
+    """An unlisted FIFO named like a table, then a FIFO as tables.list: verify() reports,
+    it does not hang (the ref store's verify reads through the OS seam)."""
+    await init_repo(tmp_path)
+    d = tmp_path / ".git" / "reftable"
+    fifo = d / "0x000000000009-0x000000000009-0badf00d.ref"
+    os.mkfifo(fifo)
+    async with open_ref_store(tmp_path, object_database=False) as store:
+        started = time.monotonic()
+        with unblock_after(fifo):
+            assert [f.code for f in await store.verify()] == []
+        assert time.monotonic() - started < 4  # did not wait for the guard
+        os.unlink(fifo)
+        os.rename(d / "tables.list", d / "tables.list.bak")
+        os.mkfifo(d / "tables.list")
+        with unblock_after(d / "tables.list"):
+            found = await store.verify()
+        assert "badReftableStack" in [f.code for f in found]
+        assert any("not a regular file" in f.message for f in found)
+        os.unlink(d / "tables.list")
+        os.rename(d / "tables.list.bak", d / "tables.list")

@@ -16,7 +16,7 @@ from .._format._merged import MergedTable
 from .._format._reader import TableReader
 from .._format._records import RefRecord, RefValueType
 from .._format._verify import check_table
-from .._fs import TEMP_NAME, parse_tables_list
+from .._fs import OS, TEMP_NAME
 from ._refname import check_refname_format, parse_worktree_ref, refname_is_readable
 from ._store import decode_name, is_root_ref
 
@@ -150,7 +150,7 @@ def _open_tables(st: _Stack, names: list[str]) -> tuple[list[TableReader], list[
     problems: list[VerifyFinding] = []
     for name in names:
         try:
-            readers.append(TableReader.from_path(st.directory / name))
+            readers.append(OS().open_table(str(st.directory / name)))  # never blocks
         except FileNotFoundError:
             why = "listed in tables.list but missing"
             problems.append(VerifyFinding("error", "badReftableTable", name, why))
@@ -194,7 +194,7 @@ def _unlisted(st: _Stack, listed: set[str], max_index: int) -> Iterator[VerifyFi
         if name in listed:
             continue
         try:
-            with TableReader.from_path(st.directory / name) as reader:
+            with OS().open_table(str(st.directory / name)) as reader:
                 top = reader.max_update_index
         except (OSError, ReftableError, ValueError):
             continue
@@ -307,7 +307,7 @@ def _ref_findings(
 def _verify_stack(st: _Stack, hash_name: str) -> list[VerifyFinding]:
     list_path = st.directory / "tables.list"
     try:
-        names = parse_tables_list(list_path.read_bytes(), str(list_path))
+        names = OS().read_names(str(list_path))  # a FIFO is refused, not waited for
     except FileNotFoundError:
         names = []
     except (OSError, ReftableError) as e:
