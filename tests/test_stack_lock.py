@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 from stack_helpers import HoldingOS, add_ref, listed, oid, refs_of, stray_files, until
 
@@ -23,6 +24,7 @@ from aioreftable import (
 from aioreftable._fs import OS
 from aioreftable._refs import RefStore
 from aioreftable._stack._lock import backoff_delays
+from aioreftable._stack._turns import Turns
 from aioreftable.lowlevel import RefRecord
 
 pytestmark = pytest.mark.anyio
@@ -342,3 +344,58 @@ async def test_a_nested_lock_in_one_task_is_a_usage_error_not_a_hang(tmp_path: P
                     await stack.compact_all()
         assert len(refs_of(await stack.snapshot())) == 3
     assert stray_files(tmp_path) == []
+
+
+async def test_turns_order_writers_first_in_first_out_and_maintenance_yields_once() -> None:
+    turns = Turns()
+    order: list[str] = []
+
+    async def take(label: str, writer: bool, hold: anyio.Event) -> None:
+        await turns.acquire(writer=writer)
+        order.append(label)
+        await hold.wait()
+        turns.release()
+
+    holds = {k: anyio.Event() for k in ("h", "m1", "w1", "w2", "w3", "m2")}
+    async with anyio.create_task_group() as tg:
+        for label, writer in (("h", True), ("m1", False), ("w1", True), ("w2", True)):
+            tg.start_soon(take, label, writer, holds[label])
+            await anyio.wait_all_tasks_blocked()
+        holds["h"].set()  # m1 reaches the head with w1, w2 behind it: they go first
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(take, "w3", True, holds["w3"])  # arrives after m1 yielded: behind it
+        tg.start_soon(take, "m2", False, holds["m2"])
+        await anyio.wait_all_tasks_blocked()
+        for label in ("w1", "w2", "m1", "w3", "m2"):
+            holds[label].set()
+            await anyio.wait_all_tasks_blocked()
+    assert order == ["h", "w1", "w2", "m1", "w3", "m2"]
+
+
+async def test_a_waiter_cancelled_as_its_turn_comes_passes_it_on() -> None:
+    turns = Turns()
+    await turns.acquire(writer=True)
+    got: list[str] = []
+    scopes: list[anyio.CancelScope] = []
+
+    async def waiter(label: str) -> None:
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            await turns.acquire(writer=True)
+            try:
+                got.append(label)
+                await anyio.lowlevel.checkpoint()
+            finally:
+                turns.release()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter, "first")
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(waiter, "second")
+            await anyio.wait_all_tasks_blocked()
+            turns.release()  # the turn goes to "first" ...
+            scopes[0].cancel()  # ... which is cancelled before it runs: with or without
+            # the turn, it must end up with "second"
+        await turns.acquire(writer=True)  # nothing leaked: the turn is free again
+    assert got[-1] == "second"

@@ -43,14 +43,6 @@ class Turns:
         self._owner: int | None = None  # the task id holding the turn
         self._queue: deque[_Waiter] = deque()
 
-    @property
-    def waiting_writers(self) -> int:
-        return sum(1 for w in self._queue if w.writer)
-
-    def __len__(self) -> int:
-        """Tasks waiting (not counting the holder)."""
-        return len(self._queue)
-
     async def acquire(self, *, writer: bool) -> None:
         """Wait for this task's turn. A task that already holds the turn (for example,
         compacting inside an addition) gets UsageError instead of waiting for itself."""
