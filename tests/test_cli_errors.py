@@ -319,8 +319,6 @@ def test_usage_errors(
         (("show-ref", "--bogus"), "error: unknown option `bogus'"),
         (("show-ref", "-x"), "error: unknown switch `x'"),
         (("show-ref", "--abbrev"), "error: option `abbrev' without a value (core.abbrev) is"),
-        (("show-ref", "--exclude-existing"), "error: option `exclude-existing' is not supp"),
-        (("show-ref", "--exclude-existing=x"), "error: option `exclude-existing' is not supp"),
         (("frobnicate",), "error: argument COMMAND: invalid choice"),
         ((), "error: a command is required"),
         (("demo", "--refs", "many"), "error: argument --refs: invalid int value"),

@@ -348,3 +348,49 @@ def test_show_ref_writes_non_utf8_names_as_bytes(git: Git, git_repo: Callable[..
             want.stderr,
         ), args
     assert b"caf\xe9" in want.stderr
+
+
+def test_show_ref_exclude_existing(
+    git: Git, git_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--exclude-existing[=pattern]: the stdin lines whose ref does not exist (git's fgets
+    loop: the last word, ``^{}`` dropped, invalid names warned about, NULs and lines of more
+    than 1023 bytes as git cuts them); broken symrefs do not exist."""
+    repo = git_repo()
+    populate(git, repo)
+    git("symbolic-ref", "refs/heads/chain/1", "refs/heads/main", cwd=repo)
+    for i in range(2, 6):
+        git("symbolic-ref", f"refs/heads/chain/{i}", f"refs/heads/chain/{i - 1}", cwd=repo)
+    lines = [
+        b"abc refs/heads/main",
+        b"abc refs/heads/new",
+        b"refs/tags/v2^{}",
+        b"x\trefs/tags/zz^{}",
+        b"",
+        b"HEAD",
+        b"abc refs/heads/a..b",
+        b"  refs/heads/main  ",
+        b"refs/remotes/origin/HEAD",
+        b"refs/heads/dangling",
+        b"refs/heads/chain/4",
+        b"refs/heads/chain/5",
+        b"abc\0 refs/heads/after-nul",
+        b"a" * 1500 + b" refs/heads/long",
+        b"q " * 600 + b"refs/heads/main",
+        b"caf\xe9 refs/heads/caf\xe9",
+        b"no-newline refs/tags/last",
+    ]
+    data = b"\n".join(lines)
+    for args in [
+        ("--exclude-existing",),
+        ("--exclude-existing=refs/tags",),
+        ("--exclude-existing=",),
+        ("--exclude-existing", "-d", "main"),
+        ("--exclude-existing", "--verify"),
+        ("--exists", "--exclude-existing=x"),
+        ("--verify", "--exists", "--exclude-existing"),
+    ]:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        got = ours(repo, *args)
+        want = git.run("show-ref", *args, cwd=repo, input=data, check=False)
+        assert got == (want.returncode, os.fsdecode(want.stdout), os.fsdecode(want.stderr)), args

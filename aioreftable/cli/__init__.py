@@ -106,17 +106,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
         command, rest = _command_args(argv)
-        abbrev = 0
+        values: dict[str, object] = {}
         if command == "show-ref":
             from ._show_ref import preparse
 
-            options, abbrev = preparse(rest)
+            options, values = preparse(rest)
             argv = [*argv[: len(argv) - len(rest)], *options]
         args, extra = parser.parse_known_args(argv)
         if extra:  # reported with the usage of the command they were given to
             where = parser.commands.get(args.command or "", parser)
             where.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.abbrev = abbrev
+        vars(args).update(values)
         if args.version:
             from .. import __version__
 

@@ -7,13 +7,13 @@ import mmap
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from .. import RefnameError, RefStore, SymrefDepthError, open_ref_store
+from .. import RefnameError, RefStore, SymrefDepthError, check_refname_format, open_ref_store
 from ._usage import GitArgumentParser, GitUsageError
 
 MINIMUM_ABBREV = 4  # git's cache.h
@@ -37,6 +37,23 @@ def _refname_is_safe(name: str) -> bool:
         parts = name[5:].split("/")
         return all(p not in ("", ".", "..") for p in parts)
     return bool(name) and all(c.isupper() or c == "_" for c in name)
+
+
+_C_SPACE = frozenset(b" \t\n\v\f\r")  # C's isspace
+_FGETS_SIZE = 1024  # git reads stdin with fgets into a buffer of this size
+
+
+def _fgets_lines(data: bytes) -> Iterator[bytes]:
+    """stdin as git's fgets loop sees it: pieces of at most 1023 bytes ending at a
+    newline, each cut at its first NUL (strlen), without the newline."""
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\n", pos, pos + _FGETS_SIZE - 1)
+        end = pos + _FGETS_SIZE - 1 if end < 0 else end + 1
+        piece = data[pos:end]
+        pos = end
+        piece = piece.split(b"\0", 1)[0]
+        yield piece[:-1] if piece.endswith(b"\n") else piece
 
 
 class BadRef(Exception):
@@ -364,9 +381,36 @@ class ShowRef:
                 self.show(name, ref.oid, ref.peeled)
         return 0 if found else 1
 
+    async def exclude_existing(self, pattern: str) -> int:
+        """git show-ref --exclude-existing: the lines of stdin whose ref (the last word,
+        without ``^{}``) does not exist here; with a pattern, only refs starting with it."""
+        existing: set[bytes] = set()
+        async for ref in self.store.iterate("refs/"):
+            if ref.oid is not None or await self.resolve(ref.name) is not None:
+                existing.add(os.fsencode(ref.name))  # a broken symref does not count
+        prefix = os.fsencode(pattern)
+        data = sys.stdin.buffer.read()
+        for line in _fgets_lines(data):
+            if line.endswith(b"^{}"):
+                line = line[:-3]
+            start = len(line)
+            while start > 0 and line[start - 1] not in _C_SPACE:
+                start -= 1
+            name = line[start:]
+            if not name.startswith(prefix):
+                continue
+            if not check_refname_format(name):
+                print(f"warning: ref '{os.fsdecode(name)}' ignored", file=sys.stderr)
+                continue
+            if name not in existing:
+                self.out.append(os.fsdecode(line))
+        return 0
+
     async def run(self) -> int:
         refs = list(self.args.patterns)
         try:
+            if self.args.exclude_existing is not None:
+                return await self.exclude_existing(self.args.exclude_existing)
             if self.args.exists:
                 return await self.exists(refs)
             if self.args.verify:
@@ -403,13 +447,15 @@ def _abbrev_value(option: str, value: str) -> int:
     return MINIMUM_ABBREV if n and n < MINIMUM_ABBREV else n
 
 
-def preparse(argv: Sequence[str]) -> tuple[list[str], int]:
+def preparse(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     """Take git show-ref's optional-value options out of the arguments before argparse
-    (which would read ``-s 8`` like ``-s8``): returns the rest and the abbreviation length
-    (0: full ids). ``--abbrev`` without a value (core.abbrev) and ``--exclude-existing``
-    are refused, git-style."""
+    (which would read ``-s 8`` like ``-s8``): returns the rest and the values to add to
+    the parsed arguments: ``abbrev`` (0: full ids) and ``exclude_existing`` (None, or the
+    pattern, "" for none). ``--abbrev`` without a value (core.abbrev) is refused,
+    git-style."""
     rest: list[str] = []
     abbrev = 0
+    exclude: str | None = None
     for i, arg in enumerate(argv):
         if arg == "--":
             rest.extend(argv[i:])
@@ -430,10 +476,10 @@ def preparse(argv: Sequence[str]) -> tuple[list[str], int]:
                 "option `abbrev' without a value (core.abbrev) is not supported by aioreftable"
             )
         elif name == "--exclude-existing":
-            raise GitUsageError("option `exclude-existing' is not supported by aioreftable")
+            exclude = value
         else:
             rest.append(arg)
-    return rest, abbrev
+    return rest, {"abbrev": abbrev, "exclude_existing": exclude}
 
 
 def add_parser(sub: argparse._SubParsersAction[GitArgumentParser]) -> None:
@@ -450,6 +496,18 @@ def add_parser(sub: argparse._SubParsersAction[GitArgumentParser]) -> None:
 
 
 def run_show_ref(args: argparse.Namespace) -> int:
-    if args.verify and args.exists:
-        return _die("options '--verify' and '--exists' cannot be used together")
+    chosen = [
+        option
+        for option, given in (
+            ("--exclude-existing", args.exclude_existing is not None),
+            ("--verify", args.verify),
+            ("--exists", args.exists),
+        )
+        if given
+    ]
+    if len(chosen) == 2:
+        return _die(f"options '{chosen[0]}' and '{chosen[1]}' cannot be used together")
+    if len(chosen) == 3:
+        return _die("options '--exclude-existing', '--verify', and '--exists' cannot be "
+                    "used together")  # fmt: skip
     return anyio.run(_run, args)
