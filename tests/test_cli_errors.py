@@ -264,24 +264,34 @@ def _unprivileged() -> list[str]:
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
 
 
-def test_unreadable_table(git: Git, git_repo: Callable[..., Path]) -> None:
-    """A table the user may not read (whole process: also no traceback at exit)."""
+def test_unreadable_table_and_directory(
+    git: Git, git_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A table the user may not read, and demo --dir in a directory the user may not write
+    (whole processes: the permissions must apply, so root drops its capabilities)."""
     repo, table = make_repo(git, git_repo)
     table.chmod(0)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
     prefix = _unprivileged()
     probe = subprocess.run([*prefix, "cat", str(table)], capture_output=True)
     assert probe.returncode != 0  # the permission really applies to the commands below
-    for args in [*COMMANDS, ("demo", "--dir", str(repo / "new"))]:
+    runs = [
+        (("show-ref", "--head", "-d"), (table.name, "Permission denied")),
+        (("show-ref", "--verify", "refs/heads/main"), (table.name, "Permission denied")),
+        (("show-ref", "--exists", "refs/heads/main"), (table.name, "Permission denied")),
+        (("dump", "--json", "."), (table.name, "Permission denied")),
+        (("demo", "--refs", "5", "--dir", str(locked / "new")), (str(locked / "new"),)),
+    ]
+    for args, names in runs:
         proc = subprocess.run(
             [*prefix, sys.executable, "-m", "aioreftable", *args],
             cwd=repo,
             capture_output=True,
             text=True,
         )
-        if args[0] == "demo":
-            assert proc.returncode == 0, proc.stderr  # a new repository: nothing unreadable
-            continue
-        assert_fatal((proc.returncode, proc.stdout, proc.stderr), table.name, "Permission denied")
+        assert_fatal((proc.returncode, proc.stdout, proc.stderr), *names, "Permission denied")
+    assert list(locked.iterdir()) == []
 
 
 def test_whole_process_errors(git: Git, git_repo: Callable[..., Path], tmp_path: Path) -> None:
