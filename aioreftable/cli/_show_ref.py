@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import mmap
 import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import anyio
 
 from .. import RefnameError, RefStore, SymrefDepthError, check_refname_format, open_ref_store
+from ._objects import Objects
 from ._usage import GitArgumentParser, GitUsageError
 
 MINIMUM_ABBREV = 4  # git's cache.h
-_TAG = 4  # the object type number of a tag
-_MAX_TAG_CHAIN = 64
 
 
 def _matches(refname: str, patterns: list[str]) -> bool:
@@ -58,229 +55,6 @@ def _fgets_lines(data: bytes) -> Iterator[bytes]:
 
 class BadRef(Exception):
     """git show-ref dies when a ref names an object the repository does not have."""
-
-
-_IDX_MAGIC = b"\377tOc"
-_MAX_OBJECT_DIRS = 64  # a bound on alternates of alternates (git refuses cycles and depth > 5)
-
-
-def _pack_index_has(data: bytes | mmap.mmap, raw: bytes) -> bool | None:
-    """Is ``raw`` among the names of a version 2 pack index? None: not a v2 index."""
-    if data[:4] != _IDX_MAGIC or data[4:8] != b"\0\0\0\2" or len(data) < 1032:
-        return None
-    first = raw[0]
-    lo = int.from_bytes(data[8 + 4 * (first - 1) : 8 + 4 * first], "big") if first else 0
-    hi = int.from_bytes(data[8 + 4 * first : 12 + 4 * first], "big")
-    size = len(raw)
-    base = 1032
-    while lo < hi:
-        mid = (lo + hi) // 2
-        name = data[base + mid * size : base + (mid + 1) * size]
-        if name == raw:
-            return True
-        if name < raw:
-            lo = mid + 1
-        else:
-            hi = mid
-    return False
-
-
-def _pack_index_neighbours(data: bytes | mmap.mmap, raw: bytes) -> list[bytes]:
-    """The names next to ``raw``'s place in a v2 pack index (itself excluded): git's
-    find_abbrev_len_for_pack looks at these two only."""
-    if data[:4] != _IDX_MAGIC or data[4:8] != b"\0\0\0\2" or len(data) < 1032:
-        return []
-    size = len(raw)
-    count = int.from_bytes(data[1028:1032], "big")
-    first = raw[0]
-    lo = int.from_bytes(data[8 + 4 * (first - 1) : 8 + 4 * first], "big") if first else 0
-    hi = int.from_bytes(data[8 + 4 * first : 12 + 4 * first], "big")
-    while lo < hi:  # lo becomes the insertion point
-        mid = (lo + hi) // 2
-        if data[1032 + mid * size : 1032 + (mid + 1) * size] < raw:
-            lo = mid + 1
-        else:
-            hi = mid
-    found = lo < count and data[1032 + lo * size : 1032 + (lo + 1) * size] == raw
-    after = lo + 1 if found else lo
-    picks = [i for i in (after, lo - 1) if 0 <= i < count]
-    return [bytes(data[1032 + i * size : 1032 + (i + 1) * size]) for i in picks]
-
-
-def _extend(hexid: str, other: str, start: int, cur: int) -> int:
-    """git's extend_abbrev_len: one digit past the prefix ``other`` shares with ``hexid``
-    (compared from ``start``); prefixes of 32 digits or more do not count (GIT_MAX_RAWSZ)."""
-    i = start
-    while i < len(hexid) and hexid[i] == other[i]:
-        i += 1
-    return i + 1 if i < 32 and i >= cur else cur
-
-
-class Objects:
-    """git's has_object: is the object in the database (loose file, packs, alternates)?
-
-    Each distinct id is checked once. A loose object counts when its file exists and a
-    packed one when a pack index lists it (git parses neither). What that fast path does
-    not find goes to dulwich's object store, opened on first use, so that a missing object
-    is only reported when dulwich agrees. Where dulwich cannot read the database (e.g. a
-    hash it does not support) the check is skipped rather than reporting every ref as bad."""
-
-    def __init__(self, objects_dir: Path):
-        self._dir = objects_dir
-        self._dirs: list[str] | None = None
-        self._indexes: list[mmap.mmap | bytes] | None = None
-        self._store: Any = None
-        self._usable = True
-        self._known: dict[str, bool] = {}
-
-    def has(self, hexid: str) -> bool:
-        found = self._known.get(hexid)
-        if found is None:
-            found = self._known[hexid] = self._fast(hexid) or self._dulwich(hexid)
-        return found
-
-    def _object_dirs(self) -> list[str]:
-        """This object directory and its alternates (recursively, like git)."""
-        if self._dirs is None:
-            dirs = [str(self._dir)]
-            for d in dirs:  # grows while we walk it; git reads alternates recursively too
-                if len(dirs) >= _MAX_OBJECT_DIRS:
-                    break
-                try:
-                    with open(os.path.join(d, "info", "alternates"), "rb") as f:
-                        lines = f.read().decode("utf-8", "surrogateescape").splitlines()
-                except OSError:
-                    continue
-                for line in lines:
-                    line = line.strip()
-                    if line and not line.startswith("#"):
-                        alt = os.path.normpath(os.path.join(d, line))
-                        if alt not in dirs:
-                            dirs.append(alt)
-            self._dirs = dirs
-        return self._dirs
-
-    def _pack_indexes(self) -> list[mmap.mmap | bytes]:
-        if self._indexes is None:
-            self._indexes = []
-            for d in self._object_dirs():
-                try:
-                    names = sorted(os.listdir(os.path.join(d, "pack")))
-                except OSError:
-                    continue
-                for name in names:
-                    if not name.endswith(".idx"):
-                        continue
-                    try:
-                        with open(os.path.join(d, "pack", name), "rb") as f:
-                            self._indexes.append(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
-                    except (OSError, ValueError):
-                        continue
-        return self._indexes
-
-    def _fast(self, hexid: str) -> bool:
-        dirs = self._object_dirs()
-        for d in dirs:
-            if os.path.isfile(os.path.join(d, hexid[:2], hexid[2:])):
-                return True
-        raw = bytes.fromhex(hexid)
-        return any(_pack_index_has(idx, raw) for idx in self._pack_indexes())
-
-    def abbrev(self, hexid: str, length: int) -> str:
-        """git's repo_find_unique_abbrev: at least ``length`` digits, and one more than the
-        longest prefix shared with any other object (the pack index neighbours, then the
-        loose objects that share the prefix found so far)."""
-        if length >= len(hexid):
-            return hexid
-        raw = bytes.fromhex(hexid)
-        cur = length
-        for idx in self._pack_indexes():
-            for neighbour in _pack_index_neighbours(idx, raw):
-                cur = _extend(hexid, neighbour.hex(), 0, cur)
-        start = cur
-        prefix = hexid[:cur]
-        for d in self._object_dirs():
-            try:
-                names = os.listdir(os.path.join(d, hexid[:2]))
-            except OSError:
-                continue
-            for name in names:
-                loose = hexid[:2] + name
-                if len(loose) == len(hexid) and loose.startswith(prefix):
-                    cur = _extend(hexid, loose, start, cur)
-        return hexid[:cur]
-
-    def _dulwich_store(self) -> Any:
-        """dulwich's store of this object directory, opened on first use (None if dulwich
-        cannot read it; then existence checks pass and nothing peels)."""
-        if self._store is None and self._usable:
-            from dulwich.config import ConfigFile
-            from dulwich.object_store import DiskObjectStore
-
-            try:
-                config = ConfigFile.from_path(str(self._dir.parent / "config"))
-                self._store = DiskObjectStore.from_config(str(self._dir), config)
-            except (OSError, ValueError, NotImplementedError, KeyError):
-                self._usable = False
-        return self._store
-
-    def _dulwich(self, hexid: str) -> bool:
-        from dulwich.errors import FileFormatException
-
-        store = self._dulwich_store()
-        if store is None:
-            return True
-        try:
-            return hexid.encode() in store
-        except (OSError, ValueError, NotImplementedError, FileFormatException):
-            self._usable = False
-            return True
-
-    def _raw(self, hexid: str) -> tuple[int, bytes] | None:
-        from dulwich.errors import FileFormatException
-
-        store = self._dulwich_store()
-        if store is None:
-            return None
-        try:
-            type_num, raw = store.get_raw(hexid.encode())
-        except (KeyError, OSError, ValueError, NotImplementedError, FileFormatException):
-            return None
-        return int(type_num), bytes(raw)
-
-    def peel(self, hexid: str) -> str | None:
-        """git's peel_object: for an annotated tag, the first object down its chain of tags
-        that is not a tag; None for any other object, or when the chain breaks."""
-        found = self._raw(hexid)
-        for _ in range(_MAX_TAG_CHAIN):
-            if found is None or found[0] != _TAG:
-                return None
-            target = _tag_target(found[1])
-            if target is None:
-                return None
-            if target[1] != "tag":
-                return target[0]
-            found = self._raw(target[0])
-        return None
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        self._indexes = None  # the maps close when collected
-
-
-def _tag_target(raw: bytes) -> tuple[str, str] | None:
-    """The ``object`` and ``type`` header lines of a tag object."""
-    obj = kind = None
-    for line in raw.split(b"\n"):
-        if not line:
-            break
-        if line.startswith(b"object ") and obj is None:
-            obj = line[7:].decode("ascii", "replace").strip()
-        elif line.startswith(b"type ") and kind is None:
-            kind = line[5:].decode("ascii", "replace").strip()
-    return None if obj is None or kind is None else (obj, kind)
 
 
 class ShowRef:
