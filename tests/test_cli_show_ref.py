@@ -87,7 +87,13 @@ def populate(git: Git, repo: Path) -> None:
 
 
 @pytest.mark.parametrize("object_format", ["sha1", "sha256"])
-def test_show_ref_matches_git(git: Git, git_repo: Callable[..., Path], object_format: str) -> None:
+def test_show_ref_matches_git(
+    git: Git,
+    git_repo: Callable[..., Path],
+    object_format: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     repo = git_repo(object_format=object_format)
     populate(git, repo)
     sub = repo / "sub" / "dir"
@@ -103,6 +109,10 @@ def test_show_ref_matches_git(git: Git, git_repo: Callable[..., Path], object_fo
         text=True,
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == theirs(git, repo, "-d")
+    # -C repeated: each relative to the one before; -C "" is ignored, as in git
+    monkeypatch.chdir(repo.parent)
+    assert main(["-C", repo.name, "-C", "sub", "-C", "", "show-ref", "--head"]) == 0
+    assert capsys.readouterr().out == theirs(git, repo, "--head")[1]
 
 
 def test_show_ref_in_bare_repo_gitfile_and_worktree(

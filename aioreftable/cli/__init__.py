@@ -18,7 +18,14 @@ FATAL_EXIT = 128  # git's exit status for die()
 
 def _parser() -> GitArgumentParser:
     p = GitArgumentParser(prog="aioreftable", description=__doc__)
-    p.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
+    p.add_argument(
+        "-C",
+        dest="directories",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="run as if started in DIR (repeatable, each relative to the one before)",
+    )
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser(
@@ -131,11 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if e.usage:
             (e.parser or parser).print_usage(sys.stderr)
         return USAGE_EXIT
-    if args.directory:
+    for directory in args.directories:
+        if not directory:
+            continue  # git ignores -C ""
         try:
-            os.chdir(args.directory)
+            os.chdir(directory)
         except OSError as e:
-            return _fatal(f"cannot change to '{args.directory}': {e.strerror}")
+            return _fatal(f"cannot change to '{directory}': {e.strerror}")
     try:
         return _dispatch(args)
     except BrokenPipeError:
