@@ -342,6 +342,8 @@ async def test_a_nested_lock_in_one_task_is_a_usage_error_not_a_hang(tmp_path: P
                 add.writer.add_ref(RefRecord.val1(b"refs/heads/c", add.update_index, oid(3)))
                 with pytest.raises(UsageError, match="already holds"):
                     await stack.compact_all()
+                with pytest.raises(UsageError, match="already holds"):
+                    await stack.wait_idle()  # the compaction it waits for needs our turn
         assert len(refs_of(await stack.snapshot())) == 3
     assert stray_files(tmp_path) == []
 

@@ -159,7 +159,9 @@ class Stack:
         return await clean(self)
 
     async def wait_idle(self) -> None:
-        """Wait until background auto-compaction has nothing pending or running."""
+        """Wait until background auto-compaction has nothing pending or running.
+        UsageError inside an addition (the compaction would wait for that addition)."""
+        self._turns.check_not_held()
         await self._compactor.wait_idle()
 
     def statistics(self) -> StackStatistics:

@@ -43,6 +43,11 @@ class Turns:
         self._owner: int | None = None  # the task id holding the turn
         self._queue: deque[_Waiter] = deque()
 
+    def check_not_held(self) -> None:
+        """UsageError if the current task holds the turn (it would wait for itself)."""
+        if self._held and self._owner == anyio.get_current_task().id:
+            raise UsageError("this task already holds tables.list.lock (a nested addition?)")
+
     async def acquire(self, *, writer: bool) -> None:
         """Wait for this task's turn. A task that already holds the turn (for example,
         compacting inside an addition) gets UsageError instead of waiting for itself."""
@@ -53,8 +58,7 @@ class Turns:
             self._owner = task
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return
-        if self._owner == task:
-            raise UsageError("this task already holds tables.list.lock (a nested addition?)")
+        self.check_not_held()
         waiter = _Waiter(writer, task)
         self._queue.append(waiter)
         try:
