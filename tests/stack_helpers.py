@@ -95,6 +95,7 @@ class FaultyOS(OS):
         self._fd_path: dict[int, str] = {}
         self._dirty: dict[str, bytes] = {}  # path -> content at its last fsync
         self._journal = _Journal()
+        self.second_first = False  # the order of OS.concurrently's two halves
 
     def arm(
         self, fail_at: int | None, mode: str = "fail", only: Iterable[str] | None = None
@@ -200,13 +201,20 @@ class FaultyOS(OS):
         return super().open_table(path)
 
     def concurrently(self, first: Callable[[], T], second: Callable[[], None]) -> T:
-        """Sequentially, so that the k-th syscall is the same in every run."""
-        try:
-            result = first()
-        finally:
-            if not self.dead:
-                second()
-        return result
+        """Sequentially (``second`` first when ``second_first``), so that the k-th syscall
+        is the same in every run; errors as the real one reports them. A crash stops all."""
+        outcome: dict[str, Any] = {}
+        for label, fn in sorted((("first", first), ("second", second)), reverse=self.second_first):
+            try:
+                outcome[label] = fn()
+            except Crash:
+                raise
+            except BaseException as exc:
+                outcome[label + " error"] = exc
+        for key in ("first error", "second error"):
+            if key in outcome:
+                raise outcome[key]
+        return outcome["first"]  # type: ignore[no-any-return]
 
     # -- the aftermath -----------------------------------------------------------------
     def power_loss(self) -> None:

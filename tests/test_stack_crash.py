@@ -70,14 +70,15 @@ async def recover_and_write(d: Path, allowed: set[bytes], required: set[bytes]) 
         assert set(refs_of(await stack.snapshot())) == refs | {D}
 
 
-@pytest.mark.parametrize("op_name", ["addition", "compaction"])
+@pytest.mark.parametrize("op_name", ["addition", "addition, list first", "compaction"])
 async def test_failure_at_every_syscall(tmp_path: Path, op_name: str) -> None:
-    op = add_c if op_name == "addition" else compact
+    op = compact if op_name == "compaction" else add_c
     total = await count_syscalls(tmp_path, op)
     assert total >= 10
     for k in range(1, total + 1):
         d = tmp_path / f"fail{k}"
         fs = FaultyOS()
+        fs.second_first = op_name == "addition, list first"  # the other overlap order
         async with open_stack(d, NO_AUTO, create=True, fs=fs) as stack:
             await acked(stack)
             fs.arm(k, "fail")
@@ -106,13 +107,14 @@ async def test_failure_at_every_syscall(tmp_path: Path, op_name: str) -> None:
             assert set(refs_of(await again.snapshot())) == refs
 
 
-@pytest.mark.parametrize("op_name", ["addition", "compaction"])
+@pytest.mark.parametrize("op_name", ["addition", "addition, list first", "compaction"])
 async def test_crash_at_every_syscall(tmp_path: Path, op_name: str) -> None:
-    op = add_c if op_name == "addition" else compact
+    op = compact if op_name == "compaction" else add_c
     total = await count_syscalls(tmp_path, op)
     for k in range(1, total + 1):
         d = tmp_path / f"crash{k}"
         fs = FaultyOS()
+        fs.second_first = op_name == "addition, list first"  # the other overlap order
         with pytest.raises(Crash):
             async with open_stack(d, NO_AUTO, create=True, fs=fs) as stack:
                 await acked(stack)
