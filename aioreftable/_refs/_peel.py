@@ -66,9 +66,16 @@ class ObjectDatabase:
         config = ConfigFile.from_path(config_path) if os.path.exists(config_path) else ConfigFile()
         return DiskObjectStore.from_config(os.path.join(self._common, "objects"), config)
 
+    def close(self) -> None:
+        """Close the pack files dulwich keeps open (thread: it closes file descriptors)."""
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
     def _raw(self, oid: str) -> tuple[int, bytes] | None:
         for attempt in range(2):
             if self._store is None or attempt:
+                self.close()
                 self._store = self._open()  # a fresh store sees packs written meanwhile
             try:
                 type_num, raw = self._store.get_raw(oid.encode("ascii"))

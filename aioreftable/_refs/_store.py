@@ -444,6 +444,11 @@ class RefStore:
         return f"<RefStore {str(self.layout.git_dir)!r}>"
 
 
+async def _close_database(database: ObjectDatabase) -> None:
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(database.close)
+
+
 @asynccontextmanager
 async def open_ref_store(
     path: str | os.PathLike[str] = ".",
@@ -464,12 +469,17 @@ async def open_ref_store(
     layout = await anyio.to_thread.run_sync(discover, path, env)
     config = await anyio.to_thread.run_sync(load_config, layout, env)
     peeler: Peeler | None = None
+    database: ObjectDatabase | None = None
     if peel is not None:
         peeler = function_peeler(peel)
-    elif object_database and (layout.common_dir / "objects").is_dir():
-        peeler = ObjectDatabase(layout.common_dir)
+    elif object_database and await anyio.to_thread.run_sync(
+        os.path.isdir, layout.common_dir / "objects"
+    ):
+        peeler = database = ObjectDatabase(layout.common_dir)
     options = config.stack_options()
     async with AsyncExitStack() as scope:
+        if database is not None:
+            scope.push_async_callback(_close_database, database)
         main = await scope.enter_async_context(open_stack(layout.main_stack, options, create=False))
         worktree = None
         if layout.worktree_stack is not None:
