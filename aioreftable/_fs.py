@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
 from ._errors import FormatError
-from ._format._blocksource import MmapSource
+from ._format._blocksource import BytesSource, MmapSource
 from ._format._reader import TableReader
 
 __all__ = [
@@ -61,6 +61,7 @@ def format_table_name(min_update_index: int, max_update_index: int) -> str:
 TEMP_MARK = ".temp.aioreftable-"
 TEMP_GRACE = 60.0  # seconds a temp table must be unmodified before clean() may judge it
 TEMP_NAME = re.compile(r"[0-9a-zA-Z-]{1,80}\.temp\.aioreftable-[0-9a-f]{8}")
+READ_TABLES_BELOW = 1 << 16  # bytes: smaller tables are read, not mapped (no descriptor kept)
 NAME_MAX = 255  # bytes in one file name on every common file system
 
 
@@ -174,12 +175,17 @@ class OS:
             os.close(fd)
 
     def open_table(self, path: str) -> TableReader:
-        """Map a whole table, as git does. Only a regular file is mapped (see
-        :meth:`open_regular`). The descriptor is closed after mapping, but before Python
-        3.13 the mmap keeps a duplicate of it until the table is closed."""
+        """Open a whole table: only a regular file (see :meth:`open_regular`). A table
+        under 64 KiB (most of a geometric stack) is read into memory; a larger one is
+        mapped, as git does. The descriptor is closed at once, but before Python 3.13 a
+        mapping keeps a duplicate of it until the table is closed."""
         fd, size = self.open_regular(path)
+        source: BytesSource | MmapSource
         try:
-            source = _MappedTable(fd, size)
+            if size < READ_TABLES_BELOW:
+                source = _ReadTable(self.read_fd(fd))
+            else:
+                source = _MappedTable(fd, size)
         finally:
             self.close(fd)
         try:
@@ -451,6 +457,25 @@ class OS:
     def table_files(self, directory: str) -> list[str]:
         """Names in the stack directory that end in ``.ref`` (candidates for cleaning)."""
         return sorted(n for n in self.listdir(directory) if n.endswith(".ref"))
+
+
+class _ReadTable(BytesSource):
+    """A small table read into memory; like a mapping, unusable once closed."""
+
+    __slots__ = ("_open",)
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self._open = True
+
+    def read(self, offset: int, length: int) -> bytes:
+        if not self._open:
+            raise ValueError("read from a closed table")
+        return super().read(offset, length)
+
+    def close(self) -> None:
+        self._open = False
+        self._data = b""
 
 
 class _MappedTable(MmapSource):

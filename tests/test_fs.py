@@ -15,6 +15,7 @@ from stack_helpers import unblock_after
 from aioreftable import FormatError
 from aioreftable._fs import (
     OS,
+    READ_TABLES_BELOW,
     TEMP_GRACE,
     TEMP_NAME,
     default_mode,
@@ -288,15 +289,26 @@ def test_a_directory_is_an_os_error_naming_it(tmp_path: Path) -> None:
     assert info.value.filename == str(listing)
 
 
-def test_an_open_table_keeps_at_most_one_descriptor(tmp_path: Path) -> None:
-    """Documented: before Python 3.13 the mmap keeps a duplicate descriptor per table."""
-    path = tmp_path / A
-    path.write_bytes(one_table())
-    before = len(os.listdir("/proc/self/fd"))
-    readers = [OS().open_table(str(path)) for _ in range(20)]
-    during = len(os.listdir("/proc/self/fd"))
-    for reader in readers:
-        reader.close()
-    kept = 0 if sys.version_info >= (3, 13) else 20
-    assert during - before == kept
-    assert len(os.listdir("/proc/self/fd")) == before
+def test_only_large_open_tables_keep_a_descriptor(tmp_path: Path) -> None:
+    """Documented: a table of 64 KiB or more is mapped, and before Python 3.13 the mapping
+    keeps a duplicate descriptor; smaller tables are read and keep none."""
+    small = tmp_path / A
+    small.write_bytes(one_table())
+    w = TableWriter()
+    w.set_limits(2, 2)
+    w.add_refs(RefRecord.val1(b"refs/heads/b%06d" % i, 2, b"\x02" * 20) for i in range(5000))
+    large = tmp_path / B
+    large.write_bytes(w.finish())
+    assert small.stat().st_size < READ_TABLES_BELOW <= large.stat().st_size
+    mapped_keeps = 0 if sys.version_info >= (3, 13) else 1
+    for path, kept, ref in (
+        (small, 0, b"refs/heads/main"),
+        (large, mapped_keeps, b"refs/heads/b004242"),
+    ):
+        before = len(os.listdir("/proc/self/fd"))
+        readers = [OS().open_table(str(path)) for _ in range(20)]
+        assert len(os.listdir("/proc/self/fd")) - before == 20 * kept
+        assert all(r.ref(ref) is not None for r in readers)
+        for reader in readers:
+            reader.close()
+        assert len(os.listdir("/proc/self/fd")) == before
