@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import deque
 from typing import Final
@@ -105,9 +106,18 @@ def shared_turns(directory_key: tuple[int, int] | None) -> Turns:
     each other's lock file. Without a key (no inode numbers) the stack gets its own."""
     if directory_key is None:
         return Turns()
-    key = (anyio.lowlevel.current_token(), *directory_key)
+    key = (_loop_key(), *directory_key)
     turns = _SHARED.get(key)
     if turns is None:
         turns = Turns()
         _SHARED[key] = turns
     return turns
+
+
+def _loop_key() -> object:
+    """The running event loop (anyio >= 4.11), else this thread: one loop runs per thread,
+    and a stack (holding its Turns) is closed with its loop."""
+    current_token = getattr(anyio.lowlevel, "current_token", None)
+    if current_token is not None:
+        return current_token()
+    return ("thread", threading.get_ident())  # pragma: no cover - anyio < 4.11
