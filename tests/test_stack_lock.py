@@ -401,3 +401,42 @@ async def test_a_waiter_cancelled_as_its_turn_comes_passes_it_on() -> None:
             # the turn, it must end up with "second"
         await turns.acquire(writer=True)  # nothing leaked: the turn is free again
     assert got[-1] == "second"
+
+
+async def test_two_tasks_locking_two_stacks_in_opposite_orders_do_not_deadlock(
+    tmp_path: Path,
+) -> None:
+    """As a transaction touching the main and a worktree stack in different orders: the
+    task whose wait would close the cycle gets LockError at once; the other commits."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    outcome: dict[str, str] = {}
+    holding = {"a": anyio.Event(), "b": anyio.Event()}
+
+    async def task(label: str, first: Stack, second: Stack, other: str) -> None:
+        try:
+            async with first.addition() as add:
+                add.writer.add_ref(
+                    RefRecord.val1(b"refs/heads/" + label.encode(), add.update_index, oid(1))
+                )
+                holding[label].set()
+                await holding[other].wait()
+                async with second.addition() as add2:
+                    add2.writer.add_ref(
+                        RefRecord.val1(b"refs/heads/" + label.encode(), add2.update_index, oid(2))
+                    )
+        except LockError as exc:
+            outcome[label] = f"LockError {exc.lock_path}"
+        else:
+            outcome[label] = "ok"
+
+    async with (
+        open_stack(tmp_path / "one", StackOptions(auto_compact=False, lock_timeout=None)) as one,
+        open_stack(tmp_path / "two", StackOptions(auto_compact=False, lock_timeout=None)) as two,
+    ):
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(task, "a", one, two, "b")
+                tg.start_soon(task, "b", two, one, "a")
+    assert sorted(v.split()[0] for v in outcome.values()) == ["LockError", "ok"]
+    assert stray_files(tmp_path / "one") == stray_files(tmp_path / "two") == []

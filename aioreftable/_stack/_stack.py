@@ -74,7 +74,7 @@ class Stack:
         self._fs = fs
         self._mode = options.file_mode
         self._limiter = anyio.CapacityLimiter(options.max_threads)
-        self._turns = Turns()  # replaced by the directory's shared queue when opened
+        self._turns = Turns(self._lock_path)  # replaced by the directory's shared queue
         self._state_mutex = anyio.Lock()  # serializes installing new generations
         self._stats = Counters()
         self._generation = 0
@@ -352,7 +352,8 @@ class Stack:
             self._mode = await self._hop(default_mode)
         if create:
             await self._hop(self._fs.ensure_dir, self._dir)
-        self._turns = shared_turns(await self._hop(self._fs.dir_key, self._dir))
+        key = await self._hop(self._fs.dir_key, self._dir)
+        self._turns = shared_turns(key, self._lock_path)
         async with self._state_mutex:
             await self._reload()
 

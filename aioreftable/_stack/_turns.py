@@ -10,7 +10,7 @@ from typing import Final
 import anyio
 import anyio.lowlevel
 
-from .._errors import UsageError
+from .._errors import LockError, UsageError
 
 __all__ = ["Turns", "shared_turns"]
 
@@ -39,7 +39,8 @@ class Turns:
     lock timeout: the timeout only counts polling of the lock *file*, which only another
     process can hold while we have the turn."""
 
-    def __init__(self) -> None:
+    def __init__(self, lock_path: str = "tables.list.lock") -> None:
+        self.lock_path = lock_path
         self._held = False
         self._owner: int | None = None  # the task id holding the turn
         self._queue: deque[_Waiter] = deque()
@@ -60,8 +61,15 @@ class Turns:
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return
         self.check_not_held()
+        if self._would_deadlock(task):
+            raise LockError(
+                f"unable to lock {self.lock_path}: another task of this process holds it "
+                "and waits for a lock this task holds (they were taken in opposite orders)",
+                lock_path=self.lock_path,
+            )
         waiter = _Waiter(writer, task)
         self._queue.append(waiter)
+        _WAITING[task] = self
         try:
             await waiter.wake.wait()
         except BaseException:
@@ -70,6 +78,24 @@ class Turns:
             else:
                 self._queue.remove(waiter)
             raise
+        finally:
+            del _WAITING[task]
+
+    def _would_deadlock(self, task: int) -> bool:
+        """Whether waiting here closes a cycle: the holder waits (perhaps through other
+        holders) for a turn that ``task`` holds. The task whose wait would close a cycle
+        is refused, so a cycle never forms."""
+        owner = self._owner
+        seen: set[int] = set()
+        while owner is not None and owner not in seen:
+            seen.add(owner)
+            waiting_on = _WAITING.get(owner)
+            if waiting_on is None:
+                return False
+            owner = waiting_on._owner
+            if owner == task:
+                return True
+        return False
 
     def release(self) -> None:
         waiter = self._next()
@@ -95,21 +121,23 @@ class Turns:
         return queue.popleft()
 
 
+_WAITING: Final[dict[int, Turns]] = {}  # task id -> the Turns it waits for
+
 _SHARED: Final[weakref.WeakValueDictionary[tuple[object, ...], Turns]] = (
     weakref.WeakValueDictionary()
 )
 
 
-def shared_turns(directory_key: tuple[int, int] | None) -> Turns:
+def shared_turns(directory_key: tuple[int, int] | None, lock_path: str) -> Turns:
     """One Turns per stack directory (st_dev, st_ino) and event loop, so that two stacks
     opened on the same directory in one process queue together instead of timing out on
     each other's lock file. Without a key (no inode numbers) the stack gets its own."""
     if directory_key is None:
-        return Turns()
+        return Turns(lock_path)
     key = (_loop_key(), *directory_key)
     turns = _SHARED.get(key)
     if turns is None:
-        turns = Turns()
+        turns = Turns(lock_path)
         _SHARED[key] = turns
     return turns
 
