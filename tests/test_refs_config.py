@@ -6,6 +6,7 @@ import os
 import pwd
 import socket
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from refs_helpers import make_twins, object_ids
 
 import aioreftable._refs._ident as ident_module
-from aioreftable import ConfigError, RefStore, UnsupportedConfigWarning, discover, open_ref_store
+from aioreftable import ConfigError, RefStore, discover, open_ref_store
 from aioreftable._refs._config import command_line_config, load_config, read_config
 from aioreftable._refs._ident import resolve_committer
 from aioreftable.lowlevel import TableReader
@@ -292,7 +293,7 @@ def test_identity_precedence_matches_git(
     assert ours == git_ident_via_reflog(git, layers, repo, **extra)
 
 
-def test_conditional_include_in_global_config_is_reported(
+def test_conditional_include_in_global_config_is_followed(
     git: Git, git_repo: Callable[..., Path], layers: Layers
 ) -> None:
     repo = git_repo()
@@ -301,9 +302,10 @@ def test_conditional_include_in_global_config_is_reported(
     with open(home / ".gitconfig", "a") as f:
         f.write(f'[includeIf "gitdir:{repo}/.git"]\n\tpath = {home / "cond"}\n')
     assert layers.run(git, "config", "reftable.blocksize", cwd=repo).strip() == "512"
-    with pytest.warns(UnsupportedConfigWarning, match=r"\.gitconfig: includeIf"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         config = load_config(discover(repo), layers.effective(git))
-    assert config.block_size == 2048  # not followed (the system's), and we say so
+    assert config.block_size == 512  # followed like git (tests/test_refs_config_include.py)
 
 
 def test_core_bare_from_another_layer_keeps_a_work_tree(

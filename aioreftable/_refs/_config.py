@@ -5,13 +5,20 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.from_thread
 
 from .._errors import ReftableError
+from .._format._records import RefValueType
 from .._format._writer import WriteOptions
 from .._repo import RepositoryLayout
-from .._stack import StackOptions
+from .._stack import Stack, StackOptions, open_stack
+from ._wildmatch import WM_CASEFOLD, WM_PATHNAME, wildmatch
 
 __all__ = [
     "ConfigEntry",
@@ -19,11 +26,16 @@ __all__ = [
     "RepoConfig",
     "UnsupportedConfigWarning",
     "command_line_config",
+    "config_from_entries",
+    "given_git_dir",
     "global_config_paths",
     "load_config",
+    "load_store_config",
     "parse_bool",
     "parse_int",
     "read_config",
+    "read_head_ref",
+    "read_store_config",
     "shared_perm",
 ]
 
@@ -33,7 +45,8 @@ PERM_EVERYBODY = 0o664
 
 
 class UnsupportedConfigWarning(UserWarning):
-    """The config uses a feature aioreftable does not follow (conditional includes)."""
+    """The config uses a feature aioreftable cannot follow exactly (a ``%(prefix)/`` path:
+    git's install prefix is taken as ``/usr``)."""
 
 
 class ConfigError(ReftableError):
@@ -189,39 +202,432 @@ class ConfigEntry:
     value: str | None
 
 
-def _file_entries(path: str, scope: str, *, missing_ok_eacces: bool) -> list[ConfigEntry]:
-    """The entries of one config file ([include] followed by dulwich), [] when it does not
-    exist (git's access_or_die: ENOENT/ENOTDIR skip; EACCES skips only where git allows)."""
-    from dulwich.config import ConfigFile
+# -- git's config file parser (config.c: git_parse_source) ------------------------------------
 
-    if not path:
-        return []
+
+class _Source:
+    """One file's bytes read as git's get_next_char does: CRLF is LF, the end of the data
+    reads as LF (setting ``eof``), ``linenr`` counts both."""
+
+    __slots__ = ("data", "eof", "linenr", "pos")
+
+    def __init__(self, data: bytes):
+        self.data = data.replace(b"\r\n", b"\n")
+        self.pos = 0
+        self.linenr = 1
+        self.eof = False
+
+    def next(self) -> int:
+        if self.pos < len(self.data):
+            c = self.data[self.pos]
+            self.pos += 1
+        else:
+            self.eof = True
+            c = 10
+        if c == 10:
+            self.linenr += 1
+        return c
+
+
+_SPACE_BYTES = frozenset(b" \t\n\r")  # git's isspace
+
+
+def _iskeychar(c: int) -> bool:
+    return 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 45
+
+
+def _tolower(c: int) -> int:
+    return c + 32 if 65 <= c <= 90 else c
+
+
+def _parse_value(src: _Source) -> bytes | None:
+    """git's parse_value: quotes, escapes, comments, whitespace trimmed outside quotes;
+    None where git's parser stops."""
+    quote = comment = False
+    trim_len = 0
+    value = bytearray()
+    while True:
+        c = src.next()
+        if c == 10:
+            if quote:
+                src.linenr -= 1
+                return None
+            if trim_len:
+                del value[trim_len:]
+            return bytes(value)
+        if comment:
+            continue
+        if c in _SPACE_BYTES and not quote:
+            if not trim_len:
+                trim_len = len(value)
+            if value:
+                value.append(c)
+            continue
+        if not quote and c in b"#;":
+            comment = True
+            continue
+        trim_len = 0
+        if c == 92:  # backslash
+            c = src.next()
+            if c == 10:
+                continue
+            escaped = {116: 9, 98: 8, 110: 10, 92: 92, 34: 34}.get(c)
+            if escaped is None:
+                return None
+            value.append(escaped)
+            continue
+        if c == 34:
+            quote = not quote
+            continue
+        value.append(c)
+
+
+def _section_header(src: _Source) -> bytearray | None:
+    """git's get_base_var/get_extended_base_var, after the ``[``: ``section`` lowercased,
+    ``.subsection`` as written in ``[section "subsection"]``; None where git stops."""
+    name = bytearray()
+    while True:
+        c = src.next()
+        if src.eof:
+            return None
+        if c == 93:  # ]
+            return name
+        if c in _SPACE_BYTES:
+            break
+        if not _iskeychar(c) and c != 46:
+            return None
+        name.append(_tolower(c))
+    while c in _SPACE_BYTES:
+        if c == 10:
+            src.linenr -= 1
+            return None
+        c = src.next()
+    if c != 34:
+        return None
+    name.append(46)
+    while True:
+        c = src.next()
+        if c == 92:
+            c = src.next()
+        elif c == 34:
+            break
+        if c == 10:
+            src.linenr -= 1
+            return None
+        name.append(c)
+    if src.next() != 93:
+        return None
+    return name
+
+
+def _parse(data: bytes, name: str) -> Iterator[tuple[str, str | None, int]]:
+    """The ``(key, value, line)`` of a config file in order, as git's parser yields them (a
+    key without ``=`` has the value None); ConfigError "bad config line" where git dies."""
+    src = _Source(data)
+    var = bytearray()
+    baselen = 0
+    comment = False
+    bom: int | None = 0
+    while True:
+        c = src.next()
+        if bom is not None and bom < 3:
+            if c == _BOM[bom]:
+                bom += 1
+                continue
+            if bom:
+                break  # a partial byte order mark
+            bom = None
+        if c == 10:
+            if src.eof:
+                return
+            comment = False
+            continue
+        if comment or c in _SPACE_BYTES:
+            continue
+        if c in b"#;":
+            comment = True
+            continue
+        if c == 91:  # [
+            header = _section_header(src)
+            if not header:
+                break
+            var = header + b"."
+            baselen = len(var)
+            continue
+        if not (65 <= c <= 90 or 97 <= c <= 122):
+            break
+        del var[baselen:]
+        var.append(_tolower(c))
+        while True:
+            c = src.next()
+            if src.eof or not _iskeychar(c):
+                break
+            var.append(_tolower(c))
+        while c in (32, 9):
+            c = src.next()
+        value = None
+        if c != 10:
+            raw = _parse_value(src) if c == 61 else None  # =
+            if raw is None:
+                break
+            value = raw.decode("utf-8", "surrogateescape")
+        yield var.decode("utf-8", "surrogateescape"), value, src.linenr - 1
+    raise ConfigError(f"bad config line {src.linenr} in file {name}")
+
+
+_BOM = b"\xef\xbb\xbf"
+_MAX_INCLUDE_DEPTH = 10  # git's MAX_INCLUDE_DEPTH
+_PREFIX = "/usr"  # git's %(prefix), for a build with prefix=/usr (as _SYSTEM_CONFIG)
+
+
+def _file_entries(path: str) -> bytes | None:
+    """The bytes of one config file, None when it does not exist (git's access_or_die:
+    ENOENT and ENOTDIR skip the file; other errors pass through)."""
     try:
-        cfg = ConfigFile.from_path(path)
+        with open(path, "rb") as f:
+            return f.read()
     except (FileNotFoundError, NotADirectoryError):
-        return []
-    except PermissionError:
-        if missing_ok_eacces:
-            return []
-        raise
-    except ValueError as exc:
-        raise ConfigError(f"bad config file {path}: {exc}") from None
-    conditional = [b".".join(k).decode() for k in cfg if k[0].lower() == b"includeif"]
-    if conditional:  # dulwich follows [include] path=..., not the conditional form
+        return None
+
+
+# -- conditional includes (config.c: git_config_include) --------------------------------------
+
+
+def _interpolate(path: str, env: Mapping[str, str], *, real_home: bool) -> str | None:
+    """git's interpolate_path: ``%(prefix)/``, ``~/`` ($HOME, its real path for conditions)
+    and ``~user/``; None when it cannot expand."""
+    if path.startswith("%(prefix)/"):
         warnings.warn(
-            f"{path}: {', '.join(conditional)} not followed (conditional includes)",
+            f"{path}: %(prefix) taken as {_PREFIX} (git's install prefix is not known)",
             UnsupportedConfigWarning,
-            stacklevel=4,
+            stacklevel=2,
         )
-    entries = []
-    for section in cfg.sections():
-        head = section[0].decode("utf-8", "surrogateescape").lower()
-        if len(section) > 1:
-            head += "." + section[1].decode("utf-8", "surrogateescape")
-        for name, value in cfg.items(section):
-            key = f"{head}.{name.decode('utf-8', 'surrogateescape').lower()}"
-            entries.append(ConfigEntry(scope, path, key, value.decode("utf-8", "surrogateescape")))
-    return entries
+        return f"{_PREFIX}/{path[len('%(prefix)/') :]}"
+    if not path.startswith("~"):
+        return path
+    slash = path.find("/")
+    user, rest = (path[1:], "") if slash < 0 else (path[1:slash], path[slash:])
+    if not user:
+        home = env.get("HOME")
+        if home is None:
+            return None
+        return (os.path.realpath(home) if real_home else home) + rest
+    import pwd
+
+    try:
+        return pwd.getpwnam(user).pw_dir + rest
+    except KeyError:
+        return None
+
+
+def _fs(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _remote_url(key: str) -> bool:
+    """parse_config_key(var, "remote", ...) with a subsection and the name ``url``."""
+    return key.startswith("remote.") and key.count(".") >= 2 and key.endswith(".url")
+
+
+HeadReader = Callable[[], "str | None"]
+
+
+class _Reader:
+    """One reading of git's config sequence with includes followed (git's
+    config_include_data: one include depth, the remote URLs of ``hasconfig:`` read once)."""
+
+    def __init__(
+        self,
+        layout: RepositoryLayout,
+        env: Mapping[str, str],
+        given_git_dir: str | None,
+        head: HeadReader | None,
+        *,
+        unconditional_remote_url: bool = False,
+    ):
+        self.layout = layout
+        self.env = env
+        real = os.path.realpath(layout.git_dir)
+        self.git_dirs = (_fs(real), _fs(given_git_dir or real))
+        self.head = head
+        self.head_known = False
+        self.head_ref: str | None = None
+        self.unconditional_remote_url = unconditional_remote_url
+        self.forbid_remote_url = False
+        self.remote_urls: list[str] | None = None
+        self.depth = 0
+        self.out: list[ConfigEntry] = []
+
+    def sequence(self) -> list[ConfigEntry]:
+        """git's do_git_config_sequence."""
+        env = self.env
+        if not _env_bool(env, "GIT_CONFIG_NOSYSTEM"):
+            self.layer(env.get("GIT_CONFIG_SYSTEM", _SYSTEM_CONFIG), "system", eacces_ok=False)
+        for path in global_config_paths(env):
+            self.layer(path, "global", eacces_ok=True)
+        local_path = str(self.layout.common_dir / "config")
+        self.layer(local_path, "local", eacces_ok=False)
+        # read like git's repository format check: the file itself, not what it includes
+        local = {e.key: e.value for e in self.out if e.origin == local_path}
+        worktree_config = local.get("extensions.worktreeconfig")
+        if worktree_config is not None and parse_bool("extensions.worktreeconfig", worktree_config):
+            path = str(self.layout.git_dir / "config.worktree")
+            self.layer(path, "worktree", eacces_ok=False)
+        for entry in command_line_config(env):
+            error = self.entry(entry, None)
+            if error is not None:
+                raise ConfigError(f"unable to parse command-line config: {error}")
+        return self.out
+
+    def layer(self, path: str, scope: str, *, eacces_ok: bool) -> None:
+        if not path:
+            return
+        try:
+            data = _file_entries(path)
+        except PermissionError:
+            if eacces_ok:
+                return
+            raise
+        if data is not None:
+            self.file(path, data, scope)
+
+    def file(self, path: str, data: bytes, scope: str) -> None:
+        for key, value, line in _parse(data, path):
+            error = self.entry(ConfigEntry(scope, path, key, value), path)
+            if error is not None:
+                raise ConfigError(f"{error} (bad config line {line} in file {path})")
+
+    def entry(self, entry: ConfigEntry, path: str | None) -> str | None:
+        """git_config_include: the entry itself, then what it includes. Returns the message
+        of git's error() in an include (the caller dies with its own words); dies itself
+        (ConfigError) where git does."""
+        if self.forbid_remote_url:
+            if _remote_url(entry.key):
+                raise ConfigError(
+                    "remote URLs cannot be configured in file directly or indirectly "
+                    "included by includeIf.hasconfig:remote.*.url"
+                )
+        else:
+            self.out.append(entry)
+        key = entry.key
+        error = None
+        if key == "include.path":
+            error = self.include(entry, path)
+        if key.startswith("includeif.") and key.count(".") >= 2:
+            condition, name = key[len("includeif.") :].rsplit(".", 1)
+            if self.condition(condition, path) and name == "path":
+                forbid = self.forbid_remote_url
+                if self.unconditional_remote_url:
+                    self.forbid_remote_url = True
+                try:
+                    error = self.include(entry, path)
+                finally:
+                    self.forbid_remote_url = forbid
+        return error
+
+    def include(self, entry: ConfigEntry, including: str | None) -> str | None:
+        """git's handle_path_include: relative to the including file, missing files skipped,
+        at most 10 levels deep; the message of git's error() where it fails."""
+        if entry.value is None:
+            return "missing value for 'include.path'"
+        path = _interpolate(entry.value, self.env, real_home=False)
+        if path is None:
+            return f"could not expand include path '{entry.value}'"
+        if not os.path.isabs(path):
+            if including is None:
+                return "relative config includes must come from files"
+            slash = including.rfind("/")
+            path = including[: slash + 1] + path
+        try:
+            data = _file_entries(path)
+        except IsADirectoryError:
+            return f"unable to access '{path}': Is a directory"
+        if data is None:
+            return None
+        self.depth += 1
+        if self.depth > _MAX_INCLUDE_DEPTH:
+            raise ConfigError(
+                f"exceeded maximum include depth ({_MAX_INCLUDE_DEPTH}) while including\n"
+                f"\t{path}\nfrom\n\t{including or 'the command line'}\n"
+                "This might be due to circular includes."
+            )
+        self.file(path, data, entry.scope)
+        self.depth -= 1
+        return None
+
+    def condition(self, condition: str, path: str | None) -> bool:
+        """git's include_condition_is_true; an unknown condition is false."""
+        for prefix, icase in (("gitdir:", False), ("gitdir/i:", True)):
+            if condition.startswith(prefix):
+                return self.gitdir(condition[len(prefix) :], path, icase)
+        if condition.startswith("onbranch:"):
+            return self.onbranch(condition[len("onbranch:") :])
+        if condition.startswith("hasconfig:remote.*.url:"):
+            return self.has_remote_url(condition[len("hasconfig:remote.*.url:") :])
+        return False
+
+    def gitdir(self, condition: str, including: str | None, icase: bool) -> bool:
+        """git's include_by_gitdir: the pattern (``~`` expanded, ``./`` in the including
+        file's real directory, ``**/`` before a relative one, ``**`` after a final ``/``)
+        against the git dir's real path, then against the path as given."""
+        pattern = _fs(_interpolate(condition, self.env, real_home=True) or condition)
+        prefix = 0
+        if pattern[:2] == b"./":
+            if including is None:
+                return False  # git: "relative config include conditionals must come from files"
+            directory = _fs(os.path.dirname(os.path.realpath(including)))
+            pattern = directory + pattern[1:]
+            prefix = len(directory) + 1
+        elif not pattern.startswith(b"/"):
+            pattern = b"**/" + pattern
+        if pattern.endswith(b"/"):
+            pattern += b"**"
+        flags = WM_PATHNAME | (WM_CASEFOLD if icase else 0)
+        for text in self.git_dirs:
+            if prefix:
+                head, literal = (pattern[:prefix], text[:prefix])
+                if len(text) < prefix or (
+                    head.lower() != literal.lower() if icase else head != literal
+                ):
+                    return False  # git does not try the other path here
+            if wildmatch(pattern[prefix:], text[prefix:], flags):
+                return True
+        return False
+
+    def onbranch(self, condition: str) -> bool:
+        """git's include_by_branch: HEAD a symref to ``refs/heads/<name>``, ``<name>``
+        matching the pattern (``**`` after a final ``/``)."""
+        if not self.head_known:
+            self.head_ref = self.head() if self.head is not None else None
+            self.head_known = True
+        ref = self.head_ref
+        if ref is None or not ref.startswith("refs/heads/"):
+            return False
+        pattern = _fs(condition)
+        if pattern.endswith(b"/"):
+            pattern += b"**"
+        return wildmatch(pattern, _fs(ref[len("refs/heads/") :]), WM_PATHNAME)
+
+    def has_remote_url(self, pattern: str) -> bool:
+        """git's include_by_remote_url: any ``remote.<name>.url`` of the whole config (read
+        once more, with every ``hasconfig:`` include taken) matches the pattern."""
+        if self.unconditional_remote_url:
+            return True
+        if self.remote_urls is None:
+            full = _Reader(
+                self.layout,
+                self.env,
+                self.git_dirs[1].decode("utf-8", "surrogateescape"),
+                self.head,
+                unconditional_remote_url=True,
+            )
+            full.head_known, full.head_ref = self.head_known, self.head_ref
+            entries = full.sequence()
+            self.remote_urls = [
+                e.value for e in entries if _remote_url(e.key) and e.value is not None
+            ]
+        glob = _fs(pattern)
+        return any(wildmatch(glob, _fs(url), WM_PATHNAME) for url in self.remote_urls)
 
 
 def _canonical_key(key: str) -> str:
@@ -365,57 +771,133 @@ def _env_bool(env: Mapping[str, str], name: str) -> bool:
 
 
 def read_config(
-    layout: RepositoryLayout, env: Mapping[str, str] | None = None
+    layout: RepositoryLayout,
+    env: Mapping[str, str] | None = None,
+    *,
+    given_git_dir: str | None = None,
+    head: HeadReader | None = None,
 ) -> list[ConfigEntry]:
     """Every config entry git sees in this repository, in git's order (later wins): system
     (unless GIT_CONFIG_NOSYSTEM), global, ``config``, ``config.worktree`` (with
-    ``extensions.worktreeConfig``), then the command line. Blocking: run it in a thread."""
+    ``extensions.worktreeConfig``), then the command line; each ``include.path`` and each
+    ``includeIf.<condition>.path`` whose condition holds is read in place.
+
+    ``given_git_dir`` is the git dir as the caller named it (``gitdir:`` conditions match
+    it as well as the real path); ``head`` returns the ref HEAD is a symref to (for
+    ``onbranch:``; without it no branch matches, as in a repository without refs).
+    Blocking: run it in a thread."""
     env = os.environ if env is None else env
-    entries: list[ConfigEntry] = []
-    if not _env_bool(env, "GIT_CONFIG_NOSYSTEM"):
-        path = env.get("GIT_CONFIG_SYSTEM", _SYSTEM_CONFIG)
-        entries += _file_entries(path, "system", missing_ok_eacces=False)
-    for path in global_config_paths(env):
-        entries += _file_entries(path, "global", missing_ok_eacces=True)
-    local = _file_entries(str(layout.common_dir / "config"), "local", missing_ok_eacces=False)
-    entries += local
-    worktree_config = {e.key: e.value for e in local}.get("extensions.worktreeconfig")
-    if worktree_config is not None and parse_bool("extensions.worktreeconfig", worktree_config):
-        path = str(layout.git_dir / "config.worktree")
-        entries += _file_entries(path, "worktree", missing_ok_eacces=False)
-    for entry in command_line_config(env):
-        entries.append(entry)
-        if entry.key == "include.path":
-            entries += _command_line_include(entry.value, env)
-        elif entry.key.startswith("includeif."):
-            warnings.warn(
-                f"command line: {entry.key} not followed (conditional includes)",
-                UnsupportedConfigWarning,
-                stacklevel=3,
-            )
-    return entries
+    return _Reader(layout, env, given_git_dir, head).sequence()
 
 
-def _command_line_include(value: str | None, env: Mapping[str, str]) -> list[ConfigEntry]:
-    """git's handle_path_include for ``-c include.path=...``: an absolute path (``~``
-    expanded), read when it exists, its entries in the command scope."""
-    error = "unable to parse command-line config"
-    if value is None:
-        raise ConfigError(f"{error}: missing value for 'include.path'")
-    path = value
-    if path == "~" or path.startswith("~/"):
-        if "HOME" not in env:
-            raise ConfigError(f"{error}: could not expand include path '{value}'")
-        path = env["HOME"] + path[1:]
-    if not os.path.isabs(path):
-        raise ConfigError(f"{error}: relative config includes must come from files")
-    return _file_entries(path, "command", missing_ok_eacces=False)
+def given_git_dir(
+    start: str | os.PathLike[str], layout: RepositoryLayout, env: Mapping[str, str]
+) -> str | None:
+    """The git dir as git names it when run in ``start`` (``$PWD`` when it is the same
+    directory, so a symlinked path stays as given): ``GIT_DIR``, ``start`` or
+    ``start/.git`` when that is the repository's git dir, a gitfile's target as written;
+    None otherwise (git then sees only the real path). Blocking."""
+    if env.get("GIT_DIR"):
+        return _absolute(os.path.join(os.fspath(start), env["GIT_DIR"]), env)
+    here = _absolute(os.fspath(start), env)
+    real = os.path.realpath(layout.git_dir)
+    for candidate in (here, os.path.join(here, ".git")):
+        if os.path.isdir(candidate) and os.path.realpath(candidate) == real:
+            return candidate
+    gitfile = os.path.join(here, ".git")
+    if os.path.isfile(gitfile):
+        with open(gitfile, "rb") as f:
+            text = f.read().decode("utf-8", "surrogateescape").strip()
+        if text.startswith("gitdir:"):
+            target = text[len("gitdir:") :].strip()
+            return os.path.normpath(os.path.join(here, target))
+    return None
 
 
-def load_config(layout: RepositoryLayout, env: Mapping[str, str] | None = None) -> RepoConfig:
+def _absolute(path: str, env: Mapping[str, str]) -> str:
+    """git's strbuf_add_absolute_path: a relative path joined to ``$PWD`` when that names
+    the working directory (the path the user typed), else to the physical one."""
+    if os.path.isabs(path):
+        return os.path.normpath(path)
+    cwd = os.getcwd()
+    pwd = env.get("PWD")
+    base = cwd
+    if pwd and pwd != cwd:
+        try:
+            if os.path.samefile(pwd, cwd):
+                base = pwd
+        except OSError:
+            pass
+    return os.path.normpath(os.path.join(base, path))
+
+
+async def read_head_ref(layout: RepositoryLayout) -> str | None:
+    """The ref HEAD is a symref to, as git's refs_resolve_ref_unsafe(HEAD, 0) names it
+    (through up to 5 symrefs; the last may not exist), None when HEAD is not a symref."""
+    from ._refname import check_refname_format, parse_worktree_ref
+
+    options = RepoConfig(object_format=layout.object_format).stack_options()
+    current = layout.worktree_stack or layout.main_stack
+    async with AsyncExitStack() as scope:
+        stacks: dict[Path, Stack] = {}
+        name, followed = "HEAD", False
+        for _ in range(5):  # git's SYMREF_MAXDEPTH
+            kind, _, bare = parse_worktree_ref(name)
+            if kind == "other":
+                return None
+            path = current if kind == "current" else layout.main_stack
+            if path not in stacks:
+                stacks[path] = await scope.enter_async_context(
+                    open_stack(path, options, create=False)
+                )
+            record = (await stacks[path].snapshot()).ref(_fs(bare))
+            if record is None or record.value_type != RefValueType.SYMREF:
+                return name if followed else None
+            name = (record.target or b"").decode("utf-8", "surrogateescape")
+            followed = True
+            if not check_refname_format(name, allow_onelevel=True):
+                return None
+    return None
+
+
+async def read_store_config(
+    layout: RepositoryLayout, env: Mapping[str, str], start: str | os.PathLike[str]
+) -> list[ConfigEntry]:
+    """:func:`read_config` for a store opened at ``start``, in a worker thread; HEAD is
+    read through its stack, only when an ``onbranch:`` condition is evaluated."""
+
+    def head() -> str | None:
+        return anyio.from_thread.run(read_head_ref, layout)
+
+    def read() -> list[ConfigEntry]:
+        given = given_git_dir(start, layout, env)
+        return read_config(layout, env, given_git_dir=given, head=head)
+
+    return await anyio.to_thread.run_sync(read)
+
+
+async def load_store_config(
+    layout: RepositoryLayout, env: Mapping[str, str], start: str | os.PathLike[str]
+) -> RepoConfig:
+    """:func:`load_config` as :func:`read_store_config` reads it (the ref store's)."""
+    return config_from_entries(layout, await read_store_config(layout, env, start))
+
+
+def load_config(
+    layout: RepositoryLayout,
+    env: Mapping[str, str] | None = None,
+    *,
+    given_git_dir: str | None = None,
+    head: HeadReader | None = None,
+) -> RepoConfig:
     """The settings git would use in this repository, from all of git's config layers
     (:func:`read_config`; ``env`` replaces ``os.environ``). Blocking: run it in a thread."""
-    entries = read_config(layout, env)
+    entries = read_config(layout, env, given_git_dir=given_git_dir, head=head)
+    return config_from_entries(layout, entries)
+
+
+def config_from_entries(layout: RepositoryLayout, entries: list[ConfigEntry]) -> RepoConfig:
+    """The settings of :class:`RepoConfig` from the entries, the last of each key winning."""
     values = {e.key: e.value for e in entries}
     # core.bare as the repository's own config says: git's discovery reads it there, and a
     # core.bare from another layer does not make a discovered work tree bare

@@ -15,7 +15,7 @@ from .._errors import ReftableError, WorktreeNotFoundError
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._repo import RepositoryLayout, discover
 from .._stack import Snapshot, Stack, StackStatistics, open_stack
-from ._config import RepoConfig, load_config
+from ._config import RepoConfig, load_store_config
 from ._ident import CommitterSource
 from ._peel import ObjectDatabase, Peeler, PeelFunction, function_peeler
 from ._refname import (
@@ -467,7 +467,7 @@ async def open_ref_store(
     ``verify_objects`` refuses new values that are not in that database, as git does."""
     env = os.environ if env is None else env
     layout = await anyio.to_thread.run_sync(discover, path, env)
-    config = await anyio.to_thread.run_sync(load_config, layout, env)
+    config = await load_store_config(layout, env, path)
     peeler: Peeler | None = None
     database: ObjectDatabase | None = None
     if peel is not None:
