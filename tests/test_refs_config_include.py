@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from conftest import Git
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from refs_helpers import make_twins, object_ids
 
 from aioreftable import ConfigError, discover, open_ref_store
@@ -71,8 +73,8 @@ def git_list(git: Git, env: Env, start: Path, **extra: str | None) -> list[Row] 
     proc = git.run(*args, cwd=start, env=env.overrides(start, **extra), check=False)
     if proc.returncode:
         assert proc.returncode == 128, proc.stderr
-        return proc.stderr.decode().split("fatal: ", 1)[1].rstrip("\n")
-    fields = proc.stdout.decode().split("\0")[:-1]
+        return proc.stderr.decode("utf-8", "surrogateescape").split("fatal: ", 1)[1].rstrip("\n")
+    fields = proc.stdout.decode("utf-8", "surrogateescape").split("\0")[:-1]
     rows: list[Row] = []
     for scope, origin, item in zip(fields[::3], fields[1::3], fields[2::3], strict=True):
         key, newline, value = item.partition("\n")
@@ -204,6 +206,44 @@ def test_gitdir_of_a_linked_worktree_and_a_bare_repository(git: Git, env: Env) -
         want = git_list(git, env, start)
         assert our_list(git, env, start) == want, start
     assert hits(git_list(git, env, env.tmp / "wt")) == {"c0", "c2", "c3", "c5"}
+
+
+def test_glob_characters_in_the_path(git: Git, tmp_path: Path) -> None:
+    """``./`` takes the including file's directory literally; ``~/`` and a written path are
+    patterns, so their ``[`` and ``*`` are wildcards (git's rules, not a path comparison)."""
+    home = tmp_path / "h[o]me*"
+    home.mkdir()
+    env = Env(tmp_path, home)
+    repo = init(git, home / "work" / "r")
+    sub = env.write("sub/inner.inc", conditional_includes(env, ["gitdir:./../work/"], "in"))
+    conditions = [
+        "gitdir:./work/",
+        "gitdir:~/work/",
+        f"gitdir:{home}/work/",
+        f"gitdir:{tmp_path}/h?o?me?/work/",
+        f"gitdir:{tmp_path}/h\\[o\\]me\\*/work/",
+        "gitdir:./WORK/",
+        "gitdir/i:./WORK/",
+        "gitdir:",  # empty: **/**
+        "onbranch:",
+    ]
+    env.write(".gitconfig", conditional_includes(env, conditions) + f"[include]\n\tpath = {sub}\n")
+    want = git_list(git, env, repo)
+    assert our_list(git, env, repo) == want
+    assert hits(want) == {"c0", "c3", "c4", "c6", "c7"}
+    assert hits(want, "in") == set()  # ../ is not resolved: the pattern is literal
+
+
+def test_conditions_on_the_command_line(git: Git, env: Env) -> None:
+    repo = init(git, env.tmp / "repo")
+    target = env.write("inc/x", "[from]\n\tcli = 1\n")
+    extra = {
+        "GIT_CONFIG_PARAMETERS": f"'includeIf.gitdir:repo/.path'='{target}' "
+        f"'includeIf.hasconfig:remote.*.url:a*.path'='{target}' 'remote.r.url'='abc'",
+    }
+    want = git_list(git, env, repo, **extra)
+    assert our_list(git, env, repo, **extra) == want
+    assert [row[2] for row in want].count("from.cli") == 2
 
 
 def test_relative_condition_on_the_command_line_is_false(git: Git, env: Env) -> None:
@@ -465,6 +505,29 @@ def test_parser_matches_git_on_random_files(git: Git, env: Env) -> None:
         assert our_list(git, env, repo) == want, repr(text)
         outcomes.add(isinstance(want, str))
     assert outcomes == {True, False}
+
+
+BYTE_FRAGMENTS = [f.encode() for f in FRAGMENTS] + [
+    b"k = \xff\xfe\n", b'[s "\xc3"]\n', b"\r", b"k = a\rb\n", b"[a.B.c]\n", b'[a "x\\y"]\n',
+    b"[ a]\n", b'[a\t"t"]\n', b"\xef\xbb", b'k="\\""\n', b"k = a\\\r\nb\n", b"[x]]\n",
+    b'[a "b" ]\n', b"k = 'single'\n", b"k= ;\n", b"#[a]\n", b"k = \"\\n\"\n",
+]  # fmt: skip
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.sampled_from(BYTE_FRAGMENTS), min_size=1, max_size=8), st.booleans())
+def test_parser_matches_git_on_any_bytes(
+    git: Git, env: Env, pieces: list[bytes], bom: bool
+) -> None:
+    """Hypothesis: files of good, bad and non-UTF-8 pieces read like git's parser reads
+    them, or refused at the same line."""
+    repo = env.tmp / "repo"
+    if not repo.exists():
+        init(git, repo)
+    (env.home / ".gitconfig").write_bytes((b"\xef\xbb\xbf" if bom else b"") + b"".join(pieces))
+    assert our_list(git, env, repo) == git_list(git, env, repo)
 
 
 # -- the twin: reflog identity from an includeIf file ---------------------------------------
