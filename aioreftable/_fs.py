@@ -294,7 +294,7 @@ class OS:
                 continue
             break
         try:
-            self.flock(fd, blocking=True)  # our own new file: nobody else can hold it
+            self.flock(fd, blocking=True)  # our new file: nobody else holds it (or no flock)
             self.write(fd, data)
             self.fsync(fd)
             if mode is not None:
@@ -331,12 +331,13 @@ class OS:
 
     def flock(self, fd: int, *, blocking: bool) -> bool:
         """An exclusive flock on ``fd``; False if another open file holds one (only when
-        not ``blocking``). Where flock does not exist this is a no-op returning False."""
+        not ``blocking``) or if the OS or file system cannot lock (no flock, ENOLCK):
+        then nothing is proven, and a writer goes on without the lock."""
         if fcntl is None:
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
+        except OSError:
             return False
         return True
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import re
 import stat
@@ -312,3 +314,24 @@ def test_only_large_open_tables_keep_a_descriptor(tmp_path: Path) -> None:
         for reader in readers:
             reader.close()
         assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_without_working_flock_temps_are_written_and_never_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system that cannot lock (ENOLCK, as some NFS mounts): writers go on, and
+    clean() proves nothing, so it deletes nothing."""
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    fs = OS()
+    final = fs.install_table(str(tmp_path), "0x1-0x1-00000001", A, one_table(), None)
+    assert Path(final).read_bytes() == one_table()
+    temp = fs.write_temp_table(str(tmp_path), "0x2-0x2-00000002", one_table(), None)
+    fs.drop_temp(temp, unlink=False)
+    old = time.time() - 3600
+    os.utime(temp.path, (old, old))
+    assert fs.remove_abandoned_temps(str(tmp_path), time.time(), TEMP_GRACE) == []
+    assert os.path.exists(temp.path)
