@@ -78,8 +78,10 @@ def git_list(git: Git, env: Env, start: Path, **extra: str | None) -> list[Row] 
     rows: list[Row] = []
     for scope, origin, item in zip(fields[::3], fields[1::3], fields[2::3], strict=True):
         key, newline, value = item.partition("\n")
-        if origin.startswith("file:"):
-            origin = str((start / origin.removeprefix("file:")).resolve())
+        if origin.startswith("file:"):  # relative to where git moved (the top of the tree)
+            name = origin.removeprefix("file:")
+            base = next((d for d in (start, *start.parents) if (d / name).exists()), start)
+            origin = str((base / name).resolve())
         rows.append((scope, origin, key, value if newline else None))
     return rows
 
@@ -138,6 +140,7 @@ def symlinked(git: Git, env: Env) -> tuple[Path, Path]:
     """``~/real/work/Repo`` and the same repository through the symlink ``~/link``."""
     real = env.home / "real"
     init(git, real / "work" / "Repo")
+    (real / "work" / "Repo" / "sub").mkdir()
     (env.home / "link").symlink_to(real)
     return real, env.home / "link"
 
@@ -177,11 +180,13 @@ def test_gitdir_conditions_match_git(git: Git, env: Env, symlinked: tuple[Path, 
         ("real", real / "work" / "Repo"),
         ("link", link / "work" / "Repo"),
         ("link .git", link / "work" / "Repo" / ".git"),
+        ("link subdir", link / "work" / "Repo" / "sub"),  # git sees only the real path
     ]:
         want = git_list(git, env, start)
         assert our_list(git, env, start) == want, name
         seen[name] = hits(want)
     assert seen["link"] == seen["link .git"]
+    assert seen["link subdir"] == seen["real"]
     assert {"c0", "c1", "c4", "c5", "c7", "c9", "c11", "c13"} <= seen["real"]
     assert {"c2", "c3", "c6", "c8", "c10", "c12", "c20", "c21", "c22"}.isdisjoint(seen["real"])
     assert seen["link"] - seen["real"] == {"c3", "c10", "c12"}  # the path as given, like git
