@@ -563,13 +563,13 @@ async def test_config_is_read_in_a_worker_thread(
     import aioreftable._refs._config as config_module
 
     threads: list[int] = []
-    real = config_module._file_entries
+    real = config_module._read_file
 
     def spy(*args: object, **kw: object) -> object:
         threads.append(threading.get_ident())
         return real(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(config_module, "_file_entries", spy)
+    monkeypatch.setattr(config_module, "_read_file", spy)
 
     async with open_ref_store(repo, env=git.env):
         pass

@@ -4,6 +4,7 @@ case compared with ``git config list --show-scope --show-origin`` on the same fi
 from __future__ import annotations
 
 import random
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from aioreftable._refs._config import (
     read_store_config,
 )
 from aioreftable._refs._wildmatch import WM_CASEFOLD, WM_PATHNAME, wildmatch
+from aioreftable._repo import RepositoryLayout
 
 pytestmark = pytest.mark.anyio
 
@@ -395,6 +397,39 @@ async def test_store_settings_from_an_onbranch_include(git: Git, env: Env) -> No
     git("symbolic-ref", "HEAD", "refs/heads/other", cwd=repo)
     async with open_ref_store(repo, env=env.ours(git, repo)) as store:
         assert (store.config.block_size, store.config.user_name) == (4096, None)
+
+
+async def test_onbranch_reads_head_once_and_files_off_the_loop(
+    git: Git, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aioreftable._refs._config as config_module
+
+    repo = init(git, env.tmp / "repo")
+    env.write(".gitconfig", conditional_includes(env, ["onbranch:main", "onbranch:x", "x:y"]))
+    loop_thread = threading.get_ident()
+    file_threads: list[int] = []
+    head_reads: list[int] = []
+    read_file, read_head = config_module._read_file, config_module.read_head_ref
+
+    def spy_file(path: str) -> bytes | None:
+        file_threads.append(threading.get_ident())
+        return read_file(path)
+
+    async def spy_head(layout: RepositoryLayout) -> str | None:
+        head_reads.append(threading.get_ident())
+        return await read_head(layout)
+
+    monkeypatch.setattr(config_module, "_read_file", spy_file)
+    monkeypatch.setattr(config_module, "read_head_ref", spy_head)
+    async with open_ref_store(repo, env=env.ours(git, repo)) as store:
+        assert store.config.user_name is None
+    assert head_reads == [loop_thread]  # once, through the stack, for both conditions
+    # ~/.config/git/config (missing), ~/.gitconfig, the repository's config, inc/hit0
+    assert len(file_threads) == 4 and loop_thread not in file_threads
+    env.write(".gitconfig", "[user]\n\tname = No Condition\n")
+    async with open_ref_store(repo, env=env.ours(git, repo)):
+        pass
+    assert len(head_reads) == 1  # no onbranch: HEAD is not read
 
 
 # -- hasconfig:remote.*.url: ------------------------------------------------------------------

@@ -380,7 +380,7 @@ _MAX_INCLUDE_DEPTH = 10  # git's MAX_INCLUDE_DEPTH
 _PREFIX = "/usr"  # git's %(prefix), for a build with prefix=/usr (as _SYSTEM_CONFIG)
 
 
-def _file_entries(path: str) -> bytes | None:
+def _read_file(path: str) -> bytes | None:
     """The bytes of one config file, None when it does not exist (git's access_or_die:
     ENOENT and ENOTDIR skip the file; other errors pass through)."""
     try:
@@ -483,7 +483,7 @@ class _Reader:
         if not path:
             return
         try:
-            data = _file_entries(path)
+            data = _read_file(path)
         except PermissionError:
             if eacces_ok:
                 return
@@ -539,7 +539,7 @@ class _Reader:
             slash = including.rfind("/")
             path = including[: slash + 1] + path
         try:
-            data = _file_entries(path)
+            data = _read_file(path)
         except IsADirectoryError:
             return f"unable to access '{path}': Is a directory"
         if data is None:
