@@ -241,6 +241,26 @@ def test_glob_characters_in_the_path(git: Git, tmp_path: Path) -> None:
     assert hits(want, "in") == set()  # ../ is not resolved: the pattern is literal
 
 
+def test_symlinked_gitconfig_like_a_dotfiles_checkout(git: Git, env: Env) -> None:
+    """``~/.gitconfig`` a symlink into a dotfiles directory: a relative include is taken
+    from the path as named (``~``), a ``./`` condition from the file's real directory."""
+    dotfiles = env.tmp / "dotfiles"
+    dotfiles.mkdir()
+    repo = init(git, env.home / "work" / "r")
+    init(git, dotfiles / "work" / "r2")
+    for where in (env.home, dotfiles):
+        (where / "rel.inc").write_text(f"[rel]\n\tfrom = {where.name}\n")
+    text = conditional_includes(env, ["gitdir:./work/", f"gitdir:{env.home}/work/"])
+    (dotfiles / "gitconfig").write_text(text + "[include]\n\tpath = rel.inc\n")
+    (env.home / ".gitconfig").symlink_to(dotfiles / "gitconfig")
+    for start in (repo, dotfiles / "work" / "r2"):
+        want = git_list(git, env, start)
+        assert our_list(git, env, start) == want
+    assert hits(git_list(git, env, repo)) == {"c1"}
+    assert hits(git_list(git, env, dotfiles / "work" / "r2")) == {"c0"}
+    assert ("rel.from", "home") in [(r[2], r[3]) for r in git_list(git, env, repo)]
+
+
 def test_conditions_on_the_command_line(git: Git, env: Env) -> None:
     repo = init(git, env.tmp / "repo")
     target = env.write("inc/x", "[from]\n\tcli = 1\n")
