@@ -10,6 +10,8 @@ from pathlib import Path
 import anyio
 import anyio.lowlevel
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from stack_helpers import HoldingOS, add_ref, listed, oid, refs_of, stray_files, until
 
 from aioreftable import (
@@ -440,3 +442,80 @@ async def test_two_tasks_locking_two_stacks_in_opposite_orders_do_not_deadlock(
                 tg.start_soon(task, "b", two, one, "a")
     assert sorted(v.split()[0] for v in outcome.values()) == ["LockError", "ok"]
     assert stray_files(tmp_path / "one") == stray_files(tmp_path / "two") == []
+
+
+# ops for the Turns state machine: a task arrives (writer or maintenance), the holder
+# releases, or the i-th task still waiting is cancelled
+TURN_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("arrive"), st.booleans()),
+        st.tuples(st.just("release"), st.just(0)),
+        st.tuples(st.just("cancel"), st.integers(0, 5)),
+    ),
+    max_size=30,
+)
+
+
+async def settle() -> None:
+    """Let woken tasks run (a few scheduling rounds; wait_all_tasks_blocked is slow on
+    asyncio, and the invariants hold whatever the timing)."""
+    for _ in range(8):
+        await anyio.lowlevel.checkpoint()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TURN_OPS)
+async def test_turns_state_machine(ops: list[tuple[str, object]]) -> None:
+    """Any interleaving of arrivals, releases and cancellations: at most one holder, every
+    task not cancelled gets its turn, writers get theirs in arrival order."""
+    turns = Turns()
+    holders = 0
+    granted: list[int] = []
+    waiting: dict[int, anyio.CancelScope] = {}
+    done: dict[int, anyio.Event] = {}
+    writers: list[int] = []
+    cancelled: set[int] = set()
+
+    async def task(n: int, writer: bool) -> None:
+        nonlocal holders
+        with anyio.CancelScope() as scope:
+            waiting[n] = scope
+            await turns.acquire(writer=writer)
+            del waiting[n]
+            holders += 1
+            assert holders == 1
+            granted.append(n)
+            try:
+                with anyio.CancelScope(shield=True):
+                    await done[n].wait()
+            finally:
+                holders -= 1
+                turns.release()
+        if scope.cancelled_caught:
+            cancelled.add(n)
+            waiting.pop(n, None)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for n, (op, arg) in enumerate(ops):
+                if op == "arrive":
+                    done[n] = anyio.Event()
+                    if arg:
+                        writers.append(n)
+                    tg.start_soon(task, n, bool(arg))
+                elif op == "release" and granted and not done[granted[-1]].is_set():
+                    done[granted[-1]].set()
+                elif op == "cancel" and waiting:
+                    victim = sorted(waiting)[int(str(arg)) % len(waiting)]
+                    waiting[victim].cancel()
+                await settle()
+            while len(granted) + len(cancelled) < len(done):  # let everyone through
+                for event in done.values():
+                    event.set()
+                await settle()
+            for event in done.values():
+                event.set()
+    assert sorted(granted + sorted(cancelled)) == sorted(done)
+    order = [n for n in granted if n in writers]
+    assert order == sorted(order)
+    assert holders == 0
