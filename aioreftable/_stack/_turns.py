@@ -21,9 +21,8 @@ class _Waiter:
     def __init__(self, writer: bool, task: int):
         self.writer = writer
         self.task = task
-        self.yielded = (
-            False  # a maintenance waiter lets the writers queued behind it go first, once
-        )
+        # a maintenance waiter lets the writers queued behind it go first, once
+        self.yielded = False
         self.granted = False
         self.wake = anyio.Event()
 
