@@ -595,11 +595,15 @@ def test_parser_matches_git_on_any_bytes(
 
 async def test_reflog_identity_from_conditional_include_matches_git(git: Git, env: Env) -> None:
     """The common work setup: ``[includeIf "gitdir:~/work/"]`` with the work identity, and
-    an ``onbranch:`` include with the e-mail; git's reflog and ours agree."""
+    an ``onbranch:`` include with the e-mail; git's reflog and table and ours agree."""
     work = env.home / "work"
     theirs, ours = make_twins(git, work)
     ids = object_ids(git, theirs)
-    env.write(".gitconfig-work", "[user]\n\tname = Work Name\n\temail = personal@x\n")
+    env.write(
+        ".gitconfig-work",
+        "[user]\n\tname = Work Name\n\temail = personal@x\n"
+        "[reftable]\n\tblockSize = 1024\n\trestartInterval = 3\n",
+    )
     env.write(".gitconfig-main", "[user]\n\temail = work@example.com\n")
     env.write(
         ".gitconfig",
@@ -624,3 +628,11 @@ async def test_reflog_identity_from_conditional_include_matches_git(git: Git, en
     want = git("reflog", "show", fmt, "refs/heads/x", "--", cwd=theirs)
     assert git("reflog", "show", fmt, "refs/heads/x", "--", cwd=ours) == want
     assert want == "Work Name <work@example.com> x\n"
+    newest = [newest_table(repo) for repo in (theirs, ours)]
+    assert newest[0] == newest[1]  # the same bytes: block size, restart interval, identity
+    assert int.from_bytes(newest[1][5:8], "big") == 1024
+
+
+def newest_table(repo: Path) -> bytes:
+    stack = repo / ".git" / "reftable"
+    return (stack / (stack / "tables.list").read_text().split()[-1]).read_bytes()
