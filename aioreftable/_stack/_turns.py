@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections import deque
 from typing import Final
@@ -142,9 +141,5 @@ def shared_turns(directory_key: tuple[int, int] | None, lock_path: str) -> Turns
 
 
 def _loop_key() -> object:
-    """The running event loop (anyio >= 4.11), else this thread: one loop runs per thread,
-    and a stack (holding its Turns) is closed with its loop."""
-    current_token = getattr(anyio.lowlevel, "current_token", None)
-    if current_token is not None:
-        return current_token()
-    return ("thread", threading.get_ident())  # pragma: no cover - anyio < 4.11
+    """The running event loop: a stack (holding its Turns) is closed with its loop."""
+    return anyio.lowlevel.current_token()
