@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from refs_helpers import make_twins, object_ids
 
-from aioreftable import ConfigError, discover, open_ref_store
+from aioreftable import ConfigError, UnsupportedConfigWarning, discover, open_ref_store
 from aioreftable._refs._config import (
     given_git_dir,
     load_config,
@@ -538,6 +538,16 @@ def test_include_errors_like_git(git: Git, env: Env, files: dict[str, str]) -> N
         assert ours == want
     else:  # git prints the cause as a separate error line; ours is one message
         assert want in ours
+
+
+def test_prefix_path_is_reported(git: Git, env: Env) -> None:
+    """``%(prefix)/`` is git's install prefix, which we cannot know: /usr, with a warning."""
+    repo = init(git, env.tmp / "repo")
+    env.write(".gitconfig", "[include]\n\tpath = %(prefix)/no/such/file\n")
+    environ = env.ours(git, repo)
+    with pytest.warns(UnsupportedConfigWarning, match=r"%\(prefix\) taken as /usr"):
+        entries = read_config(discover(repo, environ), environ)
+    assert ("include.path", "%(prefix)/no/such/file") in [(e.key, e.value) for e in entries]
 
 
 # -- the file parser ------------------------------------------------------------------------
