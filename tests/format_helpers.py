@@ -137,6 +137,20 @@ def read_everything(reader: TableReader, probes: Probes) -> list[FormatError]:
     return errors
 
 
+def footer_field(data: bytes | bytearray, field: int) -> int:
+    """File offset of footer position ``field`` (0 ref index .. 4 log index)."""
+    hsize, fsize = (24, 68) if data[4] == 1 else (28, 72)
+    return len(data) - fsize + hsize + 8 * field
+
+
+def refooter(data: bytearray, field: int, value: int) -> None:
+    """Set footer position ``field`` and recompute the footer's CRC."""
+    struct.pack_into(">Q", data, footer_field(data, field), value)
+    crc_at = footer_field(data, 5)
+    foot = crc_at - 40 - (24 if data[4] == 1 else 28)
+    struct.pack_into(">I", data, crc_at, zlib.crc32(bytes(data[foot:crc_at])) & 0xFFFFFFFF)
+
+
 def _crc(data: bytearray, version: int) -> None:
     fsize = 68 if version == 1 else 72
     hsize = 24 if version == 1 else 28

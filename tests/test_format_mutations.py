@@ -9,32 +9,23 @@ index and object record offsets, bytes inside deflated log blocks). Run it large
 
 from __future__ import annotations
 
-import struct
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
 from conftest import Git
-from format_helpers import Probes, mutation_tables, read_everything, run_mutations, time_limit
+from format_helpers import (
+    Probes,
+    footer_field,
+    mutation_tables,
+    read_everything,
+    refooter,
+    run_mutations,
+    time_limit,
+)
 
 from aioreftable import FormatError
-from aioreftable._format._verify import check_table
-from aioreftable.lowlevel import TableReader, get_varint, put_varint
-
-
-def footer_field(data: bytes | bytearray, field: int) -> int:
-    """File offset of footer position ``field`` (0 ref index .. 4 log index)."""
-    hsize, fsize = (24, 68) if data[4] == 1 else (28, 72)
-    return len(data) - fsize + hsize + 8 * field
-
-
-def refooter(data: bytearray, field: int, value: int) -> None:
-    """Set footer position ``field`` and recompute the footer's CRC."""
-    struct.pack_into(">Q", data, footer_field(data, field), value)
-    crc_at = footer_field(data, 5)
-    foot = crc_at - 40 - (24 if data[4] == 1 else 28)
-    struct.pack_into(">I", data, crc_at, zlib.crc32(bytes(data[foot:crc_at])) & 0xFFFFFFFF)
+from aioreftable.lowlevel import TableReader, check_table, get_varint, put_varint
 
 
 @pytest.mark.parametrize("name", sorted(mutation_tables()))

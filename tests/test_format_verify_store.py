@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 from conftest import Git
-from format_helpers import mutation_tables
+from format_helpers import footer_field, mutation_tables, refooter
 from refs_helpers import ENV
-from test_format_mutations import footer_field, refooter
 
 from aioreftable import FormatError, open_ref_store
 from aioreftable.lowlevel import TableReader
