@@ -113,11 +113,6 @@ def test_corrupt_first_block_type_in_dump(
         assert_fatal(run_in(repo, monkeypatch, capsys, *args), table.name, f"offset {HEADER}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec (not the CLI): a first block whose type byte is no block type is read as "
-    "'no refs' like git's reader, instead of a FormatError at offset 24",
-)
 def test_corrupt_first_block_type_in_show_ref(
     git: Git,
     git_repo: Callable[..., Path],

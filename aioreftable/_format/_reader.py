@@ -172,6 +172,11 @@ class TableReader:
         self.size = foot_at  # end of the block data
         self.footer_offset = foot_at
         first = head[hsize] if len(head) > hsize else 0
+        if foot_at > hsize and first not in (BLOCK_TYPE_REF, BLOCK_TYPE_LOG):
+            # git writes refs first, else logs; git's reader would show an empty table
+            raise FormatError(
+                f"first block has type {first:#04x}, not a ref or log block", offset=hsize
+            )
         self.has_refs = first == BLOCK_TYPE_REF
         self.has_logs = first == BLOCK_TYPE_LOG or self.log_position > 0
         self.has_objs = self.obj_position > 0
