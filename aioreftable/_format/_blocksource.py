@@ -44,7 +44,9 @@ class BytesSource:
 
 
 class MmapSource:
-    """A table file mapped whole; the descriptor is closed right after mapping (as git does).
+    """A table file mapped whole. Our descriptor is closed right after mapping (as git does),
+    but before Python 3.13 ``mmap`` keeps a duplicate of it until the map is closed, so each
+    mapped table holds one descriptor; the OS seam reads small tables instead of mapping.
 
     This is pure file access, not the OS seam: mapping does not block on the event loop
     in practice, and page faults happen inside sync read methods, as in git.
