@@ -9,9 +9,9 @@ import signal
 import struct
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from conftest import DATA
@@ -19,6 +19,7 @@ from conftest import DATA
 from aioreftable import FormatError
 from aioreftable._format._block import Block
 from aioreftable._format._records import BLOCK_TYPE_LOG, BLOCK_TYPE_OBJ
+from aioreftable._format._writer import HashName
 from aioreftable.lowlevel import (
     LogRecord,
     LogValueType,
@@ -37,13 +38,22 @@ def manifest() -> dict[str, Any]:
     return dict(json.loads((DATA / "manifest.json").read_text()))
 
 
+def hash_name_of(reader: TableReader) -> HashName:
+    """The reader's hash name as the writer's option type (``TableReader.hash_name`` is a str)."""
+    if reader.hash_name == "sha1":
+        return "sha1"
+    if reader.hash_name == "sha256":
+        return "sha256"
+    raise AssertionError(f"unknown hash {reader.hash_name!r}")
+
+
 def options_for(name: str, reader: TableReader) -> WriteOptions:
     wo = manifest()[name]["writer_options"]
     return WriteOptions(
         block_size=wo["block_size"],
         restart_interval=wo["restart_interval"],
         index_objects=not wo["skip_index_objects"],
-        hash=reader.hash_name,  # type: ignore[arg-type]
+        hash=hash_name_of(reader),
     )
 
 
@@ -97,6 +107,11 @@ class Probes:
         return Probes(pick(self.refnames), pick(self.log_keys), pick(self.oids))
 
 
+def _drain(scan: Callable[[bytes], Iterable[object]], key: bytes) -> list[object]:
+    """Run a scan to its end (a generator reads nothing until iterated)."""
+    return list(scan(key))
+
+
 def read_everything(reader: TableReader, probes: Probes) -> list[FormatError]:
     """Run every public read of ``reader`` (each on its own); the FormatErrors they raised.
     Any other exception propagates: reads may only fail with FormatError."""
@@ -112,22 +127,22 @@ def read_everything(reader: TableReader, probes: Probes) -> list[FormatError]:
     names = {*probes.refnames, *(n for n, _ in probes.log_keys), *missing}
     prefixes = {n[:k] for n in probes.refnames[:50] for k in (1, 5, 11)}
     for name in sorted(names):
-        ops.append(lambda name=name: reader.ref(name))
-        ops.append(lambda name=name: list(reader.iter_logs(name)))
-        ops.append(lambda name=name: list(reader.seek_refs(name)))
+        ops.append(partial(reader.ref, name))
+        ops.append(partial(_drain, reader.iter_logs, name))
+        ops.append(partial(_drain, reader.seek_refs, name))
     for prefix in sorted(prefixes):
-        ops.append(lambda prefix=prefix: list(reader.iter_refs(prefix)))
+        ops.append(partial(_drain, reader.iter_refs, prefix))
     for name, idx in probes.log_keys:
-        ops.append(lambda name=name, idx=idx: reader.log(name, idx))
-        ops.append(lambda name=name, idx=idx: reader.log(name, idx + 1))
+        ops.append(partial(reader.log, name, idx))
+        ops.append(partial(reader.log, name, idx + 1))
     hs = reader.hash_size
     for oid in (*probes.oids, b"\0" * hs, b"\xff" * hs):
-        ops.append(lambda oid=oid: list(reader.refs_for(oid)))
+        ops.append(partial(_drain, reader.refs_for, oid))
     merged = MergedTable([reader])
     ops.append(lambda: list(merged.iter_refs()))
     ops.append(lambda: list(merged.iter_logs()))
     for name in probes.refnames[:20]:
-        ops.append(lambda name=name: merged.ref(name))
+        ops.append(partial(merged.ref, name))
     errors = []
     for op in ops:
         try:

@@ -16,8 +16,10 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from conftest import Git
+
+from aioreftable._format._writer import HashName
 from aioreftable.lowlevel import (
     LogRecord,
     MergedTable,
@@ -78,7 +80,7 @@ def write_table(
 
 
 def install_stack(
-    git: Any, src: Path, dst: Path, tables: Sequence[bytes], object_format: str
+    git: Git, src: Path, dst: Path, tables: Sequence[bytes], object_format: str
 ) -> None:
     """A fresh reftable repository at ``dst`` that borrows ``src``'s objects (alternates)
     and whose stack is exactly ``tables`` (oldest first)."""
@@ -126,29 +128,33 @@ def compare_tables(theirs: bytes, ours: bytes) -> str:
 NUL = b"\0"
 
 
-def git_for_each_ref(git: Any, repo: Path) -> list[tuple[bytes, bytes, bytes]]:
+def git_for_each_ref(git: Git, repo: Path) -> list[tuple[bytes, bytes, bytes]]:
     out = git.run(
         "for-each-ref", "--format=%(refname)%00%(objectname)%00%(symref)", cwd=repo
     ).stdout
-    return [tuple(line.split(NUL)) for line in out.splitlines()]  # type: ignore[misc]
+    rows = []
+    for line in out.splitlines():
+        name, oid, target = line.split(NUL)
+        rows.append((name, oid, target))
+    return rows
 
 
-def git_show_ref(git: Any, repo: Path) -> list[bytes]:
+def git_show_ref(git: Git, repo: Path) -> list[bytes]:
     return git.run("show-ref", "-d", "--head", cwd=repo).stdout.splitlines()
 
 
-def git_head(git: Any, repo: Path) -> bytes:
+def git_head(git: Git, repo: Path) -> bytes:
     return git.run("symbolic-ref", "HEAD", cwd=repo).stdout.rstrip(b"\n")
 
 
-def git_reflog_names(git: Any, repo: Path) -> set[bytes]:
+def git_reflog_names(git: Git, repo: Path) -> set[bytes]:
     return set(git.run("reflog", "list", cwd=repo).stdout.splitlines())
 
 
 ReflogEntry = tuple[bytes, bytes, bytes, bytes, bytes, bytes]  # new, time, tz, name, email, msg
 
 
-def git_reflogs(git: Any, repo: Path) -> dict[bytes, list[ReflogEntry]]:
+def git_reflogs(git: Git, repo: Path) -> dict[bytes, list[ReflogEntry]]:
     """Every reflog, newest first: (new id hex, time, tz, name, email, message sans LF).
 
     ``--date=raw`` makes ``%gD`` show ``<ref>@{<time> <tz>}``, which exposes both fields.
@@ -266,7 +272,7 @@ def our_live_logs(merged: MergedTable) -> dict[bytes, list[LogRecord]]:
 class Case:
     """One set of git settings for a differential repository."""
 
-    object_format: str
+    object_format: HashName
     block_size: int
     restart_interval: int
     index_objects: bool
@@ -285,7 +291,7 @@ class Case:
             block_size=self.block_size,
             restart_interval=self.restart_interval,
             index_objects=self.index_objects,
-            hash=self.object_format,  # type: ignore[arg-type]
+            hash=self.object_format,
         )
 
     def config_args(self) -> list[str]:
@@ -314,7 +320,7 @@ BASE_TIME = 1112354055
 
 
 def fast_import_commits(
-    git: Any, repo: Path, count: int, *, branch: str = "refs/heads/main", tags: int = 0
+    git: Git, repo: Path, count: int, *, branch: str = "refs/heads/main", tags: int = 0
 ) -> list[str]:
     """``count`` commits on ``branch`` (one fast-import process), plus ``tags`` annotated tags
     ``refs/tags/ann/vNNNN`` on them; returns the commits' hex ids, oldest first."""
@@ -349,14 +355,14 @@ def fast_import_commits(
 
 
 def stdin_batch(
-    git: Any, repo: Path, lines: Sequence[str], message: str, env: dict[str, str]
+    git: Git, repo: Path, lines: Sequence[str], message: str, env: dict[str, str]
 ) -> None:
     """One `git update-ref --stdin` transaction (one table)."""
     data = "".join(line + "\n" for line in lines).encode()
     git.run("update-ref", "-m", message, "--stdin", cwd=repo, input=data, env=env)
 
 
-def build_repo(git: Any, path: Path, case: Case, n_refs: int = 3000) -> BuiltRepo:
+def build_repo(git: Git, path: Path, case: Case, n_refs: int = 3000) -> BuiltRepo:
     """A repository with thousands of refs of every kind, tombstones, symrefs, annotated
     tags (and a tag of a tag), and long reflogs from several identities and time zones."""
     env = {} if case.packed else {"GIT_TEST_REFTABLE_AUTOCOMPACTION": "false"}

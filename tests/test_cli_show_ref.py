@@ -193,7 +193,7 @@ def test_show_ref_symref_chains_stop_at_gits_depth(
         git("symbolic-ref", f"refs/heads/chain/{i}", f"refs/heads/chain/{i - 1}", cwd=repo)
     git("symbolic-ref", "refs/heads/loop/a", "refs/heads/loop/b", cwd=repo)
     git("symbolic-ref", "refs/heads/loop/b", "refs/heads/loop/a", cwd=repo)
-    cases = [("--verify", f"refs/heads/chain/{i}") for i in (4, 5, 6)]
+    cases: list[tuple[str, ...]] = [("--verify", f"refs/heads/chain/{i}") for i in (4, 5, 6)]
     cases += [("--verify", "-q", "refs/heads/chain/5"), ("--verify", "refs/heads/loop/a")]
     cases += [(), ("chain/4",), ("chain/5",), ("--exists", "refs/heads/chain/6")]
     for args in cases:
@@ -274,7 +274,7 @@ def test_show_ref_checks_objects_without_parsing_them(
         opened.append(args)
         real_init(self, *args, **kw)  # type: ignore[arg-type]
 
-    def counting_from_file(cls: type, f: object, *args: object, **kw: object) -> object:
+    def counting_from_file(cls: type, /, f: object, *args: object, **kw: object) -> object:
         parsed.append(f)
         return real_from_file.__func__(cls, f, *args, **kw)  # type: ignore[attr-defined]
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import DATA
 from format_helpers import inflated_blocks, manifest, options_for, reencode
 
-from aioreftable.lowlevel import LogValueType, RefValueType, TableReader
+from aioreftable.lowlevel import LogRecord, LogValueType, RefRecord, RefValueType, TableReader
 
 NAMES = sorted(manifest())
 
@@ -63,13 +63,16 @@ def test_blocks_match_manifest(name: str) -> None:
     assert got == want
 
 
-def _ref_as_manifest(rec) -> dict:  # type: ignore[no-untyped-def]
+def _ref_as_manifest(rec: RefRecord) -> dict[str, object]:
     value: object
     if rec.value_type == RefValueType.VAL1:
+        assert rec.value is not None
         value = rec.value.hex()
     elif rec.value_type == RefValueType.VAL2:
+        assert rec.value is not None and rec.target_value is not None
         value = [rec.value.hex(), rec.target_value.hex()]
     elif rec.value_type == RefValueType.SYMREF:
+        assert rec.target is not None
         value = rec.target.decode()
     else:
         value = None
@@ -81,8 +84,8 @@ def _ref_as_manifest(rec) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def _log_as_manifest(rec) -> dict:  # type: ignore[no-untyped-def]
-    out = {
+def _log_as_manifest(rec: LogRecord) -> dict[str, object]:
+    out: dict[str, object] = {
         "name": rec.refname.decode(),
         "update_index": rec.update_index,
         "type": int(rec.value_type),
@@ -154,10 +157,10 @@ def test_every_ref_and_log_is_found_by_lookup(name: str) -> None:
     assert r.ref(b"\xff") is None
     assert r.ref(b"A") is None
     logs = list(r.seek_logs())
-    for rec in logs[::7]:
-        assert r.log(rec.refname, rec.update_index) == rec
-        assert rec in list(r.iter_logs(rec.refname))
-    names = {rec.refname for rec in logs}
+    for log in logs[::7]:
+        assert r.log(log.refname, log.update_index) == log
+        assert log in list(r.iter_logs(log.refname))
+    names = {log.refname for log in logs}
     for refname in names:
         per_ref = list(r.iter_logs(refname))
         assert [x.update_index for x in per_ref] == sorted(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import Git
 
+from aioreftable._format._writer import HashName
 from aioreftable.lowlevel import LogRecord, RefRecord, TableWriter, WriteOptions
 
 
@@ -24,24 +25,32 @@ def install(
 @pytest.mark.parametrize("object_format", ["sha1", "sha256"])
 @pytest.mark.parametrize("block_size", [256, 4096])
 def test_git_reads_our_table(
-    git: Git, git_repo: Callable[..., Path], object_format: str, block_size: int
+    git: Git, git_repo: Callable[..., Path], object_format: HashName, block_size: int
 ) -> None:
     repo = git_repo(object_format=object_format)
     git("commit", "-q", "--allow-empty", "-m", "first", cwd=repo)
     oid = bytes.fromhex(git("rev-parse", "HEAD", cwd=repo).strip())
     z = bytes(len(oid))
-    w = TableWriter(WriteOptions(block_size=block_size, hash=object_format))  # type: ignore[arg-type]
+    w = TableWriter(WriteOptions(block_size=block_size, hash=object_format))
     w.set_limits(1, 1)
     refs = [RefRecord.symref(b"HEAD", 1, b"refs/heads/main")]
     refs += [RefRecord.val1(b"refs/heads/b%04d" % i, 1, oid) for i in range(300)]
     refs.append(RefRecord.val1(b"refs/heads/main", 1, oid))
     w.add_refs(refs)
-    ident = {"name": b"C O Mitter", "email": b"committer@example.com", "time": 1112354055}
-    w.add_log(
-        LogRecord(b"HEAD", 1, old_id=z, new_id=oid, tz_offset=-830, message=b"via us", **ident)
-    )
-    w.add_log(LogRecord(b"refs/heads/main", 1, old_id=z, new_id=oid, tz_offset=-830,
-                        message=b"via us", **ident))  # fmt: skip
+    for refname in (b"HEAD", b"refs/heads/main"):
+        w.add_log(
+            LogRecord(
+                refname,
+                1,
+                old_id=z,
+                new_id=oid,
+                name=b"C O Mitter",
+                email=b"committer@example.com",
+                time=1112354055,
+                tz_offset=-830,
+                message=b"via us",
+            )
+        )
     install(repo, w.finish())
 
     lines = git("show-ref", "--head", cwd=repo).splitlines()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from format_helpers import reencode
+from format_helpers import hash_name_of, reencode
 from gitdiff_helpers import (
     BuiltRepo,
     Case,
@@ -76,7 +76,7 @@ def other_options(case: Case) -> WriteOptions:
         restart_interval=OTHER_RESTART[case.restart_interval],
         index_objects=not case.index_objects,
         unpadded=case.packed,
-        hash=case.object_format,  # type: ignore[arg-type]
+        hash=case.object_format,
     )
 
 
@@ -227,7 +227,7 @@ def test_reencoded_tables_are_byte_identical(built: BuiltRepo) -> None:
                 block_size=reader.block_size,
                 restart_interval=case.restart_interval,
                 index_objects=case.index_objects,
-                hash=reader.hash_name,
+                hash=hash_name_of(reader),
             )
             ours = reencode(reader, opts)
         results.append(compare_tables(data, ours))

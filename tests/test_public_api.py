@@ -87,10 +87,9 @@ def test_every_exception_class_of_the_library_is_exported() -> None:
                 and value.__module__ == module_name
             ):
                 classes += 1
-                if getattr(aioreftable, value.__name__, None) is not value or (
-                    value.__name__ not in aioreftable.__all__
-                ):
-                    missing.append(f"{module_name}.{value.__name__}")
+                name = value.__name__
+                if getattr(aioreftable, name, None) is not value or name not in aioreftable.__all__:
+                    missing.append(f"{module_name}.{name}")
     assert classes >= 20
     assert missing == []
 

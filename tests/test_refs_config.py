@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import pytest
@@ -25,6 +26,9 @@ from aioreftable._refs._ident import resolve_committer
 from aioreftable.lowlevel import TableReader
 
 pytestmark = pytest.mark.anyio
+
+Row = tuple[str, str, str, str | None]  # scope, origin, key, value (None: no "=")
+KeyValue = tuple[str, str | None]
 
 DATE = "1112354055 +0200"
 # What the conftest's git runner fixes and these tests must control themselves (None: unset).
@@ -116,13 +120,13 @@ def with_worktree_config(git: Git, layers: Layers, repo: Path) -> None:
     (repo / ".git" / "config.worktree").write_text(WORKTREE)
 
 
-def git_config_list(git: Git, layers: Layers, repo: Path, **extra: str | None) -> list[tuple]:
+def git_config_list(git: Git, layers: Layers, repo: Path, **extra: str | None) -> list[Row]:
     """``git config list --show-scope --show-origin -z`` as (scope, origin, key, value)."""
     out = layers.run(
         git, "config", "list", "--show-scope", "--show-origin", "-z", cwd=repo, **extra
     )
     fields = out.split("\0")[:-1]
-    rows = []
+    rows: list[Row] = []
     for scope, origin, item in zip(fields[::3], fields[1::3], fields[2::3], strict=True):
         key, newline, value = item.partition("\n")
         if origin.startswith("file:"):
@@ -131,7 +135,7 @@ def git_config_list(git: Git, layers: Layers, repo: Path, **extra: str | None) -
     return rows
 
 
-def our_config_list(layers: Layers, git: Git, repo: Path, **extra: str | None) -> list[tuple]:
+def our_config_list(layers: Layers, git: Git, repo: Path, **extra: str | None) -> list[Row]:
     entries = read_config(discover(repo), layers.effective(git, **extra))
     return [
         (e.scope, "command line:" if e.origin == "command line" else str(Path(e.origin).resolve()),
@@ -386,7 +390,7 @@ GOOD_COMMAND_LINES: list[dict[str, str]] = [
 ]  # fmt: skip
 
 
-def git_command_config(git: Git, cwd: Path, env: Mapping[str, str]) -> list[tuple] | str:
+def git_command_config(git: Git, cwd: Path, env: Mapping[str, str]) -> list[KeyValue] | str:
     """git's command-line layer, or its error when it dies."""
     args = ("config", "list", "--show-scope", "-z")
     proc = git.run(*args, cwd=cwd, env={**CLEAN, "GIT_CONFIG_NOSYSTEM": "1", **env}, check=False)
@@ -394,7 +398,7 @@ def git_command_config(git: Git, cwd: Path, env: Mapping[str, str]) -> list[tupl
         assert proc.returncode == 128
         return proc.stderr.decode()
     fields = proc.stdout.decode().split("\0")[:-1]
-    rows = []
+    rows: list[KeyValue] = []
     for scope, item in zip(fields[::2], fields[1::2], strict=True):
         key, newline, value = item.partition("\n")
         if scope == "command":
@@ -424,9 +428,10 @@ def sq_quote(text: str) -> str:
 
 
 WORD = st.from_regex(r"[a-zA-Z][a-zA-Z0-9-]{0,5}", fullmatch=True)
-TEXT = st.characters(blacklist_categories=("Cs",), blacklist_characters="\0")
+SURROGATES: tuple[Literal["Cs"]] = ("Cs",)  # lone surrogates: not encodable as UTF-8
+TEXT = st.characters(exclude_categories=SURROGATES, exclude_characters="\0")
 SUBSECTION = st.none() | st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\0\n="), max_size=6
+    st.characters(exclude_categories=SURROGATES, exclude_characters="\0\n="), max_size=6
 )
 KEYS = st.builds(
     lambda s, sub, n: s if sub is None else f"{s.split('.')[0]}.{sub}.{n}",
@@ -454,7 +459,7 @@ def test_parameters_quoted_like_git_c_round_trip(pairs: list[tuple[str, str | No
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(st.tuples(KEYS, VALUES), min_size=1, max_size=3))
-def test_parameters_from_real_git_c(git: Git, tmp_path: Path, pairs: list) -> None:
+def test_parameters_from_real_git_c(git: Git, tmp_path: Path, pairs: list[KeyValue]) -> None:
     """``git -c`` itself quotes the pairs; git and we read the same command-line layer."""
     specs = [k if v is None else f"{k}={v}" for k, v in pairs]
     params = git_c_parameters(git, tmp_path, *specs)
@@ -479,7 +484,7 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
         calls.append(("getpwuid", threading.get_ident()))
         return real_getpwuid(uid)
 
-    def getaddrinfo(*args: object, **kw: object) -> list:
+    def getaddrinfo(*args: object, **kw: object) -> object:
         calls.append(("getaddrinfo", threading.get_ident()))
         return real_getaddrinfo("localhost", None)
 

@@ -18,6 +18,7 @@ from refs_helpers import make_twins, object_ids
 
 from aioreftable import ConfigError, UnsupportedConfigWarning, discover, open_ref_store
 from aioreftable._refs._config import (
+    ConfigEntry,
     given_git_dir,
     load_config,
     read_config,
@@ -88,7 +89,7 @@ def git_list(git: Git, env: Env, start: Path, **extra: str | None) -> list[Row] 
     return rows
 
 
-def rows_of(entries: list) -> list[Row]:
+def rows_of(entries: list[ConfigEntry]) -> list[Row]:
     return [
         (e.scope, "command line:" if e.origin == "command line" else str(Path(e.origin).resolve()),
          e.key, e.value)

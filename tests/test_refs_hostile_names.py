@@ -22,6 +22,7 @@ from aioreftable import (
     RefMissingError,
     RefnameError,
     RefStore,
+    Transaction,
     TransactionError,
     WorktreeNotFoundError,
     open_ref_store,
@@ -250,13 +251,14 @@ async def test_nul_names_are_refused_and_git_keeps_working(git: Git, repo: Path)
             with pytest.raises(RefnameError, match=r"bad name 'refs/heads/"):
                 async with store.transaction() as tx:
                     tx.symref_update(name, "refs/heads/main")
-            for queue in (
-                lambda tx, n=name: tx.verify(n, None),
-                lambda tx, n=name: tx.delete(n),
-            ):
+            queues: list[Callable[[Transaction, str], object]] = [
+                lambda tx, n: tx.verify(n, None),
+                lambda tx, n: tx.delete(n),
+            ]
+            for queue in queues:
                 with pytest.raises(RefnameError):
                     async with store.transaction() as tx:
-                        queue(tx)
+                        queue(tx, name)
             with pytest.raises(RefnameError):
                 await store.delete_reflog(name)
     assert state(repo) == before

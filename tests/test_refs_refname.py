@@ -28,7 +28,7 @@ PIECES = [
 
 def generate(n: int, seed: int = 20261123) -> list[tuple[str, bool, bool]]:
     rng = random.Random(seed)
-    out = set()
+    out: set[tuple[str, bool, bool]] = set()
     while len(out) < n:
         parts = rng.choices(PIECES, k=rng.randint(1, 6))
         if rng.random() < 0.7:
@@ -116,7 +116,7 @@ def test_nul_and_unencodable_names_fail_every_rule(name: str) -> None:
     assert not check_refname_format(name, allow_onelevel=True)
     for rule in ("format", "safe", "symref", "readable"):
         with pytest.raises(RefnameError):
-            require_refname(name, rule)  # type: ignore[arg-type]
+            require_refname(name, rule)
 
 
 @pytest.mark.parametrize(
@@ -134,10 +134,10 @@ def test_nul_and_unencodable_names_fail_every_rule(name: str) -> None:
 def test_require_refname_rules(name: str, passes: set[str]) -> None:
     for rule in ("format", "safe", "symref", "readable"):
         if rule in passes:
-            require_refname(name, rule)  # type: ignore[arg-type]
+            require_refname(name, rule)
         else:
             with pytest.raises(RefnameError, match="invalid ref name") as info:
-                require_refname(name, rule)  # type: ignore[arg-type]
+                require_refname(name, rule)
             assert info.value.refnames == (name,)
     with pytest.raises(TypeError):
         require_refname(b"refs/heads/x")  # type: ignore[arg-type]

@@ -248,19 +248,19 @@ def test_dulwich_config_parser_agrees_with_git_config_list(
 
     repo = git_repo()
     (repo / ".git" / "config").write_text(TRICKY_CONFIG)
-    want = {}
+    want: dict[str, str | None] = {}
     for line in git("config", "--list", "--local", "-z", cwd=repo).split("\0"):
         if line:
-            key, _, value = line.partition("\n")
-            want[key] = value if "\n" in line else None
+            key, _, text = line.partition("\n")
+            want[key] = text if "\n" in line else None
     cfg = ConfigFile.from_path(str(repo / ".git" / "config"))
-    got = {}
+    got: dict[str, str] = {}
     for section in cfg.sections():
         head = section[0].decode().lower()
         if len(section) > 1:
             head += "." + section[1].decode()
-        for key, value in cfg.items(section):
-            got[f"{head}.{key.decode().lower()}"] = value.decode()
+        for name, raw in cfg.items(section):
+            got[f"{head}.{name.decode().lower()}"] = raw.decode()
     for key, value in want.items():
         if value is None:
             assert key in got  # a key without a value (dulwich reports it as true)

@@ -220,7 +220,7 @@ PER_TASK = 3
 async def test_64_tasks_times_3_commits_at_the_default_timeout(tmp_path: Path) -> None:
     async def task(stack: Stack, t: int) -> None:
         for i in range(PER_TASK):
-            await add_ref(stack, b"refs/heads/t%02d-%d" % (t, i), oid((t, i)))
+            await add_ref(stack, b"refs/heads/t%02d-%d" % (t, i), oid(str((t, i))))
 
     async with open_stack(tmp_path) as stack:
         assert stack.options.lock_timeout == 0.1
@@ -239,7 +239,7 @@ async def test_64_tasks_times_3_ref_transactions_at_the_default_timeout(tmp_path
     async def task(store: RefStore, t: int) -> None:
         for i in range(PER_TASK):
             async with store.transaction("test") as tx:
-                tx.create(f"refs/heads/t{t:02d}-{i}", oid((t, i)).hex())
+                tx.create(f"refs/heads/t{t:02d}-{i}", oid(str((t, i))).hex())
 
     async with open_ref_store(tmp_path, object_database=False) as store:
         async with anyio.create_task_group() as tg:
