@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -81,18 +82,26 @@ def find_git() -> str:
     sys.exit("need git >= 2.47: set AIOREFTABLE_TEST_GIT")
 
 
-def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[bytes]:
-    proc = subprocess.run(cmd, env=ENV, capture_output=True, **kw)  # type: ignore[call-overload]
+def say(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def run(
+    cmd: list[str], *, cwd: Path | None = None, input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, cwd=cwd, input=input)
     if proc.returncode:
         sys.exit(f"{cmd[:3]} failed: {proc.stderr.decode(errors='replace')}")
-    return proc  # type: ignore[no-any-return]
+    return proc
 
 
-def timed(cmd: list[str], out: Path | None = None, **kw: object) -> float:
+def timed(
+    cmd: list[str], out: Path | None = None, *, cwd: Path | None = None, input: bytes | None = None
+) -> float:
     """Wall seconds of one process; stdout to ``out`` (or /dev/null)."""
     with open(out or os.devnull, "wb") as f:
         t = time.perf_counter()
-        proc = subprocess.run(cmd, env=ENV, stdout=f, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]
+        proc = subprocess.run(cmd, env=ENV, stdout=f, stderr=subprocess.PIPE, cwd=cwd, input=input)
         elapsed = time.perf_counter() - t
     if proc.returncode:
         sys.exit(f"{cmd[:3]} failed: {proc.stderr.decode(errors='replace')}")
@@ -257,10 +266,9 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-codec-"))
     work.mkdir(parents=True, exist_ok=True)
     repo = work / "repo.git"
-    results: dict[str, object] = {"refs": n, "commits": commits_n, "machine": machine()}
+    results: dict[str, Any] = {"refs": n, "commits": commits_n, "machine": machine()}
     results["git"] = run([git, "--version"]).stdout.decode().strip()
     rng = random.Random(289)
-    say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
 
     try:
         # 1. git builds and writes ------------------------------------------------------
@@ -370,13 +378,14 @@ def main() -> None:
             results["scan_in_process_s"] = {"merged": time.perf_counter() - t}
             t = time.perf_counter()
             count2 = sum(1 for _ in reader.iter_refs(b"refs/"))
-            results["scan_in_process_s"]["reader"] = time.perf_counter() - t  # type: ignore[index]
+            results["scan_in_process_s"]["reader"] = time.perf_counter() - t
             assert count == count2 == n + 1  # + refs/heads/main
             if args.profile:
                 prof = cProfile.Profile()
                 prof.enable()
                 for rec in merged.iter_refs(b"refs/"):
-                    b"%s %s\n" % (rec.value.hex().encode(), rec.refname)  # type: ignore[union-attr]
+                    assert rec.value is not None
+                    b"%s %s\n" % (rec.value.hex().encode(), rec.refname)
                 prof.disable()
                 s = io.StringIO()
                 pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(14)
@@ -394,9 +403,9 @@ def main() -> None:
             for name in sample:
                 key = name.encode()
                 t0 = perf()
-                rec = merged.ref(key)
+                found = merged.ref(key)
                 timings.append(perf() - t0)
-                assert rec is not None
+                assert found is not None
             timings.sort()
             results["lookup_ours_us"] = {
                 "median": statistics.median(timings) / 1e3,
@@ -411,21 +420,22 @@ def main() -> None:
             "median": statistics.median(git_times) * 1e3,
             "n": len(git_times),
         }
+        from dulwich.refs import Ref
         from dulwich.repo import Repo
 
         dul_sample = sample[: args.dulwich_cold]
         fresh = []
         for name in dul_sample:
             t = time.perf_counter()
-            Repo(str(files_repo)).refs[name.encode()]
+            Repo(str(files_repo)).refs[Ref(name.encode())]
             fresh.append(time.perf_counter() - t)
         dul = Repo(str(files_repo))
-        dul.refs[sample[0].encode()]
+        dul.refs[Ref(sample[0].encode())]
         warm = []
         for name in sample:
-            key = name.encode()
+            ref = Ref(name.encode())
             t0 = perf()
-            dul.refs[key]
+            dul.refs[ref]
             warm.append(perf() - t0)
         results["lookup_dulwich"] = {
             "fresh_repo_ms": statistics.median(fresh) * 1e3,
@@ -466,7 +476,7 @@ def main() -> None:
                 "process_ms": statistics.median(r[0] for r in dul_cold) * 1e3,
                 **{k: med(dul_cold, k) for k in dul_cold[0][1]},
             },
-            "git_process_ms": results["lookup_git_process_ms"]["median"],  # type: ignore[index]
+            "git_process_ms": results["lookup_git_process_ms"]["median"],
         }
     finally:
         if not args.keep and args.workdir is None:
@@ -477,7 +487,7 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2))
 
 
-def report(r: dict) -> None:  # type: ignore[type-arg]
+def report(r: dict[str, Any]) -> None:
     m = r["machine"]
     print(f"# {r['refs']:,} refs, {r['commits']:,} commits; {r['git']}; Python {m['python']}")
     print(f"# {m['cpu']}, {m['memory']}, {m['os']}")

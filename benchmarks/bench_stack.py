@@ -33,15 +33,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar, TypeVarTuple
 
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aioreftable import StackOptions, open_stack
+from aioreftable import Snapshot, Stack, StackOptions, open_stack
 from aioreftable._fs import OS, TempTable
 from aioreftable.lowlevel import RefRecord
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 OID = bytes.fromhex("1" * 40)
 GENEROUS = StackOptions(lock_timeout=600.0)
@@ -57,13 +62,13 @@ def find_git() -> str | None:
     return None
 
 
-async def commit(stack: object, name: bytes) -> None:
-    async with stack.addition() as add:  # type: ignore[attr-defined]
+async def commit(stack: Stack, name: bytes) -> None:
+    async with stack.addition() as add:
         add.writer.add_ref(RefRecord.val1(name, add.update_index, OID))
 
 
 async def one_writer(d: str, n: int) -> float:
-    async with open_stack(d, GENEROUS) as stack:
+    async with open_stack(d, GENEROUS, create=True) as stack:
         start = time.perf_counter()
         for i in range(n):
             await commit(stack, b"refs/heads/w%06d" % i)
@@ -73,7 +78,7 @@ async def one_writer(d: str, n: int) -> float:
 
 
 async def many_tasks(d: str, n: int, tasks: int) -> float:
-    async with open_stack(d, GENEROUS) as stack:
+    async with open_stack(d, GENEROUS, create=True) as stack:
 
         async def worker(t: int) -> None:
             for i in range(t, n, tasks):
@@ -89,7 +94,7 @@ async def many_tasks(d: str, n: int, tasks: int) -> float:
 
 
 async def _worker_main(d: str, ident: str, n: int) -> None:
-    async with open_stack(d, GENEROUS) as stack:
+    async with open_stack(d, GENEROUS, create=True) as stack:
         for i in range(n):
             await commit(stack, f"refs/heads/{ident}-{i:06d}".encode())
         await stack.wait_idle()
@@ -211,7 +216,7 @@ def git_stdin(git: str, root: str, n: int, fsync: bool) -> float:
 
 
 async def reload_check_cost(d: str, reads: int) -> tuple[float, float]:
-    async with open_stack(d, GENEROUS) as stack:
+    async with open_stack(d, GENEROUS, create=True) as stack:
         await commit(stack, b"refs/heads/x")
         start = time.perf_counter()
         for _ in range(reads):
@@ -227,7 +232,7 @@ async def reload_check_cost(d: str, reads: int) -> tuple[float, float]:
 async def many_commits(d: str, n: int, lookups: int) -> dict[str, float]:
     rng = random.Random(7)
     names = [b"refs/heads/m%07d" % i for i in range(n)]
-    async with open_stack(d, GENEROUS) as stack:
+    async with open_stack(d, GENEROUS, create=True) as stack:
         start = time.perf_counter()
         for name in names:
             await commit(stack, name)
@@ -250,11 +255,11 @@ async def many_commits(d: str, n: int, lookups: int) -> dict[str, float]:
     }
 
 
-def _lookup_us(snap: object, sample: list[bytes]) -> float:
+def _lookup_us(snap: Snapshot, sample: list[bytes]) -> float:
     timings = []
     for name in sample:
         t0 = time.perf_counter()
-        assert snap.ref(name) is not None  # type: ignore[attr-defined]
+        assert snap.ref(name) is not None
         timings.append(time.perf_counter() - t0)
     return statistics.median(timings) * 1e6
 
@@ -274,13 +279,13 @@ def main() -> None:
         anyio.run(_worker_main, d, ident, int(n), backend=args.backend)
         return
 
-    def run(fn: object, *a: object) -> object:
-        return anyio.run(fn, *a, backend=args.backend)  # type: ignore[arg-type]
+    def run(fn: Callable[[*Ts], Awaitable[T]], *a: *Ts) -> T:
+        return anyio.run(fn, *a, backend=args.backend)
 
     base = os.environ.get("BENCH_DIR")  # default: the system temp dir
     if args.hold:
         with tempfile.TemporaryDirectory(dir=base) as root:
-            holds, steps = run(lock_hold, f"{root}/h", args.hold)  # type: ignore[misc]
+            holds, steps = run(lock_hold, f"{root}/h", args.hold)
         p50, p99 = quantile(holds, 0.5) * 1e3, quantile(holds, 0.99) * 1e3
         print(f"tables.list.lock held per commit ({args.hold} commits): "
               f"p50 {p50:.2f} ms, p99 {p99:.2f} ms")  # fmt: skip
@@ -292,9 +297,9 @@ def main() -> None:
           f"python {sys.version.split()[0]}, backend {args.backend}, git {git}")  # fmt: skip
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory(dir=base) as root:
-        rows.append(("aioreftable, 1 writer", run(one_writer, f"{root}/a", args.commits)))  # type: ignore[arg-type]
+        rows.append(("aioreftable, 1 writer", run(one_writer, f"{root}/a", args.commits)))
         rows.append(("aioreftable, 64 tasks, 1 process",
-                     run(many_tasks, f"{root}/b", args.commits, 64)))  # type: ignore[arg-type]  # fmt: skip
+                     run(many_tasks, f"{root}/b", args.commits, 64)))  # fmt: skip
         rows.append(("aioreftable, 4 processes", processes(f"{root}/c", args.commits, 4)))
         if git:
             for fsync in (False, True):
@@ -306,7 +311,7 @@ def main() -> None:
         print("\n| writer | commits/s |\n|---|---|")
         for label, rate in rows:
             print(f"| {label} | {rate:,.0f} |")
-        per_read, bare = run(reload_check_cost, f"{root}/r", 20000)  # type: ignore[misc]
+        per_read, bare = run(reload_check_cost, f"{root}/r", 20000)
         print(f"\nup-to-date check per read: {per_read * 1e6:.1f} µs "
               f"(bare os.stat {bare * 1e6:.1f} µs)")  # fmt: skip
         many = run(many_commits, f"{root}/m", args.many, args.lookups)
