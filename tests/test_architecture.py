@@ -1,7 +1,9 @@
-"""The layering of DEVELOPERS.md, enforced by import-linter (contracts in pyproject.toml)."""
+"""The layering of DEVELOPERS.md, enforced by import-linter (contracts in pyproject.toml), and
+the static checks CI runs through the suite: mypy --strict, ruff check and ruff format."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +19,35 @@ def test_import_contracts_hold() -> None:
     proc = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 broken" in proc.stdout and "3 kept" in proc.stdout
+
+
+def venv_tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``name`` from this interpreter's environment (the test extra installs it); a
+    missing tool fails the test instead of falling back to another version on PATH."""
+    exe = Path(sys.executable).parent / name
+    assert exe.is_file(), f"{name} is not installed next to {sys.executable}: pip install '.[test]'"
+    return subprocess.run([exe, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_mypy_strict_covers_the_package_tests_and_benchmarks() -> None:
+    """``mypy`` alone checks what pyproject's ``[tool.mypy] files`` lists, strictly: every
+    module of the package, the tests and the benchmarks."""
+    proc = venv_tool("mypy")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = re.search(r"^Success: no issues found in (\d+) source files$", proc.stdout, re.M)
+    assert found, proc.stdout
+    sources = [p for d in ("aioreftable", "tests", "benchmarks") for p in (ROOT / d).rglob("*.py")]
+    assert int(found[1]) == len(sources)
+
+
+def test_ruff_check_passes() -> None:
+    proc = venv_tool("ruff", "check", ".")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_format_leaves_every_file_as_it_is() -> None:
+    proc = venv_tool("ruff", "format", "--check", ".")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_readme_test_command_is_what_ci_runs() -> None:
