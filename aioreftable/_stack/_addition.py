@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, final
+from typing import final
 
 import anyio
 
 from .._errors import ReftableError, UsageError
 from .._format._writer import TableWriter
 from .._fs import format_table_name
+from ._core import Held, Loaded, StackCore
 from ._snapshot import Snapshot
-from ._stack import Loaded
-
-if TYPE_CHECKING:
-    from ._stack import Held, Stack
 
 __all__ = ["Addition", "open_addition"]
 
@@ -46,13 +42,15 @@ class Addition:
 
 @asynccontextmanager
 async def open_addition(
-    stack: Stack, *, exact_log_message: bool = False
+    core: StackCore, committed: Callable[[], None], *, exact_log_message: bool = False
 ) -> AsyncIterator[Addition]:
-    options = stack.options.write_options
+    """Lock the list, yield the Addition, then commit its table (if it has records) and
+    call ``committed`` (the background compactor's request)."""
+    options = core.options.write_options
     if exact_log_message:
         options = replace(options, exact_log_message=True)
-    async with stack._locked_list(budget=stack.options.lock_timeout, reload=True) as held:
-        snap = stack._snap
+    async with core.locked_list(budget=core.options.lock_timeout, reload=True) as held:
+        snap = core.current
         update_index = snap.next_update_index
         writer = TableWriter(options)
         writer.set_limits(update_index, update_index)
@@ -65,47 +63,49 @@ async def open_addition(
                 f"update index {update_index}"
             )
         with anyio.CancelScope(shield=True):
-            async with stack._state_mutex:
-                loaded, late_error = await stack._hop(_commit, stack, held, writer)
-                stack._install(loaded)
-    stack._stats.additions += 1
-    stack._compactor.request()
+            async with core.state_mutex:
+                loaded, late_error = await core.hop(_commit, core, held, writer)
+                core.install(loaded)
+    core.stats.additions += 1
+    committed()
     if late_error is not None:
         # Committed and visible, but the directory fsync failed: durability is unknown.
         raise late_error
 
 
-def _commit(stack: Stack, held: Held, writer: TableWriter) -> tuple[Loaded | None, OSError | None]:
+def _commit(
+    core: StackCore, held: Held, writer: TableWriter
+) -> tuple[Loaded | None, OSError | None]:
     """Build the table, write+fsync+rename it, commit the new list, fsync the directory
     and open the new table (one thread hop, under the list lock and the state mutex).
 
     Returns the new generation (None if the new table could not be opened: the next read
     reloads) and an error of the final directory fsync, which comes after the commit."""
-    fs = stack._fs
-    snap = stack._snap
+    fs, directory = core.fs, core.directory
+    snap = core.current
     data = writer.finish()
     lo, hi = writer.min_update_index, writer.max_update_index
     name = format_table_name(lo, hi) + ".ref"
-    path = os.path.join(stack._dir, name)
+    path = core.table_path(name)
     names = (*snap.table_names, name)
 
     def table() -> None:
-        fs.install_table(stack._dir, format_table_name(lo, hi), name, data, stack._mode)
+        fs.install_table(directory, format_table_name(lo, hi), name, data, core.mode)
         # The table's directory entry must be durable before a list that names it is.
-        fs.fsync_dir(stack._dir)
+        fs.fsync_dir(directory)
 
     try:
         # The table and the list in the lock file are independent until the rename:
         # their fsyncs overlap, which shortens the time tables.list.lock is held.
         fs.concurrently(table, lambda: fs.write_tables_list(held.fd, names))
-        handle = fs.install_tables_list(held.fd, stack._lock_path, stack._list_path)
+        handle = fs.install_tables_list(held.fd, core.lock_path, core.list_path)
     except BaseException:
         fs.unlink_quietly(path)
         raise
     held.committed = True  # the lock file is tables.list now: never unlink it
     late_error: OSError | None = None
     try:
-        fs.fsync_dir(stack._dir)
+        fs.fsync_dir(directory)
     except OSError as exc:
         late_error = exc
     try:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import anyio
 
 from .._errors import LockError, OutdatedError
-
-if TYPE_CHECKING:
-    from ._stack import Stack
+from ._compact import compact, select_auto
+from ._core import StackCore
 
 __all__ = ["AutoCompactor"]
 
@@ -27,8 +25,8 @@ class AutoCompactor:
     error is logged, counted and kept as ``last_compaction_error``; compaction is then
     skipped for a growing delay and retried on a later commit."""
 
-    def __init__(self, stack: Stack):
-        self._stack = stack
+    def __init__(self, core: StackCore):
+        self._core = core
         self._pending = False
         self._stopping = False
         self._wake = anyio.Event()
@@ -39,7 +37,7 @@ class AutoCompactor:
 
     def request(self) -> None:
         """Ask for a compaction pass after a committed addition."""
-        if not self._stack.options.auto_compact or self._stopping:
+        if not self._core.options.auto_compact or self._stopping:
             return
         self._pending = True
         if self._idle.is_set():
@@ -70,16 +68,14 @@ class AutoCompactor:
                 return
 
     async def _attempt(self) -> None:
-        from ._compact import compact, select_auto
-
-        stack = self._stack
-        stats = stack._stats
+        core = self._core
+        stats = core.stats
         now = anyio.current_time()
         if now < self._retry_at:
             return
         try:
-            select = select_auto(stack.options.geometric_factor)
-            await compact(stack, select, best_effort=True, expiry=None, reload=True)
+            select = select_auto(core.options.geometric_factor)
+            await compact(core, select, best_effort=True, expiry=None, reload=True)
         except LockError:
             pass  # counted as compactions_failed by compact(); benign, as in git
         except OutdatedError:
@@ -92,7 +88,7 @@ class AutoCompactor:
             log.warning(
                 "auto-compaction of %s failed; reads and writes continue, compaction is "
                 "retried on a commit after %.2f s",
-                stack.path,
+                core.directory,
                 self._backoff,
                 exc_info=exc,
             )

@@ -7,7 +7,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import anyio
 import anyio.from_thread
@@ -19,13 +18,10 @@ from .._format._reader import TableReader
 from .._format._records import RefValueType
 from .._format._writer import TableWriter, WriteOptions
 from .._fs import OS, TEMP_GRACE, TempTable, format_table_name
+from ._core import Held, Loaded, StackCore
 from ._lock import lock_error
 from ._options import LogExpiry
 from ._snapshot import Snapshot
-from ._stack import Loaded
-
-if TYPE_CHECKING:
-    from ._stack import Held, Stack
 
 __all__ = ["clean", "compact", "select_all", "select_auto", "select_range", "write_compacted"]
 
@@ -109,7 +105,7 @@ def write_compacted(
 
 
 async def compact(
-    stack: Stack,
+    core: StackCore,
     select: Selector,
     *,
     best_effort: bool,
@@ -122,14 +118,14 @@ async def compact(
     list lock; merge in a thread; re-lock the list; find the compacted names in the
     current list (others may have appended or compacted meanwhile); rename the new table
     in; commit the list; unlink the old tables; only then release their locks."""
-    fs, stats = stack._fs, stack._stats
-    timeout = stack.options.lock_timeout
+    fs, stats = core.fs, core.stats
+    timeout = core.options.lock_timeout
     table_locks: list[str] = []
     temp: TempTable | None = None
     attempted = False
     try:
-        async with stack._locked_list(budget=timeout, reload=reload, writer=False):
-            snap = stack._snap
+        async with core.locked_list(budget=timeout, reload=reload, writer=False):
+            snap = core.current
             chosen = select(snap)
             if chosen is None:
                 return False
@@ -139,11 +135,9 @@ async def compact(
             stats.compactions_attempted += 1
             attempted = True
             newest_first = [
-                os.path.join(stack._dir, snap.table_names[i]) for i in range(last, first - 1, -1)
+                core.table_path(snap.table_names[i]) for i in range(last, first - 1, -1)
             ]
-            table_locks, complete = await stack._hop_shielded(
-                fs.lock_tables, newest_first, stack._mode
-            )
+            table_locks, complete = await core.hop_shielded(fs.lock_tables, newest_first, core.mode)
             if not complete:
                 if best_effort and len(table_locks) >= 2:
                     first = last - len(table_locks) + 1  # git f234df07f6: the locked suffix
@@ -151,29 +145,27 @@ async def compact(
                     raise lock_error(newest_first[len(table_locks)] + ".lock", 0.0)
         # tables.list.lock is released: others may append or compact other ranges now
         window = snap.table_names[first : last + 1]
-        merged = await stack._hop(
+        merged = await core.hop(
             write_compacted,
             fs,
-            stack._dir,
+            core.directory,
             snap.readers[first : last + 1],
             first == 0,
             expiry,
-            stack.options.write_options,
-            stack._mode,
+            core.options.write_options,
+            core.mode,
             anyio.from_thread.check_cancelled,
         )
         temp = merged.temp
         stats.entries_written += merged.entries
         lo = snap.readers[first].min_update_index
         hi = snap.readers[last].max_update_index
-        async with stack._locked_list(budget=timeout, reload=True, writer=False) as held:
+        async with core.locked_list(budget=timeout, reload=True, writer=False) as held:
             with anyio.CancelScope(shield=True):
-                async with stack._state_mutex:
-                    loaded, late_error = await stack._hop(
-                        _commit, stack, held, window, temp, lo, hi
-                    )
+                async with core.state_mutex:
+                    loaded, late_error = await core.hop(_commit, core, held, window, temp, lo, hi)
                     temp = None  # renamed (or already deleted by _commit on failure)
-                    stack._install(loaded)
+                    core.install(loaded)
         stats.compactions += 1
         if late_error is not None:
             raise late_error
@@ -186,7 +178,7 @@ async def compact(
     finally:
         if temp is not None or table_locks:
             with anyio.CancelScope(shield=True):
-                await stack._hop(_release, fs, temp, table_locks)
+                await core.hop(_release, fs, temp, table_locks)
 
 
 def _release(fs: OS, temp: TempTable | None, table_locks: Sequence[str]) -> None:
@@ -196,7 +188,7 @@ def _release(fs: OS, temp: TempTable | None, table_locks: Sequence[str]) -> None
 
 
 def _commit(
-    stack: Stack,
+    core: StackCore,
     held: Held,
     window: Sequence[str],
     temp: TempTable | None,
@@ -205,8 +197,9 @@ def _commit(
 ) -> tuple[Loaded, OSError | None]:
     """Under the re-taken list lock (thread): splice the new table in place of exactly the
     compacted names in the list as it is now, commit, and unlink the old tables."""
-    fs, directory = stack._fs, stack._dir
-    names = list(stack._snap.table_names)  # reloaded under the lock by _locked_list
+    fs, directory = core.fs, core.directory
+    snap = core.current  # reloaded under the lock by locked_list
+    names = list(snap.table_names)
     try:
         at = names.index(window[0])
     except ValueError:
@@ -214,7 +207,7 @@ def _commit(
     if at < 0 or tuple(names[at : at + len(window)]) != tuple(window):
         # git: "should never happen because we hold the table locks"
         raise OutdatedError("the compacted tables are no longer in tables.list")
-    known = dict(zip(stack._snap.table_names, stack._snap.readers, strict=True))
+    known = dict(zip(snap.table_names, snap.readers, strict=True))
     new_names = names[:at]
     final: str | None = None
     if temp is not None:
@@ -235,7 +228,7 @@ def _commit(
             opened.append(fs.open_table(final))
             known[new_names[at]] = opened[-1]
         readers = tuple(known[n] for n in new_names)
-        handle = fs.commit_tables_list(held.fd, stack._lock_path, stack._list_path, new_names)
+        handle = fs.commit_tables_list(held.fd, core.lock_path, core.list_path, new_names)
     except BaseException:
         for reader in opened:
             reader.close()
@@ -255,15 +248,15 @@ def _commit(
     return Loaded(tuple(new_names), readers, handle, opened), late_error
 
 
-async def clean(stack: Stack) -> list[str]:
+async def clean(core: StackCore) -> list[str]:
     """git's ``reftable_stack_clean``: under the list lock (no waiting for other
     processes), delete ``.ref`` files that are not listed and whose max update index is <=
     the stack's; also our own temp tables whose writer died (``OS.remove_abandoned_temps``).
     Locks, git's temp files and files that do not parse as tables are never touched."""
-    async with stack._locked_list(budget=0, reload=True, writer=False):
-        snap = stack._snap
-        return await stack._hop(
-            _clean, stack._fs, stack._dir, set(snap.table_names), snap.max_update_index
+    async with core.locked_list(budget=0, reload=True, writer=False):
+        snap = core.current
+        return await core.hop(
+            _clean, core.fs, core.directory, set(snap.table_names), snap.max_update_index
         )
 
 

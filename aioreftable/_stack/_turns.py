@@ -43,6 +43,11 @@ class Turns:
         self._owner: int | None = None  # the task id holding the turn
         self._queue: deque[_Waiter] = deque()
 
+    @property
+    def owner(self) -> int | None:
+        """The id of the task holding the turn, if any."""
+        return self._owner
+
     def check_not_held(self) -> None:
         """UsageError if the current task holds the turn (it would wait for itself)."""
         if self._held and self._owner == anyio.get_current_task().id:
@@ -90,7 +95,7 @@ class Turns:
             waiting_on = _WAITING.get(owner)
             if waiting_on is None:
                 return False
-            owner = waiting_on._owner
+            owner = waiting_on.owner
             if owner == task:
                 return True
         return False
