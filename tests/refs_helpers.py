@@ -12,6 +12,7 @@ from typing import Any
 from conftest import GIT_ENV, Git
 
 from aioreftable import StackOptions, TransactionError, open_ref_store, open_stack
+from aioreftable._format._writer import HashName
 from aioreftable._refs import RefStore
 from aioreftable.lowlevel import WriteOptions
 
@@ -120,8 +121,8 @@ def reflog_dump(git: Git, repo: Path) -> dict[str, str]:
 async def live_records(stack_dir: Path) -> tuple[list[Any], list[Any]]:
     """Every live ref and log record of a stack (update indexes included)."""
     config = next(p / "config" for p in stack_dir.parents if (p / "config").is_file())
-    fmt = "sha256" if "sha256" in config.read_text() else "sha1"
-    options = StackOptions(write_options=WriteOptions(hash=fmt))  # type: ignore[arg-type]
+    fmt: HashName = "sha256" if "sha256" in config.read_text() else "sha1"
+    options = StackOptions(write_options=WriteOptions(hash=fmt))
     async with open_stack(stack_dir, options, create=False) as stack:
         snap = await stack.snapshot()
         return list(snap.iter_refs(b"")), list(snap.iter_logs())

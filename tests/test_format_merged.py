@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,13 @@ A, B, C = b"\x0a" * 20, b"\x0b" * 20, b"\x0c" * 20
 Z = bytes(20)
 
 
-def table(lo: int, hi: int, refs=(), logs=(), **opts) -> TableReader:  # type: ignore[no-untyped-def]
+def table(
+    lo: int,
+    hi: int,
+    refs: Iterable[RefRecord] = (),
+    logs: Iterable[LogRecord] = (),
+    **opts: Any,  # WriteOptions fields
+) -> TableReader:
     w = TableWriter(WriteOptions(**opts))
     w.set_limits(lo, hi)
     w.add_refs(refs)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 from conftest import DATA
@@ -15,6 +17,7 @@ from aioreftable import (
     UpdateIndexError,
     UsageError,
 )
+from aioreftable._format._block import Block
 from aioreftable.lowlevel import (
     LogRecord,
     RefRecord,
@@ -27,7 +30,13 @@ OID = bytes(range(20))
 ZERO = bytes(20)
 
 
-def one_table(refs=(), logs=(), lo: int = 1, hi: int = 1, **opts) -> bytes:  # type: ignore[no-untyped-def]
+def one_table(
+    refs: Iterable[RefRecord] = (),
+    logs: Iterable[LogRecord] = (),
+    lo: int = 1,
+    hi: int = 1,
+    **opts: Any,  # WriteOptions fields
+) -> bytes:
     w = TableWriter(WriteOptions(**opts))
     w.set_limits(lo, hi)
     for r in refs:
@@ -37,7 +46,7 @@ def one_table(refs=(), logs=(), lo: int = 1, hi: int = 1, **opts) -> bytes:  # t
     return w.finish(allow_empty=True)
 
 
-def restarts(blk) -> list[int]:  # type: ignore[no-untyped-def]
+def restarts(blk: Block) -> list[int]:
     return [
         int.from_bytes(blk.data[blk.restart_off + 3 * i : blk.restart_off + 3 * i + 3])
         for i in range(blk.restart_count)

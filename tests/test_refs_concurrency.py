@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -33,9 +34,9 @@ def commit_chain(git: Git, repo: Path, length: int) -> list[str]:
 
 
 async def test_cas_counters_with_git_processes(
-    git: Git, git_repo: object, tmp_path: Path, anyio_backend: str
+    git: Git, git_repo: Callable[..., Path], tmp_path: Path, anyio_backend: str
 ) -> None:
-    repo = git_repo()  # type: ignore[operator]
+    repo = git_repo()
     git("config", "reftable.lockTimeout", "20000", cwd=repo)
     per_worker = 10
     ours_procs, git_procs = 3, 2

@@ -226,13 +226,15 @@ async def test_peel_function_without_object_database(git: Git, repo: Path) -> No
             tx.create("refs/tags/v9", ids["tag"])
             tx.create("refs/tags/plain", ids["c0"])
             tx.create("refs/heads/unknown", "ab" * 20)  # a peel function cannot verify
-        assert (await store.read("refs/tags/v9")).peeled == ids["c1"]  # type: ignore[union-attr]
-        assert (await store.read("refs/tags/plain")).peeled is None  # type: ignore[union-attr]
+        tag, plain = await store.read("refs/tags/v9"), await store.read("refs/tags/plain")
+        assert tag is not None and tag.peeled == ids["c1"]
+        assert plain is not None and plain.peeled is None
         async with store.transaction() as tx:
             tx.delete("refs/heads/unknown")
     assert sorted(seen) == sorted([ids["tag"], ids["c0"], "ab" * 20])
     async with open_ref_store(repo, env=ENV, object_database=False) as store:
         async with store.transaction() as tx:
             tx.create("refs/tags/v10", ids["tag"])
-        assert (await store.read("refs/tags/v10")).peeled is None  # type: ignore[union-attr]
+        tag = await store.read("refs/tags/v10")
+        assert tag is not None and tag.peeled is None
     assert "refs/tags/v9^{}" in git("show-ref", "-d", cwd=repo)

@@ -13,6 +13,7 @@ from conftest import Git
 from refs_helpers import ENV, make_twins, object_ids, reflog_dump, refs_verify, show_refs
 
 from aioreftable import ExpirePolicy, ReflogEntry, StackOptions, open_ref_store, open_stack
+from aioreftable._format._writer import HashName
 from aioreftable._refs import RepoConfig
 from aioreftable.lowlevel import LogRecord, WriteOptions
 
@@ -38,8 +39,8 @@ def no_autocompact(monkeypatch: pytest.MonkeyPatch) -> None:
 async def all_records(repo: Path, *, deletions: bool = True) -> tuple[list[Any], list[Any]]:
     """Every ref and log record of the main stack, tombstones included."""
     config = (repo / ".git" / "config").read_text()
-    fmt = "sha256" if "sha256" in config else "sha1"
-    options = StackOptions(write_options=WriteOptions(hash=fmt))  # type: ignore[arg-type]
+    fmt: HashName = "sha256" if "sha256" in config else "sha1"
+    options = StackOptions(write_options=WriteOptions(hash=fmt))
     async with open_stack(repo / ".git" / "reftable", options, create=False) as stack:
         snap = await stack.snapshot()
         return (

@@ -195,7 +195,8 @@ def test_initial_table_is_git_fixture_e1(tmp_path: Path) -> None:
     anyio.run(init_repo, tmp_path / "r")
     (table,) = (tmp_path / "r" / ".git" / "reftable").glob("*.ref")
     assert table.read_bytes() == (DATA / "git_head_symref.ref").read_bytes()
-    assert TableReader.from_path(table).ref(b"HEAD").target == b"refs/heads/main"  # type: ignore[union-attr]
+    head = TableReader.from_path(table).ref(b"HEAD")
+    assert head is not None and head.target == b"refs/heads/main"
     assert os.access(table, os.R_OK)
 
 

@@ -12,6 +12,7 @@ from conftest import Git
 from stack_helpers import PausingOS, add_ref, listed, stray_files
 
 from aioreftable import LockError, StackOptions, open_stack
+from aioreftable._format._writer import HashName
 from aioreftable._refs._maintenance import valid_table_name
 from aioreftable.lowlevel import RefRecord, WriteOptions
 
@@ -57,9 +58,11 @@ async def test_we_read_what_git_wrote(git: Git, git_repo: Callable[..., Path]) -
 
 
 @pytest.mark.parametrize("fmt", ["sha1", "sha256"])
-async def test_git_reads_what_we_wrote(git: Git, git_repo: Callable[..., Path], fmt: str) -> None:
+async def test_git_reads_what_we_wrote(
+    git: Git, git_repo: Callable[..., Path], fmt: HashName
+) -> None:
     repo, head = repo_with_commit(git, git_repo, fmt)
-    opts = StackOptions(write_options=WriteOptions(hash=fmt))  # type: ignore[arg-type]
+    opts = StackOptions(write_options=WriteOptions(hash=fmt))
     async with open_stack(repo / ".git" / "reftable", opts) as stack:
         for i in range(5):
             await add_ref(stack, f"refs/heads/aio-{i}".encode(), head, log=True)
