@@ -16,7 +16,7 @@ import secrets
 import stat
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -29,6 +29,12 @@ except ImportError:  # pragma: no cover - not POSIX
 from ._errors import FormatError
 from ._format._blocksource import BytesSource, MmapSource
 from ._format._reader import TableReader
+from ._format._tables_list import (  # the format lives in the codec; re-exported here
+    TABLES_LIST,
+    format_table_name,
+    parse_tables_list,
+    render_tables_list,
+)
 
 __all__ = [
     "OS",
@@ -43,7 +49,6 @@ __all__ = [
     "render_tables_list",
 ]
 
-TABLES_LIST = "tables.list"
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -52,51 +57,11 @@ _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block open(); no-o
 _MMAP_NO_FD: dict[str, bool] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
 
 
-def format_table_name(min_update_index: int, max_update_index: int) -> str:
-    """git's ``format_name``: ``0x%012x-0x%012x-%08x`` with a fresh 32-bit random part."""
-    return f"0x{min_update_index:012x}-0x{max_update_index:012x}-{secrets.randbits(32):08x}"
-
-
 # Our temp tables: git's "<prefix>.temp." then a mark mkstemp's XXXXXX can never produce.
 TEMP_MARK = ".temp.aioreftable-"
 TEMP_GRACE = 60.0  # seconds a temp table must be unmodified before clean() may judge it
 TEMP_NAME = re.compile(r"[0-9a-zA-Z-]{1,80}\.temp\.aioreftable-[0-9a-f]{8}")
 READ_TABLES_BELOW = 1 << 16  # bytes: smaller tables are read, not mapped (no descriptor kept)
-NAME_MAX = 255  # bytes in one file name on every common file system
-
-
-def parse_tables_list(data: bytes, path: str | None = None) -> list[str]:
-    """git's rules: LF after every line (including the last), empty lines skipped.
-
-    Beyond git, a list is refused (FormatError naming it and the line's offset) before any
-    table is opened when a name is not a plain file name of at most 255 ASCII characters,
-    or when it appears twice. Other names are opened as git opens them: git reads a stack
-    whose names break its own pattern and ``git refs verify`` only warns about them
-    (t0614), so the pattern is a warning of ``RefStore.verify()``, not a refusal here."""
-    if data and not data.endswith(b"\n"):
-        raise FormatError("tables.list does not end in a newline", path=path, offset=len(data))
-    names: list[str] = []
-    seen: set[str] = set()
-    offset = 0
-    for line in data.split(b"\n"):
-        at, offset = offset, offset + len(line) + 1
-        if not line:
-            continue
-        if not line.isascii() or b"/" in line or b"\0" in line or line in (b".", b".."):
-            raise FormatError(f"table name {line!r} is not a file name", path=path, offset=at)
-        if len(line) > NAME_MAX:
-            why = f"table name of {len(line)} characters (at most {NAME_MAX})"
-            raise FormatError(why, path=path, offset=at)
-        name = line.decode("ascii")
-        if name in seen:
-            raise FormatError(f"lists table {name} twice", path=path, offset=at)
-        seen.add(name)
-        names.append(name)
-    return names
-
-
-def render_tables_list(names: Iterable[str]) -> bytes:
-    return b"".join(name.encode("ascii") + b"\n" for name in names)
 
 
 @dataclass(slots=True)

@@ -10,8 +10,8 @@ from typing import final
 import anyio
 
 from .._errors import ReftableError, UsageError
+from .._format._tables_list import format_table_name
 from .._format._writer import TableWriter
-from .._fs import format_table_name
 from ._core import Held, Loaded, StackCore
 from ._snapshot import Snapshot
 

@@ -16,8 +16,9 @@ from .._format._compaction import suggest_compaction_segment
 from .._format._merged import MergedTable
 from .._format._reader import TableReader
 from .._format._records import RefValueType
+from .._format._tables_list import format_table_name
 from .._format._writer import TableWriter, WriteOptions
-from .._fs import OS, TEMP_GRACE, TempTable, format_table_name
+from .._fs import OS, TEMP_GRACE, TempTable
 from ._core import Held, Loaded, StackCore
 from ._lock import lock_error
 from ._options import LogExpiry

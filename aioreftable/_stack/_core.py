@@ -15,7 +15,8 @@ import anyio.lowlevel
 
 from .._errors import NotExistError, OutdatedError
 from .._format._reader import TableReader
-from .._fs import OS, TABLES_LIST, ListHandle, default_mode
+from .._format._tables_list import TABLES_LIST
+from .._fs import OS, ListHandle, default_mode
 from ._lock import lock_with_backoff
 from ._options import StackOptions
 from ._snapshot import Snapshot
