@@ -10,7 +10,7 @@ import anyio.to_thread
 
 from .._errors import RefnameError
 from .._format._records import RefRecord
-from .._repo import RepositoryLayout, UnsupportedRepositoryError, discover
+from .._repo import RepositoryLayout, discover
 from .._stack import open_stack
 from ._config import load_config
 from ._refname import check_refname_format
@@ -39,6 +39,12 @@ def _layout_files(git_dir: Path, object_format: str, bare: bool) -> None:
     (git_dir / "config").write_text(_config_text(object_format, bare))
 
 
+def _existing(git_dir: Path) -> RepositoryLayout | None:
+    """The repository already at ``git_dir`` (re-init keeps it), None if there is none; a
+    repository of another ref format raises UnsupportedRepositoryError (thread)."""
+    return discover(git_dir) if (git_dir / "config").exists() else None
+
+
 async def init_repo(
     path: str | os.PathLike[str],
     object_format: str = "sha1",
@@ -58,13 +64,11 @@ async def init_repo(
         raise RefnameError(f"invalid initial branch name: '{initial_branch}'", target)
     root = Path(path)
     git_dir = root if bare else root / ".git"
-    if (git_dir / "config").exists():
-        try:
-            return discover(git_dir)
-        except UnsupportedRepositoryError:
-            raise
+    existing = await anyio.to_thread.run_sync(_existing, git_dir)
+    if existing is not None:
+        return existing
     await anyio.to_thread.run_sync(_layout_files, git_dir, object_format, bare)
-    layout = discover(git_dir)
+    layout = await anyio.to_thread.run_sync(discover, git_dir)
     config = await anyio.to_thread.run_sync(load_config, layout)
     async with open_stack(layout.main_stack, config.stack_options(), create=True) as stack:
         if len(await stack.snapshot()) == 0:
@@ -73,5 +77,5 @@ async def init_repo(
                     RefRecord.symref(b"HEAD", add.update_index, target.encode("utf-8"))
                 )
     if not bare:
-        layout = discover(root)
+        layout = await anyio.to_thread.run_sync(discover, root)
     return layout

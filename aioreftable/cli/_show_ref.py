@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from .. import RefnameError, RefStore, SymrefDepthError, check_refname_format, open_ref_store
 from ._objects import Objects
@@ -80,6 +81,18 @@ class ShowRef:
         if len(self.out) >= 1024:
             self.flush()
 
+    async def show_off_loop(
+        self, shown: list[tuple[str, str, str | None]], *, peel: bool = False
+    ) -> None:
+        """show() each (refname, oid, peeled) in a worker thread: checking an object reads
+        the object store. ``peel``: peel each oid here instead (``peeled`` is ignored)."""
+
+        def work() -> None:
+            for refname, oid, peeled in shown:
+                self.show(refname, oid, self.peel(oid) if peel else peeled)
+
+        await anyio.to_thread.run_sync(work)
+
     def flush(self) -> None:
         if self.out:
             sys.stdout.write("\n".join(self.out) + "\n")
@@ -121,7 +134,7 @@ class ShowRef:
                 if self.args.quiet:
                     return 1
                 return _die(f"'{name}' - not a valid ref")
-            self.show(name, oid, self.peel(oid))
+            await self.show_off_loop([(name, oid, None)], peel=True)
         return 0
 
     async def patterns(self, refs: list[str]) -> int:
@@ -130,12 +143,13 @@ class ShowRef:
             head = await self.resolve("HEAD")
             if head is not None:
                 found += 1
-                self.show("HEAD", head, self.peel(head))
+                await self.show_off_loop([("HEAD", head, None)], peel=True)
         prefixes = []
         if self.args.branches:
             prefixes.append("refs/heads/")
         if self.args.tags:
             prefixes.append("refs/tags/")
+        shown: list[tuple[str, str, str | None]] = []  # checked and printed in one hop
         async for ref in self.store.iterate("refs/"):
             name = ref.name
             if prefixes and not name.startswith(tuple(prefixes)):
@@ -149,10 +163,11 @@ class ShowRef:
                 if oid is None:
                     continue
                 found += 1
-                self.show(name, oid, None)
+                shown.append((name, oid, None))
             else:
                 found += 1
-                self.show(name, ref.oid, ref.peeled)
+                shown.append((name, ref.oid, ref.peeled))
+        await self.show_off_loop(shown)
         return 0 if found else 1
 
     async def exclude_existing(self, pattern: str) -> int:
@@ -163,7 +178,7 @@ class ShowRef:
             if ref.oid is not None or await self.resolve(ref.name) is not None:
                 existing.add(os.fsencode(ref.name))  # a broken symref does not count
         prefix = os.fsencode(pattern)
-        data = sys.stdin.buffer.read()
+        data = await anyio.to_thread.run_sync(sys.stdin.buffer.read)
         for line in _fgets_lines(data):
             if line.endswith(b"^{}"):
                 line = line[:-3]
