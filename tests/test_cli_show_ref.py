@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Git
@@ -270,9 +271,9 @@ def test_show_ref_checks_objects_without_parsing_them(
     real_init = dulwich.object_store.DiskObjectStore.__init__
     real_from_file = dulwich.objects.ShaFile.from_file
 
-    def counting_init(self: object, *args: object, **kw: object) -> None:
+    def counting_init(self: dulwich.object_store.DiskObjectStore, *args: Any, **kw: Any) -> None:
         opened.append(args)
-        real_init(self, *args, **kw)  # type: ignore[arg-type]
+        real_init(self, *args, **kw)
 
     def counting_from_file(cls: type, /, f: object, *args: object, **kw: object) -> object:
         parsed.append(f)
