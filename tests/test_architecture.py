@@ -26,7 +26,7 @@ def venv_tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     missing tool fails the test instead of falling back to another version on PATH."""
     exe = Path(sys.executable).parent / name
     assert exe.is_file(), f"{name} is not installed next to {sys.executable}: pip install '.[test]'"
-    return subprocess.run([exe, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run([exe, *args], cwd=ROOT, capture_output=True, text=True, timeout=240)
 
 
 def test_mypy_strict_covers_the_package_tests_and_benchmarks() -> None:
