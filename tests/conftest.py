@@ -6,10 +6,11 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from blocking_check import Detector
 
 DATA = Path(__file__).parent / "data"
 MIN_GIT = (2, 45)
@@ -147,3 +148,42 @@ def _hermetic_git_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Notes a failed call: the detector then reports at teardown only what it did not show."""
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(scope="session")
+def _blocking_detector() -> Iterator[Detector]:
+    detector = Detector()
+    detector.activate()
+    try:
+        yield detector
+    finally:
+        detector.deactivate()
+
+
+@pytest.fixture(autouse=True)
+def blocking_detector(
+    request: pytest.FixtureRequest, _blocking_detector: Detector
+) -> Iterator[Detector]:
+    """Every test runs with the blocking-call detector (tests/blocking_check.py): library code
+    that blocks the event loop thread (asyncio or trio) fails the test, even when the
+    library swallowed the BlockingCallError."""
+    start = len(_blocking_detector.violations)
+    yield _blocking_detector
+    found = _blocking_detector.violations[start:]
+    del _blocking_detector.violations[start:]
+    if found and not request.node.stash.get(_CALL_FAILED, False):
+        pytest.fail("blocking calls on the event loop:\n" + "\n".join(found), pytrace=False)
