@@ -376,6 +376,31 @@ async def test_turns_order_writers_first_in_first_out_and_maintenance_yields_onc
     assert order == ["h", "w1", "w2", "m1", "w3", "m2"]
 
 
+async def test_a_compactions_commit_goes_ahead_of_queued_writers() -> None:
+    """``first`` waiters (a merged compaction committing) queue ahead of writers and
+    maintenance, in their own arrival order."""
+    turns = Turns()
+    order: list[str] = []
+
+    async def take(label: str, writer: bool, first: bool, hold: anyio.Event) -> None:
+        await turns.acquire(writer=writer, first=first)
+        order.append(label)
+        await hold.wait()
+        turns.release()
+
+    arrivals = [("h", True, False), ("w1", True, False), ("m", False, False),
+                ("c1", True, True), ("w2", True, False), ("c2", True, True)]  # fmt: skip
+    holds = {label: anyio.Event() for label, _, _ in arrivals}
+    async with anyio.create_task_group() as tg:
+        for label, writer, first in arrivals:
+            tg.start_soon(take, label, writer, first, holds[label])
+            await anyio.wait_all_tasks_blocked()
+        for label in ("h", "c1", "c2", "w1", "w2", "m"):
+            holds[label].set()
+            await anyio.wait_all_tasks_blocked()
+    assert order == ["h", "c1", "c2", "w1", "w2", "m"]
+
+
 async def test_a_waiter_cancelled_as_its_turn_comes_passes_it_on() -> None:
     turns = Turns()
     await turns.acquire(writer=True)

@@ -161,7 +161,10 @@ async def compact(
         stats.entries_written += merged.entries
         lo = snap.readers[first].min_update_index
         hi = snap.readers[last].max_update_index
-        async with core.locked_list(budget=timeout, reload=True, writer=False) as held:
+        # the merged table is ready and its tables are locked: committing it takes a moment,
+        # so it goes ahead of queued writers (each wait behind them lets more tables pile up
+        # above the ones it replaces, and keeps their locks from git's compaction)
+        async with core.locked_list(budget=timeout, reload=True, first=True) as held:
             with anyio.CancelScope(shield=True):
                 async with core.state_mutex:
                     loaded, late_error = await core.hop(_commit, core, held, window, temp, lo, hi)

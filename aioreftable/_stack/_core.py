@@ -223,16 +223,17 @@ class StackCore:
     # -- the tables.list lock --------------------------------------------------------------
     @asynccontextmanager
     async def locked_list(
-        self, *, budget: float | None, reload: bool, writer: bool = True
+        self, *, budget: float | None, reload: bool, writer: bool = True, first: bool = False
     ) -> AsyncIterator[Held]:
         """Hold ``tables.list.lock``: first this process's turn (a fair queue, no timeout:
         see :class:`Turns`), then the O_EXCL file with git's backoff within ``budget``
         seconds of polling. ``writer=False`` marks maintenance, which lets queued writers go
-        first. With ``reload`` the stack is brought up to date under the lock; otherwise an
-        outdated stack raises OutdatedError."""
+        first; ``first`` jumps the queue (a compaction's commit). With ``reload`` the stack
+        is brought up to date under the lock; otherwise an outdated stack raises
+        OutdatedError."""
         started = anyio.current_time()
         turns = self._turns
-        await turns.acquire(writer=writer)
+        await turns.acquire(writer=writer, first=first)
         try:
             queued = anyio.current_time() - started
             tries = 0

@@ -15,10 +15,11 @@ __all__ = ["Turns", "shared_turns"]
 
 
 class _Waiter:
-    __slots__ = ("granted", "task", "wake", "writer", "yielded")
+    __slots__ = ("first", "granted", "task", "wake", "writer", "yielded")
 
-    def __init__(self, writer: bool, task: int):
+    def __init__(self, writer: bool, task: int, first: bool = False):
         self.writer = writer
+        self.first = first
         self.task = task
         # a maintenance waiter lets the writers queued behind it go first, once
         self.yielded = False
@@ -53,9 +54,12 @@ class Turns:
         if self._held and self._owner == anyio.get_current_task().id:
             raise UsageError("this task already holds tables.list.lock (a nested addition?)")
 
-    async def acquire(self, *, writer: bool) -> None:
+    async def acquire(self, *, writer: bool, first: bool = False) -> None:
         """Wait for this task's turn. A task that already holds the turn (for example,
-        compacting inside an addition) gets UsageError instead of waiting for itself."""
+        compacting inside an addition) gets UsageError instead of waiting for itself.
+
+        ``first`` queues ahead of every waiter but earlier ``first`` ones: for the short
+        commit of a compaction that has merged its tables and holds their locks."""
         await anyio.lowlevel.checkpoint_if_cancelled()
         task = anyio.get_current_task().id
         if not self._held:
@@ -70,8 +74,14 @@ class Turns:
                 "and waits for a lock this task holds (they were taken in opposite orders)",
                 lock_path=self.lock_path,
             )
-        waiter = _Waiter(writer, task)
-        self._queue.append(waiter)
+        waiter = _Waiter(writer, task, first)
+        if first:
+            at = 0
+            while at < len(self._queue) and self._queue[at].first:
+                at += 1
+            self._queue.insert(at, waiter)
+        else:
+            self._queue.append(waiter)
         _WAITING[task] = self
         try:
             await waiter.wake.wait()
