@@ -9,11 +9,14 @@ from typing import Any
 
 from .._errors import DecompressionError, FormatError, UsageError
 from ._binary import common_prefix, get_varint, put_varint
-from ._records import (
+from ._layout import (
     BLOCK_TYPE_INDEX,
     BLOCK_TYPE_LOG,
-    BLOCK_TYPE_OBJ,
     BLOCK_TYPE_REF,
+    BLOCK_TYPES,
+    MAX_RESTARTS,
+)
+from ._records import (
     IndexRecord,
     ObjRecord,
     RefRecord,
@@ -24,9 +27,7 @@ from ._records import (
 
 __all__ = ["BLOCK_TYPES", "MAX_RESTARTS", "Block", "BlockWriter", "inflate_log_block"]
 
-MAX_RESTARTS = 65535
 HOT_AFTER = 4  # seeks into one cached block before all its keys are decoded
-BLOCK_TYPES = frozenset((BLOCK_TYPE_REF, BLOCK_TYPE_LOG, BLOCK_TYPE_OBJ, BLOCK_TYPE_INDEX))
 
 
 class BlockWriter:

@@ -13,20 +13,30 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._errors import ChecksumError, FormatError
-from ._block import BLOCK_TYPES, Block, inflate_log_block
+from ._block import Block, inflate_log_block
 from ._blocksource import BlockSource, BytesSource, MmapSource
-from ._records import (
+from ._layout import (
     BLOCK_TYPE_INDEX,
     BLOCK_TYPE_LOG,
     BLOCK_TYPE_OBJ,
     BLOCK_TYPE_REF,
+    BLOCK_TYPES,
+    FOOTER_FIELDS,
+    FORMAT_ID_SHA1,
+    FORMAT_ID_SHA256,
+    HASH_SIZES,
+    MAGIC,
+    VERSIONS,
+    footer_size,
+    header_size,
+)
+from ._records import (
     LogRecord,
     ObjRecord,
     RefRecord,
     RefValueType,
     log_key,
 )
-from ._writer import FORMAT_ID_SHA1, FORMAT_ID_SHA256, footer_size, header_size
 
 __all__ = ["SectionStats", "TableReader", "TableStats"]
 
@@ -54,9 +64,6 @@ class TableStats:
     objs: SectionStats
     logs: SectionStats
     obj_id_len: int
-
-
-FOOTER_FIELDS = ("ref index", "obj section", "obj index", "log section", "log index")
 
 
 class TableReader:
@@ -121,10 +128,10 @@ class TableReader:
         head = src.read(0, 29)
         if len(head) < 29 and file_size >= 29:
             raise FormatError("short read of the file header", offset=0)
-        if len(head) < 4 or head[:4] != b"REFT":
+        if len(head) < 4 or head[: len(MAGIC)] != MAGIC:
             raise FormatError("not a reftable file (bad magic)", offset=0)
         version = head[4] if len(head) > 4 else 0
-        if version not in (1, 2):
+        if version not in VERSIONS:
             raise FormatError(f"unsupported reftable version {version}", offset=4)
         hsize = header_size(version)
         fsize = footer_size(version)
@@ -155,7 +162,7 @@ class TableReader:
                 raise FormatError(f"unknown hash id {hash_id:#010x}", offset=24)
         else:
             self.hash_name = "sha1"
-        self.hash_size = 20 if self.hash_name == "sha1" else 32
+        self.hash_size = HASH_SIZES[self.hash_name]
         fields: tuple[int, int, int, int, int] = struct.unpack_from(">QQQQQ", footer, hsize)
         (
             self.ref_index_position,

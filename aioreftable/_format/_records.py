@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from .._errors import FormatError
 from ._binary import MAX_U64, get_varint, put_varint
+from ._layout import BLOCK_TYPE_INDEX, BLOCK_TYPE_LOG, BLOCK_TYPE_OBJ, BLOCK_TYPE_REF
 
 __all__ = [
     "BLOCK_TYPE_INDEX",
@@ -28,10 +29,6 @@ __all__ = [
     "split_log_key",
 ]
 
-BLOCK_TYPE_REF = 0x72  # 'r'
-BLOCK_TYPE_LOG = 0x67  # 'g'
-BLOCK_TYPE_OBJ = 0x6F  # 'o'
-BLOCK_TYPE_INDEX = 0x69  # 'i'
 
 _BE16 = struct.Struct(">h")
 _BE64 = struct.Struct(">Q")

@@ -8,12 +8,9 @@ from typing import Any
 
 from .._errors import FormatError
 from ._block import Block
-from ._reader import FOOTER_FIELDS, TableReader
+from ._layout import BLOCK_TYPE_INDEX, BLOCK_TYPE_LOG, BLOCK_TYPE_OBJ, BLOCK_TYPE_REF, FOOTER_FIELDS
+from ._reader import TableReader
 from ._records import (
-    BLOCK_TYPE_INDEX,
-    BLOCK_TYPE_LOG,
-    BLOCK_TYPE_OBJ,
-    BLOCK_TYPE_REF,
     IndexRecord,
     LogRecord,
     ObjRecord,

@@ -7,7 +7,6 @@ import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from .._errors import (
     EmptyTableError,
@@ -19,11 +18,22 @@ from .._errors import (
 )
 from ._binary import common_prefix, put_varint
 from ._block import BlockWriter
-from ._records import (
+from ._layout import (
     BLOCK_TYPE_INDEX,
     BLOCK_TYPE_LOG,
     BLOCK_TYPE_OBJ,
     BLOCK_TYPE_REF,
+    FORMAT_ID_SHA1,
+    FORMAT_ID_SHA256,
+    HASH_SIZES,
+    MAGIC,
+    MAX_BLOCK_SIZE,
+    MAX_RESTART_INTERVAL,
+    HashName,
+    footer_size,
+    header_size,
+)
+from ._records import (
     LogRecord,
     LogValueType,
     RefRecord,
@@ -37,26 +47,13 @@ __all__ = [
     "FORMAT_ID_SHA1",
     "FORMAT_ID_SHA256",
     "HASH_SIZES",
+    "HashName",
     "TableWriter",
     "WriteOptions",
     "footer_size",
     "header_size",
     "normalize_log_message",
 ]
-
-HashName = Literal["sha1", "sha256"]
-HASH_SIZES: dict[str, int] = {"sha1": 20, "sha256": 32}
-FORMAT_ID_SHA1 = 0x73686131  # "sha1"
-FORMAT_ID_SHA256 = 0x73323536  # "s256"
-_MAX_BLOCK_SIZE = (1 << 24) - 1
-
-
-def header_size(version: int) -> int:
-    return 24 if version == 1 else 28
-
-
-def footer_size(version: int) -> int:
-    return 68 if version == 1 else 72
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +68,11 @@ class WriteOptions:
     hash: HashName = "sha1"
 
     def __post_init__(self) -> None:
-        if not 0 < self.block_size <= _MAX_BLOCK_SIZE:
-            raise UsageError(f"block_size must be in 1..{_MAX_BLOCK_SIZE}, got {self.block_size}")
-        if not 0 < self.restart_interval <= 0xFFFF:
-            raise UsageError(f"restart_interval must be in 1..65535, got {self.restart_interval}")
+        if not 0 < self.block_size <= MAX_BLOCK_SIZE:
+            raise UsageError(f"block_size must be in 1..{MAX_BLOCK_SIZE}, got {self.block_size}")
+        if not 0 < self.restart_interval <= MAX_RESTART_INTERVAL:
+            limit, got = MAX_RESTART_INTERVAL, self.restart_interval
+            raise UsageError(f"restart_interval must be in 1..{limit}, got {got}")
         if self.hash not in HASH_SIZES:
             raise UsageError(f"hash must be 'sha1' or 'sha256', got {self.hash!r}")
 
@@ -252,7 +250,7 @@ class TableWriter:
 
     def _header(self) -> bytes:
         opts = self.options
-        head = b"REFT" + bytes((self._version,)) + opts.block_size.to_bytes(3, "big")
+        head = MAGIC + bytes((self._version,)) + opts.block_size.to_bytes(3, "big")
         head += struct.pack(">QQ", self.min_update_index, self.max_update_index)
         if self._version == 2:
             head += struct.pack(">I", FORMAT_ID_SHA256 if opts.hash == "sha256" else FORMAT_ID_SHA1)

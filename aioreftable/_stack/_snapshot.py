@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import final
 
+from .._format._layout import footer_size, header_size
 from .._format._merged import MergedTable
 from .._format._reader import TableReader
 from .._format._records import LogRecord, RefRecord
-from .._format._writer import footer_size, header_size
 
 __all__ = ["Snapshot", "effective_size"]
 
