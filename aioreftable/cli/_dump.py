@@ -8,11 +8,22 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from .. import FormatError, discover
-from ..lowlevel import IndexRecord, LogRecord, ObjRecord, RefRecord, RefValueType, TableReader
+import anyio
+
+from .. import FormatError, StackOptions, discover, open_stack
+from ..lowlevel import (
+    IndexRecord,
+    LogRecord,
+    ObjRecord,
+    RefRecord,
+    RefValueType,
+    TableReader,
+    WriteOptions,
+)
 
 _TYPES = {0x72: "ref", 0x67: "log", 0x6F: "obj", 0x69: "index"}
 
@@ -59,12 +70,18 @@ def _record(rec: Any) -> dict[str, Any]:
 
 
 def describe(path: Path, records: bool = True) -> dict[str, Any]:
-    """Everything about one table as plain data; a format error names the file."""
+    """Everything about one table file as plain data; a format error names the file."""
     _check_regular(path)
+    with TableReader.from_path(path) as reader:
+        return describe_reader(reader, records)
+
+
+def describe_reader(reader: TableReader, records: bool = True) -> dict[str, Any]:
+    """Everything about one open table as plain data; a format error names the table."""
     try:
-        return _describe(path, records)
+        return _describe(reader, records)
     except FormatError as e:
-        raise e.located(str(path)) from None
+        raise e.located(reader.name) from None
 
 
 def _check_regular(path: Path) -> None:
@@ -80,64 +97,94 @@ def _check_regular(path: Path) -> None:
         raise FormatError("not a regular file", path=str(path))
 
 
-def _describe(path: Path, records: bool) -> dict[str, Any]:
-    with TableReader.from_path(path) as r:
-        blocks = []
-        for blk in r.blocks():
-            kind = _TYPES.get(blk.typ)
-            if kind is None:
-                raise FormatError(f"unknown block type {blk.typ:#04x}", offset=blk.offset)
-            entry: dict[str, Any] = {
-                "offset": blk.offset,
-                "type": kind,
-                "block_len": len(blk.data),
-                "on_disk_size": blk.on_disk_size,
-                "restarts": blk.restart_count,
-            }
-            recs = list(blk.records())
-            entry["records"] = len(recs)
-            if records:
-                entry["record_list"] = [_record(x) for x in recs]
-            blocks.append(entry)
-        return {
-            "path": str(path),
-            "size": r.file_size,
-            "version": r.version,
-            "hash": r.hash_name,
-            "block_size": r.block_size,
-            "min_update_index": r.min_update_index,
-            "max_update_index": r.max_update_index,
-            "ref_index_position": r.ref_index_position,
-            "obj_position": r.obj_position,
-            "obj_id_len": r.obj_id_len,
-            "obj_index_position": r.obj_index_position,
-            "log_position": r.log_position,
-            "log_index_position": r.log_index_position,
-            "blocks": blocks,
+def _describe(r: TableReader, records: bool) -> dict[str, Any]:
+    blocks = []
+    for blk in r.blocks():
+        kind = _TYPES.get(blk.typ)
+        if kind is None:
+            raise FormatError(f"unknown block type {blk.typ:#04x}", offset=blk.offset)
+        entry: dict[str, Any] = {
+            "offset": blk.offset,
+            "type": kind,
+            "block_len": len(blk.data),
+            "on_disk_size": blk.on_disk_size,
+            "restarts": blk.restart_count,
         }
+        recs = list(blk.records())
+        entry["records"] = len(recs)
+        if records:
+            entry["record_list"] = [_record(x) for x in recs]
+        blocks.append(entry)
+    return {
+        "path": r.name,
+        "size": r.file_size,
+        "version": r.version,
+        "hash": r.hash_name,
+        "block_size": r.block_size,
+        "min_update_index": r.min_update_index,
+        "max_update_index": r.max_update_index,
+        "ref_index_position": r.ref_index_position,
+        "obj_position": r.obj_position,
+        "obj_id_len": r.obj_id_len,
+        "obj_index_position": r.obj_index_position,
+        "log_position": r.log_position,
+        "log_index_position": r.log_index_position,
+        "blocks": blocks,
+    }
 
 
-def _listed(stack: Path) -> list[Path]:
-    """The tables a stack directory's tables.list names, oldest first."""
-    listing = (stack / "tables.list").read_bytes().decode("utf-8", "surrogateescape")
-    return [stack / n for n in listing.split("\n") if n]
+async def _describe_stack(
+    stack: Path, hash_name: str | None, records: bool
+) -> list[dict[str, Any]]:
+    """The tables of one stack directory, read through the stack (its tables.list rules, its
+    OS seam); no lock is taken and nothing is written. An unknown hash (a bare stack
+    directory) is tried as SHA-1, then SHA-256; the first error is the one reported."""
+    first: FormatError | None = None
+    tries: tuple[Literal["sha1", "sha256"], ...] = ("sha1", "sha256")
+    if hash_name is not None:
+        tries = ("sha256",) if hash_name == "sha256" else ("sha1",)
+    for name in tries:
+        options = StackOptions(auto_compact=False, write_options=WriteOptions(hash=name))
+        try:
+            async with open_stack(stack, options) as opened:
+                snap = await opened.snapshot()
+                return await anyio.to_thread.run_sync(_describe_all, snap.readers, records)
+        except FormatError as e:
+            first = first or e
+    assert first is not None
+    raise first
 
 
-def _tables(path: Path) -> list[Path]:
-    """A table, the tables of a stack directory, or those of a repository: its main stack
-    and, in a linked worktree, the worktree's own stack."""
-    if not stat.S_ISDIR(os.stat(path).st_mode):  # a missing path is an OS error naming it
-        return [path]
+def _stacks(path: Path) -> list[tuple[Path, str | None]]:
+    """The stack directories ``path`` names, with their hash when known: a stack directory,
+    or a repository's main stack and, in a linked worktree, the worktree's own stack."""
     if (path / "tables.list").exists():
-        return _listed(path)
+        return [(path, None)]
     is_repo = (path / ".git").exists() or (path / "HEAD").exists()
     if not is_repo and (path / "reftable" / "tables.list").exists():
-        return _listed(path / "reftable")  # a copy of a reftable/ directory's parent
+        return [(path / "reftable", None)]  # a copy of a reftable/ directory's parent
     layout = discover(path)
     stacks = [layout.main_stack]
     if layout.worktree_stack is not None:
         stacks.append(layout.worktree_stack)
-    return [table for stack in stacks for table in _listed(stack)]
+    return [(stack, layout.object_format) for stack in stacks]
+
+
+def _describe_all(readers: Sequence[TableReader], records: bool) -> list[dict[str, Any]]:
+    return [describe_reader(r, records) for r in readers]
+
+
+async def _describe_stacks(
+    stacks: list[tuple[Path, str | None]], records: bool
+) -> list[dict[str, Any]]:
+    return [info for stack, name in stacks for info in await _describe_stack(stack, name, records)]
+
+
+def _describe_path(path: Path, records: bool) -> list[dict[str, Any]]:
+    """A table file, or the tables of a stack directory or of a repository."""
+    if not stat.S_ISDIR(os.stat(path).st_mode):  # a missing path is an OS error naming it
+        return [describe(path, records)]
+    return anyio.run(_describe_stacks, _stacks(path), records)
 
 
 def _print_text(info: dict[str, Any]) -> None:
@@ -164,7 +211,7 @@ def _print_text(info: dict[str, Any]) -> None:
 
 def run_dump(args: argparse.Namespace) -> int:
     """Errors propagate to the entry point, which prints them as one ``fatal:`` line."""
-    infos = [describe(p, records=not args.no_records) for p in _tables(Path(args.path))]
+    infos = _describe_path(Path(args.path), records=not args.no_records)
     if args.json:
         json.dump(infos, sys.stdout, indent=1)
         print()
