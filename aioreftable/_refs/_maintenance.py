@@ -16,7 +16,8 @@ from .._format._merged import MergedTable
 from .._format._reader import TableReader
 from .._format._records import RefRecord, RefValueType
 from .._format._verify import check_table
-from .._fs import OS, TEMP_NAME
+from .._fs import TEMP_NAME
+from .._stack._inspect import Inspection, inspect_stack
 from ._refname import check_refname_format, parse_worktree_ref, refname_is_readable
 from ._store import decode_name, is_root_ref
 
@@ -145,19 +146,15 @@ def _stacks(store: RefStore) -> list[_Stack]:
     return out
 
 
-def _open_tables(st: _Stack, names: list[str]) -> tuple[list[TableReader], list[VerifyFinding]]:
-    readers: list[TableReader] = []
+def _open_failures(found: Inspection) -> list[VerifyFinding]:
     problems: list[VerifyFinding] = []
-    for name in names:
-        try:
-            readers.append(OS().open_table(str(st.directory / name)))  # never blocks
-        except FileNotFoundError:
+    for name, e in found.failures.items():
+        if isinstance(e, FileNotFoundError):
             why = "listed in tables.list but missing"
-            problems.append(VerifyFinding("error", "badReftableTable", name, why))
-        except (OSError, ReftableError, ValueError) as e:
-            reason = getattr(e, "reason", None) or str(e)
-            problems.append(VerifyFinding("error", "badReftableTable", name, reason))
-    return readers, problems
+        else:
+            why = getattr(e, "reason", None) or str(e)
+        problems.append(VerifyFinding("error", "badReftableTable", name, why))
+    return problems
 
 
 def _table_findings(readers: list[TableReader], hash_name: str) -> Iterator[VerifyFinding]:
@@ -183,20 +180,11 @@ def _table_findings(readers: list[TableReader], hash_name: str) -> Iterator[Veri
         prev = reader
 
 
-def _unlisted(st: _Stack, listed: set[str], max_index: int) -> Iterator[VerifyFinding]:
+def _unlisted(found: Inspection, max_index: int) -> Iterator[VerifyFinding]:
     """``*.ref`` files that tables.list does not name (files that are no table are left
     alone, like git's clean does)."""
-    try:
-        files = sorted(n for n in os.listdir(st.directory) if n.endswith(".ref"))
-    except OSError:
-        return
-    for name in files:
-        if name in listed:
-            continue
-        try:
-            with OS().open_table(str(st.directory / name)) as reader:
-                top = reader.max_update_index
-        except (OSError, ReftableError, ValueError):
+    for name, top in found.unlisted.items():
+        if top is None:
             continue
         if top > max_index:
             why = (
@@ -209,13 +197,11 @@ def _unlisted(st: _Stack, listed: set[str], max_index: int) -> Iterator[VerifyFi
             yield VerifyFinding("warning", "staleReftableTable", name, why)
 
 
-def _locks(st: _Stack) -> Iterator[VerifyFinding]:
+def _locks(found: Inspection) -> Iterator[VerifyFinding]:
     """Lock files: held by a running writer or compactor, or left behind by a crash."""
-    try:
-        files = sorted(n for n in os.listdir(st.directory) if n.endswith(".lock"))
-    except OSError:
-        return
-    for name in files:
+    for name in found.files:
+        if not name.endswith(".lock"):
+            continue
         why = (
             "lock file present: a git or aioreftable process holds it, or a crashed one left "
             "it behind (remove it by hand only if no such process is running)"
@@ -223,13 +209,11 @@ def _locks(st: _Stack) -> Iterator[VerifyFinding]:
         yield VerifyFinding("warning", "reftableLockPresent", name, why)
 
 
-def _temps(st: _Stack) -> Iterator[VerifyFinding]:
+def _temps(found: Inspection) -> Iterator[VerifyFinding]:
     """Temp tables (``<prefix>.temp.*``): being written, or left behind by a crash."""
-    try:
-        files = sorted(n for n in os.listdir(st.directory) if ".temp." in n)
-    except OSError:
-        return
-    for name in files:
+    for name in found.files:
+        if ".temp." not in name:
+            continue
         if TEMP_NAME.fullmatch(name):
             why = (
                 "temporary table of an aioreftable writer: being written, or left by a crashed "
@@ -305,18 +289,17 @@ def _ref_findings(
 
 
 def _verify_stack(st: _Stack, hash_name: str) -> list[VerifyFinding]:
-    list_path = st.directory / "tables.list"
     try:
-        names = OS().read_names(str(list_path))  # a FIFO is refused, not waited for
-    except FileNotFoundError:
-        names = []
+        found = inspect_stack(str(st.directory))  # a FIFO is refused, not waited for
     except (OSError, ReftableError) as e:
         reason = getattr(e, "reason", None) or str(e)
         return [st.broken(), VerifyFinding("error", "badReftableTable", "tables.list", reason)]
-    readers, problems = _open_tables(st, names)
     try:
+        problems = _open_failures(found)
         if problems:
             return [st.broken(), *problems]
+        names = found.names
+        readers = [found.tables[n] for n in names]
         out = [
             VerifyFinding("warning", "badReftableTableName", n, "invalid reftable table name")
             for n in names
@@ -324,9 +307,9 @@ def _verify_stack(st: _Stack, hash_name: str) -> list[VerifyFinding]:
         ]
         out.extend(_table_findings(readers, hash_name))
         max_index = max((r.max_update_index for r in readers), default=0)
-        out.extend(_unlisted(st, set(names), max_index))
-        out.extend(_locks(st))
-        out.extend(_temps(st))
+        out.extend(_unlisted(found, max_index))
+        out.extend(_locks(found))
+        out.extend(_temps(found))
         if not any(f.code == "badReftableTable" for f in out):
             try:
                 out.extend(_ref_findings(st, readers, hash_name))
@@ -334,8 +317,7 @@ def _verify_stack(st: _Stack, hash_name: str) -> list[VerifyFinding]:
                 out.append(VerifyFinding("error", "badReftableTable", "tables.list", str(e)))
         return out
     finally:
-        for reader in readers:
-            reader.close()
+        found.close()
 
 
 def verify_sync(store: RefStore) -> list[VerifyFinding]:
