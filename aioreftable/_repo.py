@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
+from . import _repo_io as repo_io
 from ._errors import ReftableError
 
 __all__ = ["NotARepositoryError", "RepositoryLayout", "UnsupportedRepositoryError", "discover"]
@@ -44,7 +46,7 @@ class RepositoryLayout:
 
 
 def _read_gitfile(path: Path) -> Path:
-    text = path.read_text(errors="surrogateescape").strip()
+    text = repo_io.read_text(path).strip()
     if not text.startswith("gitdir:"):
         raise NotARepositoryError(f"invalid gitfile format: {path}")
     target = Path(text[len("gitdir:") :].strip())
@@ -52,21 +54,21 @@ def _read_gitfile(path: Path) -> Path:
 
 
 def _is_git_dir(path: Path) -> bool:
-    return (path / "HEAD").is_file() and (
-        (path / "objects").is_dir() or (path / "commondir").is_file()
+    return repo_io.is_file(path / "HEAD") and (
+        repo_io.is_dir(path / "objects") or repo_io.is_file(path / "commondir")
     )
 
 
 def _layout(git_dir: Path, work_tree: Path | None) -> RepositoryLayout:
-    git_dir = git_dir.resolve()
+    git_dir = repo_io.resolve(git_dir)
     common = git_dir
     commondir = git_dir / "commondir"
-    if commondir.is_file():
-        rel = Path(commondir.read_text().strip())
-        common = (rel if rel.is_absolute() else git_dir / rel).resolve()
+    if repo_io.is_file(commondir):
+        rel = Path(repo_io.read_text(commondir).strip())
+        common = repo_io.resolve(rel if rel.is_absolute() else git_dir / rel)
     from dulwich.config import ConfigFile
 
-    config = ConfigFile.from_path(str(common / "config"))
+    config = ConfigFile.from_file(BytesIO(repo_io.read_bytes(common / "config")))
 
     def get(section: bytes, key: bytes) -> str | None:
         try:
@@ -82,7 +84,8 @@ def _layout(git_dir: Path, work_tree: Path | None) -> RepositoryLayout:
     object_format = get(b"extensions", b"objectformat") or "sha1"
     if object_format not in ("sha1", "sha256"):
         raise UnsupportedRepositoryError(f"{common}: unknown object format {object_format!r}")
-    return RepositoryLayout(git_dir, common, work_tree and work_tree.resolve(), object_format)
+    tree = work_tree and repo_io.resolve(work_tree)
+    return RepositoryLayout(git_dir, common, tree, object_format)
 
 
 def discover(
@@ -97,12 +100,12 @@ def discover(
             git_dir = Path(start) / git_dir
         work_tree = env.get("GIT_WORK_TREE")
         return _layout(git_dir, Path(work_tree) if work_tree else None)
-    here = Path(start).resolve()
+    here = repo_io.resolve(Path(start))
     for candidate in (here, *here.parents):
         dot_git = candidate / ".git"
-        if dot_git.is_file():
+        if repo_io.is_file(dot_git):
             return _layout(_read_gitfile(dot_git), candidate)
-        if dot_git.is_dir() and _is_git_dir(dot_git):
+        if repo_io.is_dir(dot_git) and _is_git_dir(dot_git):
             return _layout(dot_git, candidate)
         if _is_git_dir(candidate):
             return _layout(candidate, None)

@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import anyio.from_thread
 
+from .. import _repo_io as repo_io
 from .._errors import ReftableError
 from .._format._records import RefValueType
 from .._format._writer import WriteOptions
@@ -158,7 +159,7 @@ class RepoConfig:
         """Stack options for this repository (file mode from core.sharedRepository)."""
         mode = None
         if self.shared_repository != PERM_UMASK:
-            mode = self.file_mode(_current_umask())
+            mode = self.file_mode(repo_io.current_umask())
         return StackOptions(
             lock_timeout=self.lock_timeout,
             geometric_factor=self.geometric_factor,
@@ -178,12 +179,6 @@ class RepoConfig:
                 ("refs/heads/", "refs/remotes/", "refs/notes/")
             )
         return False
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 _KEYCHAR = re.compile(r"[A-Za-z0-9-]*")
@@ -207,14 +202,7 @@ _MAX_INCLUDE_DEPTH = 10  # git's MAX_INCLUDE_DEPTH
 _PREFIX = "/usr"  # git's %(prefix), for a build with prefix=/usr (as _SYSTEM_CONFIG)
 
 
-def _read_file(path: str) -> bytes | None:
-    """The bytes of one config file, None when it does not exist (git's access_or_die:
-    ENOENT and ENOTDIR skip the file; other errors pass through)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+_read_file = repo_io.read_optional  # a config file's bytes, None when it does not exist
 
 
 # -- conditional includes (config.c: git_config_include) --------------------------------------
@@ -238,13 +226,9 @@ def _interpolate(path: str, env: Mapping[str, str], *, real_home: bool) -> str |
         home = env.get("HOME")
         if home is None:
             return None
-        return (os.path.realpath(home) if real_home else home) + rest
-    import pwd
-
-    try:
-        return pwd.getpwnam(user).pw_dir + rest
-    except KeyError:
-        return None
+        return (repo_io.realpath(home) if real_home else home) + rest
+    home = repo_io.home_of(user)
+    return None if home is None else home + rest
 
 
 def _fs(text: str) -> bytes:
@@ -274,7 +258,7 @@ class _Reader:
     ):
         self.layout = layout
         self.env = env
-        real = os.path.realpath(layout.git_dir)
+        real = repo_io.realpath(layout.git_dir)
         self.git_dirs = (_fs(real), _fs(given_git_dir or real))
         self.head = head
         self.head_known = False
@@ -402,7 +386,7 @@ class _Reader:
         if pattern[:2] == b"./":
             if including is None:
                 return False  # git: "relative config include conditionals must come from files"
-            directory = _fs(os.path.dirname(os.path.realpath(including)))
+            directory = _fs(os.path.dirname(repo_io.realpath(including)))
             pattern = directory + pattern[1:]
             prefix = len(directory) + 1
         elif not pattern.startswith(b"/"):
@@ -627,14 +611,13 @@ def given_git_dir(
     if env.get("GIT_DIR"):
         return _absolute(os.path.join(os.fspath(start), env["GIT_DIR"]), env)
     here = _absolute(os.fspath(start), env)
-    real = os.path.realpath(layout.git_dir)
+    real = repo_io.realpath(layout.git_dir)
     for candidate in (here, os.path.join(here, ".git")):
-        if os.path.isdir(candidate) and os.path.realpath(candidate) == real:
+        if repo_io.is_dir(candidate) and repo_io.realpath(candidate) == real:
             return candidate
     gitfile = os.path.join(here, ".git")
-    if os.path.isfile(gitfile):
-        with open(gitfile, "rb") as f:
-            text = f.read().decode("utf-8", "surrogateescape").strip()
+    if repo_io.is_file(gitfile):
+        text = repo_io.read_text(gitfile).strip()
         if text.startswith("gitdir:"):
             target = text[len("gitdir:") :].strip()
             return os.path.normpath(os.path.join(here, target))
@@ -646,12 +629,12 @@ def _absolute(path: str, env: Mapping[str, str]) -> str:
     the working directory (the path the user typed), else to the physical one."""
     if os.path.isabs(path):
         return os.path.normpath(path)
-    cwd = os.getcwd()
+    cwd = repo_io.getcwd()
     pwd = env.get("PWD")
     base = cwd
     if pwd and pwd != cwd:
         try:
-            if os.path.samefile(pwd, cwd):
+            if repo_io.samefile(pwd, cwd):
                 base = pwd
         except OSError:
             pass

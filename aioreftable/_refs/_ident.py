@@ -6,7 +6,6 @@ import calendar
 import email.utils
 import os
 import re
-import socket
 import time as _time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.to_thread
 
+from .. import _repo_io as repo_io
 from .._errors import ReftableError
 from ._config import RepoConfig
 
@@ -116,25 +116,18 @@ def parse_date(text: str) -> tuple[int, int]:
 
 def _passwd() -> tuple[str, str]:
     """(login name, gecos full name) of the current user (git's xgetpwuid_self, copy_gecos)."""
-    try:
-        import pwd
-
-        pw = pwd.getpwuid(os.getuid())
-    except (ImportError, KeyError):
+    entry = repo_io.passwd_entry()
+    if entry is None:
         return "unknown", "Unknown"
-    gecos = pw.pw_gecos.split(",", 1)[0]
+    login, gecos = entry[0], entry[1].split(",", 1)[0]
     if "&" in gecos:
-        gecos = gecos.replace("&", pw.pw_name[:1].upper() + pw.pw_name[1:])
-    return pw.pw_name, gecos
+        gecos = gecos.replace("&", login[:1].upper() + login[1:])
+    return login, gecos
 
 
 def _read_mailname() -> str | None:
     """git's add_mailname_host: the first line of /etc/mailname, None without one."""
-    try:
-        with open("/etc/mailname", "rb") as f:
-            line = f.readline()
-    except OSError:
-        return None
+    line = repo_io.read_first_line("/etc/mailname")
     if not line:
         return None
     return line.rstrip(b"\n").rstrip(b"\r").decode("utf-8", "surrogateescape")
@@ -146,15 +139,12 @@ def _domain() -> str:
     mailname = _read_mailname()
     if mailname is not None:
         return mailname
-    host = socket.gethostname()
+    host = repo_io.host_name()
     if "." in host:
         return host
-    try:
-        infos = socket.getaddrinfo(host, None, flags=socket.AI_CANONNAME)
-    except OSError:
-        infos = []
-    if infos and infos[0][3] and "." in infos[0][3]:
-        return infos[0][3]
+    canonical = repo_io.canonical_host_name(host)
+    if canonical is not None and "." in canonical:
+        return canonical
     return f"{host}.(none)"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from .. import _repo_io as repo_io
 from .._errors import RefnameError
 from .._format._records import RefRecord
 from .._repo import RepositoryLayout, discover
@@ -32,17 +33,18 @@ def _config_text(object_format: str, bare: bool) -> str:
 
 def _layout_files(git_dir: Path, object_format: str, bare: bool) -> None:
     """Everything but the stack (one thread hop)."""
-    for sub in ("objects/info", "objects/pack", "refs"):
-        (git_dir / sub).mkdir(parents=True, exist_ok=True)
-    (git_dir / "HEAD").write_text(STUB_HEAD)
-    (git_dir / "refs" / "heads").write_text(STUB_REFS_HEADS)
-    (git_dir / "config").write_text(_config_text(object_format, bare))
+    files = {
+        "HEAD": STUB_HEAD,
+        "refs/heads": STUB_REFS_HEADS,
+        "config": _config_text(object_format, bare),
+    }
+    repo_io.write_files(git_dir, ["objects/info", "objects/pack", "refs"], files)
 
 
 def _existing(git_dir: Path) -> RepositoryLayout | None:
     """The repository already at ``git_dir`` (re-init keeps it), None if there is none; a
     repository of another ref format raises UnsupportedRepositoryError (thread)."""
-    return discover(git_dir) if (git_dir / "config").exists() else None
+    return discover(git_dir) if repo_io.exists(git_dir / "config") else None
 
 
 async def init_repo(

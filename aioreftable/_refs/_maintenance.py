@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 import anyio
 
+from .. import _repo_io as repo_io
 from .._errors import ReftableError
 from .._format._merged import MergedTable
 from .._format._reader import TableReader
@@ -132,17 +133,8 @@ def _stacks(store: RefStore) -> list[_Stack]:
     ones whose ``gitdir`` file can be read)."""
     common = store.layout.common_dir
     out = [_Stack(store.layout.main_stack, None, "")]
-    try:
-        ids = sorted(os.listdir(common / "worktrees"))
-    except OSError:
-        ids = []
-    for wid in ids:
-        try:
-            gitdir = (common / "worktrees" / wid / "gitdir").read_bytes()
-        except OSError:
-            continue
-        if gitdir:
-            out.append(_Stack(common / "worktrees" / wid / "reftable", wid, f"worktrees/{wid}/"))
+    for wid in repo_io.linked_worktrees(common):
+        out.append(_Stack(common / "worktrees" / wid / "reftable", wid, f"worktrees/{wid}/"))
     return out
 
 
