@@ -1,0 +1,77 @@
+"""Repository I/O lives in one seam (issue 11 item 3): the repository and ref modules below
+reach files, directories, the user database and the host only through
+``aioreftable/_repo_io.py`` (the stack's files go through ``aioreftable/_fs.py``).
+
+Checked on the syntax tree: a call of ``open``, of a blocking ``os``/``os.path``/``socket``/
+``pwd``/``shutil`` function, or of a ``pathlib.Path`` method that touches the disk.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "aioreftable"
+
+# The modules that must go through the seam (the ref core's modules are reshaped separately).
+THROUGH_SEAM = (
+    "_repo.py",
+    "_refs/_config.py",
+    "_refs/_configfile.py",
+    "_refs/_ident.py",
+    "_refs/_init.py",
+    "_refs/_maintenance.py",
+)
+
+BLOCKING_MODULE_CALLS = {
+    "os": {
+        "listdir", "scandir", "stat", "lstat", "open", "read", "umask", "getcwd", "mkdir",
+        "makedirs", "remove", "unlink", "rename", "replace", "getuid", "walk",
+    },
+    "path": {"exists", "isfile", "isdir", "islink", "realpath", "samefile", "getsize"},
+    "socket": {"gethostname", "getaddrinfo", "getfqdn"},
+    "pwd": {"getpwuid", "getpwnam"},
+    "shutil": {"copy", "copyfile", "rmtree", "move"},
+}  # fmt: skip
+
+PATH_METHODS = {
+    "read_text", "read_bytes", "write_text", "write_bytes", "exists", "is_file", "is_dir",
+    "resolve", "mkdir", "iterdir", "stat", "unlink", "glob", "rglob", "open", "touch",
+}  # fmt: skip
+
+
+def _blocking_calls(tree: ast.AST) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name) and func.id == "open":
+            found.append(f"open() at line {node.lineno}")
+        elif isinstance(func, ast.Attribute):
+            owner = func.value
+            name = owner.id if isinstance(owner, ast.Name) else None
+            if isinstance(owner, ast.Attribute) and owner.attr == "path":
+                name = "path"  # os.path.<fn>
+            if name in BLOCKING_MODULE_CALLS and func.attr in BLOCKING_MODULE_CALLS[name]:
+                found.append(f"{name}.{func.attr}() at line {node.lineno}")
+            elif name not in ("repo_io", "self") and func.attr in PATH_METHODS:
+                found.append(f".{func.attr}() at line {node.lineno}")
+    return found
+
+
+def test_repository_modules_do_io_only_through_the_seam() -> None:
+    offenders = {}
+    for rel in THROUGH_SEAM:
+        calls = _blocking_calls(ast.parse((PACKAGE / rel).read_text(), rel))
+        if calls:
+            offenders[rel] = calls
+    assert offenders == {}, offenders
+
+
+def test_the_check_sees_each_kind_of_call() -> None:
+    source = (
+        "open('x')\nos.listdir(d)\nos.path.isfile(p)\nsocket.gethostname()\n"
+        "pwd.getpwnam('u')\n(p / 'c').read_text()\nPath(s).resolve()\nrepo_io.exists(p)\n"
+    )
+    assert len(_blocking_calls(ast.parse(source))) == 7
