@@ -78,6 +78,23 @@ def test_dump_stack_directory_text(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "refname='refs/heads/nolog' update_index=5 type='deletion'" in out
 
 
+def test_dump_sha256_stack_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bare stack directory does not say its hash: dump reads it through the stack as
+    SHA-1, then as SHA-256; a stack mixing the two is refused, naming the hashes."""
+    name = "git_503refs_sha256_v2.ref"
+    (tmp_path / name).write_bytes((DATA / name).read_bytes())
+    (tmp_path / "tables.list").write_text(name + "\n")
+    assert main(["dump", "--json", "--no-records", str(tmp_path)]) == 0
+    (info,) = json.loads(capsys.readouterr().out)
+    assert (info["path"], info["hash"], info["version"]) == (str(tmp_path / name), "sha256", 2)
+    other = "git_head_symref.ref"
+    (tmp_path / other).write_bytes((DATA / other).read_bytes())
+    (tmp_path / "tables.list").write_text(f"{other}\n{name}\n")
+    assert main(["dump", str(tmp_path)]) == 128
+    err = capsys.readouterr().err
+    assert err.startswith("fatal: ") and "sha1" in err and "sha256" in err
+
+
 def test_dump_reports_corruption(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.ref"
     data = bytearray((DATA / "git_single_ref.ref").read_bytes())
