@@ -29,14 +29,10 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         # Transaction it wraps (item 1: "a declared extension point, not a private subclass")
         ("_refs/_batch.py", "self._tx._updates"),
         ("_refs/_batch.py", "self._tx._closed"),
-        ("_refs/_batch.py", "self._tx._store"),
+        ("_refs/_batch.py", "self._tx._core"),
         ("_refs/_batch.py", "batch._tx"),
         ("_refs/_batch.py", "batch._tx._closed"),
         ("_refs/_batch.py", "batch._commit"),
-        # the operation modules read RefStore's stacks (item 1: "take the core, never RefStore")
-        ("_refs/_maintenance.py", "store._main"),
-        ("_refs/_maintenance.py", "store._worktree"),
-        ("_refs/_transaction.py", "self.store._worktree"),
         # module-level helpers of _transaction drive a Transaction's private state
         ("_refs/_transaction.py", "tx._closed"),
         ("_refs/_transaction.py", "tx._commit"),

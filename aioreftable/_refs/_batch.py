@@ -7,7 +7,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from typing import final
 
 from .._errors import (
     IncorrectOldValueError,
@@ -20,11 +20,8 @@ from .._errors import (
 )
 from .._format._records import RefValueType
 from .._stack import Snapshot
-from ._store import decode_name, encode_name
+from ._core import RefCore, decode_name, encode_name
 from ._transaction import HAVE_NEW, HAVE_OLD, Transaction, Update, _Commit
-
-if TYPE_CHECKING:
-    from ._store import RefStore
 
 __all__ = ["Batch", "BatchResult", "RejectReason", "open_batch"]
 
@@ -93,11 +90,11 @@ def _printed(u: Update, new: bool) -> str:
 
 @final
 class Batch:
-    """Updates queued inside ``async with store.batch() as b:``: the methods of
+    """Updates queued inside ``async with core.batch() as b:``: the methods of
     :class:`Transaction`; ``results`` (one per call, in order) after the block."""
 
-    def __init__(self, store: RefStore, message: str, create_reflog: bool):
-        self._tx = Transaction(store, message, create_reflog)
+    def __init__(self, core: RefCore, message: str, create_reflog: bool):
+        self._tx = Transaction(core, message, create_reflog)
         self._calls: list[tuple[str, Update | None, BatchResult | None]] = []
         self.results: list[BatchResult] = []
 
@@ -186,7 +183,7 @@ class Batch:
     async def _commit(self) -> None:
         self._tx._closed = True
         updates = [u for _, u, _ in self._calls if u is not None]
-        commit = _BatchCommit(self._tx._store, updates)
+        commit = _BatchCommit(self._tx._core, updates)
         await commit.run()
         index_of = {id(u): n for n, u in enumerate(updates)}
         for n, (refname, u, result) in enumerate(self._calls):
@@ -206,8 +203,8 @@ class _BatchCommit(_Commit):
     """prepare with git's REF_TRANSACTION_ALLOW_FAILURE: a rejected update (and what it
     derived) is dropped; name-conflict checks run after all other checks, like git 2.51."""
 
-    def __init__(self, store: RefStore, updates: list[Update]):
-        super().__init__(store, updates)
+    def __init__(self, core: RefCore, updates: list[Update]):
+        super().__init__(core, updates)
         self.root = {id(u): n for n, u in enumerate(updates)}
         self.rejected: dict[int, tuple[RejectReason, str]] = {}
         self.deferred: list[tuple[str, int]] = []
@@ -215,15 +212,15 @@ class _BatchCommit(_Commit):
         self._affected: set[str] = set()
 
     async def _prepare(self) -> None:
-        store = self.store
+        core = self.core
         for u in self.updates:
-            await self.lock(store.route(u.refname)[0])
+            await self.lock(core.route(u.refname)[0])
         names = sorted(u.refname for u in self.updates)
         for a, b in itertools.pairwise(names):
             if a == b:  # a generic error in git: the whole batch fails
                 raise TransactionError(f"multiple updates for ref '{a}' not allowed", a)
         self._affected = affected = set(names)
-        head_key, head_bare = store.route("HEAD")
+        head_key, head_bare = core.route("HEAD")
         head_referent = _symref_target(await self.snapshot(head_key), encode_name(head_bare))
         i = 0
         while i < len(self.updates):
@@ -277,9 +274,9 @@ def _symref_target(snap: Snapshot, name: bytes) -> str | None:
 
 @asynccontextmanager
 async def open_batch(
-    store: RefStore, message: str, *, create_reflog: bool = False
+    core: RefCore, message: str, *, create_reflog: bool = False
 ) -> AsyncIterator[Batch]:
-    batch = Batch(store, message, create_reflog)
+    batch = Batch(core, message, create_reflog)
     try:
         yield batch
     except BaseException:

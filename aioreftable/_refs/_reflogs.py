@@ -6,15 +6,11 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._format._writer import normalize_log_message
+from ._core import RefCore, ReflogEntry, encode_name
 from ._refname import require_refname
-from ._store import ReflogEntry, encode_name
-
-if TYPE_CHECKING:
-    from ._store import RefStore
 
 __all__ = [
     "ExpirePolicy",
@@ -56,15 +52,15 @@ def _marker(name: bytes, update_index: int, null: bytes) -> LogRecord:
     return LogRecord(name, update_index, old_id=null, new_id=null)
 
 
-async def create_reflog(store: RefStore, name: str) -> bool:
+async def create_reflog(core: RefCore, name: str) -> bool:
     """git's create_reflog: an existence marker unless ``name`` has a reflog; True if
     one was written."""
     require_refname(name, "format")
-    key, bare = store.route(name)
+    key, bare = core.route(name)
     raw = encode_name(bare)
-    null = bytes(store.hexsz // 2)
+    null = bytes(core.hexsz // 2)
     async with AsyncExitStack() as scope:
-        stack = await store.stack_for(key, scope)
+        stack = await core.stack_for(key, scope)
         async with stack.addition(exact_log_message=True) as add:
             if next(iter(add.snapshot.iter_logs(raw)), None) is not None:
                 return False
@@ -72,13 +68,13 @@ async def create_reflog(store: RefStore, name: str) -> bool:
     return True
 
 
-async def delete_reflog(store: RefStore, name: str) -> int:
+async def delete_reflog(core: RefCore, name: str) -> int:
     """git's delete_reflog: a tombstone for every live log record (markers included) in
     one table; returns how many."""
-    key, bare = store.route(name)
+    key, bare = core.route(name)
     raw = encode_name(bare)
     async with AsyncExitStack() as scope:
-        stack = await store.stack_for(key, scope)
+        stack = await core.stack_for(key, scope)
         async with stack.addition() as add:
             tombstones = [
                 LogRecord.deletion(raw, log.update_index) for log in add.snapshot.iter_logs(raw)
@@ -88,7 +84,7 @@ async def delete_reflog(store: RefStore, name: str) -> int:
 
 
 async def expire_reflog(
-    store: RefStore,
+    core: RefCore,
     name: str,
     policy: ExpirePolicy,
     *,
@@ -101,11 +97,11 @@ async def expire_reflog(
     async def decide(entries: Sequence[ReflogEntry]) -> list[bool]:
         return [await policy.prunes(entry) for entry in entries]
 
-    return await _expire(store, name, decide, rewrite, update_ref, dry_run)
+    return await _expire(core, name, decide, rewrite, update_ref, dry_run)
 
 
 async def delete_reflog_entry(
-    store: RefStore,
+    core: RefCore,
     name: str,
     n: int,
     *,
@@ -122,11 +118,11 @@ async def delete_reflog_entry(
         target = len(entries) - 1 - n  # entries are oldest first
         return [i == target for i in range(len(entries))]
 
-    return await _expire(store, name, decide, rewrite, update_ref, dry_run)
+    return await _expire(core, name, decide, rewrite, update_ref, dry_run)
 
 
 async def _expire(
-    store: RefStore,
+    core: RefCore,
     name: str,
     decide: _Decide,
     rewrite: bool,
@@ -134,11 +130,11 @@ async def _expire(
     dry_run: bool,
 ) -> list[ReflogEntry]:
     """reftable_be_reflog_expire: lock, read, decide oldest to newest, write one table."""
-    key, bare = store.route(name)
+    key, bare = core.route(name)
     raw = encode_name(bare)
-    null = bytes(store.hexsz // 2)
+    null = bytes(core.hexsz // 2)
     async with AsyncExitStack() as scope:
-        stack = await store.stack_for(key, scope)
+        stack = await core.stack_for(key, scope)
         async with stack.addition(exact_log_message=True) as add:
             snap = add.snapshot
             logs = list(snap.iter_logs(raw))
@@ -168,7 +164,7 @@ async def _expire(
             if not dry_run:
                 ts = add.update_index
                 if update_ref and last is not None and any(current) and any(last):
-                    add.writer.add_ref(await _ref_record(store, raw, ts, last))
+                    add.writer.add_ref(await _ref_record(core, raw, ts, last))
                 if len(pruned) == len(live):
                     records.append(_marker(raw, ts, null))
                 add.writer.add_logs(records)
@@ -176,10 +172,10 @@ async def _expire(
     return pruned
 
 
-async def _ref_record(store: RefStore, raw: bytes, ts: int, oid: bytes) -> RefRecord:
+async def _ref_record(core: RefCore, raw: bytes, ts: int, oid: bytes) -> RefRecord:
     """The ref at ``oid``, VAL2 if it peels (git's peel_object)."""
-    if store.peeler is not None:
-        info = (await store.peeler.lookup([oid.hex()])).get(oid.hex())
+    if core.peeler is not None:
+        info = (await core.peeler.lookup([oid.hex()])).get(oid.hex())
         if info is not None and info.peeled is not None:
             return RefRecord.val2(raw, ts, oid, bytes.fromhex(info.peeled))
     return RefRecord.val1(raw, ts, oid)

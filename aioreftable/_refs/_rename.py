@@ -2,60 +2,40 @@
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack, aclosing
-from typing import TYPE_CHECKING
+from contextlib import AsyncExitStack
 
-from .._errors import NameConflictError, RefExistsError, RefMissingError, TransactionError
+from .._errors import RefExistsError, RefMissingError, TransactionError
 from .._format._records import LogRecord, RefRecord, RefValueType
+from ._core import RefCore, decode_name, encode_name
 from ._refname import reflog_message, require_refname
-from ._store import decode_name, encode_name
-
-if TYPE_CHECKING:
-    from ._store import RefStore
 
 __all__ = ["copy_ref", "rename_ref"]
 
 
 async def rename_ref(
-    store: RefStore, old: str, new: str, message: str, *, force: bool = False
+    core: RefCore, old: str, new: str, message: str, *, force: bool = False
 ) -> None:
     """git's rename_ref: ``new`` takes ``old``'s value and reflog, ``old`` is deleted."""
-    await _copy(store, old, new, message, delete_old=True, force=force)
+    await _copy(core, old, new, message, delete_old=True, force=force)
 
 
-async def copy_ref(
-    store: RefStore, old: str, new: str, message: str, *, force: bool = False
-) -> None:
+async def copy_ref(core: RefCore, old: str, new: str, message: str, *, force: bool = False) -> None:
     """git's copy_ref: ``new`` gets ``old``'s value and a copy of its reflog."""
-    await _copy(store, old, new, message, delete_old=False, force=force)
-
-
-async def _check_available(store: RefStore, new: str, skip: set[str]) -> None:
-    """git's refs_verify_refname_available for one name with a skip list (no extras)."""
-    parts = new.split("/")
-    for n in range(1, len(parts)):
-        dirname = "/".join(parts[:n])
-        if dirname not in skip and await store.read(dirname) is not None:
-            raise NameConflictError(f"'{dirname}' exists; cannot create '{new}'", dirname, new)
-    async with aclosing(store.iterate(new + "/")) as below:  # closed when we raise
-        async for ref in below:
-            if ref.name not in skip:
-                name = ref.name
-                raise NameConflictError(f"'{name}' exists; cannot create '{new}'", name, new)
+    await _copy(core, old, new, message, delete_old=False, force=force)
 
 
 async def _copy(
-    store: RefStore, old: str, new: str, message: str, *, delete_old: bool, force: bool
+    core: RefCore, old: str, new: str, message: str, *, delete_old: bool, force: bool
 ) -> None:
     for name in (old, new):
         require_refname(name, "format")
-    key, bare_new = store.route(new)
+    key, bare_new = core.route(new)
     old_raw, new_raw = encode_name(old), encode_name(bare_new)
-    null = bytes(store.hexsz // 2)
-    msg = reflog_message(message, store.config.block_size)
-    committer = await store.committer.get()  # off the loop, before the lock
+    null = bytes(core.hexsz // 2)
+    msg = reflog_message(message, core.config.block_size)
+    committer = await core.committer.get()  # off the loop, before the lock
     async with AsyncExitStack() as scope:
-        stack = await store.stack_for(key, scope)
+        stack = await core.stack_for(key, scope)
         async with stack.addition() as add:
             snap = add.snapshot
             rec = snap.ref(old_raw)  # git reads the old name from the new name's stack
@@ -69,7 +49,8 @@ async def _copy(
                 return
             if not force and snap.ref(new_raw) is not None:
                 raise RefExistsError(f"cannot lock ref '{new}': reference already exists", new)
-            await _check_available(store, new, {old} if delete_old else set())
+            view = core.view(scope, held={key: snap})
+            await view.check_available(new, skip={old} if delete_old else frozenset())
             assert rec.value is not None
             value = rec.value
             deletion_ts = creation_ts = add.update_index

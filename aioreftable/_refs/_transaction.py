@@ -6,7 +6,7 @@ import itertools
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, final
+from typing import final
 
 from .._errors import (
     IncorrectOldValueError,
@@ -21,6 +21,7 @@ from .._errors import (
 )
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._stack import Addition, Snapshot, Stack
+from ._core import RefCore, RefView, StackKey, SymrefDepthError, decode_name, encode_name
 from ._ident import Committer
 from ._peel import ObjectInfo
 from ._refname import (
@@ -30,10 +31,6 @@ from ._refname import (
     reflog_message,
     require_refname,
 )
-from ._store import SYMREF_MAXDEPTH, Ref, StackKey, decode_name, encode_name, merge_worktree
-
-if TYPE_CHECKING:
-    from ._store import RefStore
 
 __all__ = ["Transaction", "open_transaction"]
 
@@ -86,18 +83,18 @@ class StackWork:
 
 @final
 class Transaction:
-    """Updates queued inside ``async with store.transaction() as tx:``; checked and written
+    """Updates queued inside ``async with core.transaction() as tx:``; checked and written
     when the block exits cleanly (see docs/refstore.md for the exact rules)."""
 
     def __init__(
         self,
-        store: RefStore,
+        core: RefCore,
         message: str,
         create_reflog: bool,
         *,
         skip_object_check: bool = False,
     ):
-        self._store = store
+        self._core = core
         self._message = message
         self._tx_flags = FORCE_CREATE_REFLOG if create_reflog else 0
         self._tx_flags |= SKIP_OID_VERIFICATION if skip_object_check else 0
@@ -106,10 +103,10 @@ class Transaction:
 
     # -- queueing --------------------------------------------------------------------------
     def _oid(self, value: str, what: str) -> bytes:
-        store = self._store
-        if not isinstance(value, str) or len(value) != store.hexsz:
+        core = self._core
+        if not isinstance(value, str) or len(value) != core.hexsz:
             raise InvalidObjectIdError(
-                f"{what}: expected a {store.hexsz}-digit hex object id, got {value!r}"
+                f"{what}: expected a {core.hexsz}-digit hex object id, got {value!r}"
             )
         if not _HEX_DIGITS.issuperset(value):  # bytes.fromhex would skip spaces
             raise InvalidObjectIdError(f"{what}: {value!r} is not a hex object id")
@@ -129,8 +126,8 @@ class Transaction:
         """git's ref_transaction_update: name checks here, everything else at commit."""
         if self._closed:
             raise TransactionError("the transaction is already closed", refname)
-        new_oid = self._oid(new, refname) if new is not None else bytes(self._store.hexsz // 2)
-        old_oid = self._oid(old, refname) if old is not None else bytes(self._store.hexsz // 2)
+        new_oid = self._oid(new, refname) if new is not None else bytes(self._core.hexsz // 2)
+        old_oid = self._oid(old, refname) if old is not None else bytes(self._core.hexsz // 2)
         # git's transaction_refname_valid: a name that gets a value must be well-formed, one
         # that is deleted, verified or made a symref safe; a symref's name must be both (git's
         # update-ref --stdin also refuses a malformed symref-update name: git ignores such refs)
@@ -150,7 +147,7 @@ class Transaction:
         if old is not None or old_target is not None:
             flags |= HAVE_OLD
         msg = self._message if message is None else message
-        block_size = self._store.config.block_size
+        block_size = self._core.config.block_size
         self._updates.append(
             Update(
                 refname,
@@ -175,7 +172,7 @@ class Transaction:
         ``skip_object_check``: do not require ``oid`` in the object database."""
         self._check_new(refname, oid)
         flags = SKIP_OID_VERIFICATION if skip_object_check else 0
-        self._add(refname, new=oid, old=self._store.null_oid, flags=flags, message=message)
+        self._add(refname, new=oid, old=self._core.null_oid, flags=flags, message=message)
 
     def update(
         self,
@@ -202,11 +199,11 @@ class Transaction:
         message: str | None = None,
     ) -> None:
         """Delete ``refname`` (and its reflog); deleting a missing ref is a no-op."""
-        if old is not None and old == self._store.null_oid:
+        if old is not None and old == self._core.null_oid:
             raise ValueError(f"delete {refname}: old must not be the null id")
         self._add(
             refname,
-            new=self._store.null_oid,
+            new=self._core.null_oid,
             old=old,
             flags=NO_DEREF if no_deref else 0,
             message=message,
@@ -216,7 +213,7 @@ class Transaction:
         """Check that ``refname`` is at ``expected`` (None: does not exist) at commit."""
         self._add(
             refname,
-            old=self._store.null_oid if expected is None else expected,
+            old=self._core.null_oid if expected is None else expected,
             flags=NO_DEREF if no_deref else 0,
             message="",
         )
@@ -248,7 +245,7 @@ class Transaction:
     def symref_create(self, refname: str, target: str, *, message: str | None = None) -> None:
         """Create the symref ``refname`` -> ``target``; fails if ``refname`` exists."""
         self._add(
-            refname, new_target=target, old=self._store.null_oid, flags=NO_DEREF, message=message
+            refname, new_target=target, old=self._core.null_oid, flags=NO_DEREF, message=message
         )
 
     def symref_delete(
@@ -257,7 +254,7 @@ class Transaction:
         """Delete the symref itself (never its referent)."""
         self._add(
             refname,
-            new=self._store.null_oid,
+            new=self._core.null_oid,
             old_target=old_target,
             flags=NO_DEREF,
             message=message,
@@ -266,12 +263,12 @@ class Transaction:
     def symref_verify(self, refname: str, target: str | None) -> None:
         """Check that ``refname`` is a symref to ``target`` (None: does not exist)."""
         if target is None:
-            self._add(refname, old=self._store.null_oid, flags=NO_DEREF, message="")
+            self._add(refname, old=self._core.null_oid, flags=NO_DEREF, message="")
         else:
             self._add(refname, old_target=target, flags=NO_DEREF, message="")
 
     def _check_new(self, refname: str, oid: str) -> None:
-        if oid == self._store.null_oid:
+        if oid == self._core.null_oid:
             raise TransactionError(f"'{refname}' has neither a valid OID nor a target", refname)
 
     @property
@@ -282,24 +279,25 @@ class Transaction:
     # -- commit ----------------------------------------------------------------------------
     async def _commit(self) -> None:
         self._closed = True
-        await _Commit(self._store, self._updates).run()
+        await _Commit(self._core, self._updates).run()
 
 
 class _Commit:
     """One prepare + finish run (git's reftable_be_transaction_prepare and _finish)."""
 
-    def __init__(self, store: RefStore, updates: list[Update]):
-        self.store = store
+    def __init__(self, core: RefCore, updates: list[Update]):
+        self.core = core
         self.updates = list(updates)
         self.work: dict[StackKey, StackWork] = {}  # in order of first touch
         self.scope = AsyncExitStack()  # other worktrees' stacks
         self.objects: dict[str, ObjectInfo | None] = {}
         self.committer: Committer | None = None
+        self.view = RefView(core, self.snapshot)  # reads under our locks where we hold them
 
     async def run(self) -> None:
         if not self.updates:
             return
-        self.committer = await self.store.committer.get()  # off the loop, before any lock
+        self.committer = await self.core.committer.get()  # off the loop, before any lock
         async with self.scope:
             try:
                 await self._lookup_objects()
@@ -310,7 +308,7 @@ class _Commit:
             await self._finish()
 
     async def _lookup_objects(self) -> None:
-        peeler = self.store.peeler
+        peeler = self.core.peeler
         if peeler is None:
             return
         oids = [
@@ -326,7 +324,7 @@ class _Commit:
         work = self.work.get(key)
         if work is not None:
             return work
-        stack = await self.store.stack_for(key, self.scope)  # WorktreeNotFoundError
+        stack = await self.core.stack_for(key, self.scope)  # WorktreeNotFoundError
         context = stack.addition()
         addition = await context.__aenter__()
         work = self.work[key] = StackWork(stack, context, addition)
@@ -337,47 +335,33 @@ class _Commit:
         work = self.work.get(key)
         if work is not None:
             return work.addition.snapshot
-        return await (await self.store.stack_for(key, self.scope)).snapshot()
-
-    async def read_raw(self, name: str) -> RefRecord | Ref | None:
-        """git's refs_read_raw_ref: pseudorefs from files, everything else routed."""
-        if is_pseudo_ref(name):
-            return await self.store.read(name)
-        key, bare = self.store.route(name)
-        return (await self.snapshot(key)).ref(encode_name(bare))
+        return await (await self.core.stack_for(key, self.scope)).snapshot()
 
     async def resolve(self, name: str, *, reading: bool) -> tuple[str | None, bytes]:
         """git's refs_resolve_ref_unsafe: (final name or None, oid). Without ``reading`` a
         missing ref resolves to its name with the null id."""
-        null = bytes(self.store.hexsz // 2)
-        for _ in range(SYMREF_MAXDEPTH):
-            if not check_refname_format(name, allow_onelevel=True):
-                return None, null
-            rec = await self.read_raw(name)
-            if rec is None:
-                return (None if reading else name), null
-            if isinstance(rec, Ref):
-                if rec.target is None:
-                    return name, bytes.fromhex(rec.oid or "")
-                name = rec.target
-                continue
-            if rec.value_type != RefValueType.SYMREF:
-                assert rec.value is not None
-                return name, rec.value
-            name = decode_name(rec.target or b"")
-        return None, null
+        null = bytes(self.core.hexsz // 2)
+        try:
+            last, ref = await self.view.resolve(name)
+        except SymrefDepthError:
+            return None, null
+        if last is None:
+            return None, null
+        if ref is None:
+            return (None if reading else last), null
+        return last, bytes.fromhex(ref.oid or "")
 
     # -- prepare ---------------------------------------------------------------------------
     async def _prepare(self) -> None:
-        store = self.store
+        core = self.core
         for u in self.updates:
-            await self.lock(store.route(u.refname)[0])
+            await self.lock(core.route(u.refname)[0])
         affected = sorted(u.refname for u in self.updates)
         for a, b in itertools.pairwise(affected):
             if a == b:
                 raise TransactionError(f"multiple updates for ref '{a}' not allowed", a)
         affected_set = set(affected)
-        head_key, head_bare = store.route("HEAD")
+        head_key, head_bare = core.route("HEAD")
         head = (await self.snapshot(head_key)).ref(encode_name(head_bare))
         head_referent = (
             decode_name(head.target or b"")
@@ -391,7 +375,7 @@ class _Commit:
             await self._prepare_one(u, head_referent, affected_set)
 
     def _check_object(self, u: Update) -> None:
-        if not self.store.verify_objects or u.flags & (LOG_ONLY | SKIP_OID_VERIFICATION):
+        if not self.core.verify_objects or u.flags & (LOG_ONLY | SKIP_OID_VERIFICATION):
             return
         if not u.flags & HAVE_NEW or u.new_target is not None or not any(u.new_oid):
             return
@@ -408,7 +392,7 @@ class _Commit:
             )
 
     def _add_derived(self, refname: str, flags: int, u: Update, *, targets: bool) -> Update:
-        null = bytes(self.store.hexsz // 2)
+        null = bytes(self.core.hexsz // 2)
         new_target = u.new_target if targets else None
         old_target = u.old_target if targets else None
         new_oid = u.new_oid if flags & HAVE_NEW and new_target is None else null
@@ -418,9 +402,9 @@ class _Commit:
         return derived
 
     async def _prepare_one(self, u: Update, head_referent: str | None, affected: set[str]) -> None:
-        store = self.store
-        null = bytes(store.hexsz // 2)
-        key, rewritten = store.route(u.refname)
+        core = self.core
+        null = bytes(core.hexsz // 2)
+        key, rewritten = core.route(u.refname)
         self._check_object(u)
         if (
             head_referent is not None
@@ -511,45 +495,8 @@ class _Commit:
         )
 
     async def _check_available(self, refname: str, extras: set[str]) -> None:
-        """git's refs_verify_refname_available: no ref is a prefix directory of ``refname``
-        nor lives under ``refname/``, in the store or among the transaction's names."""
-        parts = refname.split("/")
-        for n in range(1, len(parts)):
-            dirname = "/".join(parts[:n])
-            if await self.read_raw(dirname) is not None:
-                raise NameConflictError(
-                    f"'{dirname}' exists; cannot create '{refname}'", dirname, refname
-                )
-            if dirname in extras:
-                raise NameConflictError(
-                    f"cannot process '{refname}' and '{dirname}' at the same time",
-                    refname,
-                    dirname,
-                )
-        below = refname + "/"
-        existing = await self._first_below(below)
-        if existing is not None:
-            raise NameConflictError(
-                f"'{existing}' exists; cannot create '{refname}'", existing, refname
-            )
-        inside = sorted(name for name in extras if name.startswith(below))
-        if inside:
-            raise NameConflictError(
-                f"cannot process '{refname}' and '{inside[0]}' at the same time",
-                refname,
-                inside[0],
-            )
-
-    async def _first_below(self, prefix: str) -> str | None:
-        raw = encode_name(prefix)
-        records = iter((await self.snapshot("main")).iter_refs(raw))
-        if self.store._worktree is not None:
-            records = merge_worktree((await self.snapshot("current")).iter_refs(raw), records)
-        for rec in records:
-            name = decode_name(rec.refname)
-            if name.startswith("refs/"):
-                return name
-        return None
+        """git's refs_verify_refname_available against our locked view and names."""
+        await self.view.check_available(refname, extras)
 
     # -- finish ----------------------------------------------------------------------------
     async def _finish(self) -> None:
@@ -571,9 +518,9 @@ class _Commit:
                     raise
 
     async def _should_write_log(self, refname: str) -> bool:
-        if self.store.config.should_autocreate_reflog(refname):
+        if self.core.config.should_autocreate_reflog(refname):
             return True
-        key, bare = self.store.route(refname)
+        key, bare = self.core.route(refname)
         snap = await self.snapshot(key)
         return next(iter(snap.iter_logs(encode_name(bare))), None) is not None
 
@@ -626,13 +573,13 @@ class _Commit:
 
 @asynccontextmanager
 async def open_transaction(
-    store: RefStore,
+    core: RefCore,
     message: str,
     *,
     create_reflog: bool = False,
     skip_object_check: bool = False,
 ) -> AsyncIterator[Transaction]:
-    tx = Transaction(store, message, create_reflog, skip_object_check=skip_object_check)
+    tx = Transaction(core, message, create_reflog, skip_object_check=skip_object_check)
     try:
         yield tx
     except BaseException:

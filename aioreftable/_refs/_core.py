@@ -1,0 +1,375 @@
+"""The ref core: routing, stack access, raw reads, the one resolve and the one D/F check."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Set
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, final
+
+import anyio
+
+from .._errors import NameConflictError, ReftableError, WorktreeNotFoundError
+from .._format._records import LogRecord, RefRecord, RefValueType
+from .._repo import RepositoryLayout
+from .._stack import Snapshot, Stack, open_stack
+from ._config import RepoConfig
+from ._ident import CommitterSource
+from ._peel import Peeler
+from ._refname import (
+    check_refname_format,
+    is_pseudo_ref,
+    is_root_ref_syntax,
+    is_worktree_id,
+    parse_worktree_ref,
+    require_refname,
+)
+
+__all__ = [
+    "SYMREF_MAXDEPTH",
+    "Ref",
+    "RefCore",
+    "RefView",
+    "ReflogEntry",
+    "StackKey",
+    "SymrefDepthError",
+    "WorktreeKey",
+    "decode_name",
+    "encode_name",
+    "is_root_ref",
+    "merge_worktree",
+    "parse_loose_ref",
+    "ref_from_record",
+]
+
+SYMREF_MAXDEPTH = 5  # git's SYMREF_MAXDEPTH
+_IRREGULAR_ROOT_REFS = frozenset(
+    {
+        "HEAD",
+        "AUTO_MERGE",
+        "BISECT_EXPECTED_REV",
+        "NOTES_MERGE_PARTIAL",
+        "NOTES_MERGE_REF",
+        "MERGE_AUTOSTASH",
+    }
+)
+
+
+# -- value types -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class WorktreeKey:
+    """Another linked worktree's stack: its id, one validated path component (so a key
+    can never name a directory outside ``<common dir>/worktrees/``)."""
+
+    id: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not is_worktree_id(self.id):
+            raise ValueError(f"not a worktree id: {self.id!r}")
+
+
+# Which stack a ref lives in: the main worktree's, this (linked) worktree's, or another's.
+StackKey = Literal["main", "current"] | WorktreeKey
+
+
+class SymrefDepthError(ReftableError):
+    """A chain of symrefs is longer than git's limit (5), or loops."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A ref as stored: ``oid`` for a direct ref, ``target`` for a symref, ``peeled`` for an
+    annotated tag (its fully peeled id)."""
+
+    name: str
+    oid: str | None
+    target: str | None = None
+    peeled: str | None = None
+
+    @property
+    def is_symref(self) -> bool:
+        return self.target is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ReflogEntry:
+    """One reflog entry as git stores it (``message`` keeps its final LF)."""
+
+    old: str
+    new: str
+    name: str
+    email: str
+    time: int
+    tz: int
+    message: str
+
+    @classmethod
+    def from_record(cls, log: LogRecord) -> ReflogEntry:
+        """The entry of a (non-deletion) log record."""
+        return cls(
+            log.old_id.hex(),
+            log.new_id.hex(),
+            log.name.decode("utf-8", "replace"),
+            log.email.decode("utf-8", "replace"),
+            log.time,
+            log.tz_offset,
+            log.message.decode("utf-8", "replace"),
+        )
+
+
+# -- names and records -------------------------------------------------------------------------
+def is_root_ref(name: str) -> bool:
+    """git's is_root_ref: root-ref syntax, not a pseudoref, and ``*_HEAD`` or a known name."""
+    if not name or not is_root_ref_syntax(name) or is_pseudo_ref(name):
+        return False
+    return name.endswith("_HEAD") or name in _IRREGULAR_ROOT_REFS
+
+
+def encode_name(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
+def decode_name(name: bytes) -> str:
+    return name.decode("utf-8", "surrogateescape")
+
+
+def ref_from_record(name: str, rec: RefRecord) -> Ref:
+    if rec.value_type == RefValueType.SYMREF:
+        return Ref(name, None, decode_name(rec.target or b""))
+    assert rec.value is not None
+    peeled = None
+    if rec.value_type == RefValueType.VAL2 and rec.target_value is not None:
+        peeled = rec.target_value.hex()
+    return Ref(name, rec.value.hex(), None, peeled)
+
+
+def parse_loose_ref(content: bytes, hexsz: int) -> tuple[str | None, str | None] | None:
+    """git's parse_loose_ref_contents: (oid, None) or (None, target); None if broken."""
+    if content.startswith(b"ref:"):
+        target = content[4:].lstrip(b" \t\n\r").rstrip(b" \t\n\r")
+        return None, decode_name(target)
+    head = content[:hexsz]
+    try:
+        if len(head) != hexsz or head != head.lower():
+            raise ValueError
+        bytes.fromhex(head.decode("ascii"))
+    except ValueError:
+        return None
+    rest = content[hexsz : hexsz + 1]
+    if rest and rest not in b" \t\n\r\v\f":
+        return None
+    return head.decode("ascii"), None
+
+
+def _skip_per_worktree(name: bytes) -> bool:
+    """git's ref_iterator_select: per-worktree refs of the main stack belong to the main
+    worktree, so a linked worktree's iteration hides them."""
+    return parse_worktree_ref(decode_name(name))[0] != "shared"
+
+
+def merge_worktree(
+    worktree: Iterator[RefRecord], common: Iterator[RefRecord]
+) -> Iterator[RefRecord]:
+    """Merge a linked worktree's refs over the common ones, by name (worktree wins)."""
+    wt = next(worktree, None)
+    cm = next(common, None)
+    while wt is not None or cm is not None:
+        if cm is None or (wt is not None and wt.refname <= cm.refname):
+            assert wt is not None
+            if cm is not None and wt.refname == cm.refname:
+                cm = next(common, None)
+            yield wt
+            wt = next(worktree, None)
+            continue
+        if not _skip_per_worktree(cm.refname):
+            yield cm
+        cm = next(common, None)
+
+
+# -- the core ----------------------------------------------------------------------------------
+@final
+class RefCore:
+    """What every ref operation needs of one repository seen from one worktree: its
+    layout and config, the committer, the object peeler and its stacks."""
+
+    def __init__(
+        self,
+        layout: RepositoryLayout,
+        config: RepoConfig,
+        env: Mapping[str, str],
+        main: Stack,
+        worktree: Stack | None,
+        peeler: Peeler | None,
+        verify_objects: bool,
+    ):
+        self.layout = layout
+        self.config = config
+        self.env = env
+        self.committer = CommitterSource(env, config)  # resolved on first write
+        self.main = main
+        self.worktree = worktree
+        self.peeler = peeler
+        self.verify_objects = verify_objects and peeler is not None and peeler.verifies
+        self.hash_name = "sha256" if config.object_format == "sha256" else "sha1"
+        self.hexsz = 64 if self.hash_name == "sha256" else 40
+        self.null_oid = "0" * self.hexsz
+        self.wt_id = layout.git_dir.name if layout.is_linked_worktree else None
+
+    @property
+    def own_stack(self) -> Stack:
+        """This worktree's stack: the linked worktree's, else the main one."""
+        return self.worktree if self.worktree is not None else self.main
+
+    # -- routing -----------------------------------------------------------------------------
+    def route(self, name: str) -> tuple[StackKey, str]:
+        """git's backend_for: which stack ``name`` lives in, and its name there.
+
+        The one gate every name passes: RefnameError unless git could read ``name`` at all
+        (``refname_is_readable``: NUL bytes, ``..``, empty components are refused), so
+        the worktree id of ``worktrees/<id>/...`` is a valid path component."""
+        require_refname(name)
+        kind, wid, bare = parse_worktree_ref(name)
+        if kind == "other":
+            assert wid is not None
+            if wid == self.wt_id:
+                return "current", bare
+            return WorktreeKey(wid), bare
+        if kind == "current" and self.worktree is not None:
+            return "current", bare
+        return "main", bare
+
+    def worktree_stack_dir(self, key: StackKey) -> Path:
+        if key == "main":
+            return self.layout.main_stack
+        if key == "current":
+            assert self.layout.worktree_stack is not None
+            return self.layout.worktree_stack
+        return self.layout.common_dir / "worktrees" / key.id / "reftable"
+
+    async def stack_for(self, key: StackKey, scope: AsyncExitStack) -> Stack:
+        """The open stack for ``key``; other worktrees' stacks are opened into ``scope``."""
+        if key == "main":
+            return self.main
+        if key == "current":
+            assert self.worktree is not None
+            return self.worktree
+        path = self.worktree_stack_dir(key)
+        try:
+            return await scope.enter_async_context(
+                open_stack(path, self.config.stack_options(), create=False)
+            )
+        except FileNotFoundError as e:
+            if e.filename is None or os.fspath(e.filename) != os.fspath(path):
+                raise
+            raise WorktreeNotFoundError(
+                f"no worktree '{key.id}' (no directory {path})", worktree=key.id
+            ) from e
+
+    # -- reads -------------------------------------------------------------------------------
+    def view(
+        self, scope: AsyncExitStack, held: Mapping[StackKey, Snapshot] | None = None
+    ) -> RefView:
+        """A view of the snapshots in ``held`` (the stacks a writer holds locked) and of
+        every other stack freshly reloaded (other worktrees' stacks open into ``scope``)."""
+
+        async def snapshot(key: StackKey) -> Snapshot:
+            if held is not None and key in held:
+                return held[key]
+            return await (await self.stack_for(key, scope)).snapshot()
+
+        return RefView(self, snapshot)
+
+    async def read_special(self, name: str) -> Ref | None:
+        """A pseudoref (FETCH_HEAD, MERGE_HEAD): a loose file in the git dir."""
+        path = self.layout.git_dir / name
+        try:
+            content = await anyio.Path(path).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        parsed = parse_loose_ref(content, self.hexsz)
+        if parsed is None:
+            return None
+        return Ref(name, parsed[0], parsed[1])
+
+
+Snapshots = Callable[[StackKey], Awaitable[Snapshot]]
+
+
+@final
+class RefView:
+    """Reads through one source of snapshots per stack: freshly reloaded ones, or the
+    ones a writer holds under its locks. Owns git's resolve loop and availability check."""
+
+    def __init__(self, core: RefCore, snapshot: Snapshots):
+        self.core = core
+        self.snapshot = snapshot
+
+    async def read(self, name: str) -> Ref | None:
+        """git's refs_read_raw_ref: pseudorefs from files, everything else routed."""
+        if is_pseudo_ref(name):
+            return await self.core.read_special(name)
+        key, bare = self.core.route(name)
+        rec = (await self.snapshot(key)).ref(encode_name(bare))
+        return None if rec is None else ref_from_record(name, rec)
+
+    async def resolve(self, name: str) -> tuple[str | None, Ref | None]:
+        """git's refs_resolve_ref_unsafe: follow symrefs at most SYMREF_MAXDEPTH times.
+
+        (last name, its direct ref); (last name, None) when that name does not exist;
+        (None, None) when a name on the way is malformed. SymrefDepthError past the depth."""
+        for _ in range(SYMREF_MAXDEPTH):
+            if not check_refname_format(name, allow_onelevel=True):
+                return None, None
+            ref = await self.read(name)
+            if ref is None:
+                return name, None
+            if ref.target is None:
+                return name, ref
+            name = ref.target
+        raise SymrefDepthError(f"symref chain too deep or looping at {name!r}")
+
+    async def records(self, prefix: str) -> Iterator[RefRecord]:
+        """The ref records of this worktree whose names start with ``prefix``, sorted
+        (a linked worktree's own refs merged over the common ones)."""
+        raw = encode_name(prefix)
+        records: Iterator[RefRecord] = iter((await self.snapshot("main")).iter_refs(raw))
+        if self.core.worktree is not None:
+            own = (await self.snapshot("current")).iter_refs(raw)
+            records = merge_worktree(iter(own), records)
+        return records
+
+    async def check_available(
+        self, refname: str, extras: Set[str] = frozenset(), skip: Set[str] = frozenset()
+    ) -> None:
+        """git's refs_verify_refname_available: no ref (but those in ``skip``) is a prefix
+        directory of ``refname`` nor lives under ``refname/``, and neither is a name in
+        ``extras`` (the other names of the same transaction). NameConflictError if one is."""
+        parts = refname.split("/")
+        for n in range(1, len(parts)):
+            dirname = "/".join(parts[:n])
+            if dirname not in skip and await self.read(dirname) is not None:
+                raise NameConflictError(
+                    f"'{dirname}' exists; cannot create '{refname}'", dirname, refname
+                )
+            if dirname in extras:
+                raise NameConflictError(
+                    f"cannot process '{refname}' and '{dirname}' at the same time",
+                    refname,
+                    dirname,
+                )
+        below = refname + "/"
+        for rec in await self.records(below):
+            name = decode_name(rec.refname)
+            if name.startswith("refs/") and name not in skip:
+                raise NameConflictError(
+                    f"'{name}' exists; cannot create '{refname}'", name, refname
+                )
+        inside = sorted(name for name in extras if name.startswith(below))
+        if inside:
+            raise NameConflictError(
+                f"cannot process '{refname}' and '{inside[0]}' at the same time",
+                refname,
+                inside[0],
+            )
