@@ -19,11 +19,11 @@ from .._format._records import RefRecord, RefValueType
 from .._format._verify import check_table
 from .._fs import TEMP_NAME
 from .._stack._inspect import Inspection, inspect_stack
+from ._core import decode_name, is_root_ref
 from ._refname import check_refname_format, parse_worktree_ref, refname_is_readable
-from ._store import decode_name, is_root_ref
 
 if TYPE_CHECKING:
-    from ._store import RefStore
+    from ._core import RefCore as RefStore
 
 __all__ = ["GIT_CODES", "VerifyFinding", "optimize", "verify"]
 
@@ -71,7 +71,7 @@ class VerifyFinding:
 async def optimize(store: RefStore, *, auto: bool) -> bool:
     """git's reftable_be_optimize on this worktree's stack: auto-compaction (``auto``) or
     compact everything, then remove stale tables. Returns whether a compaction ran."""
-    stack = store._worktree if store._worktree is not None else store._main
+    stack = store.own_stack
     await stack.wait_idle()  # our own background compaction would hold table locks
     done = await (stack.auto_compact() if auto else stack.compact_all())
     await stack.clean()
@@ -321,7 +321,7 @@ def verify_sync(store: RefStore) -> list[VerifyFinding]:
 
 async def verify(store: RefStore) -> list[VerifyFinding]:
     """git's ``refs verify`` for every worktree's stack plus our deep table checks."""
-    for stack in (store._main, store._worktree):
+    for stack in (store.main, store.worktree):
         if stack is not None:
             await stack.wait_idle()  # our own background compaction holds locks meanwhile
     return await anyio.to_thread.run_sync(verify_sync, store)
