@@ -7,6 +7,7 @@ __all__ = [
     "DecompressionError",
     "EmptyTableError",
     "EntryTooBigError",
+    "ExpectedSymrefError",
     "FormatError",
     "IncorrectOldValueError",
     "InvalidNewValueError",
@@ -130,6 +131,11 @@ class RefMissingError(TransactionError):
 
 class IncorrectOldValueError(TransactionError):
     """A ref's current value differs from the expected old value."""
+
+
+class ExpectedSymrefError(IncorrectOldValueError):
+    """An expected symref target was given, but the ref is a regular ref (git:
+    REF_TRANSACTION_ERROR_EXPECTED_SYMREF)."""
 
 
 class NameConflictError(TransactionError):

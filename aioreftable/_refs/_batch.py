@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import final
 
 from .._errors import (
+    ExpectedSymrefError,
     IncorrectOldValueError,
     InvalidNewValueError,
     NameConflictError,
@@ -18,10 +18,8 @@ from .._errors import (
     RefnameError,
     TransactionError,
 )
-from .._format._records import RefValueType
-from .._stack import Snapshot
-from ._core import RefCore, decode_name, encode_name
-from ._transaction import HAVE_NEW, HAVE_OLD, Transaction, Update, _Commit
+from ._core import RefCore
+from ._transaction import HAVE_NEW, HAVE_OLD, Commit, Update, UpdateQueue
 
 __all__ = ["Batch", "BatchResult", "RejectReason", "open_batch"]
 
@@ -71,9 +69,9 @@ def classify(exc: TransactionError) -> RejectReason | None:
         return RejectReason.CREATE_EXISTS
     if isinstance(exc, RefMissingError):
         return RejectReason.NONEXISTENT_REF
+    if isinstance(exc, ExpectedSymrefError):
+        return RejectReason.EXPECTED_SYMREF
     if isinstance(exc, IncorrectOldValueError):
-        if "expected symref with target" in str(exc):
-            return RejectReason.EXPECTED_SYMREF
         return RejectReason.INCORRECT_OLD_VALUE
     if isinstance(exc, InvalidNewValueError):  # missing object, non-commit on a branch
         return RejectReason.INVALID_NEW_VALUE
@@ -88,31 +86,66 @@ def _printed(u: Update, new: bool) -> str:
     return "(null)" if target is None else target
 
 
-@final
-class Batch:
-    """Updates queued inside ``async with core.batch() as b:``: the methods of
-    :class:`Transaction`; ``results`` (one per call, in order) after the block."""
+class BatchCalls:
+    """The calls of one batch, in order: the update each queued, or its rejection by name
+    check; ``commit`` runs the queued ones through :class:`Commit` allowing failures."""
 
     def __init__(self, core: RefCore, message: str, create_reflog: bool):
-        self._tx = Transaction(core, message, create_reflog)
-        self._calls: list[tuple[str, Update | None, BatchResult | None]] = []
-        self.results: list[BatchResult] = []
+        self.core = core
+        self.updates = UpdateQueue(core, message, create_reflog)
+        self.calls: list[tuple[str, Update | None, BatchResult | None]] = []
 
-    def _queue(self, refname: str, fn: Callable[[], None]) -> None:
-        before = len(self._tx._updates)
+    def add(self, refname: str, fn: Callable[[UpdateQueue], None]) -> None:
+        queue = self.updates
+        before = len(queue.queued)
         try:
-            fn()
+            fn(queue)
         except RefnameError as exc:
-            index = len(self._calls)
+            index = len(self.calls)
             reason = RejectReason.INVALID_NAME
             result = BatchResult(index, refname, "(null)", "(null)", reason, str(exc))
-            self._calls.append((refname, None, result))
+            self.calls.append((refname, None, result))
             return
-        assert len(self._tx._updates) == before + 1
-        self._calls.append((refname, self._tx._updates[-1], None))
+        assert len(queue.queued) == before + 1
+        self.calls.append((refname, queue.queued[-1], None))
+
+    async def commit(self) -> list[BatchResult]:
+        self.updates.closed = True
+        updates = [u for _, u, _ in self.calls if u is not None]
+        commit = Commit(self.core, updates, allow_failure=lambda e: classify(e) is not None)
+        await commit.run()
+        index_of = {id(u): n for n, u in enumerate(updates)}
+        results: list[BatchResult] = []
+        for n, (refname, u, result) in enumerate(self.calls):
+            if u is None:
+                assert result is not None
+                results.append(result)
+                continue
+            new, old = _printed(u, True), _printed(u, False)
+            exc = commit.rejected.get(index_of[id(u)])
+            if exc is None:
+                results.append(BatchResult(n, refname, new, old))
+                continue
+            reason = classify(exc)
+            assert reason is not None
+            results.append(BatchResult(n, refname, new, old, reason, str(exc)))
+        return results
+
+
+@final
+class Batch:
+    """Updates queued inside ``async with store.batch() as b:``: the methods of
+    :class:`Transaction`; ``results`` (one per call, in order) after the block."""
+
+    def __init__(self, calls: BatchCalls):
+        self._calls = calls
+        self.results: list[BatchResult] = []
+
+    def _queue(self, refname: str, fn: Callable[[UpdateQueue], None]) -> None:
+        self._calls.add(refname, fn)
 
     def create(self, refname: str, oid: str, *, message: str | None = None) -> None:
-        self._queue(refname, lambda: self._tx.create(refname, oid, message=message))
+        self._queue(refname, lambda q: q.create(refname, oid, message=message))
 
     def update(
         self,
@@ -125,7 +158,7 @@ class Batch:
     ) -> None:
         self._queue(
             refname,
-            lambda: self._tx.update(refname, new, old=old, no_deref=no_deref, message=message),
+            lambda q: q.update(refname, new, old=old, no_deref=no_deref, message=message),
         )
 
     def delete(
@@ -137,11 +170,11 @@ class Batch:
         message: str | None = None,
     ) -> None:
         self._queue(
-            refname, lambda: self._tx.delete(refname, old=old, no_deref=no_deref, message=message)
+            refname, lambda q: q.delete(refname, old=old, no_deref=no_deref, message=message)
         )
 
     def verify(self, refname: str, expected: str | None, *, no_deref: bool = False) -> None:
-        self._queue(refname, lambda: self._tx.verify(refname, expected, no_deref=no_deref))
+        self._queue(refname, lambda q: q.verify(refname, expected, no_deref=no_deref))
 
     def symref_update(
         self,
@@ -155,131 +188,40 @@ class Batch:
     ) -> None:
         self._queue(
             refname,
-            lambda: self._tx.symref_update(
+            lambda q: q.symref_update(
                 refname, target, old_target=old_target, old=old, no_deref=no_deref,
                 message=message,
             ),
         )  # fmt: skip
 
     def symref_create(self, refname: str, target: str, *, message: str | None = None) -> None:
-        self._queue(refname, lambda: self._tx.symref_create(refname, target, message=message))
+        self._queue(refname, lambda q: q.symref_create(refname, target, message=message))
 
     def symref_delete(
         self, refname: str, *, old_target: str | None = None, message: str | None = None
     ) -> None:
         self._queue(
             refname,
-            lambda: self._tx.symref_delete(refname, old_target=old_target, message=message),
+            lambda q: q.symref_delete(refname, old_target=old_target, message=message),
         )
 
     def symref_verify(self, refname: str, target: str | None) -> None:
-        self._queue(refname, lambda: self._tx.symref_verify(refname, target))
+        self._queue(refname, lambda q: q.symref_verify(refname, target))
 
     @property
     def rejected(self) -> list[BatchResult]:
         """The rejected updates (after the block)."""
         return [r for r in self.results if not r.ok]
 
-    async def _commit(self) -> None:
-        self._tx._closed = True
-        updates = [u for _, u, _ in self._calls if u is not None]
-        commit = _BatchCommit(self._tx._core, updates)
-        await commit.run()
-        index_of = {id(u): n for n, u in enumerate(updates)}
-        for n, (refname, u, result) in enumerate(self._calls):
-            if u is None:
-                assert result is not None
-                self.results.append(result)
-                continue
-            new, old = _printed(u, True), _printed(u, False)
-            rejection = commit.rejected.get(index_of[id(u)])
-            if rejection is None:
-                self.results.append(BatchResult(n, refname, new, old))
-            else:
-                self.results.append(BatchResult(n, refname, new, old, *rejection))
-
-
-class _BatchCommit(_Commit):
-    """prepare with git's REF_TRANSACTION_ALLOW_FAILURE: a rejected update (and what it
-    derived) is dropped; name-conflict checks run after all other checks, like git 2.51."""
-
-    def __init__(self, core: RefCore, updates: list[Update]):
-        super().__init__(core, updates)
-        self.root = {id(u): n for n, u in enumerate(updates)}
-        self.rejected: dict[int, tuple[RejectReason, str]] = {}
-        self.deferred: list[tuple[str, int]] = []
-        self._current = -1
-        self._affected: set[str] = set()
-
-    async def _prepare(self) -> None:
-        core = self.core
-        for u in self.updates:
-            await self.lock(core.route(u.refname)[0])
-        names = sorted(u.refname for u in self.updates)
-        for a, b in itertools.pairwise(names):
-            if a == b:  # a generic error in git: the whole batch fails
-                raise TransactionError(f"multiple updates for ref '{a}' not allowed", a)
-        self._affected = affected = set(names)
-        head_key, head_bare = core.route("HEAD")
-        head_referent = _symref_target(await self.snapshot(head_key), encode_name(head_bare))
-        i = 0
-        while i < len(self.updates):
-            u = self.updates[i]
-            i += 1
-            root = self.root[id(u)]
-            if root in self.rejected:
-                continue
-            before = len(self.updates)
-            self._current = root
-            try:
-                await self._prepare_one(u, head_referent, affected)
-            except TransactionError as exc:
-                reason = classify(exc)
-                if reason is None:
-                    raise
-                self._adopt(before, root)
-                self._reject(root, reason, str(exc))
-            self._adopt(before, root)
-        for refname, root in self.deferred:
-            if root in self.rejected:
-                continue
-            try:
-                await super()._check_available(refname, affected)
-            except NameConflictError as exc:
-                self._reject(root, RejectReason.NAME_CONFLICT, str(exc))
-
-    async def _check_available(self, refname: str, extras: set[str]) -> None:
-        self.deferred.append((refname, self._current))
-
-    def _adopt(self, start: int, root: int) -> None:
-        """Updates derived while preparing ``root`` belong to it."""
-        for derived in self.updates[start:]:
-            self.root.setdefault(id(derived), root)
-
-    def _reject(self, root: int, reason: RejectReason, error: str) -> None:
-        self.rejected[root] = (reason, error)
-        for u in self.updates:
-            if self.root.get(id(u)) == root:
-                self._affected.discard(u.refname)
-        for work in self.work.values():
-            work.queued = [q for q in work.queued if self.root.get(id(q[0])) != root]
-
-
-def _symref_target(snap: Snapshot, name: bytes) -> str | None:
-    rec = snap.ref(name)
-    if rec is None or rec.value_type != RefValueType.SYMREF:
-        return None
-    return decode_name(rec.target or b"")
-
 
 @asynccontextmanager
 async def open_batch(
     core: RefCore, message: str, *, create_reflog: bool = False
 ) -> AsyncIterator[Batch]:
-    batch = Batch(core, message, create_reflog)
+    calls = BatchCalls(core, message, create_reflog)
+    batch = Batch(calls)
     try:
         yield batch
-    except BaseException:
-        batch._tx._closed = True
-        raise
-    await batch._commit()
+    finally:
+        calls.updates.closed = True
+    batch.results.extend(await calls.commit())

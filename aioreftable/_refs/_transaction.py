@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import final
 
 from .._errors import (
+    ExpectedSymrefError,
     IncorrectOldValueError,
     InvalidNewValueError,
     InvalidObjectIdError,
@@ -32,7 +33,7 @@ from ._refname import (
     require_refname,
 )
 
-__all__ = ["Transaction", "open_transaction"]
+__all__ = ["AllowFailure", "Commit", "Transaction", "Update", "UpdateQueue", "open_transaction"]
 
 HAVE_NEW = 1 << 0
 HAVE_OLD = 1 << 1
@@ -81,10 +82,9 @@ class StackWork:
     queued: list[tuple[Update, bytes]] = field(default_factory=list)
 
 
-@final
-class Transaction:
-    """Updates queued inside ``async with core.transaction() as tx:``; checked and written
-    when the block exits cleanly (see docs/refstore.md for the exact rules)."""
+class UpdateQueue:
+    """Updates queued for one commit, their names checked as they come (git's
+    ref_transaction_update); what a transaction and a batch share."""
 
     def __init__(
         self,
@@ -94,16 +94,16 @@ class Transaction:
         *,
         skip_object_check: bool = False,
     ):
-        self._core = core
+        self.core = core
         self._message = message
         self._tx_flags = FORCE_CREATE_REFLOG if create_reflog else 0
         self._tx_flags |= SKIP_OID_VERIFICATION if skip_object_check else 0
-        self._updates: list[Update] = []
-        self._closed = False
+        self.queued: list[Update] = []  # in call order
+        self.closed = False
 
     # -- queueing --------------------------------------------------------------------------
     def _oid(self, value: str, what: str) -> bytes:
-        core = self._core
+        core = self.core
         if not isinstance(value, str) or len(value) != core.hexsz:
             raise InvalidObjectIdError(
                 f"{what}: expected a {core.hexsz}-digit hex object id, got {value!r}"
@@ -124,10 +124,10 @@ class Transaction:
         message: str | None = None,
     ) -> None:
         """git's ref_transaction_update: name checks here, everything else at commit."""
-        if self._closed:
+        if self.closed:
             raise TransactionError("the transaction is already closed", refname)
-        new_oid = self._oid(new, refname) if new is not None else bytes(self._core.hexsz // 2)
-        old_oid = self._oid(old, refname) if old is not None else bytes(self._core.hexsz // 2)
+        new_oid = self._oid(new, refname) if new is not None else bytes(self.core.hexsz // 2)
+        old_oid = self._oid(old, refname) if old is not None else bytes(self.core.hexsz // 2)
         # git's transaction_refname_valid: a name that gets a value must be well-formed, one
         # that is deleted, verified or made a symref safe; a symref's name must be both (git's
         # update-ref --stdin also refuses a malformed symref-update name: git ignores such refs)
@@ -147,8 +147,8 @@ class Transaction:
         if old is not None or old_target is not None:
             flags |= HAVE_OLD
         msg = self._message if message is None else message
-        block_size = self._core.config.block_size
-        self._updates.append(
+        block_size = self.core.config.block_size
+        self.queued.append(
             Update(
                 refname,
                 flags | self._tx_flags,
@@ -172,7 +172,7 @@ class Transaction:
         ``skip_object_check``: do not require ``oid`` in the object database."""
         self._check_new(refname, oid)
         flags = SKIP_OID_VERIFICATION if skip_object_check else 0
-        self._add(refname, new=oid, old=self._core.null_oid, flags=flags, message=message)
+        self._add(refname, new=oid, old=self.core.null_oid, flags=flags, message=message)
 
     def update(
         self,
@@ -199,11 +199,11 @@ class Transaction:
         message: str | None = None,
     ) -> None:
         """Delete ``refname`` (and its reflog); deleting a missing ref is a no-op."""
-        if old is not None and old == self._core.null_oid:
+        if old is not None and old == self.core.null_oid:
             raise ValueError(f"delete {refname}: old must not be the null id")
         self._add(
             refname,
-            new=self._core.null_oid,
+            new=self.core.null_oid,
             old=old,
             flags=NO_DEREF if no_deref else 0,
             message=message,
@@ -213,7 +213,7 @@ class Transaction:
         """Check that ``refname`` is at ``expected`` (None: does not exist) at commit."""
         self._add(
             refname,
-            old=self._core.null_oid if expected is None else expected,
+            old=self.core.null_oid if expected is None else expected,
             flags=NO_DEREF if no_deref else 0,
             message="",
         )
@@ -245,7 +245,7 @@ class Transaction:
     def symref_create(self, refname: str, target: str, *, message: str | None = None) -> None:
         """Create the symref ``refname`` -> ``target``; fails if ``refname`` exists."""
         self._add(
-            refname, new_target=target, old=self._core.null_oid, flags=NO_DEREF, message=message
+            refname, new_target=target, old=self.core.null_oid, flags=NO_DEREF, message=message
         )
 
     def symref_delete(
@@ -254,7 +254,7 @@ class Transaction:
         """Delete the symref itself (never its referent)."""
         self._add(
             refname,
-            new=self._core.null_oid,
+            new=self.core.null_oid,
             old_target=old_target,
             flags=NO_DEREF,
             message=message,
@@ -263,31 +263,49 @@ class Transaction:
     def symref_verify(self, refname: str, target: str | None) -> None:
         """Check that ``refname`` is a symref to ``target`` (None: does not exist)."""
         if target is None:
-            self._add(refname, old=self._core.null_oid, flags=NO_DEREF, message="")
+            self._add(refname, old=self.core.null_oid, flags=NO_DEREF, message="")
         else:
             self._add(refname, old_target=target, flags=NO_DEREF, message="")
 
     def _check_new(self, refname: str, oid: str) -> None:
-        if oid == self._core.null_oid:
+        if oid == self.core.null_oid:
             raise TransactionError(f"'{refname}' has neither a valid OID nor a target", refname)
 
     @property
     def refnames(self) -> list[str]:
         """The names queued so far, in order."""
-        return [u.refname for u in self._updates]
-
-    # -- commit ----------------------------------------------------------------------------
-    async def _commit(self) -> None:
-        self._closed = True
-        await _Commit(self._core, self._updates).run()
+        return [u.refname for u in self.queued]
 
 
-class _Commit:
-    """One prepare + finish run (git's reftable_be_transaction_prepare and _finish)."""
+@final
+class Transaction(UpdateQueue):
+    """Updates queued inside ``async with store.transaction() as tx:``; checked and written
+    when the block exits cleanly (see docs/refstore.md for the exact rules)."""
 
-    def __init__(self, core: RefCore, updates: list[Update]):
+
+#: The declared extension point of :class:`Commit` (git's REF_TRANSACTION_ALLOW_FAILURE):
+#: true for an error that rejects one update (and what it derived) instead of failing the
+#: whole commit.
+AllowFailure = Callable[[TransactionError], bool]
+
+
+class Commit:
+    """One prepare + finish run (git's reftable_be_transaction_prepare and _finish).
+
+    With ``allow_failure`` (a batch) an update whose checks fail with an error it accepts
+    is rejected (``rejected``, by index in ``updates``) and the others commit; the D/F
+    checks then run after all other checks, as in git 2.51."""
+
+    def __init__(
+        self, core: RefCore, updates: list[Update], allow_failure: AllowFailure | None = None
+    ):
         self.core = core
         self.updates = list(updates)
+        self.allow_failure = allow_failure
+        self.rejected: dict[int, TransactionError] = {}
+        self.root = {id(u): n for n, u in enumerate(updates)}  # derived -> its caller's
+        self.deferred: list[tuple[str, int]] = []  # D/F checks of a batch
+        self.affected: set[str] = set()
         self.work: dict[StackKey, StackWork] = {}  # in order of first touch
         self.scope = AsyncExitStack()  # other worktrees' stacks
         self.objects: dict[str, ObjectInfo | None] = {}
@@ -356,11 +374,11 @@ class _Commit:
         core = self.core
         for u in self.updates:
             await self.lock(core.route(u.refname)[0])
-        affected = sorted(u.refname for u in self.updates)
-        for a, b in itertools.pairwise(affected):
-            if a == b:
+        names = sorted(u.refname for u in self.updates)
+        for a, b in itertools.pairwise(names):
+            if a == b:  # a generic error in git: a batch fails as a whole too
                 raise TransactionError(f"multiple updates for ref '{a}' not allowed", a)
-        affected_set = set(affected)
+        self.affected = set(names)
         head_key, head_bare = core.route("HEAD")
         head = (await self.snapshot(head_key)).ref(encode_name(head_bare))
         head_referent = (
@@ -372,7 +390,39 @@ class _Commit:
         while i < len(self.updates):
             u = self.updates[i]
             i += 1
-            await self._prepare_one(u, head_referent, affected_set)
+            root = self.root[id(u)]
+            if root in self.rejected:
+                continue
+            before = len(self.updates)
+            try:
+                await self._prepare_one(u, head_referent, root)
+            except TransactionError as exc:
+                if self.allow_failure is None or not self.allow_failure(exc):
+                    raise
+                self._adopt(before, root)
+                self._reject(root, exc)
+            self._adopt(before, root)
+        for refname, root in self.deferred:
+            if root in self.rejected:
+                continue
+            try:
+                await self.view.check_available(refname, self.affected)
+            except NameConflictError as exc:
+                self._reject(root, exc)
+
+    def _adopt(self, start: int, root: int) -> None:
+        """Updates derived while preparing ``root`` belong to it."""
+        for derived in self.updates[start:]:
+            self.root.setdefault(id(derived), root)
+
+    def _reject(self, root: int, exc: TransactionError) -> None:
+        """Drop the update ``root`` and what it derived (a batch goes on without them)."""
+        self.rejected[root] = exc
+        for u in self.updates:
+            if self.root.get(id(u)) == root:
+                self.affected.discard(u.refname)
+        for work in self.work.values():
+            work.queued = [q for q in work.queued if self.root.get(id(q[0])) != root]
 
     def _check_object(self, u: Update) -> None:
         if not self.core.verify_objects or u.flags & (LOG_ONLY | SKIP_OID_VERIFICATION):
@@ -401,8 +451,9 @@ class _Commit:
         self.updates.append(derived)
         return derived
 
-    async def _prepare_one(self, u: Update, head_referent: str | None, affected: set[str]) -> None:
+    async def _prepare_one(self, u: Update, head_referent: str | None, root: int) -> None:
         core = self.core
+        affected = self.affected
         null = bytes(core.hexsz // 2)
         key, rewritten = core.route(u.refname)
         self._check_object(u)
@@ -424,7 +475,10 @@ class _Commit:
         rec = work.addition.snapshot.ref(encode_name(rewritten))
         current = null
         if rec is None and not u.expects_existing():
-            await self._check_available(u.refname, affected)
+            if self.allow_failure is None:
+                await self.view.check_available(u.refname, affected)
+            else:
+                self.deferred.append((u.refname, root))
             if u.flags & HAVE_NEW and not u.null_new():
                 work.queued.append((u, null))
             return
@@ -468,7 +522,7 @@ class _Commit:
         name = u.original_refname()
         if u.old_target is not None:
             if not u.is_symref:
-                raise IncorrectOldValueError(
+                raise ExpectedSymrefError(
                     f"cannot lock ref '{name}': expected symref with target "
                     f"'{u.old_target}': but is a regular ref",
                     name,
@@ -493,10 +547,6 @@ class _Commit:
             f"cannot lock ref '{name}': is at {current.hex()} but expected {u.old_oid.hex()}",
             name,
         )
-
-    async def _check_available(self, refname: str, extras: set[str]) -> None:
-        """git's refs_verify_refname_available against our locked view and names."""
-        await self.view.check_available(refname, extras)
 
     # -- finish ----------------------------------------------------------------------------
     async def _finish(self) -> None:
@@ -582,7 +632,6 @@ async def open_transaction(
     tx = Transaction(core, message, create_reflog, skip_object_check=skip_object_check)
     try:
         yield tx
-    except BaseException:
-        tx._closed = True
-        raise
-    await tx._commit()
+    finally:
+        tx.closed = True
+    await Commit(core, tx.queued).run()
