@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Set
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Set
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, final
@@ -14,7 +14,7 @@ import anyio
 from .._errors import NameConflictError, ReftableError, WorktreeNotFoundError
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._repo import RepositoryLayout
-from .._stack import Snapshot, Stack, open_stack
+from .._stack import Addition, Snapshot, Stack, open_stack
 from ._config import RepoConfig
 from ._ident import CommitterSource
 from ._peel import Peeler
@@ -37,6 +37,7 @@ __all__ = [
     "SymrefDepthError",
     "WorktreeKey",
     "decode_name",
+    "Held",
     "encode_name",
     "is_root_ref",
     "merge_worktree",
@@ -281,6 +282,16 @@ class RefCore:
 
         return RefView(self, snapshot)
 
+    @asynccontextmanager
+    async def locked(self, name: str, *, exact_log_message: bool = False) -> AsyncIterator[Held]:
+        """Route ``name``, lock its stack and append one table to it (committed on a clean
+        exit): what an operation on one ref's stack starts with."""
+        key, bare = self.route(name)
+        async with AsyncExitStack() as scope:
+            stack = await self.stack_for(key, scope)
+            async with stack.addition(exact_log_message=exact_log_message) as add:
+                yield Held(self, key, bare, add, scope)
+
     async def read_special(self, name: str) -> Ref | None:
         """A pseudoref (FETCH_HEAD, MERGE_HEAD): a loose file in the git dir."""
         path = self.layout.git_dir / name
@@ -295,6 +306,25 @@ class RefCore:
 
 
 Snapshots = Callable[[StackKey], Awaitable[Snapshot]]
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """One ref's stack, locked for an addition (see :meth:`RefCore.locked`)."""
+
+    core: RefCore
+    key: StackKey
+    bare: str  # the name in that stack
+    addition: Addition
+    scope: AsyncExitStack  # other worktrees' stacks opened meanwhile
+
+    @property
+    def raw(self) -> bytes:
+        return encode_name(self.bare)
+
+    def view(self) -> RefView:
+        """Reads under this lock for its stack, fresh for the others."""
+        return self.core.view(self.scope, held={self.key: self.addition.snapshot})
 
 
 @final

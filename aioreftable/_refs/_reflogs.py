@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._format._writer import normalize_log_message
-from ._core import RefCore, ReflogEntry, encode_name
+from ._core import RefCore, ReflogEntry
 from ._refname import require_refname
 
 __all__ = [
@@ -56,30 +55,24 @@ async def create_reflog(core: RefCore, name: str) -> bool:
     """git's create_reflog: an existence marker unless ``name`` has a reflog; True if
     one was written."""
     require_refname(name, "format")
-    key, bare = core.route(name)
-    raw = encode_name(bare)
     null = bytes(core.hexsz // 2)
-    async with AsyncExitStack() as scope:
-        stack = await core.stack_for(key, scope)
-        async with stack.addition(exact_log_message=True) as add:
-            if next(iter(add.snapshot.iter_logs(raw)), None) is not None:
-                return False
-            add.writer.add_log(_marker(raw, add.update_index, null))
+    async with core.locked(name, exact_log_message=True) as held:
+        add, raw = held.addition, held.raw
+        if next(iter(add.snapshot.iter_logs(raw)), None) is not None:
+            return False
+        add.writer.add_log(_marker(raw, add.update_index, null))
     return True
 
 
 async def delete_reflog(core: RefCore, name: str) -> int:
     """git's delete_reflog: a tombstone for every live log record (markers included) in
     one table; returns how many."""
-    key, bare = core.route(name)
-    raw = encode_name(bare)
-    async with AsyncExitStack() as scope:
-        stack = await core.stack_for(key, scope)
-        async with stack.addition() as add:
-            tombstones = [
-                LogRecord.deletion(raw, log.update_index) for log in add.snapshot.iter_logs(raw)
-            ]
-            add.writer.add_logs(tombstones)
+    async with core.locked(name) as held:
+        add, raw = held.addition, held.raw
+        tombstones = [
+            LogRecord.deletion(raw, log.update_index) for log in add.snapshot.iter_logs(raw)
+        ]
+        add.writer.add_logs(tombstones)
     return len(tombstones)
 
 
@@ -130,44 +123,41 @@ async def _expire(
     dry_run: bool,
 ) -> list[ReflogEntry]:
     """reftable_be_reflog_expire: lock, read, decide oldest to newest, write one table."""
-    key, bare = core.route(name)
-    raw = encode_name(bare)
     null = bytes(core.hexsz // 2)
-    async with AsyncExitStack() as scope:
-        stack = await core.stack_for(key, scope)
-        async with stack.addition(exact_log_message=True) as add:
-            snap = add.snapshot
-            logs = list(snap.iter_logs(raw))
-            if not logs:
-                return []  # no reflog (git's commands refuse; the backend would add a marker)
-            ref = snap.ref(raw)
-            current = null
-            if ref is not None and ref.value_type in (RefValueType.VAL1, RefValueType.VAL2):
-                assert ref.value is not None
-                current = ref.value
-            live = [log for log in reversed(logs) if log.old_id != null or log.new_id != null]
-            entries = [ReflogEntry.from_record(log) for log in live]
-            verdicts = await decide(entries)
-            records: list[LogRecord] = []
-            pruned: list[ReflogEntry] = []
-            last: bytes | None = None
-            for log, entry, prune in zip(live, entries, verdicts, strict=True):
-                if prune:
-                    records.append(LogRecord.deletion(raw, log.update_index))
-                    pruned.append(entry)
-                    continue
-                kept = log._replace(message=normalize_log_message(log.message))
-                if rewrite and last is not None:
-                    kept = kept._replace(old_id=last)
-                records.append(kept)
-                last = log.new_id
-            if not dry_run:
-                ts = add.update_index
-                if update_ref and last is not None and any(current) and any(last):
-                    add.writer.add_ref(await _ref_record(core, raw, ts, last))
-                if len(pruned) == len(live):
-                    records.append(_marker(raw, ts, null))
-                add.writer.add_logs(records)
+    async with core.locked(name, exact_log_message=True) as held:
+        add, raw = held.addition, held.raw
+        snap = add.snapshot
+        logs = list(snap.iter_logs(raw))
+        if not logs:
+            return []  # no reflog (git's commands refuse; the backend would add a marker)
+        ref = snap.ref(raw)
+        current = null
+        if ref is not None and ref.value_type in (RefValueType.VAL1, RefValueType.VAL2):
+            assert ref.value is not None
+            current = ref.value
+        live = [log for log in reversed(logs) if log.old_id != null or log.new_id != null]
+        entries = [ReflogEntry.from_record(log) for log in live]
+        verdicts = await decide(entries)
+        records: list[LogRecord] = []
+        pruned: list[ReflogEntry] = []
+        last: bytes | None = None
+        for log, entry, prune in zip(live, entries, verdicts, strict=True):
+            if prune:
+                records.append(LogRecord.deletion(raw, log.update_index))
+                pruned.append(entry)
+                continue
+            kept = log._replace(message=normalize_log_message(log.message))
+            if rewrite and last is not None:
+                kept = kept._replace(old_id=last)
+            records.append(kept)
+            last = log.new_id
+        if not dry_run:
+            ts = add.update_index
+            if update_ref and last is not None and any(current) and any(last):
+                add.writer.add_ref(await _ref_record(core, raw, ts, last))
+            if len(pruned) == len(live):
+                records.append(_marker(raw, ts, null))
+            add.writer.add_logs(records)
     pruned.reverse()
     return pruned
 
