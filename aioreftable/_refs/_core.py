@@ -17,7 +17,7 @@ from .._repo import RepositoryLayout
 from .._stack import Addition, Snapshot, Stack, open_stack
 from ._config import RepoConfig
 from ._ident import CommitterSource
-from ._peel import Peeler
+from ._peel import ObjectInfo, Peeler
 from ._refname import (
     check_refname_format,
     is_pseudo_ref,
@@ -43,6 +43,7 @@ __all__ = [
     "merge_worktree",
     "parse_loose_ref",
     "ref_from_record",
+    "value_record",
 ]
 
 SYMREF_MAXDEPTH = 5  # git's SYMREF_MAXDEPTH
@@ -144,6 +145,14 @@ def ref_from_record(name: str, rec: RefRecord) -> Ref:
     if rec.value_type == RefValueType.VAL2 and rec.target_value is not None:
         peeled = rec.target_value.hex()
     return Ref(name, rec.value.hex(), None, peeled)
+
+
+def value_record(name: bytes, ts: int, oid: bytes, info: ObjectInfo | None) -> RefRecord:
+    """The record of a direct ref at ``oid``: VAL2 with the fully peeled id when the
+    object peels (an annotated tag, git's peel_object), else VAL1."""
+    if info is not None and info.peeled is not None:
+        return RefRecord.val2(name, ts, oid, bytes.fromhex(info.peeled))
+    return RefRecord.val1(name, ts, oid)
 
 
 def parse_loose_ref(content: bytes, hexsz: int) -> tuple[str | None, str | None] | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._format._writer import normalize_log_message
-from ._core import RefCore, ReflogEntry
+from ._core import RefCore, ReflogEntry, value_record
 from ._refname import require_refname
 
 __all__ = [
@@ -163,9 +163,8 @@ async def _expire(
 
 
 async def _ref_record(core: RefCore, raw: bytes, ts: int, oid: bytes) -> RefRecord:
-    """The ref at ``oid``, VAL2 if it peels (git's peel_object)."""
+    """The ref at ``oid``, peeled if it is an annotated tag (``value_record``)."""
+    info = None
     if core.peeler is not None:
         info = (await core.peeler.lookup([oid.hex()])).get(oid.hex())
-        if info is not None and info.peeled is not None:
-            return RefRecord.val2(raw, ts, oid, bytes.fromhex(info.peeled))
-    return RefRecord.val1(raw, ts, oid)
+    return value_record(raw, ts, oid, info)

@@ -22,7 +22,15 @@ from .._errors import (
 )
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._stack import Addition, Snapshot, Stack
-from ._core import RefCore, RefView, StackKey, SymrefDepthError, decode_name, encode_name
+from ._core import (
+    RefCore,
+    RefView,
+    StackKey,
+    SymrefDepthError,
+    decode_name,
+    encode_name,
+    value_record,
+)
 from ._ident import Committer
 from ._peel import ObjectInfo
 from ._refname import (
@@ -611,11 +619,7 @@ class Commit:
                 refs.append(RefRecord.deletion(name, ts))
             elif u.flags & HAVE_NEW:
                 info = self.objects.get(u.new_oid.hex())
-                if info is not None and info.peeled is not None:
-                    peeled = bytes.fromhex(info.peeled)
-                    refs.append(RefRecord.val2(name, ts, u.new_oid, peeled))
-                else:
-                    refs.append(RefRecord.val1(name, ts, u.new_oid))
+                refs.append(value_record(name, ts, u.new_oid, info))
         for ref in refs:
             add.writer.add_ref(ref)
         add.writer.add_logs(logs)
