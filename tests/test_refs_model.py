@@ -197,7 +197,8 @@ class RefStoreMachine(RuleBasedStateMachine):
 
 def test_ref_store_state_machine(git: Git) -> None:
     RefStoreMachine.git = git
-    run_state_machine_as_test(
+    # untyped in older hypothesis (6.170.0 still), typed in newer ones
+    run_state_machine_as_test(  # type: ignore[no-untyped-call,unused-ignore]
         RefStoreMachine,
         settings=settings(
             max_examples=15,
