@@ -63,6 +63,7 @@ _LAZY: dict[str, str] = {
     "open_ref_store": "._refs",
     "init_repo": "._refs",
     "check_refname_format": "._refs",
+    "refname_is_safe": "._refs",
     "VerifyFinding": "._refs._maintenance",
     "SymrefDepthError": "._refs",
     "ConfigError": "._refs",
@@ -85,6 +86,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._refs import check_refname_format as check_refname_format
     from ._refs import init_repo as init_repo
     from ._refs import open_ref_store as open_ref_store
+    from ._refs import refname_is_safe as refname_is_safe
     from ._refs._config import UnsupportedConfigWarning as UnsupportedConfigWarning
     from ._refs._maintenance import VerifyFinding as VerifyFinding
     from ._stack import Addition as Addition
@@ -147,6 +149,7 @@ __all__ = [
     "init_repo",
     "open_ref_store",
     "open_stack",
+    "refname_is_safe",
 ]
 
 

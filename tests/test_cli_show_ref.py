@@ -405,3 +405,27 @@ def test_show_ref_exclude_existing(
         got = ours(repo, *args)
         want = git.run("show-ref", *args, cwd=repo, input=data, check=False)
         assert got == (want.returncode, os.fsdecode(want.stdout), os.fsdecode(want.stderr)), args
+
+
+def test_verify_root_ref_with_non_ascii_capitals_like_git(
+    git: Git, git_repo: Callable[..., Path]
+) -> None:
+    """git's refname_is_safe takes only ASCII capitals for a root ref: a record named
+    ``ÉTÉ`` (written by someone else) is 'not a valid ref' to --verify, though it exists."""
+    from aioreftable.lowlevel import RefRecord, TableReader, TableWriter, WriteOptions
+
+    repo = git_repo()
+    git("commit", "-q", "--allow-empty", "-m", "x", cwd=repo)
+    head = bytes.fromhex(git("rev-parse", "HEAD", cwd=repo).strip())
+    stack = repo / ".git" / "reftable"
+    listed = (stack / "tables.list").read_text().split()
+    index = max(TableReader.from_path(stack / n).max_update_index for n in listed) + 1
+    writer = TableWriter(WriteOptions())
+    writer.set_limits(index, index)
+    writer.add_ref(RefRecord.val1("ÉTÉ".encode(), index, head))
+    name = f"0x{index:012x}-0x{index:012x}-0badcafe.ref"
+    (stack / name).write_bytes(writer.finish())
+    (stack / "tables.list").write_text("".join(n + "\n" for n in [*listed, name]))
+    for args in (("--verify", "ÉTÉ"), ("--verify", "-q", "ÉTÉ"), ("--verify", "HEAD")):
+        assert ours(repo, *args) == theirs(git, repo, *args), args
+    assert ours(repo, "--verify", "ÉTÉ")[0] == 128

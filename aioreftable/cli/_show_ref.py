@@ -12,7 +12,14 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .. import RefnameError, RefStore, SymrefDepthError, check_refname_format, open_ref_store
+from .. import (
+    RefnameError,
+    RefStore,
+    SymrefDepthError,
+    check_refname_format,
+    open_ref_store,
+    refname_is_safe,
+)
 from ._objects import Objects
 from ._usage import GitArgumentParser, GitUsageError
 
@@ -27,14 +34,6 @@ def _matches(refname: str, patterns: list[str]) -> bool:
         if len(pat) == len(refname) or refname[len(refname) - len(pat) - 1] == "/":
             return True
     return False
-
-
-def _refname_is_safe(name: str) -> bool:
-    """git's refname_is_safe: refs/ names without '..' tricks, or an all-caps root ref."""
-    if name.startswith("refs/"):
-        parts = name[5:].split("/")
-        return all(p not in ("", ".", "..") for p in parts)
-    return bool(name) and all(c.isupper() or c == "_" for c in name)
 
 
 _C_SPACE = frozenset(b" \t\n\v\f\r")  # C's isspace
@@ -128,7 +127,7 @@ class ShowRef:
             return _die("--verify requires a reference")
         for name in refs:
             oid = None
-            if name.startswith("refs/") or _refname_is_safe(name):
+            if name.startswith("refs/") or refname_is_safe(name):
                 oid = await self.resolve(name)
             if oid is None:
                 if self.args.quiet:
