@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._format._binary import get_varint, put_varint
 from ._format._blocksource import BlockSource, BytesSource, MmapSource
 from ._format._compaction import suggest_compaction_segment
+from ._format._layout import SHA1, SHA256, HashAlgorithm
 from ._format._merged import MergedTable
 from ._format._reader import SectionStats, TableReader, TableStats
 from ._format._records import (
@@ -23,6 +24,7 @@ __all__ = [
     "BlockSource",
     "BytesSource",
     "Finding",
+    "HashAlgorithm",
     "IndexRecord",
     "LogRecord",
     "LogValueType",
@@ -31,6 +33,8 @@ __all__ = [
     "ObjRecord",
     "RefRecord",
     "RefValueType",
+    "SHA1",
+    "SHA256",
     "SectionStats",
     "TableReader",
     "TableStats",

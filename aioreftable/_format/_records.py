@@ -83,6 +83,34 @@ class RefRecord(NamedTuple):
     def is_deletion(self) -> bool:
         return self.value_type == RefValueType.DELETION
 
+    @property
+    def oid(self) -> bytes:
+        """The object id of a VAL1 or VAL2 record; ValueError for a symref or a deletion."""
+        if self.value is None or self.value_type not in (RefValueType.VAL1, RefValueType.VAL2):
+            raise ValueError(f"{self.refname!r} holds no object id ({self.value_type.name})")
+        return self.value
+
+    @property
+    def peeled(self) -> bytes | None:
+        """The peeled id of a VAL2 record, None for any other."""
+        return self.target_value if self.value_type == RefValueType.VAL2 else None
+
+    @property
+    def symref_target(self) -> bytes:
+        """The target name of a SYMREF record; ValueError for any other."""
+        if self.target is None or self.value_type != RefValueType.SYMREF:
+            raise ValueError(f"{self.refname!r} is not a symbolic ref ({self.value_type.name})")
+        return self.target
+
+    @property
+    def object_ids(self) -> tuple[bytes, ...]:
+        """Every object id the record names: none, the value, or the value and the peeled id."""
+        if self.value_type == RefValueType.VAL1 and self.value is not None:
+            return (self.value,)
+        if self.value_type == RefValueType.VAL2 and self.value is not None:
+            return (self.value,) if self.target_value is None else (self.value, self.target_value)
+        return ()
+
 
 class LogRecord(NamedTuple):
     """One reflog record. Deletions (tombstones) carry only refname and update_index."""
