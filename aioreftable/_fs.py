@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import mmap
 import os
 import re
 import secrets
 import stat
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +33,7 @@ from ._format._tables_list import (  # the format lives in the codec; re-exporte
     parse_tables_list,
     render_tables_list,
 )
+from ._mapfile import map_descriptor
 
 __all__ = [
     "OS",
@@ -54,7 +53,6 @@ _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block open(); no-op for files
 # Python's mmap keeps a duplicate of the descriptor unless told not to (3.13+).
-_MMAP_NO_FD: dict[str, bool] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
 
 
 # Our temp tables: git's "<prefix>.temp." then a mark mkstemp's XXXXXX can never produce.
@@ -150,7 +148,7 @@ class OS:
             if size < READ_TABLES_BELOW:
                 source = _ReadTable(self.read_fd(fd))
             else:
-                source = _MappedTable(fd, size)
+                source = MmapSource.from_map(map_descriptor(fd, size), size)
         finally:
             self.close(fd)
         try:
@@ -442,16 +440,6 @@ class _ReadTable(BytesSource):
     def close(self) -> None:
         self._open = False
         self._data = b""
-
-
-class _MappedTable(MmapSource):
-    """An MmapSource made from a descriptor :meth:`OS.open_regular` checked."""
-
-    __slots__ = ()
-
-    def __init__(self, fd: int, size: int):
-        self._map = mmap.mmap(fd, size, access=mmap.ACCESS_READ, **_MMAP_NO_FD) if size else None
-        self._size = size
 
 
 T = TypeVar("T")

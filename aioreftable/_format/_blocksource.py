@@ -1,4 +1,4 @@
-"""Block sources: random access to a table's bytes, from memory or an mmap'ed file."""
+"""Block sources: random access to a table's bytes, from memory or a mapped file."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import contextlib
 import mmap
 import os
 from typing import Protocol, runtime_checkable
+
+from .._mapfile import map_path
 
 __all__ = ["BlockSource", "BytesSource", "MmapSource"]
 
@@ -44,26 +46,27 @@ class BytesSource:
 
 
 class MmapSource:
-    """A table file mapped whole. Our descriptor is closed right after mapping (as git does),
-    but before Python 3.13 ``mmap`` keeps a duplicate of it until the map is closed, so each
-    mapped table holds one descriptor; the OS seam reads small tables instead of mapping.
+    """A table file mapped whole. The codec does not open files: ``MmapSource(path)`` asks
+    the OS seam (:mod:`aioreftable._mapfile`) to open, map and close the file, and
+    :meth:`from_map` takes a map someone else made. Before Python 3.13 ``mmap`` keeps a
+    duplicate of the descriptor until the map is closed, so each mapped table holds one
+    descriptor; the stack's seam reads small tables instead of mapping them.
 
-    This is pure file access, not the OS seam: mapping does not block on the event loop
-    in practice, and page faults happen inside sync read methods, as in git.
+    Page faults happen inside the sync read methods, as in git.
     """
 
     __slots__ = ("_map", "_size")
 
     def __init__(self, path: str | os.PathLike[str]):
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        try:
-            size = os.fstat(fd).st_size
-            self._map: mmap.mmap | None = (
-                mmap.mmap(fd, size, access=mmap.ACCESS_READ) if size else None
-            )
-        finally:
-            os.close(fd)
-        self._size = size
+        self._map, self._size = map_path(path)
+
+    @classmethod
+    def from_map(cls, mapped: mmap.mmap | None, size: int) -> MmapSource:
+        """A source over a read-only map of ``size`` bytes (None for an empty file); the
+        source owns the map and closes it."""
+        source = cls.__new__(cls)
+        source._map, source._size = mapped, size
+        return source
 
     @property
     def size(self) -> int:

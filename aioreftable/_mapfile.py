@@ -1,0 +1,34 @@
+"""The OS seam's file mapping: open a file read-only and map it whole (no anyio, no codec).
+
+It sits below the codec so that the codec's path conveniences (``TableReader.from_path``,
+``MmapSource(path)``) go through the seam instead of opening files themselves; the stack's
+seam (``_fs``) maps the descriptors it has checked with :func:`map_descriptor`.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import sys
+
+__all__ = ["map_descriptor", "map_path"]
+
+# Python 3.13 can map without keeping a duplicate of the descriptor open.
+_NO_FD: dict[str, bool] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
+
+
+def map_descriptor(fd: int, size: int) -> mmap.mmap | None:
+    """Map ``size`` bytes of an open descriptor read-only; None for an empty file (which
+    cannot be mapped). The caller still owns and closes ``fd``."""
+    return mmap.mmap(fd, size, access=mmap.ACCESS_READ, **_NO_FD) if size else None
+
+
+def map_path(path: str | os.PathLike[str]) -> tuple[mmap.mmap | None, int]:
+    """Open ``path`` read-only, map it whole and close the descriptor (as git does):
+    the map (None when empty) and the file's size. OS errors pass through unwrapped."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        return map_descriptor(fd, size), size
+    finally:
+        os.close(fd)
