@@ -39,12 +39,8 @@ def manifest() -> dict[str, Any]:
 
 
 def hash_name_of(reader: TableReader) -> HashName:
-    """The reader's hash name as the writer's option type (``TableReader.hash_name`` is a str)."""
-    if reader.hash_name == "sha1":
-        return "sha1"
-    if reader.hash_name == "sha256":
-        return "sha256"
-    raise AssertionError(f"unknown hash {reader.hash_name!r}")
+    """The reader's hash name as the writer's option type."""
+    return reader.hash.name
 
 
 def options_for(name: str, reader: TableReader) -> WriteOptions:

@@ -16,13 +16,12 @@ from typing import Any, TypeVar
 
 from aioreftable._format._reader import TableReader
 from aioreftable._fs import OS, TempTable
-from aioreftable.lowlevel import LogRecord, RefRecord
+from aioreftable.lowlevel import SHA1, HashAlgorithm, LogRecord, RefRecord
 
 
-def oid(n: int | str, hash_name: str = "sha1") -> bytes:
+def oid(n: int | str, algorithm: HashAlgorithm = SHA1) -> bytes:
     """A deterministic object id for ``n``."""
-    digest = hashlib.sha256(str(n).encode()).digest()
-    return digest[:20] if hash_name == "sha1" else digest
+    return hashlib.sha256(str(n).encode()).digest()[: algorithm.size]
 
 
 async def add_ref(stack: Any, name: bytes, value: bytes, *, log: bool = False) -> int:

@@ -84,7 +84,7 @@ class CountingReader:
 
     def __init__(self, reader: TableReader):
         self.reader = reader
-        self.hash_name = reader.hash_name
+        self.hash = reader.hash
         self.min_update_index = reader.min_update_index
         self.max_update_index = reader.max_update_index
         self.pulled = 0

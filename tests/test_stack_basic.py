@@ -18,7 +18,7 @@ from aioreftable import (
     UsageError,
     open_stack,
 )
-from aioreftable.lowlevel import LogRecord, RefRecord, TableReader, WriteOptions
+from aioreftable.lowlevel import SHA256, LogRecord, RefRecord, TableReader, WriteOptions
 
 pytestmark = pytest.mark.anyio
 
@@ -215,11 +215,12 @@ async def test_hash_mismatch_is_a_format_error(tmp_path: Path) -> None:
 async def test_sha256_stack(tmp_path: Path) -> None:
     opts = StackOptions(write_options=WriteOptions(hash="sha256"), auto_compact=False)
     async with open_stack(tmp_path, opts) as stack:
-        await add_ref(stack, b"refs/heads/a", oid(1, "sha256"))
+        await add_ref(stack, b"refs/heads/a", oid(1, SHA256))
         snap = await stack.snapshot()
         assert snap.hash_name == "sha256" and snap.effective_sizes[0] == snap.file_sizes[0] - 99
+        assert snap.hash is SHA256
     reader = TableReader.from_path(tmp_path / listed(tmp_path)[0])
-    assert reader.version == 2
+    assert reader.version == 2 and reader.hash is SHA256
     reader.close()
 
 

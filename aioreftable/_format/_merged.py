@@ -6,7 +6,8 @@ import heapq
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from .._errors import FormatError
+from .._errors import FormatError, UsageError
+from ._layout import SHA1, HashAlgorithm, HashName
 from ._reader import TableReader
 from ._records import LogRecord, RefRecord, RefValueType, log_key
 
@@ -60,17 +61,42 @@ def _log_key(rec: LogRecord) -> bytes:
 
 
 class MergedTable:
-    """A read-only merged view of ``readers`` (oldest first, like tables.list)."""
+    """A read-only merged view of ``readers`` (oldest first, like tables.list).
 
-    def __init__(self, readers: Sequence[TableReader], *, hash_name: str | None = None):
+    Every table must use one hash, also ``hash`` (or ``hash_name``) when given: the stack's
+    (FormatError otherwise). With neither and no tables the hash is SHA-1.
+    """
+
+    def __init__(
+        self,
+        readers: Sequence[TableReader],
+        *,
+        hash_name: str | None = None,
+        hash: HashAlgorithm | None = None,
+    ):
         self.readers = tuple(readers)
-        names = {r.hash_name for r in self.readers}
+        algorithms = {r.hash for r in self.readers}
+        if hash is not None:
+            algorithms.add(hash)
         if hash_name is not None:
-            names.add(hash_name)
-        if len(names) > 1:
-            raise FormatError(f"tables of a stack mix hash functions: {sorted(names)}")
-        self.hash_name = names.pop() if names else (hash_name or "sha1")
-        self.hash_size = 20 if self.hash_name == "sha1" else 32
+            try:
+                algorithms.add(HashAlgorithm.by_name(hash_name))
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+        if len(algorithms) > 1:
+            names = sorted(a.name for a in algorithms)
+            raise FormatError(f"tables of a stack mix hash functions: {names}")
+        self.hash: HashAlgorithm = algorithms.pop() if algorithms else SHA1
+
+    @property
+    def hash_name(self) -> HashName:
+        """The hash's name (``hash.name``)."""
+        return self.hash.name
+
+    @property
+    def hash_size(self) -> int:
+        """Bytes of a raw object id (``hash.size``)."""
+        return self.hash.size
 
     @property
     def min_update_index(self) -> int:

@@ -22,11 +22,11 @@ from ._layout import (
     BLOCK_TYPE_REF,
     BLOCK_TYPES,
     FOOTER_FIELDS,
-    FORMAT_ID_SHA1,
-    FORMAT_ID_SHA256,
-    HASH_SIZES,
     MAGIC,
+    SHA1,
     VERSIONS,
+    HashAlgorithm,
+    HashName,
     footer_size,
     header_size,
 )
@@ -152,17 +152,7 @@ class TableReader:
         self.block_size = int.from_bytes(head[5:8], "big")
         limits: tuple[int, int] = struct.unpack_from(">QQ", head, 8)
         self.min_update_index, self.max_update_index = limits
-        if version == 2:
-            (hash_id,) = struct.unpack_from(">I", head, 24)
-            if hash_id == FORMAT_ID_SHA1:
-                self.hash_name = "sha1"
-            elif hash_id == FORMAT_ID_SHA256:
-                self.hash_name = "sha256"
-            else:
-                raise FormatError(f"unknown hash id {hash_id:#010x}", offset=24)
-        else:
-            self.hash_name = "sha1"
-        self.hash_size = HASH_SIZES[self.hash_name]
+        self.hash: HashAlgorithm = self._header_hash(version, head)
         fields: tuple[int, int, int, int, int] = struct.unpack_from(">QQQQQ", footer, hsize)
         (
             self.ref_index_position,
@@ -193,6 +183,28 @@ class TableReader:
                     f"{what} position {pos} lies past the data",
                     offset=self.footer_field_offset(i),
                 )
+
+    @staticmethod
+    def _header_hash(version: int, head: bytes) -> HashAlgorithm:
+        """The hash the header names: SHA-1 for version 1 (it has no hash id), else the
+        version 2 hash id's."""
+        if version == 1:
+            return SHA1
+        (hash_id,) = struct.unpack_from(">I", head, 24)
+        algorithm = HashAlgorithm.by_format_id(hash_id)
+        if algorithm is None:
+            raise FormatError(f"unknown hash id {hash_id:#010x}", offset=24)
+        return algorithm
+
+    @property
+    def hash_name(self) -> HashName:
+        """The hash's name, ``"sha1"`` or ``"sha256"`` (``hash.name``)."""
+        return self.hash.name
+
+    @property
+    def hash_size(self) -> int:
+        """Bytes of a raw object id (``hash.size``)."""
+        return self.hash.size
 
     def footer_positions(self) -> tuple[int, int, int, int, int]:
         """The footer's five positions, in the order of FOOTER_FIELDS."""
@@ -275,7 +287,7 @@ class TableReader:
                 )
             data = src.read(offset, block_len)
             on_disk = self._on_disk_size(offset, block_len)
-        return Block(typ, data, offset, header_off, on_disk, self.hash_size, self.min_update_index)
+        return Block(typ, data, offset, header_off, on_disk, self.hash.size, self.min_update_index)
 
     def _on_disk_size(self, offset: int, block_len: int) -> int:
         bs = self.block_size

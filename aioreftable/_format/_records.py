@@ -171,12 +171,9 @@ def encode_ref_value(rec: RefRecord, min_update_index: int, hash_size: int) -> b
     delta = put_varint(rec.update_index - min_update_index)
     vt = rec.value_type
     if vt == RefValueType.VAL1:
-        _check_id(rec.value, hash_size)
-        return delta + rec.value  # type: ignore[operator]
+        return delta + _checked_id(rec.value, hash_size)
     if vt == RefValueType.VAL2:
-        _check_id(rec.value, hash_size)
-        _check_id(rec.target_value, hash_size)
-        return delta + rec.value + rec.target_value  # type: ignore[operator]
+        return delta + _checked_id(rec.value, hash_size) + _checked_id(rec.target_value, hash_size)
     if vt == RefValueType.SYMREF:
         target = rec.target or b""
         return delta + put_varint(len(target)) + target
@@ -222,8 +219,8 @@ def encode_log_value(rec: LogRecord, hash_size: int) -> bytes:
     """Value bytes of a log record (after its key)."""
     if rec.value_type == LogValueType.DELETION:
         return b""
-    _check_id(rec.old_id, hash_size)
-    _check_id(rec.new_id, hash_size)
+    _checked_id(rec.old_id, hash_size)
+    _checked_id(rec.new_id, hash_size)
     if not -0x8000 <= rec.tz_offset <= 0x7FFF:
         raise ValueError(f"tz_offset {rec.tz_offset} does not fit a signed 16-bit field")
     return b"".join(
@@ -279,6 +276,8 @@ def decode_log_value(
     return rec, p + n
 
 
-def _check_id(oid: bytes | None, hash_size: int) -> None:
+def _checked_id(oid: bytes | None, hash_size: int) -> bytes:
+    """``oid`` itself, once it is known to be an id of ``hash_size`` bytes (else ValueError)."""
     if oid is None or len(oid) != hash_size:
         raise ValueError(f"object id must be {hash_size} bytes, got {oid!r}")
+    return oid

@@ -25,10 +25,12 @@ from ._layout import (
     BLOCK_TYPE_REF,
     FORMAT_ID_SHA1,
     FORMAT_ID_SHA256,
+    HASH_ALGORITHMS,
     HASH_SIZES,
     MAGIC,
     MAX_BLOCK_SIZE,
     MAX_RESTART_INTERVAL,
+    HashAlgorithm,
     HashName,
     footer_size,
     header_size,
@@ -37,12 +39,13 @@ from ._records import (
     LogRecord,
     LogValueType,
     RefRecord,
-    RefValueType,
     encode_log_value,
     encode_ref_value,
     log_key,
 )
 
+# FORMAT_ID_*, HASH_SIZES, HashName, footer_size and header_size stay importable from here
+# for compatibility; they live in ``_layout`` (HASH_SIZES is deprecated: use HashAlgorithm).
 __all__ = [
     "FORMAT_ID_SHA1",
     "FORMAT_ID_SHA256",
@@ -73,16 +76,21 @@ class WriteOptions:
         if not 0 < self.restart_interval <= MAX_RESTART_INTERVAL:
             limit, got = MAX_RESTART_INTERVAL, self.restart_interval
             raise UsageError(f"restart_interval must be in 1..{limit}, got {got}")
-        if self.hash not in HASH_SIZES:
+        if self.hash not in HASH_ALGORITHMS:
             raise UsageError(f"hash must be 'sha1' or 'sha256', got {self.hash!r}")
 
     @property
+    def algorithm(self) -> HashAlgorithm:
+        """The hash named by ``hash``: sizes, format id and the table version to write."""
+        return HASH_ALGORITHMS[self.hash]
+
+    @property
     def hash_size(self) -> int:
-        return HASH_SIZES[self.hash]
+        return self.algorithm.size
 
     @property
     def version(self) -> int:
-        return 1 if self.hash == "sha1" else 2
+        return self.algorithm.table_version
 
 
 def normalize_log_message(message: bytes) -> bytes:
@@ -110,8 +118,9 @@ class TableWriter:
 
     def __init__(self, options: WriteOptions | None = None):
         self.options = opts = options or WriteOptions()
-        self._hash_size = opts.hash_size
-        self._version = opts.version
+        self._algorithm = opts.algorithm
+        self._hash_size = self._algorithm.size
+        self._version = self._algorithm.table_version
         self._header_size = header_size(self._version)
         self.min_update_index = 0
         self.max_update_index = 0
@@ -157,10 +166,9 @@ class TableWriter:
         self._add_record(BLOCK_TYPE_REF, rec.refname, int(rec.value_type), value)
         self._last_ref = rec.refname
         self._records += 1
-        if self.options.index_objects and rec.value_type in (RefValueType.VAL1, RefValueType.VAL2):
-            self._index_object(rec.value)  # type: ignore[arg-type]
-            if rec.value_type == RefValueType.VAL2:
-                self._index_object(rec.target_value)  # type: ignore[arg-type]
+        if self.options.index_objects:
+            for oid in rec.object_ids:
+                self._index_object(oid)
 
     def add_log(self, rec: LogRecord) -> None:
         self._check_open()
@@ -252,28 +260,26 @@ class TableWriter:
         opts = self.options
         head = MAGIC + bytes((self._version,)) + opts.block_size.to_bytes(3, "big")
         head += struct.pack(">QQ", self.min_update_index, self.max_update_index)
-        if self._version == 2:
-            head += struct.pack(">I", FORMAT_ID_SHA256 if opts.hash == "sha256" else FORMAT_ID_SHA1)
+        if self._version >= 2:  # version 1 is SHA-1 only and has no room for the hash id
+            head += struct.pack(">I", self._algorithm.format_id)
         return head
 
-    def _reinit(self, typ: int) -> None:
+    def _reinit(self, typ: int) -> BlockWriter:
+        """Start a block of type ``typ`` at the current position; returns its writer."""
         header_off = self._header_size if self._next == 0 else 0
-        self._bw = BlockWriter(
+        self._bw = bw = BlockWriter(
             typ, self.options.block_size, header_off, self.options.restart_interval
         )
+        return bw
 
     def _add_record(self, typ: int, key: bytes, val_type: int, value: bytes) -> None:
         bw = self._bw
         if bw is None:
-            self._reinit(typ)
-            bw = self._bw
-            assert bw is not None
+            bw = self._reinit(typ)
         if bw.add(key, val_type, value):
             return
         self._flush_block()
-        self._reinit(typ)
-        bw = self._bw
-        assert bw is not None
+        bw = self._reinit(typ)
         if not bw.add(key, val_type, value):
             raise EntryTooBigError(
                 f"a record of {len(key) + len(value)} bytes (key {key[:64]!r}) does not fit "
@@ -303,10 +309,8 @@ class TableWriter:
         self._index.append((bw.last_key, offset))
         self._bw = None
 
-    def _finish_section(self) -> None:
-        bw = self._bw
-        assert bw is not None
-        typ = bw.typ
+    def _finish_section(self, typ: int) -> None:
+        """Flush the section's last block (of type ``typ``) and write its index levels."""
         threshold = 1 if self.options.unpadded else 3
         index_stats = self._stats[BLOCK_TYPE_INDEX]
         before = index_stats.blocks
@@ -338,7 +342,7 @@ class TableWriter:
         if bw is None:
             return
         typ = bw.typ
-        self._finish_section()
+        self._finish_section(typ)
         if (
             typ == BLOCK_TYPE_REF
             and self.options.index_objects
@@ -360,25 +364,21 @@ class TableWriter:
         for a, b in itertools.pairwise(ids):
             longest = max(longest, common_prefix(a, b))
         self._object_id_len = id_len = longest + 1
-        self._reinit(BLOCK_TYPE_OBJ)
+        bw = self._reinit(BLOCK_TYPE_OBJ)
         for oid in ids:
             offsets = self._obj[oid]
             key = oid[:id_len]
             vt, value = _obj_value(offsets)
-            bw = self._bw
-            assert bw is not None
             if bw.add(key, vt, value):
                 continue
             self._flush_block()
-            self._reinit(BLOCK_TYPE_OBJ)
-            bw = self._bw
-            assert bw is not None
+            bw = self._reinit(BLOCK_TYPE_OBJ)
             if bw.add(key, vt, value):
                 continue
             vt, value = _obj_value([])
             if not bw.add(key, vt, value):
                 raise EntryTooBigError(f"object index key does not fit a block of {bw.block_size}")
-        self._finish_section()
+        self._finish_section(BLOCK_TYPE_OBJ)
 
 
 BLOCK_TYPE_REF_LOG_OBJ_INDEX = (BLOCK_TYPE_REF, BLOCK_TYPE_LOG, BLOCK_TYPE_OBJ, BLOCK_TYPE_INDEX)

@@ -85,7 +85,7 @@ class StackCore:
         self._limiter = anyio.CapacityLimiter(options.max_threads)
         self._turns = Turns(self.lock_path)  # replaced by the directory's shared queue
         self._generation = 0
-        self._snap = Snapshot((), (), options.write_options.hash, 0)
+        self._snap = Snapshot((), (), options.write_options.algorithm, 0)
         self._handle: ListHandle | None = None
         self._readers: weakref.WeakSet[TableReader] = weakref.WeakSet()
         self._closed = False
@@ -192,7 +192,7 @@ class StackCore:
         return loaded
 
     def _check_snapshot(self, loaded: Loaded) -> None:
-        Snapshot(loaded.names, loaded.readers, self.options.write_options.hash, 0)
+        Snapshot(loaded.names, loaded.readers, self.options.write_options.algorithm, 0)
 
     def _discard(self, opened: Sequence[TableReader], handle: ListHandle | None) -> None:
         for reader in opened:
@@ -213,7 +213,7 @@ class StackCore:
             return
         self._generation += 1
         self._snap = Snapshot(
-            loaded.names, loaded.readers, self.options.write_options.hash, self._generation
+            loaded.names, loaded.readers, self.options.write_options.algorithm, self._generation
         )
         self._handle = loaded.handle
         for reader in loaded.opened:

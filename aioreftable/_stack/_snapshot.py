@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import final
 
-from .._format._layout import footer_size, header_size
+from .._format._layout import HashAlgorithm, HashName, footer_size, header_size
 from .._format._merged import MergedTable
 from .._format._reader import TableReader
 from .._format._records import LogRecord, RefRecord
@@ -33,13 +33,13 @@ class Snapshot:
         self,
         names: Sequence[str],
         readers: Sequence[TableReader],
-        hash_name: str,
+        hash: HashAlgorithm,
         generation: int,
     ):
         self._names = tuple(names)
         self._readers = tuple(readers)
-        self._merged = MergedTable(self._readers, hash_name=hash_name)
-        self._version = 1 if self._merged.hash_name == "sha1" else 2
+        self._merged = MergedTable(self._readers, hash=hash)
+        self._version = hash.table_version  # the stack's, as git sizes its tables
         self.generation = generation
 
     # -- shape -----------------------------------------------------------------------------
@@ -53,8 +53,13 @@ class Snapshot:
         return self._readers
 
     @property
-    def hash_name(self) -> str:
-        return self._merged.hash_name
+    def hash(self) -> HashAlgorithm:
+        """The stack's hash (every table uses it)."""
+        return self._merged.hash
+
+    @property
+    def hash_name(self) -> HashName:
+        return self._merged.hash.name
 
     def __len__(self) -> int:
         return len(self._names)
