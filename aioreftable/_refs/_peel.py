@@ -135,7 +135,10 @@ class _Objects:
 
     # -- contents ----------------------------------------------------------------------------
     def raw(self, hexid: str) -> tuple[int, bytes] | None:
-        """(type number, body) of an object; None when it does not exist."""
+        """(type number, body) of an object; None when it does not exist or cannot be
+        parsed (git's parse_object fails for both: a ref update calls either nonexistent)."""
+        from dulwich.errors import FileFormatException
+
         for attempt in range(2):
             if self.store is None or attempt:
                 self.reprepare()
@@ -144,6 +147,8 @@ class _Objects:
                 type_num, body = self.store.get_raw(hexid.encode("ascii"))
             except (KeyError, ValueError):
                 continue
+            except FileFormatException:
+                return None
             return int(type_num), bytes(body)
         return None
 
@@ -248,7 +253,8 @@ class ObjectDatabase:
         return await self._run(lambda: [oid for oid in wanted if not has(oid)])
 
     async def object_type(self, oid: str) -> str | None:
-        """``"commit"``, ``"tree"``, ``"blob"`` or ``"tag"``; None when it does not exist."""
+        """``"commit"``, ``"tree"``, ``"blob"`` or ``"tag"``; None when it does not exist
+        (or cannot be parsed: git's parse_object)."""
         (wanted,) = self._check([oid])
         return await self._run(lambda: self._objects.object_type(wanted))
 
