@@ -93,7 +93,7 @@ async def test_object_api_types_peeling_and_missing_objects(
         assert objects.hash_algorithm is store.hash_algorithm
         assert store.hash_algorithm.hex_size == hexsz == len(store.null_oid)
         for name, oid in ids.items():
-            want_type = git("cat-file", "-t", oid, cwd=repo).strip()
+            want_type: str | None = git("cat-file", "-t", oid, cwd=repo).strip()
             if name == "tag-no-header":
                 want_type = None  # git's parse_object fails: not an object to refs
             assert await objects.object_type(oid) == want_type, name
