@@ -196,12 +196,16 @@ def test_worktree_kinds_are_typed_variants() -> None:
         assert parsed == (parsed.kind, parsed.worktree, parsed.bare)
 
 
+@pytest.fixture
+def repo(git: Git, git_repo: typing.Callable[..., Path]) -> Path:
+    """A repository with one commit on main (HEAD -> refs/heads/main)."""
+    path = git_repo()
+    git("commit", "-q", "--allow-empty", "-m", "c", cwd=path)
+    return path
+
+
 @pytest.mark.git
-async def test_stack_keys_from_the_main_worktree_and_a_linked_one(
-    git: Git, git_repo: typing.Callable[..., Path]
-) -> None:
-    repo = git_repo()
-    git("commit", "-q", "--allow-empty", "-m", "c", cwd=repo)
+async def test_stack_keys_from_the_main_worktree_and_a_linked_one(git: Git, repo: Path) -> None:
     wt = repo.parent / "wt"
     git("worktree", "add", "-q", str(wt), cwd=repo)
     async with core_of(repo) as core:
@@ -268,11 +272,7 @@ async def test_queued_updates_carry_their_flags(git_repo: typing.Callable[..., P
 
 
 @pytest.mark.git
-async def test_derived_updates_get_log_only_and_via_head(
-    git: Git, git_repo: typing.Callable[..., Path]
-) -> None:
-    repo = git_repo()
-    git("commit", "-q", "--allow-empty", "-m", "c", cwd=repo)
+async def test_derived_updates_get_log_only_and_via_head(git: Git, repo: Path) -> None:
     head = git("rev-parse", "HEAD", cwd=repo).strip()
     async with core_of(repo) as core:
         # an update of HEAD goes to its referent (VIA_HEAD); HEAD keeps only its log
