@@ -363,7 +363,7 @@ class RefView:
         rec = (await self.snapshot(key)).ref(encode_name(bare))
         return None if rec is None else ref_from_record(name, rec)
 
-    async def resolve_ref(self, name: str) -> tuple[str | None, Ref | None]:
+    async def resolve(self, name: str) -> tuple[str | None, Ref | None]:
         """git's refs_resolve_ref_unsafe: follow symrefs at most SYMREF_MAXDEPTH times.
 
         (last name, its direct ref); (last name, None) when that name does not exist;
@@ -378,8 +378,6 @@ class RefView:
                 return name, ref
             name = ref.target
         raise SymrefDepthError(f"symref chain too deep or looping at {name!r}")
-
-    resolve = resolve_ref  # the older name (``x.resolve()`` reads as a path's to the seam check)
 
     async def records(self, prefix: str) -> Iterator[RefRecord]:
         """The ref records of this worktree whose names start with ``prefix``, sorted

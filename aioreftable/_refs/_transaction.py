@@ -422,7 +422,7 @@ class Commit(Generic[R]):
         missing ref resolves to its name with the null id."""
         null = self.core.hash.null_id
         try:
-            last, ref = await self.view.resolve_ref(name)
+            last, ref = await self.view.resolve(name)
         except SymrefDepthError:
             return None, null
         if last is None or ref is None or ref.oid is None:  # a resolved ref has an id
