@@ -347,6 +347,9 @@ def test_wildmatch_casefold_against_gitdir_i(git: Git, env: Env) -> None:
         (b"[!/]", b"/", WM_PATHNAME, False),
         (b"[]", b"]", 0, False),
         (b"a[", b"a[", 0, False),
+        (b"[[:a]", b"a", 0, True),  # "[:" without ":]" is a plain '[' in the set
+        (b"[[:a]", b"[", 0, True),
+        (b"[[:a]", b"b", 0, False),
     ],
 )
 def test_wildmatch_corner_cases(pattern: bytes, text: bytes, flags: int, expected: bool) -> None:
