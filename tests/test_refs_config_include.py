@@ -414,6 +414,20 @@ async def test_onbranch_in_a_linked_worktree_reads_its_own_head(git: Git, env: E
     assert "c16" in hits(git_list(git, env, wt))
 
 
+async def test_onbranch_follows_head_into_another_worktree_like_git(git: Git, env: Env) -> None:
+    """HEAD a symref to ``worktrees/<id>/HEAD``: git's resolve reads that worktree's stack
+    and names its branch (the one resolve loop routes it; a missing worktree: no branch)."""
+    main = init(git, env.tmp / "main")
+    git("commit", "-q", "--allow-empty", "-m", "c", cwd=main)
+    git("worktree", "add", "-q", "-b", "feature", str(env.tmp / "wt"), cwd=main)
+    env.write(".gitconfig", conditional_includes(env, ["onbranch:feature", "onbranch:main"]))
+    for target, hit in [("worktrees/wt/HEAD", {"c0"}), ("worktrees/gone/HEAD", set())]:
+        git("update-ref", "--stdin", "--no-deref", cwd=main, input=f"symref-update HEAD {target}\n")
+        want = git_list(git, env, main)
+        assert hits(want) == hit, target
+        assert rows_of(await store_config(main, env.ours(git, main))) == want, target
+
+
 async def test_store_settings_from_an_onbranch_include(git: Git, env: Env) -> None:
     """open_ref_store reads HEAD for the condition; the included settings are the store's."""
     repo = init(git, env.tmp / "repo")
