@@ -125,7 +125,10 @@ async def run_pass(plan: Plan) -> Pass:
                         snap = await stack.snapshot()
                 done.seconds = time.monotonic() - start
                 if plan.clean and (done.compactions or plan.leftovers):
-                    done.cleaned = await stack.clean()
+                    try:
+                        done.cleaned = await stack.clean()
+                    except LockError:
+                        pass  # clean never waits for a writer; a later pass cleans
             except LockError:
                 done.gave_up = "lock"
             except OutdatedError:

@@ -88,7 +88,7 @@ class GcSettings:
     max_depth: int = 8  # directories below a root searched for repositories
     concurrency: int = 4  # stacks worked on at the same time
     lock_timeout: float = 0.05  # seconds the daemon polls a lock held by another process
-    retry_delay: float = 1.0  # after giving up a step: first delay, doubling to max_retry_delay
+    retry_delay: float = 0.25  # after giving up a step: first delay, doubling up to the max
     max_retry_delay: float = 60.0
     max_tables: int = 32  # more tables than this: full compaction (0: never)
     full_compaction_interval: float | None = None  # full compaction on a schedule
