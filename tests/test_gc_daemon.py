@@ -113,8 +113,8 @@ def test_daemon_keeps_a_tree_geometric_beside_writers(tmp_path: Path, git: Git) 
 
         def settled() -> bool:  # the counters equal the compactions the log reports
             samples = scrape(port)
-            logged = sum(e["compactions"] for e in daemon.events("compacted"))
-            return logged == _compactions(samples) > 0
+            logged: int = sum(e["compactions"] for e in daemon.events("compacted"))
+            return bool(logged == _compactions(samples) > 0)
 
         assert wait_for(settled, 10, step=0.2)
         samples = scrape(port)

@@ -3,6 +3,7 @@ only: open_ref_store for the repository's config and reflogs, open_stack for the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Mapping
@@ -125,10 +126,9 @@ async def run_pass(plan: Plan) -> Pass:
                         snap = await stack.snapshot()
                 done.seconds = time.monotonic() - start
                 if plan.clean and (done.compactions or plan.leftovers):
-                    try:
+                    # clean never waits for a writer; a later pass cleans
+                    with contextlib.suppress(LockError):
                         done.cleaned = await stack.clean()
-                    except LockError:
-                        pass  # clean never waits for a writer; a later pass cleans
             except LockError:
                 done.gave_up = "lock"
             except OutdatedError:
