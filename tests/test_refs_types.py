@@ -341,3 +341,18 @@ def test_rejected_line_of_an_applied_update_is_an_error() -> None:
     applied = BatchResult(0, "refs/heads/x", "a", "b")
     with pytest.raises(ValueError, match="not rejected"):
         applied.rejected_line()
+
+
+@pytest.mark.git
+async def test_a_batch_takes_the_queue_options(repo: Path) -> None:
+    """Inherited from the queue: ``skip_object_check`` lets a batch write an id the object
+    database lacks, which it otherwise rejects as an invalid new value."""
+    missing = "12" * 20
+    async with open_ref_store(repo, env=ENV) as store:
+        async with store.batch() as b:
+            b.create("refs/heads/checked", missing)
+            b.create("refs/heads/unchecked", missing, skip_object_check=True)
+        assert [r.reason for r in b.results] == [RejectReason.INVALID_NEW_VALUE, None]
+        assert await store.read("refs/heads/checked") is None
+        ref = await store.read("refs/heads/unchecked")
+        assert ref is not None and ref.oid == missing
