@@ -57,7 +57,8 @@ def scan_stack_dir(stack_dir: str, now: float, stale_age: float) -> DirScan:
 
 def holders(path: str, proc: str = "/proc") -> bool | None:
     """Whether any process has ``path`` open: True, False, or None when that cannot be
-    proven (no /proc, or a process whose descriptors we may not read)."""
+    proven (no /proc, a /proc that does not show this process, or a process whose
+    descriptors we may not read). Only processes on this host are seen."""
     try:
         target = os.lstat(path)
     except FileNotFoundError:
@@ -66,6 +67,8 @@ def holders(path: str, proc: str = "/proc") -> bool | None:
         pids = [p for p in os.listdir(proc) if p.isdigit()]
     except OSError:
         return None
+    if str(os.getpid()) not in pids:
+        return None  # not this process's /proc (another pid namespace): it proves nothing
     for pid in pids:
         fd_dir = os.path.join(proc, pid, "fd")
         try:
