@@ -94,18 +94,25 @@ def settings_from_args(args: argparse.Namespace) -> GcSettings:
     return settings
 
 
-def _logging(settings: GcSettings, level: str) -> logging.handlers.QueueListener:
-    """Log lines go through a queue to a thread that writes stderr (never the event loop)."""
+def _logging(settings: GcSettings, level: str) -> Callable[[], None]:
+    """Log lines go through a queue to a thread that writes stderr (never the event loop).
+    Returns the function that flushes them and restores the logger."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(q, handler)
-    root = logging.getLogger("aioreftable")
-    root.handlers[:] = [logging.handlers.QueueHandler(q)]
-    root.setLevel(level.upper())
-    root.propagate = False
+    logger = logging.getLogger("aioreftable")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    logger.handlers[:] = [logging.handlers.QueueHandler(q)]
+    logger.setLevel(level.upper())
+    logger.propagate = False
     listener.start()
-    return listener
+
+    def done() -> None:
+        listener.stop()
+        logger.handlers[:], logger.level, logger.propagate = saved
+
+    return done
 
 
 async def _serve(settings: GcSettings, once: bool) -> None:
@@ -138,9 +145,9 @@ async def _serve(settings: GcSettings, once: bool) -> None:
 
 def run_gc(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    listener = _logging(settings, args.log_level)
+    done = _logging(settings, args.log_level)
     try:
         anyio.run(_serve, settings, not args.daemon)
     finally:
-        listener.stop()
+        done()
     return 0
