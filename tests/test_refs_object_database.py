@@ -1,4 +1,4 @@
-"""The ref store's object database (dulwich) is closed with the store: no open pack files."""
+"""The object database: its public API against git, and the store closing its pack files."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Git
@@ -191,6 +192,34 @@ async def test_object_api_sees_objects_written_later_and_alternates(
     finally:
         await database.aclose()
     assert "ObjectDatabase" in repr(database)
+
+
+async def test_object_api_rereads_once_per_call(
+    git: Git, git_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call with many missing ids rereads (and opens dulwich's store) once, not per id;
+    the next call may reread again."""
+    import dulwich.object_store
+
+    repo = git_repo()
+    git("commit", "-q", "--allow-empty", "-m", "one", cwd=repo)
+    head = git("rev-parse", "HEAD", cwd=repo).strip()
+    opened: list[object] = []
+    real_init = dulwich.object_store.DiskObjectStore.__init__
+
+    def counting_init(self: dulwich.object_store.DiskObjectStore, *args: Any, **kw: Any) -> None:
+        opened.append(args)
+        real_init(self, *args, **kw)
+
+    monkeypatch.setattr(dulwich.object_store.DiskObjectStore, "__init__", counting_init)
+    absent = [f"{i:040x}" for i in range(1, 101)]
+    async with aioreftable.open_ref_store(repo) as store:
+        assert store.objects is not None
+        assert await store.objects.missing([head, *absent]) == absent
+        assert len(opened) == 1
+        assert set((await store.objects.lookup(absent)).values()) == {None}
+        assert await store.objects.object_type(head) == "commit"  # found: no reread
+        assert len(opened) == 2
 
 
 async def test_object_api_refuses_malformed_ids(git: Git, git_repo: Callable[..., Path]) -> None:

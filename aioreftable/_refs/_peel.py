@@ -75,11 +75,12 @@ def tag_target(raw: bytes) -> tuple[str, str] | None:
 
 class _Objects:
     """The blocking side of :class:`ObjectDatabase` (every method runs in a worker thread,
-    one at a time): the object directories and pack indexes read through the repository
-    seam, and dulwich's store (loose objects and packs, SHA-1 and SHA-256) for contents.
+    one call at a time): the object directories and pack indexes read through the
+    repository seam, and dulwich's store (loose objects and packs, SHA-1 and SHA-256) for
+    contents.
 
-    Both are read on first use and again after a miss (git's reprepare_packed_git), so
-    objects written meanwhile are found."""
+    Both are read on first use and again after a miss, at most once per call (git's
+    reprepare_packed_git), so objects written or repacked meanwhile are found."""
 
     def __init__(self, common_dir: str, algorithm: HashAlgorithm):
         self.common_dir = common_dir
@@ -89,25 +90,34 @@ class _Objects:
         self.dirs: list[str] | None = None
         self.indexes: list[mmap.mmap] | None = None
         self.store: Any = None
+        self.reread = False  # whether this call has reread everything already
+
+    def begin(self) -> None:
+        """A new call (under ``lock``): it may reread once."""
+        self.reread = False
 
     # -- what is on disk ---------------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self) -> tuple[list[str], list[mmap.mmap]]:
         """The object directories (alternates included) and their pack indexes."""
         if self.dirs is None:
             self.dirs = repo_io.object_directories(self.objects_dir, _MAX_OBJECT_DIRS)
         if self.indexes is None:
             self.indexes = repo_io.map_pack_indexes(self.dirs)
+        return self.dirs, self.indexes
 
-    def open_store(self) -> Any:
-        from dulwich.config import ConfigFile
-        from dulwich.object_store import DiskObjectStore
+    def dulwich(self) -> Any:
+        """dulwich's store of the object directory (``core.*`` settings from the config)."""
+        if self.store is None:
+            from dulwich.config import ConfigFile
+            from dulwich.object_store import DiskObjectStore
 
-        data = repo_io.read_optional(os.path.join(self.common_dir, "config"))
-        config = ConfigFile() if data is None else ConfigFile.from_file(io.BytesIO(data))
-        return DiskObjectStore.from_config(self.objects_dir, config)
+            data = repo_io.read_optional(os.path.join(self.common_dir, "config"))
+            config = ConfigFile() if data is None else ConfigFile.from_file(io.BytesIO(data))
+            self.store = DiskObjectStore.from_config(self.objects_dir, config)
+        return self.store
 
-    def reprepare(self) -> None:
-        """Forget what was read (after a miss, or on close)."""
+    def forget(self) -> None:
+        """Close and forget what was read (before a reread, or on close)."""
         store, self.store = self.store, None
         if store is not None:
             store.close()
@@ -115,23 +125,31 @@ class _Objects:
             index.close()
         self.dirs = self.indexes = None
 
+    def reprepare(self) -> bool:
+        """After a miss: forget what was read so that it is read again, unless this call
+        did so already (then False: the miss stands)."""
+        if self.reread:
+            return False
+        self.forget()
+        self.reread = True
+        return True
+
     # -- existence (git's has_object: neither parses the object) ----------------------------
     def listed(self, hexid: str) -> bool:
         """A loose file or a pack index entry for ``hexid`` (git parses neither)."""
-        self.prepare()
-        assert self.dirs is not None and self.indexes is not None
-        for d in self.dirs:
+        dirs, indexes = self.prepare()
+        for d in dirs:
             if repo_io.is_file(os.path.join(d, hexid[:2], hexid[2:])):
                 return True
         raw = bytes.fromhex(hexid)
-        return any((index_search(index, raw) or (0, 0, False))[2] for index in self.indexes)
+        return any((index_search(index, raw) or (0, 0, False))[2] for index in indexes)
 
     def has(self, hexid: str) -> bool:
         if self.listed(hexid):
             return True
-        self.reprepare()  # what the fast path misses, a fresh dulwich store decides
-        self.store = self.open_store()
-        return hexid.encode("ascii") in self.store
+        if self.reprepare() and self.listed(hexid):
+            return True
+        return hexid.encode("ascii") in self.dulwich()  # what the fast path misses
 
     # -- contents ----------------------------------------------------------------------------
     def raw(self, hexid: str) -> tuple[int, bytes] | None:
@@ -139,18 +157,16 @@ class _Objects:
         parsed (git's parse_object fails for both: a ref update calls either nonexistent)."""
         from dulwich.errors import FileFormatException
 
-        for attempt in range(2):
-            if self.store is None or attempt:
-                self.reprepare()
-                self.store = self.open_store()  # a fresh store sees packs written meanwhile
+        while True:
             try:
-                type_num, body = self.store.get_raw(hexid.encode("ascii"))
+                type_num, body = self.dulwich().get_raw(hexid.encode("ascii"))
             except (KeyError, ValueError):
-                continue
+                if self.reprepare():
+                    continue  # a fresh store sees packs written meanwhile
+                return None
             except FileFormatException:
                 return None
             return int(type_num), bytes(body)
-        return None
 
     def info(self, hexid: str) -> ObjectInfo | None:
         """git's peel_object: a tag peels through its chain of tags to the first object that
@@ -186,16 +202,15 @@ class _Objects:
         loose objects that share the prefix found so far)."""
         if length >= len(hexid):
             return hexid
-        self.prepare()
-        assert self.dirs is not None and self.indexes is not None
+        dirs, indexes = self.prepare()
         raw = bytes.fromhex(hexid)
         cur = length
-        for index in self.indexes:
+        for index in indexes:
             for neighbour in index_neighbours(index, raw):
                 cur = extend_abbrev(hexid, neighbour.hex(), 0, cur)
         start = cur
         prefix = hexid[:cur]
-        for d in self.dirs:
+        for d in dirs:
             for name in repo_io.list_names(os.path.join(d, hexid[:2])):
                 loose = hexid[:2] + name
                 if len(loose) == len(hexid) and loose.startswith(prefix):
@@ -232,10 +247,11 @@ class ObjectDatabase:
 
     async def _run(self, fn: Callable[[], _T]) -> _T:
         """``fn`` in a worker thread, alone with the files."""
-        lock = self._objects.lock
+        objects = self._objects
 
         def locked() -> _T:
-            with lock:
+            with objects.lock:
+                objects.begin()
                 return fn()
 
         return await anyio.to_thread.run_sync(locked)
@@ -288,7 +304,7 @@ class ObjectDatabase:
     def close(self) -> None:
         """Close the pack files and index maps (blocking: run it in a thread)."""
         with self._objects.lock:
-            self._objects.reprepare()
+            self._objects.forget()
 
     async def aclose(self) -> None:
         """:meth:`close` in a worker thread, shielded from cancellation."""
