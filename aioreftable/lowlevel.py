@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._format._accel import ACCELERATED
 from ._format._binary import get_varint, put_varint
 from ._format._blocksource import BlockSource, BytesSource, MmapSource
 from ._format._compaction import suggest_compaction_segment
@@ -21,6 +22,7 @@ from ._format._verify import Finding, check_table
 from ._format._writer import TableWriter, WriteOptions, normalize_log_message
 
 __all__ = [
+    "ACCELERATED",
     "BlockSource",
     "BytesSource",
     "Finding",

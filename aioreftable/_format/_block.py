@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .._errors import DecompressionError, FormatError, UsageError
+from . import _accel
 from ._binary import common_prefix, get_varint, put_varint
 from ._layout import (
     BLOCK_TYPE_INDEX,
@@ -28,6 +30,13 @@ from ._records import (
 __all__ = ["BLOCK_TYPES", "MAX_RESTARTS", "Block", "BlockWriter", "inflate_log_block"]
 
 HOT_AFTER = 4  # seeks into one cached block before all its keys are decoded
+_ALL = 1 << 62  # "no limit" for the compiled decoder
+
+# The compiled decoder (aioreftable/_format/_speedups.c), or None: the pure-Python code of
+# this module is the reference, and the compiled one takes over only the hot loops of ref
+# blocks (records, seek, the hot index). Where it cannot decode a record it stops and the
+# reference goes on from that record, so errors are always the reference's own.
+_speedups = _accel.speedups
 
 
 class BlockWriter:
@@ -140,6 +149,7 @@ class Block:
 
     __slots__ = (
         "_entries",
+        "_hot",
         "_index",
         "_restart_keys",
         "_seeks",
@@ -185,6 +195,7 @@ class Block:
         self._restart_keys: list[bytes] | None = None
         self._index: tuple[list[bytes], list[int]] | None = None
         self._entries: tuple[list[bytes], list[int]] | None = None
+        self._hot: bytes | None = None  # the compiled decoder's packed _entries
         self._seeks = 0
 
     # -- low level ---------------------------------------------------------------------
@@ -322,15 +333,31 @@ class Block:
         keys it visits), then a key-only scan of at most one restart interval. A block
         sought ``HOT_AFTER`` times gets every key decoded once, and later seeks bisect.
         """
+        hot = self._hot
+        if hot is not None and _speedups is not None:
+            return _speedups.hot_seek(hot, want)
         entries = self._entries
         if entries is not None:  # hot block: every key is decoded already
             keys, positions = entries
             i = bisect.bisect_left(keys, want)
             return positions[i], keys[i - 1] if i else b""
         self._seeks += 1
+        fast = self.typ == BLOCK_TYPE_REF
         if self._seeks >= HOT_AFTER:
+            if fast and _speedups is not None:
+                args = (self.data, self.first_pos, self.restart_off, self.hash_size)
+                self._hot = _speedups.hot_index(*args)
+                if self._hot is not None:
+                    return self.seek(want)
             self._entries = self._decode_keys()
             return self.seek(want)
+        if fast and _speedups is not None:
+            found = _speedups.seek(
+                self.data, self.first_pos, self.restart_off, self.restart_count, self.hash_size,
+                want,
+            )  # fmt: skip
+            if found is not None:
+                return found
         # first restart whose key is > want
         lo, hi = 0, self.restart_count
         cached = self._restart_keys
@@ -349,7 +376,6 @@ class Block:
         end = self.restart_off
         key_at = self._key_at
         skip = self._skip_value
-        fast = self.typ == BLOCK_TYPE_REF
         value_len = (0, self.hash_size, 2 * self.hash_size)
         while pos < end:
             p = data[pos]
@@ -405,12 +431,33 @@ class Block:
         return cached
 
     def records(self, pos: int | None = None, prev: bytes = b"") -> Iterator[Any]:
-        """Decode records from ``pos`` (default: the first) to the end of the block."""
+        """Decode records from ``pos`` (default: the first) to the end of the block.
+
+        Errors come when the iteration reaches the damaged record, after every record
+        before it (the compiled decoder decodes the records before it at once)."""
         if pos is None:
             pos = self.first_pos
-        if self.typ == BLOCK_TYPE_REF:
-            yield from self._ref_records(pos, prev)
-            return
+        if self.typ != BLOCK_TYPE_REF:
+            return self._records(pos, prev)
+        if _speedups is None:
+            return self._ref_records(pos, prev)
+        end = self.restart_off
+        args = (self.data, pos, end, prev, self.hash_size, self.min_update_index, _ALL)
+        recs, pos, prev = _speedups.ref_records(*args)
+        if pos >= end:
+            return iter(recs)
+        return itertools.chain(recs, self._ref_records(pos, prev))
+
+    def record_at(self, pos: int, prev: bytes) -> Any:
+        """The record at ``pos`` (< ``restart_off``) that follows the key ``prev``."""
+        if self.typ == BLOCK_TYPE_REF and _speedups is not None:
+            args = (self.data, pos, self.restart_off, prev, self.hash_size)
+            recs = _speedups.ref_records(*args, self.min_update_index, 1)[0]
+            if recs:
+                return recs[0]
+        return next(iter(self.records(pos, prev)))
+
+    def _records(self, pos: int, prev: bytes) -> Iterator[Any]:
         end = self.restart_off
         key_at = self._key_at
         value_at = self._value_at

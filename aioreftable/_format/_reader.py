@@ -428,7 +428,18 @@ class TableReader:
     # -- public reads ------------------------------------------------------------------
     def ref(self, refname: bytes) -> RefRecord | None:
         """The record stored for ``refname`` (a DELETION record for a tombstone), or None."""
-        rec: RefRecord | None = next(self._iter_seek(BLOCK_TYPE_REF, refname), None)
+        found = self._seek(BLOCK_TYPE_REF, refname)
+        if found is None:
+            return None
+        blk, pos, prev = found
+        rec: RefRecord | None
+        if pos < blk.restart_off:  # decode one record, not the rest of its block
+            try:
+                rec = blk.record_at(pos, prev)
+            except FormatError as e:
+                raise e.located(self.name) from None
+        else:
+            rec = next(self._iter_from(blk, pos, prev), None)
         return rec if rec is not None and rec.refname == refname else None
 
     def seek_refs(self, start: bytes = b"") -> Iterator[RefRecord]:

@@ -1,0 +1,603 @@
+/* The compiled ref-block decoder: the hot loops of aioreftable/_format/_block.py in C.
+ *
+ * The pure-Python code in _block.py is the reference. Every function here decodes only what
+ * the reference decodes without error and returns exactly its values; at anything else (a
+ * damaged record, a varint past the block, an update index past 64 bits) it stops and says
+ * where, and the reference takes over from there and raises its FormatError. So no error
+ * is raised here, and none can differ between the two paths.
+ *
+ * Functions (all take the block's bytes and positions as _block.Block holds them):
+ *   configure(RefRecord, DELETION, VAL1, VAL2, SYMREF)
+ *   ref_records(data, pos, end, prev, hash_size, min_update_index, limit)
+ *       -> (records, pos, prev): up to `limit` records from `pos`; stops early before the
+ *          first record it cannot decode (pos < end then).
+ *   seek(data, first_pos, end, restart_count, hash_size, want) -> (pos, prev) | None
+ *       the cold seek of Block.seek; None where the reference would raise.
+ *   hot_index(data, first_pos, end, hash_size) -> bytes | None
+ *       every key and position of the block packed in one bytes object (Block._decode_keys).
+ *   hot_seek(index, want) -> (pos, prev): bisect.bisect_left over the packed keys.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static PyObject *RefRecordType; /* a tuple subclass (typing.NamedTuple) */
+static PyObject *VT[4];         /* RefValueType members: DELETION, VAL1, VAL2, SYMREF */
+static PyObject *EMPTY;         /* b"" */
+
+#define OVERFLOW_GUARD (((uint64_t)1) << 57)
+
+/* git's offset varint (_binary.get_varint); 0 where the reference raises. */
+static int
+get_varint(const unsigned char *d, Py_ssize_t *pos, Py_ssize_t end, uint64_t *out)
+{
+    Py_ssize_t p = *pos;
+    if (p >= end)
+        return 0;
+    unsigned char c = d[p++];
+    uint64_t v = c & 0x7F;
+    while (c & 0x80) {
+        v += 1;
+        if (v >= OVERFLOW_GUARD)
+            return 0;
+        if (p >= end)
+            return 0;
+        c = d[p++];
+        v = (v << 7) | (c & 0x7F);
+    }
+    *pos = p;
+    *out = v;
+    return 1;
+}
+
+/* A growable key buffer. */
+typedef struct {
+    unsigned char *buf;
+    Py_ssize_t len, cap;
+    unsigned char small[256];
+} keybuf;
+
+static void
+kb_init(keybuf *k)
+{
+    k->buf = k->small;
+    k->len = 0;
+    k->cap = (Py_ssize_t)sizeof(k->small);
+}
+
+static void
+kb_free(keybuf *k)
+{
+    if (k->buf != k->small)
+        PyMem_Free(k->buf);
+}
+
+static int
+kb_reserve(keybuf *k, Py_ssize_t n)
+{
+    if (n <= k->cap)
+        return 1;
+    Py_ssize_t cap = k->cap;
+    while (cap < n)
+        cap *= 2;
+    unsigned char *b = PyMem_Malloc((size_t)cap);
+    if (b == NULL) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    memcpy(b, k->buf, (size_t)k->len);
+    kb_free(k);
+    k->buf = b;
+    k->cap = cap;
+    return 1;
+}
+
+/* Decode the key of the record at *pos on top of `key` (holding the previous key), as
+ * Block._key_at does. 1: decoded, *pos at the value, *vt set; 0: the reference raises;
+ * -1: a Python error (memory). */
+static int
+key_at(const unsigned char *d, Py_ssize_t *pos, Py_ssize_t end, keybuf *key, int *vt)
+{
+    Py_ssize_t p = *pos;
+    uint64_t prefix, svt;
+    if (!get_varint(d, &p, end, &prefix) || !get_varint(d, &p, end, &svt))
+        return 0;
+    if (prefix > (uint64_t)key->len)
+        return 0;
+    uint64_t suffix = svt >> 3;
+    if (suffix > (uint64_t)(end - p))
+        return 0;
+    Py_ssize_t n = (Py_ssize_t)prefix + (Py_ssize_t)suffix;
+    if (n == 0)
+        return 0;
+    if (!kb_reserve(key, n))
+        return -1;
+    memcpy(key->buf + prefix, d + p, (size_t)suffix);
+    key->len = n;
+    *pos = p + (Py_ssize_t)suffix;
+    *vt = (int)(svt & 7);
+    return 1;
+}
+
+/* The position after a ref value (Block._skip_value); 0 where the reference raises. */
+static int
+skip_ref_value(const unsigned char *d, Py_ssize_t *pos, Py_ssize_t end, int vt, Py_ssize_t hs)
+{
+    Py_ssize_t p = *pos;
+    uint64_t delta, n;
+    if (!get_varint(d, &p, end, &delta))
+        return 0;
+    switch (vt) {
+    case 0:
+        break;
+    case 1:
+        p += hs;
+        break;
+    case 2:
+        p += 2 * hs;
+        break;
+    case 3:
+        if (!get_varint(d, &p, end, &n) || n > (uint64_t)(end - p))
+            return 0;
+        p += (Py_ssize_t)n;
+        break;
+    default:
+        return 0;
+    }
+    if (p > end)
+        return 0;
+    *pos = p;
+    return 1;
+}
+
+static int
+compare(const unsigned char *a, Py_ssize_t alen, const unsigned char *b, Py_ssize_t blen)
+{
+    Py_ssize_t n = alen < blen ? alen : blen;
+    int c = n ? memcmp(a, b, (size_t)n) : 0;
+    if (c)
+        return c;
+    return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+static PyObject *
+py_configure(PyObject *self, PyObject *args)
+{
+    PyObject *cls, *v[4];
+    if (!PyArg_ParseTuple(args, "OOOOO", &cls, &v[0], &v[1], &v[2], &v[3]))
+        return NULL;
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "RefRecord must be a tuple subclass");
+        return NULL;
+    }
+    Py_INCREF(cls);
+    Py_XSETREF(RefRecordType, cls);
+    for (int i = 0; i < 4; i++) {
+        Py_INCREF(v[i]);
+        Py_XSETREF(VT[i], v[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+static int
+as_bytes(PyObject *o, const unsigned char **buf, Py_ssize_t *len)
+{
+    if (!PyBytes_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "expected bytes");
+        return 0;
+    }
+    *buf = (const unsigned char *)PyBytes_AS_STRING(o);
+    *len = PyBytes_GET_SIZE(o);
+    return 1;
+}
+
+/* One RefRecord: (refname, update_index, value_type, value, target_value, target). Steals
+ * the references it is given. */
+static PyObject *
+make_record(PyObject *key, PyObject *ui, int vt, PyObject *value, PyObject *target_value,
+            PyObject *target)
+{
+    PyTypeObject *tp = (PyTypeObject *)RefRecordType;
+    PyObject *rec = tp->tp_alloc(tp, 6);
+    if (rec == NULL) {
+        Py_DECREF(key);
+        Py_DECREF(ui);
+        Py_XDECREF(value);
+        Py_XDECREF(target_value);
+        Py_XDECREF(target);
+        return NULL;
+    }
+    Py_INCREF(VT[vt]);
+    PyTuple_SET_ITEM(rec, 0, key);
+    PyTuple_SET_ITEM(rec, 1, ui);
+    PyTuple_SET_ITEM(rec, 2, VT[vt]);
+    if (value == NULL) {
+        Py_INCREF(Py_None);
+        value = Py_None;
+    }
+    if (target_value == NULL) {
+        Py_INCREF(Py_None);
+        target_value = Py_None;
+    }
+    if (target == NULL) {
+        Py_INCREF(Py_None);
+        target = Py_None;
+    }
+    PyTuple_SET_ITEM(rec, 3, value);
+    PyTuple_SET_ITEM(rec, 4, target_value);
+    PyTuple_SET_ITEM(rec, 5, target);
+    return rec;
+}
+
+static PyObject *
+py_ref_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    const unsigned char *d, *prevbuf;
+    Py_ssize_t dlen, prevlen;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "ref_records takes 7 arguments");
+        return NULL;
+    }
+    if (RefRecordType == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
+        return NULL;
+    }
+    if (!as_bytes(args[0], &d, &dlen) || !as_bytes(args[3], &prevbuf, &prevlen))
+        return NULL;
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t end = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t hs = PyLong_AsSsize_t(args[4]);
+    uint64_t mui = PyLong_AsUnsignedLongLong(args[5]);
+    Py_ssize_t limit = PyLong_AsSsize_t(args[6]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (end > dlen || pos < 0 || end < 0 || hs < 0) {
+        PyErr_SetString(PyExc_ValueError, "positions outside the block");
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    PyObject *prev = args[3];
+    Py_INCREF(prev);
+    Py_ssize_t count = 0;
+    while (pos < end && count < limit) {
+        /* key: prefix and suffix varints on top of prev */
+        Py_ssize_t p = pos;
+        uint64_t prefix, svt, delta, n;
+        const unsigned char *pb = (const unsigned char *)PyBytes_AS_STRING(prev);
+        Py_ssize_t plen = PyBytes_GET_SIZE(prev);
+        if (!get_varint(d, &p, end, &prefix) || !get_varint(d, &p, end, &svt))
+            break;
+        uint64_t suffix = svt >> 3;
+        int vt = (int)(svt & 7);
+        if (prefix > (uint64_t)plen || suffix > (uint64_t)(end - p) || prefix + suffix == 0)
+            break;
+        Py_ssize_t at = p;
+        p += (Py_ssize_t)suffix;
+        /* value */
+        if (!get_varint(d, &p, end, &delta) || delta > UINT64_MAX - mui)
+            break;
+        Py_ssize_t v = p, stop;
+        if (vt == 1)
+            stop = v + hs;
+        else if (vt == 2)
+            stop = v + 2 * hs;
+        else if (vt == 3) {
+            if (!get_varint(d, &p, end, &n) || n > (uint64_t)(end - p))
+                break;
+            v = p;
+            stop = p + (Py_ssize_t)n;
+        }
+        else if (vt == 0)
+            stop = v;
+        else
+            break;
+        if (stop > end)
+            break;
+        /* build the record */
+        PyObject *key = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(prefix + suffix));
+        if (key == NULL)
+            goto error;
+        memcpy(PyBytes_AS_STRING(key), pb, (size_t)prefix);
+        memcpy(PyBytes_AS_STRING(key) + prefix, d + at, (size_t)suffix);
+        PyObject *ui = PyLong_FromUnsignedLongLong(mui + delta);
+        if (ui == NULL) {
+            Py_DECREF(key);
+            goto error;
+        }
+        PyObject *a = NULL, *b = NULL, *t = NULL;
+        if (vt == 1 || vt == 2) {
+            a = PyBytes_FromStringAndSize((const char *)d + v, hs);
+            if (a != NULL && vt == 2) {
+                b = PyBytes_FromStringAndSize((const char *)d + v + hs, hs);
+                if (b == NULL)
+                    Py_CLEAR(a);
+            }
+            if (a == NULL) {
+                Py_DECREF(key);
+                Py_DECREF(ui);
+                goto error;
+            }
+        }
+        else if (vt == 3) {
+            t = PyBytes_FromStringAndSize((const char *)d + v, stop - v);
+            if (t == NULL) {
+                Py_DECREF(key);
+                Py_DECREF(ui);
+                goto error;
+            }
+        }
+        Py_INCREF(key);
+        PyObject *rec = make_record(key, ui, vt, a, b, t);
+        if (rec == NULL) {
+            Py_DECREF(key);
+            goto error;
+        }
+        if (PyList_Append(out, rec) < 0) {
+            Py_DECREF(rec);
+            Py_DECREF(key);
+            goto error;
+        }
+        Py_DECREF(rec);
+        Py_SETREF(prev, key);
+        pos = stop;
+        count++;
+    }
+    PyObject *res = Py_BuildValue("(NnN)", out, pos, prev);
+    return res;
+error:
+    Py_DECREF(out);
+    Py_DECREF(prev);
+    return NULL;
+}
+
+/* The key of restart `i` (Block._restart_key); 0 where the reference raises. */
+static int
+restart_key(const unsigned char *d, Py_ssize_t first_pos, Py_ssize_t end, Py_ssize_t i,
+            keybuf *key)
+{
+    Py_ssize_t at = end + 3 * i;
+    Py_ssize_t r = ((Py_ssize_t)d[at] << 16) | ((Py_ssize_t)d[at + 1] << 8) | d[at + 2];
+    if (r < first_pos || r >= end)
+        return 0;
+    if (d[r] != 0)
+        return 0;
+    int vt;
+    key->len = 0;
+    return key_at(d, &r, end, key, &vt);
+}
+
+static PyObject *
+py_seek(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    const unsigned char *d, *want;
+    Py_ssize_t dlen, wlen;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "seek takes 6 arguments");
+        return NULL;
+    }
+    if (!as_bytes(args[0], &d, &dlen) || !as_bytes(args[5], &want, &wlen))
+        return NULL;
+    Py_ssize_t first_pos = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t end = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t count = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t hs = PyLong_AsSsize_t(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (first_pos < 0 || end < 0 || count < 0 || end + 3 * count > dlen) {
+        PyErr_SetString(PyExc_ValueError, "positions outside the block");
+        return NULL;
+    }
+    keybuf key, prev;
+    kb_init(&key);
+    kb_init(&prev);
+    PyObject *res = NULL;
+    int ok;
+    /* the first restart whose key is > want */
+    Py_ssize_t lo = 0, hi = count;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        ok = restart_key(d, first_pos, end, mid, &key);
+        if (ok <= 0)
+            goto done;
+        if (compare(key.buf, key.len, want, wlen) > 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (lo == 0) {
+        res = Py_BuildValue("(nO)", first_pos, EMPTY);
+        goto done;
+    }
+    Py_ssize_t at = end + 3 * (lo - 1);
+    Py_ssize_t pos = ((Py_ssize_t)d[at] << 16) | ((Py_ssize_t)d[at + 1] << 8) | d[at + 2];
+    key.len = 0;
+    while (pos < end) {
+        Py_ssize_t p = pos;
+        int vt;
+        /* key holds prev; decode the record's key into it after saving prev */
+        if (!kb_reserve(&prev, key.len))
+            goto done;
+        memcpy(prev.buf, key.buf, (size_t)key.len);
+        prev.len = key.len;
+        ok = key_at(d, &p, end, &key, &vt);
+        if (ok <= 0)
+            goto done;
+        if (compare(key.buf, key.len, want, wlen) >= 0) {
+            res = Py_BuildValue("(ny#)", pos, (const char *)prev.buf, prev.len);
+            goto done;
+        }
+        if (!skip_ref_value(d, &p, end, vt, hs))
+            goto done;
+        pos = p;
+    }
+    res = Py_BuildValue("(ny#)", pos, (const char *)key.buf, key.len);
+done:
+    kb_free(&key);
+    kb_free(&prev);
+    if (res == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return res;
+}
+
+/* Packed hot index: uint32 n, uint32 positions[n + 1], uint32 key_starts[n + 1], keys. */
+static PyObject *
+py_hot_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    const unsigned char *d;
+    Py_ssize_t dlen;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "hot_index takes 4 arguments");
+        return NULL;
+    }
+    if (!as_bytes(args[0], &d, &dlen))
+        return NULL;
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t end = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t hs = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (pos < 0 || end > dlen || end > 0xFFFFFFFF) {
+        PyErr_SetString(PyExc_ValueError, "positions outside the block");
+        return NULL;
+    }
+    keybuf key, keys;
+    kb_init(&key);
+    kb_init(&keys);
+    uint32_t *positions = NULL, *starts = NULL;
+    Py_ssize_t n = 0, cap = 64;
+    PyObject *res = NULL;
+    positions = PyMem_Malloc(sizeof(uint32_t) * (size_t)(cap + 1));
+    starts = PyMem_Malloc(sizeof(uint32_t) * (size_t)(cap + 1));
+    if (positions == NULL || starts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    while (pos < end) {
+        Py_ssize_t p = pos;
+        int vt, ok = key_at(d, &p, end, &key, &vt);
+        if (ok <= 0 || !skip_ref_value(d, &p, end, vt, hs))
+            goto done;
+        if (n == cap) {
+            cap *= 2;
+            uint32_t *np = PyMem_Realloc(positions, sizeof(uint32_t) * (size_t)(cap + 1));
+            if (np == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            positions = np;
+            np = PyMem_Realloc(starts, sizeof(uint32_t) * (size_t)(cap + 1));
+            if (np == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            starts = np;
+        }
+        if (keys.len + key.len > 0xFFFFFFFF) /* not in a block of at most 16 MiB */
+            goto done;
+        positions[n] = (uint32_t)pos;
+        starts[n] = (uint32_t)keys.len;
+        if (!kb_reserve(&keys, keys.len + key.len))
+            goto done;
+        memcpy(keys.buf + keys.len, key.buf, (size_t)key.len);
+        keys.len += key.len;
+        n++;
+        pos = p;
+    }
+    positions[n] = (uint32_t)pos;
+    starts[n] = (uint32_t)keys.len;
+    Py_ssize_t head = 4 + 8 * (n + 1);
+    res = PyBytes_FromStringAndSize(NULL, head + keys.len);
+    if (res != NULL) {
+        char *o = PyBytes_AS_STRING(res);
+        uint32_t n32 = (uint32_t)n;
+        memcpy(o, &n32, 4);
+        memcpy(o + 4, positions, 4 * (size_t)(n + 1));
+        memcpy(o + 4 + 4 * (n + 1), starts, 4 * (size_t)(n + 1));
+        memcpy(o + head, keys.buf, (size_t)keys.len);
+    }
+done:
+    PyMem_Free(positions);
+    PyMem_Free(starts);
+    kb_free(&key);
+    kb_free(&keys);
+    if (res == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return res;
+}
+
+static PyObject *
+py_hot_seek(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    const unsigned char *ix, *want;
+    Py_ssize_t ixlen, wlen;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "hot_seek takes 2 arguments");
+        return NULL;
+    }
+    if (!as_bytes(args[0], &ix, &ixlen) || !as_bytes(args[1], &want, &wlen))
+        return NULL;
+    uint32_t n;
+    if (ixlen < 4) {
+        PyErr_SetString(PyExc_ValueError, "not a hot index");
+        return NULL;
+    }
+    memcpy(&n, ix, 4);
+    Py_ssize_t head = 4 + 8 * ((Py_ssize_t)n + 1);
+    if (ixlen < head) {
+        PyErr_SetString(PyExc_ValueError, "not a hot index");
+        return NULL;
+    }
+    const unsigned char *pos_at = ix + 4, *start_at = ix + 4 + 4 * ((Py_ssize_t)n + 1);
+    const unsigned char *keys = ix + head;
+#define U32(base, i) (memcpy(&tmp, (base) + 4 * (i), 4), tmp)
+    uint32_t tmp, a, b;
+    /* bisect.bisect_left(keys, want) */
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        a = U32(start_at, mid);
+        b = U32(start_at, mid + 1);
+        if (compare(keys + a, (Py_ssize_t)(b - a), want, wlen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint32_t pos = U32(pos_at, lo);
+    if (lo == 0)
+        return Py_BuildValue("(kO)", (unsigned long)pos, EMPTY);
+    a = U32(start_at, lo - 1);
+    b = U32(start_at, lo);
+#undef U32
+    return Py_BuildValue("(ky#)", (unsigned long)pos, (const char *)keys + a, (Py_ssize_t)(b - a));
+}
+
+static PyMethodDef methods[] = {
+    {"configure", py_configure, METH_VARARGS, "Set the record class and value types."},
+    {"ref_records", (PyCFunction)(void (*)(void))py_ref_records, METH_FASTCALL,
+     "Decode up to `limit` ref records; stops before one it cannot decode."},
+    {"seek", (PyCFunction)(void (*)(void))py_seek, METH_FASTCALL,
+     "Cold seek of a ref block; None where the reference raises."},
+    {"hot_index", (PyCFunction)(void (*)(void))py_hot_index, METH_FASTCALL,
+     "Every key and position of a ref block, packed; None where the reference raises."},
+    {"hot_seek", (PyCFunction)(void (*)(void))py_hot_seek, METH_FASTCALL,
+     "bisect_left over a packed hot index: (position, previous key)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_speedups", "The compiled ref-block decoder.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    EMPTY = PyBytes_FromStringAndSize("", 0);
+    if (EMPTY == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}
