@@ -136,6 +136,7 @@ class GcDaemon:
 
     async def _run(self, task_status: anyio.abc.TaskStatus[GcDaemon]) -> None:
         s = self.settings
+        begun = time.monotonic()
         async with anyio.create_task_group() as tg:
             if s.metrics_port is not None:
                 self.metrics_port = await tg.start(serve_metrics, self.metrics, s.metrics_port)
@@ -163,6 +164,7 @@ class GcDaemon:
                 watch=self.watch_mode,
             )
             self._started.set()
+            tg.start_soon(self._first_pass_done, begun)
             task_status.started(self)
             await self._stop.wait()
             log_event(INFO, "stopping", running=self._busy)
@@ -171,6 +173,11 @@ class GcDaemon:
                 while self._busy:
                     await self._wait_idle()
             tg.cancel_scope.cancel()
+
+    async def _first_pass_done(self, begun: float) -> None:
+        await self.wait_settled()
+        log_event(INFO, "first_pass_done", stacks=len(self._entries), passes=self.passes,
+                  seconds=round(time.monotonic() - begun, 3))  # fmt: skip
 
     # -- queue and workers -------------------------------------------------------------------
     def _enqueue(self, path: str) -> None:
