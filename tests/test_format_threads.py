@@ -1,4 +1,5 @@
-"""One TableReader shared by threads: the block cache stays consistent under eviction."""
+"""Readers shared by threads: the block cache (per reader, or the process's shared one)
+stays consistent under eviction."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from aioreftable._format._cache import BlockCache
 from aioreftable.lowlevel import RefRecord, TableReader, TableWriter, WriteOptions
 
 THREADS = 4
@@ -89,6 +91,40 @@ def test_thread_switch_between_cache_hit_and_lru_update() -> None:
     """The race the stress test above hits only sometimes, made likely: another thread
     runs between a cache hit and its LRU update (an unlocked cache raised KeyError)."""
     data, refs = _table(3000)
-    reader = TableReader.from_bytes(data, cache_blocks=CACHE)
-    reader._blocks = _SlowHits()
+    cache = BlockCache(max_blocks=CACHE)
+    cache._entries = _SlowHits()
+    reader = TableReader.from_bytes(data, cache=cache)
     assert hammer(reader, refs, 150) == []
+    assert len(cache) == CACHE and cache.hits and cache.misses
+
+
+@pytest.mark.usefixtures("tiny_switch_interval")
+def test_readers_share_one_cache_bounded_in_bytes_from_threads() -> None:
+    """Two tables, one cache of a few blocks' bytes, four threads: right answers, and the
+    cache never holds more than its budget."""
+    budget = 4 * 700
+    cache = BlockCache(max_bytes=budget)
+    (data1, refs1), (data2, refs2) = _table(2000), _table(1500)
+    readers = [
+        TableReader.from_bytes(data1, cache=cache),
+        TableReader.from_bytes(data2, cache=cache),
+    ]
+    seen: list[int] = []
+
+    def work() -> list[str]:
+        out = hammer(readers[0], refs1, 300) + hammer(readers[1], refs2, 300)
+        seen.append(cache.size_bytes)
+        return out
+
+    results: list[list[str]] = []
+    threads = [threading.Thread(target=lambda: results.append(work())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [[], []]
+    assert 0 < max(seen) <= budget and 0 < cache.size_bytes <= budget
+    readers[0].close()
+    assert len(cache) <= 4
+    readers[1].close()
+    assert len(cache) == 0 and cache.size_bytes == 0

@@ -31,6 +31,8 @@ __all__ = ["BLOCK_TYPES", "MAX_RESTARTS", "Block", "BlockWriter", "inflate_log_b
 
 HOT_AFTER = 4  # seeks into one cached block before all its keys are decoded
 _ALL = 1 << 62  # "no limit" for the compiled decoder
+_BLOCK_COST = 256  # bytes of a Block object and its small fields, for the cache's budget
+_KEY_COST = 120  # a decoded key in a list (bytes object, pointer) with its position
 
 # The compiled decoder (aioreftable/_format/_speedups.c), or None: the pure-Python code of
 # this module is the reference, and the compiled one takes over only the hot loops of ref
@@ -512,6 +514,18 @@ class Block:
             rec, pos = self._value_at(key, vt, vpos)
             prev = key
             yield rec
+
+    def cost(self) -> int:
+        """Bytes this block holds (its data and whatever it decoded and keeps), roughly."""
+        n = _BLOCK_COST + len(self.data)
+        if self._hot is not None:
+            n += len(self._hot)
+        for cached in (self._entries, self._index):
+            if cached is not None:
+                n += _KEY_COST * len(cached[0])
+        if self._restart_keys is not None:
+            n += _KEY_COST * len(self._restart_keys)
+        return n
 
     def record_count(self) -> int:
         return sum(1 for _ in self.records())

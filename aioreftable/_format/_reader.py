@@ -5,9 +5,8 @@ from __future__ import annotations
 import bisect
 import os
 import struct
-import threading
+import weakref
 import zlib
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,6 +14,7 @@ from typing import Any, Literal
 from .._errors import ChecksumError, FormatError
 from ._block import Block, inflate_log_block
 from ._blocksource import BlockSource, BytesSource, MmapSource
+from ._cache import BlockCache, process_cache
 from ._layout import (
     BLOCK_TYPE_INDEX,
     BLOCK_TYPE_LOG,
@@ -39,8 +39,6 @@ from ._records import (
 )
 
 __all__ = ["SectionStats", "TableReader", "TableStats"]
-
-_CACHE_BLOCKS = 2048  # decoded blocks kept per table (LRU)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +68,21 @@ class TableReader:
     """A validated, immutable table. Sync methods; safe to share between threads for reads
     (the block cache takes a lock; parsed blocks are immutable apart from idempotent caches).
 
+    Parsed blocks live in one :class:`BlockCache` per process (``cache`` gives another;
+    ``cache_blocks``, the older knob, gives this reader its own cache of that many blocks).
+    Lookups and seeks keep what they load there; scans read through it without filling it.
+
     Every read raises only FormatError (or a subclass) on damaged data, naming the file (when
     the reader has a name) and the offset.
     """
 
     def __init__(
-        self, source: BlockSource, *, name: str | None = None, cache_blocks: int = _CACHE_BLOCKS
+        self,
+        source: BlockSource,
+        *,
+        name: str | None = None,
+        cache_blocks: int | None = None,
+        cache: BlockCache | None = None,
     ):
         self.source = source
         self.name = name
@@ -83,9 +90,12 @@ class TableReader:
             self._parse_footer()
         except FormatError as e:
             raise e.located(name) from None
-        self._blocks: OrderedDict[int, Block] = OrderedDict()
-        self._cache_blocks = max(1, cache_blocks)
-        self._lock = threading.Lock()
+        if cache_blocks is not None:
+            cache = BlockCache(max_bytes=1 << 62, max_blocks=max(1, cache_blocks))
+        self._cache = process_cache() if cache is None else cache
+        self._owner = BlockCache.new_owner()
+        # a reader dropped without close() gives its blocks back too
+        weakref.finalize(self, self._cache.discard, self._owner)
         self._ref_range: tuple[bytes, bytes] | Literal[False] | None = False
 
     @classmethod
@@ -93,9 +103,11 @@ class TableReader:
         cls,
         data: bytes | bytearray | memoryview,
         name: str | None = None,
-        cache_blocks: int = _CACHE_BLOCKS,
+        cache_blocks: int | None = None,
+        *,
+        cache: BlockCache | None = None,
     ) -> TableReader:
-        return cls(BytesSource(data), name=name, cache_blocks=cache_blocks)
+        return cls(BytesSource(data), name=name, cache_blocks=cache_blocks, cache=cache)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str]) -> TableReader:
@@ -107,8 +119,7 @@ class TableReader:
             raise
 
     def close(self) -> None:
-        with self._lock:
-            self._blocks.clear()
+        self._cache.discard(self._owner)
         self.source.close()
 
     def __enter__(self) -> TableReader:
@@ -221,29 +232,25 @@ class TableReader:
         return self.footer_offset + self.header_size + 8 * i
 
     # -- blocks ------------------------------------------------------------------------
-    def _block(self, offset: int, want: int | None, required: bool) -> Block | None:
+    def _block(
+        self, offset: int, want: int | None, required: bool, keep: bool = True
+    ) -> Block | None:
         """The block at ``offset``; None at the end of the data or (unless ``required``) when
-        its type differs from ``want``."""
+        its type differs from ``want``. A block loaded here goes to the cache if ``keep``."""
         if offset >= self.size:
             if required:
                 raise FormatError(
                     f"block offset {offset} lies past the data", path=self.name, offset=offset
                 )
             return None
-        cache = self._blocks
-        with self._lock:
-            blk = cache.get(offset)
-            if blk is not None:
-                cache.move_to_end(offset)
+        blk = self._cache.get(self._owner, offset)
         if blk is None:
             try:
                 blk = self._load_block(offset)
             except FormatError as e:
                 raise e.located(self.name) from None
-            with self._lock:
-                cache[offset] = blk
-                if len(cache) > self._cache_blocks:
-                    cache.popitem(last=False)
+            if keep:
+                self._cache.put(self._owner, offset, blk)
         if want is not None and blk.typ != want:
             if required:
                 raise FormatError(
@@ -298,8 +305,8 @@ class TableReader:
             return block_len  # unpadded block (or the last one before logs/footer)
         return bs
 
-    def _next_block(self, blk: Block, want: int) -> Block | None:
-        return self._block(blk.offset + blk.on_disk_size, want, False)
+    def _next_block(self, blk: Block, want: int, keep: bool = True) -> Block | None:
+        return self._block(blk.offset + blk.on_disk_size, want, False, keep)
 
     def _section_start(self, typ: int) -> int | None:
         if typ == BLOCK_TYPE_REF:
@@ -375,7 +382,7 @@ class TableReader:
                 yield from blk.records(pos, prev)
             except FormatError as e:
                 raise e.located(self.name) from None
-            nxt = self._next_block(blk, typ)
+            nxt = self._next_block(blk, typ, keep=False)  # a scan does not fill the cache
             if nxt is None:
                 return
             blk, pos, prev = nxt, None, b""
