@@ -65,6 +65,8 @@ _LAZY: dict[str, str] = {
     "check_refname_format": "._refs",
     "refname_is_safe": "._refs",
     "VerifyFinding": "._refs._maintenance",
+    "ObjectDatabase": "._refs._peel",
+    "ObjectInfo": "._refs._peel",
     "SymrefDepthError": "._refs",
     "ConfigError": "._refs",
     "DateError": "._refs",
@@ -89,6 +91,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._refs import refname_is_safe as refname_is_safe
     from ._refs._config import UnsupportedConfigWarning as UnsupportedConfigWarning
     from ._refs._maintenance import VerifyFinding as VerifyFinding
+    from ._refs._peel import ObjectDatabase as ObjectDatabase
+    from ._refs._peel import ObjectInfo as ObjectInfo
     from ._stack import Addition as Addition
     from ._stack import LogExpiry as LogExpiry
     from ._stack import Snapshot as Snapshot
@@ -121,6 +125,8 @@ __all__ = [
     "NameConflictError",
     "NotARepositoryError",
     "NotExistError",
+    "ObjectDatabase",
+    "ObjectInfo",
     "OutdatedError",
     "RefExistsError",
     "RefMissingError",

@@ -15,6 +15,8 @@ __all__ = ["map_descriptor", "map_path"]
 
 # Python 3.13 can map without keeping a duplicate of the descriptor open.
 _NO_FD: dict[str, bool] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO's open would wait for a writer
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def map_descriptor(fd: int, size: int) -> mmap.mmap | None:
@@ -25,8 +27,9 @@ def map_descriptor(fd: int, size: int) -> mmap.mmap | None:
 
 def map_path(path: str | os.PathLike[str]) -> tuple[mmap.mmap | None, int]:
     """Open ``path`` read-only, map it whole and close the descriptor (as git does):
-    the map (None when empty) and the file's size. OS errors pass through unwrapped."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    the map (None when empty) and the file's size. OS errors pass through unwrapped.
+    The open never blocks: a FIFO (or a device) has no size, so it maps as an empty file."""
+    fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC)
     try:
         size = os.fstat(fd).st_size
         return map_descriptor(fd, size), size

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import _repo_io as repo_io
 from ._errors import ReftableError
+from ._format._layout import HASH_ALGORITHMS, HashAlgorithm
 
 __all__ = ["NotARepositoryError", "RepositoryLayout", "UnsupportedRepositoryError", "discover"]
 
@@ -30,6 +31,11 @@ class RepositoryLayout:
     common_dir: Path  # shared state (config, objects, main stack)
     work_tree: Path | None  # None for a bare repository
     object_format: str  # "sha1" or "sha256"
+
+    @property
+    def hash_algorithm(self) -> HashAlgorithm:
+        """The object format's hash (``SHA1`` or ``SHA256``)."""
+        return HashAlgorithm.by_name(self.object_format)
 
     @property
     def main_stack(self) -> Path:
@@ -82,7 +88,7 @@ def _layout(git_dir: Path, work_tree: Path | None) -> RepositoryLayout:
             f"{common}: the repository uses the {storage!r} ref storage, not reftable"
         )
     object_format = get(b"extensions", b"objectformat") or "sha1"
-    if object_format not in ("sha1", "sha256"):
+    if object_format not in HASH_ALGORITHMS:
         raise UnsupportedRepositoryError(f"{common}: unknown object format {object_format!r}")
     tree = work_tree and repo_io.resolve(work_tree)
     return RepositoryLayout(git_dir, common, tree, object_format)

@@ -1,5 +1,6 @@
 """The blocking OS seam of the repository and ref layers: every file, directory and host
-lookup outside a stack (discovery, config, init, worktrees, identity), one named unit each.
+lookup outside a stack (discovery, config, init, worktrees, identity, the object database's
+directories and pack indexes), one named unit each.
 
 Never imports anyio: callers run each unit in a worker thread (``anyio.to_thread``), as
 ``_fs.OS`` is run for the stack. Errors are the OS's, unwrapped, unless a function says
@@ -8,9 +9,13 @@ otherwise.
 
 from __future__ import annotations
 
+import mmap
 import os
 import socket
+import stat
 from pathlib import Path
+
+from ._mapfile import map_descriptor
 
 __all__ = [
     "canonical_host_name",
@@ -22,6 +27,9 @@ __all__ = [
     "is_dir",
     "is_file",
     "linked_worktrees",
+    "list_names",
+    "map_pack_indexes",
+    "object_directories",
     "passwd_entry",
     "read_bytes",
     "read_first_line",
@@ -110,6 +118,70 @@ def linked_worktrees(common_dir: Path) -> list[str]:
         if gitdir:
             out.append(wid)
     return out
+
+
+# -- the object database ---------------------------------------------------------------------
+def list_names(path: str | os.PathLike[str]) -> list[str]:
+    """The entries of a directory (a loose-object fan-out directory); [] when it cannot be
+    listed."""
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def object_directories(objects_dir: str, limit: int) -> list[str]:
+    """An object directory and its alternates, as git reads them: the lines of each
+    directory's ``info/alternates`` (blank lines and ``#`` comments skipped, relative paths
+    taken from that directory), recursively, each directory once, at most ``limit``."""
+    dirs = [objects_dir]
+    for d in dirs:  # grows while it is walked
+        if len(dirs) >= limit:
+            break
+        try:
+            text = read_text(os.path.join(d, "info", "alternates"))
+        except OSError:
+            continue
+        for line in text.splitlines():
+            entry = line.strip()
+            if entry and not entry.startswith("#"):
+                alt = os.path.normpath(os.path.join(d, entry))
+                if alt not in dirs:
+                    dirs.append(alt)
+    return dirs[:limit]
+
+
+def _map_regular(path: str) -> mmap.mmap | None:
+    """A read-only map of a regular, non-empty file; None for anything else (opened without
+    blocking: a FIFO is skipped, not waited on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return map_descriptor(fd, st.st_size)
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def map_pack_indexes(directories: list[str]) -> list[mmap.mmap]:
+    """Read-only maps of the ``pack/*.idx`` files of each object directory, in name order;
+    an index that cannot be mapped (gone, empty, not a regular file) is skipped. The
+    caller closes the maps."""
+    maps = []
+    for d in directories:
+        pack = os.path.join(d, "pack")
+        for name in sorted(list_names(pack)):
+            if name.endswith(".idx"):
+                index = _map_regular(os.path.join(pack, name))
+                if index is not None:
+                    maps.append(index)
+    return maps
 
 
 # -- writing ---------------------------------------------------------------------------------

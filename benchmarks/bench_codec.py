@@ -384,8 +384,7 @@ def main() -> None:
                 prof = cProfile.Profile()
                 prof.enable()
                 for rec in merged.iter_refs(b"refs/"):
-                    assert rec.value is not None
-                    b"%s %s\n" % (rec.value.hex().encode(), rec.refname)
+                    b"%s %s\n" % (rec.oid.hex().encode(), rec.refname)
                 prof.disable()
                 s = io.StringIO()
                 pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(14)

@@ -15,6 +15,7 @@ from refs_helpers import ENV, make_twins, object_ids
 from test_refs_reflog_ops import NO_COMPACT, assert_same, no_autocompact, tables
 
 from aioreftable import Batch, RejectReason, TransactionError, open_ref_store
+from aioreftable.lowlevel import SHA1
 
 pytestmark = [pytest.mark.anyio, pytest.mark.git]
 __all__ = ["no_autocompact"]
@@ -141,7 +142,7 @@ async def test_rejected_line_format(git: Git, tmp_path: Path) -> None:
     "(null)"), the reason text."""
     _, ours = make_twins(git, tmp_path)
     ids = object_ids(git, ours)
-    c0, c1, null = ids["c0"], ids["c1"], "0" * 40
+    c0, c1, null = ids["c0"], ids["c1"], SHA1.null_hex
     async with open_ref_store(ours, env=ENV) as store, store.batch() as batch:
         batch.create("refs/heads/main", c0)
         batch.update("refs/heads/nope", c1, old=c0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from aioreftable._refs._config import (
     read_config,
     read_store_config,
 )
+from aioreftable._refs._store import read_head_ref
 from aioreftable._refs._wildmatch import WM_CASEFOLD, WM_PATHNAME, wildmatch
 from aioreftable._repo import RepositoryLayout
 
@@ -95,6 +96,12 @@ def rows_of(entries: list[ConfigEntry]) -> list[Row]:
          e.key, e.value)
         for e in entries
     ]  # fmt: skip
+
+
+async def store_config(start: Path, environ: Mapping[str, str]) -> list[ConfigEntry]:
+    """The entries as open_ref_store reads them: HEAD for ``onbranch:`` through the stacks."""
+    layout = discover(start, environ)
+    return await read_store_config(layout, environ, start, lambda: read_head_ref(layout, environ))
 
 
 def our_list(git: Git, env: Env, start: Path, **extra: str | None) -> list[Row] | str:
@@ -379,7 +386,7 @@ async def test_onbranch_matches_git(git: Git, env: Env) -> None:
     for state in head_states(git, repo):
         want = git_list(git, env, repo)
         environ = env.ours(git, repo)
-        ours = rows_of(await read_store_config(discover(repo, environ), environ, repo))
+        ours = rows_of(await store_config(repo, environ))
         assert ours == want, state
         seen[state] = hits(want)
     assert {"c0", "c1", "c2", "c3", "c4", "c11"} <= seen["unborn main"]
@@ -399,7 +406,7 @@ async def test_onbranch_in_a_linked_worktree_reads_its_own_head(git: Git, env: E
     for start in (main, wt):
         want = git_list(git, env, start)
         environ = env.ours(git, start)
-        ours = rows_of(await read_store_config(discover(start, environ), environ, start))
+        ours = rows_of(await store_config(start, environ))
         assert ours == want, start
     assert "c16" in hits(git_list(git, env, wt))
 
@@ -424,24 +431,25 @@ async def test_onbranch_reads_head_once_and_files_off_the_loop(
     git: Git, env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import aioreftable._refs._config as config_module
+    import aioreftable._refs._store as store_module
 
     repo = init(git, env.tmp / "repo")
     env.write(".gitconfig", conditional_includes(env, ["onbranch:main", "onbranch:x", "x:y"]))
     loop_thread = threading.get_ident()
     file_threads: list[int] = []
     head_reads: list[int] = []
-    read_file, read_head = config_module._read_file, config_module.read_head_ref
+    read_file, read_head = config_module._read_file, store_module.read_head_ref
 
     def spy_file(path: str) -> bytes | None:
         file_threads.append(threading.get_ident())
         return read_file(path)
 
-    async def spy_head(layout: RepositoryLayout) -> str | None:
+    async def spy_head(layout: RepositoryLayout, environ: Mapping[str, str]) -> str | None:
         head_reads.append(threading.get_ident())
-        return await read_head(layout)
+        return await read_head(layout, environ)
 
     monkeypatch.setattr(config_module, "_read_file", spy_file)
-    monkeypatch.setattr(config_module, "read_head_ref", spy_head)
+    monkeypatch.setattr(store_module, "read_head_ref", spy_head)
     async with open_ref_store(repo, env=env.ours(git, repo)) as store:
         assert store.config.user_name is None
     assert head_reads == [loop_thread]  # once, through the stack, for both conditions

@@ -22,7 +22,7 @@ GENEROUS = StackOptions(lock_timeout=300.0)
 
 
 def repo_with_commit(
-    git: Git, git_repo: Callable[..., Path], fmt: str = "sha1"
+    git: Git, git_repo: Callable[..., Path], fmt: HashName = "sha1"
 ) -> tuple[Path, bytes]:
     repo = git_repo(object_format=fmt)
     git("commit", "-q", "--allow-empty", "-m", "first", cwd=repo)

@@ -64,9 +64,7 @@ class MmapSource:
     def from_map(cls, mapped: mmap.mmap | None, size: int) -> MmapSource:
         """A source over a read-only map of ``size`` bytes (None for an empty file); the
         source owns the map and closes it."""
-        source = cls.__new__(cls)
-        source._map, source._size = mapped, size
-        return source
+        return _AdoptedMap(mapped, size)
 
     @property
     def size(self) -> int:
@@ -85,3 +83,12 @@ class MmapSource:
         if m is not None:
             with contextlib.suppress(BufferError):  # a view still exports it; GC unmaps
                 m.close()
+
+
+class _AdoptedMap(MmapSource):
+    """An :class:`MmapSource` over a map that someone else made (``MmapSource.from_map``)."""
+
+    __slots__ = ()
+
+    def __init__(self, mapped: mmap.mmap | None, size: int):
+        self._map, self._size = mapped, size

@@ -81,6 +81,7 @@ class HashAlgorithm:
 SHA1 = HashAlgorithm("sha1", 20, FORMAT_ID_SHA1, 1)
 SHA256 = HashAlgorithm("sha256", 32, FORMAT_ID_SHA256, 2)
 HASH_ALGORITHMS: dict[str, HashAlgorithm] = {SHA1.name: SHA1, SHA256.name: SHA256}
+# Deprecated (kept for old imports): a hash's sizes and ids are HashAlgorithm's fields.
 HASH_SIZES: dict[str, int] = {a.name: a.size for a in HASH_ALGORITHMS.values()}
 
 MAX_BLOCK_SIZE = (1 << 24) - 1  # the header stores the block size in 3 bytes

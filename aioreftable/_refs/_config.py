@@ -5,26 +5,27 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Callable, Mapping
-from contextlib import AsyncExitStack
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.from_thread
 
 from .. import _repo_io as repo_io
 from .._errors import ReftableError
-from .._format._records import RefValueType
+from .._format._layout import HashAlgorithm
 from .._format._writer import WriteOptions
 from .._repo import RepositoryLayout
-from .._stack import Stack, StackOptions, open_stack
+from .._stack import StackOptions
 from ._configfile import parse_config
 from ._wildmatch import WM_CASEFOLD, WM_PATHNAME, wildmatch
 
 __all__ = [
     "ConfigEntry",
+    "AsyncHeadReader",
     "ConfigError",
+    "HeadReader",
     "RepoConfig",
     "UnsupportedConfigWarning",
     "command_line_config",
@@ -36,7 +37,6 @@ __all__ = [
     "parse_bool",
     "parse_int",
     "read_config",
-    "read_head_ref",
     "read_store_config",
     "shared_perm",
 ]
@@ -147,12 +147,17 @@ class RepoConfig:
         """Mode of new tables and tables.list: calc_shared_perm(0666 & ~umask)."""
         return shared_perm(self.shared_repository, 0o666 & ~umask)
 
+    @property
+    def hash_algorithm(self) -> HashAlgorithm:
+        """The object format's hash (ValueError for a name that is not sha1 or sha256)."""
+        return HashAlgorithm.by_name(self.object_format)
+
     def write_options(self) -> WriteOptions:
         return WriteOptions(
             block_size=self.block_size,
             restart_interval=self.restart_interval,
             index_objects=self.index_objects,
-            hash="sha256" if self.object_format == "sha256" else "sha1",
+            hash=self.hash_algorithm.name,
         )
 
     def stack_options(self) -> StackOptions:
@@ -240,7 +245,10 @@ def _remote_url(key: str) -> bool:
     return key.startswith("remote.") and key.count(".") >= 2 and key.endswith(".url")
 
 
+#: Names the ref HEAD is a symref to (None: not a symref), for ``onbranch:``; blocking.
 HeadReader = Callable[[], "str | None"]
+#: The same on the event loop (see :func:`read_store_config`).
+AsyncHeadReader = Callable[[], Coroutine[Any, Any, "str | None"]]
 
 
 class _Reader:
@@ -641,56 +649,38 @@ def _absolute(path: str, env: Mapping[str, str]) -> str:
     return os.path.normpath(os.path.join(base, path))
 
 
-async def read_head_ref(layout: RepositoryLayout) -> str | None:
-    """The ref HEAD is a symref to, as git's refs_resolve_ref_unsafe(HEAD, 0) names it
-    (through up to 5 symrefs; the last may not exist), None when HEAD is not a symref."""
-    from ._refname import check_refname_format, parse_worktree_ref
-
-    options = RepoConfig(object_format=layout.object_format).stack_options()
-    current = layout.worktree_stack or layout.main_stack
-    async with AsyncExitStack() as scope:
-        stacks: dict[Path, Stack] = {}
-        name, followed = "HEAD", False
-        for _ in range(5):  # git's SYMREF_MAXDEPTH
-            kind, _, bare = parse_worktree_ref(name)
-            if kind == "other":
-                return None
-            path = current if kind == "current" else layout.main_stack
-            if path not in stacks:
-                stacks[path] = await scope.enter_async_context(
-                    open_stack(path, options, create=False)
-                )
-            record = (await stacks[path].snapshot()).ref(_fs(bare))
-            if record is None or record.value_type != RefValueType.SYMREF:
-                return name if followed else None
-            name = (record.target or b"").decode("utf-8", "surrogateescape")
-            followed = True
-            if not check_refname_format(name, allow_onelevel=True):
-                return None
-    return None
-
-
 async def read_store_config(
-    layout: RepositoryLayout, env: Mapping[str, str], start: str | os.PathLike[str]
+    layout: RepositoryLayout,
+    env: Mapping[str, str],
+    start: str | os.PathLike[str],
+    head: AsyncHeadReader | None = None,
 ) -> list[ConfigEntry]:
-    """:func:`read_config` for a store opened at ``start``, in a worker thread; HEAD is
-    read through its stack, only when an ``onbranch:`` condition is evaluated."""
+    """:func:`read_config` for a store opened at ``start``, in a worker thread. ``head``
+    (run on the event loop, at most once, only when an ``onbranch:`` condition is
+    evaluated) names the ref HEAD is a symref to; the ref store passes one that reads
+    it through the stacks (``_store.read_head_ref``), as this module knows no refs."""
+    sync_head: HeadReader | None = None
+    if head is not None:
+        reader = head
 
-    def head() -> str | None:
-        return anyio.from_thread.run(read_head_ref, layout)
+        def sync_head() -> str | None:
+            return anyio.from_thread.run(reader)
 
     def read() -> list[ConfigEntry]:
         given = given_git_dir(start, layout, env)
-        return read_config(layout, env, given_git_dir=given, head=head)
+        return read_config(layout, env, given_git_dir=given, head=sync_head)
 
     return await anyio.to_thread.run_sync(read)
 
 
 async def load_store_config(
-    layout: RepositoryLayout, env: Mapping[str, str], start: str | os.PathLike[str]
+    layout: RepositoryLayout,
+    env: Mapping[str, str],
+    start: str | os.PathLike[str],
+    head: AsyncHeadReader | None = None,
 ) -> RepoConfig:
     """:func:`load_config` as :func:`read_store_config` reads it (the ref store's)."""
-    return config_from_entries(layout, await read_store_config(layout, env, start))
+    return config_from_entries(layout, await read_store_config(layout, env, start, head))
 
 
 def load_config(

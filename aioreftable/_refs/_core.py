@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Set
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -11,7 +12,9 @@ from typing import Literal, final
 
 import anyio
 
+from .. import _repo_io as repo_io
 from .._errors import NameConflictError, ReftableError, WorktreeNotFoundError
+from .._format._layout import HashAlgorithm
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._repo import RepositoryLayout
 from .._stack import Addition, Snapshot, Stack, open_stack
@@ -72,7 +75,9 @@ class WorktreeKey:
             raise ValueError(f"not a worktree id: {self.id!r}")
 
 
-# Which stack a ref lives in: the main worktree's, this (linked) worktree's, or another's.
+#: Which stack a ref lives in: the main worktree's ("main"), this worktree's own ("current":
+#: routed to only from a linked worktree; the main worktree's own stack is "main"), or
+#: another linked worktree's.
 StackKey = Literal["main", "current"] | WorktreeKey
 
 
@@ -138,13 +143,11 @@ def decode_name(name: bytes) -> str:
 
 
 def ref_from_record(name: str, rec: RefRecord) -> Ref:
+    """The value of a live record (ValueError for a deletion)."""
     if rec.value_type == RefValueType.SYMREF:
-        return Ref(name, None, decode_name(rec.target or b""))
-    assert rec.value is not None
-    peeled = None
-    if rec.value_type == RefValueType.VAL2 and rec.target_value is not None:
-        peeled = rec.target_value.hex()
-    return Ref(name, rec.value.hex(), None, peeled)
+        return Ref(name, None, decode_name(rec.symref_target))
+    peeled = rec.peeled
+    return Ref(name, rec.oid.hex(), None, None if peeled is None else peeled.hex())
 
 
 def value_record(name: bytes, ts: int, oid: bytes, info: ObjectInfo | None) -> RefRecord:
@@ -155,8 +158,11 @@ def value_record(name: bytes, ts: int, oid: bytes, info: ObjectInfo | None) -> R
     return RefRecord.val1(name, ts, oid)
 
 
-def parse_loose_ref(content: bytes, hexsz: int) -> tuple[str | None, str | None] | None:
+def parse_loose_ref(
+    content: bytes, algorithm: HashAlgorithm
+) -> tuple[str | None, str | None] | None:
     """git's parse_loose_ref_contents: (oid, None) or (None, target); None if broken."""
+    hexsz = algorithm.hex_size
     if content.startswith(b"ref:"):
         target = content[4:].lstrip(b" \t\n\r").rstrip(b" \t\n\r")
         return None, decode_name(target)
@@ -176,33 +182,36 @@ def parse_loose_ref(content: bytes, hexsz: int) -> tuple[str | None, str | None]
 def _skip_per_worktree(name: bytes) -> bool:
     """git's ref_iterator_select: per-worktree refs of the main stack belong to the main
     worktree, so a linked worktree's iteration hides them."""
-    return parse_worktree_ref(decode_name(name))[0] != "shared"
+    return parse_worktree_ref(decode_name(name)).kind != "shared"
 
 
 def merge_worktree(
     worktree: Iterator[RefRecord], common: Iterator[RefRecord]
 ) -> Iterator[RefRecord]:
     """Merge a linked worktree's refs over the common ones, by name (worktree wins)."""
-    wt = next(worktree, None)
     cm = next(common, None)
-    while wt is not None or cm is not None:
-        if cm is None or (wt is not None and wt.refname <= cm.refname):
-            assert wt is not None
-            if cm is not None and wt.refname == cm.refname:
-                cm = next(common, None)
-            yield wt
-            wt = next(worktree, None)
-            continue
-        if not _skip_per_worktree(cm.refname):
-            yield cm
-        cm = next(common, None)
+    for wt in worktree:
+        while cm is not None and cm.refname < wt.refname:
+            if not _skip_per_worktree(cm.refname):
+                yield cm
+            cm = next(common, None)
+        if cm is not None and cm.refname == wt.refname:
+            cm = next(common, None)
+        yield wt
+    if cm is not None:
+        for rec in itertools.chain((cm,), common):
+            if not _skip_per_worktree(rec.refname):
+                yield rec
 
 
 # -- the core ----------------------------------------------------------------------------------
 @final
 class RefCore:
     """What every ref operation needs of one repository seen from one worktree: its
-    layout and config, the committer, the object peeler and its stacks."""
+    layout and config, the hash, the committer, the object peeler and its stacks.
+
+    ``worktree`` is the linked worktree's own stack: given exactly when ``layout`` is a
+    linked worktree's (ValueError otherwise)."""
 
     def __init__(
         self,
@@ -214,6 +223,8 @@ class RefCore:
         peeler: Peeler | None,
         verify_objects: bool,
     ):
+        if (worktree is None) != (layout.worktree_stack is None):
+            raise ValueError("a worktree stack goes with a linked worktree's layout, and only then")
         self.layout = layout
         self.config = config
         self.env = env
@@ -222,15 +233,14 @@ class RefCore:
         self.worktree = worktree
         self.peeler = peeler
         self.verify_objects = verify_objects and peeler is not None and peeler.verifies
-        self.hash_name = "sha256" if config.object_format == "sha256" else "sha1"
-        self.hexsz = 64 if self.hash_name == "sha256" else 40
-        self.null_oid = "0" * self.hexsz
+        self.hash = HashAlgorithm.by_name(config.object_format)
+        self.hash_name = self.hash.name  # the hash's parts under their older names
+        self.hexsz = self.hash.hex_size
+        self.null_oid = self.hash.null_hex
         self.wt_id = layout.git_dir.name if layout.is_linked_worktree else None
-
-    @property
-    def own_stack(self) -> Stack:
-        """This worktree's stack: the linked worktree's, else the main one."""
-        return self.worktree if self.worktree is not None else self.main
+        # this worktree's stack ("current"): the linked worktree's, else the main one
+        self.own_stack: Stack = main if worktree is None else worktree
+        self.own_stack_dir: Path = layout.worktree_stack or layout.main_stack
 
     # -- routing -----------------------------------------------------------------------------
     def route(self, name: str) -> tuple[StackKey, str]:
@@ -240,22 +250,20 @@ class RefCore:
         (``refname_is_readable``: NUL bytes, ``..``, empty components are refused), so
         the worktree id of ``worktrees/<id>/...`` is a valid path component."""
         require_refname(name)
-        kind, wid, bare = parse_worktree_ref(name)
-        if kind == "other":
-            assert wid is not None
-            if wid == self.wt_id:
-                return "current", bare
-            return WorktreeKey(wid), bare
-        if kind == "current" and self.worktree is not None:
-            return "current", bare
-        return "main", bare
+        parsed = parse_worktree_ref(name)
+        if parsed.kind == "other":
+            if parsed.worktree == self.wt_id:
+                return "current", parsed.bare
+            return WorktreeKey(parsed.worktree), parsed.bare
+        if parsed.kind == "current" and self.worktree is not None:
+            return "current", parsed.bare
+        return "main", parsed.bare
 
     def worktree_stack_dir(self, key: StackKey) -> Path:
         if key == "main":
             return self.layout.main_stack
         if key == "current":
-            assert self.layout.worktree_stack is not None
-            return self.layout.worktree_stack
+            return self.own_stack_dir
         return self.layout.common_dir / "worktrees" / key.id / "reftable"
 
     async def stack_for(self, key: StackKey, scope: AsyncExitStack) -> Stack:
@@ -263,8 +271,7 @@ class RefCore:
         if key == "main":
             return self.main
         if key == "current":
-            assert self.worktree is not None
-            return self.worktree
+            return self.own_stack
         path = self.worktree_stack_dir(key)
         try:
             return await scope.enter_async_context(
@@ -302,13 +309,16 @@ class RefCore:
                 yield Held(self, key, bare, add, scope)
 
     async def read_special(self, name: str) -> Ref | None:
-        """A pseudoref (FETCH_HEAD, MERGE_HEAD): a loose file in the git dir."""
+        """A pseudoref (FETCH_HEAD, MERGE_HEAD): a loose file in the git dir, read through
+        the repository seam in a worker thread (a missing file or a directory: None)."""
         path = self.layout.git_dir / name
         try:
-            content = await anyio.Path(path).read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            content = await anyio.to_thread.run_sync(repo_io.read_optional, path)
+        except IsADirectoryError:
             return None
-        parsed = parse_loose_ref(content, self.hexsz)
+        if content is None:
+            return None
+        parsed = parse_loose_ref(content, self.hash)
         if parsed is None:
             return None
         return Ref(name, parsed[0], parsed[1])

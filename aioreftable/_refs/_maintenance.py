@@ -13,6 +13,7 @@ import anyio
 
 from .. import _repo_io as repo_io
 from .._errors import ReftableError
+from .._format._layout import HashAlgorithm
 from .._format._merged import MergedTable
 from .._format._reader import TableReader
 from .._format._records import RefRecord, RefValueType
@@ -149,14 +150,14 @@ def _open_failures(found: Inspection) -> list[VerifyFinding]:
     return problems
 
 
-def _table_findings(readers: list[TableReader], hash_name: str) -> Iterator[VerifyFinding]:
+def _table_findings(readers: list[TableReader], algo: HashAlgorithm) -> Iterator[VerifyFinding]:
     """Our deep checks: every block decodes (CRCs, zlib), key order, update-index limits,
     indexes, the object format, and update-index order of consecutive tables."""
     prev: TableReader | None = None
     for reader in readers:
         name = os.path.basename(reader.name or "")
-        if reader.hash_name != hash_name:
-            why = f"table uses {reader.hash_name}, the repository {hash_name}"
+        if reader.hash != algo:
+            why = f"table uses {reader.hash.name}, the repository {algo.name}"
             yield VerifyFinding("error", "badReftableTable", name, why)
         for f in check_table(reader):
             where = "" if f.offset is None else f" (at offset {f.offset})"
@@ -257,11 +258,11 @@ def _name_findings(prefix: str, raw: bytes, kind: str) -> Iterator[VerifyFinding
 
 
 def _ref_findings(
-    st: _Stack, readers: list[TableReader], hash_name: str
+    st: _Stack, readers: list[TableReader], algo: HashAlgorithm
 ) -> Iterator[VerifyFinding]:
     """git's reftable_be_fsck ref loop (null ids, symref targets), plus the names of refs
     and reflogs (:func:`_name_findings`)."""
-    merged = MergedTable(readers, hash_name=hash_name)
+    merged = MergedTable(readers, hash=algo)
     last: bytes | None = None
     for log in merged.iter_logs():
         if log.refname != last:
@@ -274,13 +275,13 @@ def _ref_findings(
         path = st.prefix + name
         if rec.value_type == RefValueType.SYMREF:
             yield from _symref_findings(path, name, decode_name(rec.target or b""))
-        elif rec.value is not None and not any(rec.value):
+        elif rec.value_type != RefValueType.DELETION and rec.oid == algo.null_id:
             yield VerifyFinding(
-                "error", "badRefOid", path, f"points to invalid object ID '{rec.value.hex()}'"
+                "error", "badRefOid", path, f"points to invalid object ID '{algo.null_hex}'"
             )
 
 
-def _verify_stack(st: _Stack, hash_name: str) -> list[VerifyFinding]:
+def _verify_stack(st: _Stack, algo: HashAlgorithm) -> list[VerifyFinding]:
     try:
         found = inspect_stack(str(st.directory))  # a FIFO is refused, not waited for
     except (OSError, ReftableError) as e:
@@ -297,14 +298,14 @@ def _verify_stack(st: _Stack, hash_name: str) -> list[VerifyFinding]:
             for n in names
             if not valid_table_name(n)
         ]
-        out.extend(_table_findings(readers, hash_name))
+        out.extend(_table_findings(readers, algo))
         max_index = max((r.max_update_index for r in readers), default=0)
         out.extend(_unlisted(found, max_index))
         out.extend(_locks(found))
         out.extend(_temps(found))
         if not any(f.code == "badReftableTable" for f in out):
             try:
-                out.extend(_ref_findings(st, readers, hash_name))
+                out.extend(_ref_findings(st, readers, algo))
             except ReftableError as e:
                 out.append(VerifyFinding("error", "badReftableTable", "tables.list", str(e)))
         return out
@@ -315,7 +316,7 @@ def _verify_stack(st: _Stack, hash_name: str) -> list[VerifyFinding]:
 def verify_sync(store: RefStore) -> list[VerifyFinding]:
     findings: list[VerifyFinding] = []
     for st in _stacks(store):
-        findings.extend(_verify_stack(st, store.hash_name))
+        findings.extend(_verify_stack(st, store.hash))
     return findings
 
 

@@ -1,22 +1,45 @@
-"""Object lookups for ref writes: the object's type and its fully peeled id (git's peel_object)."""
+"""The object database: existence, type, peeling (git's peel_object) and unique abbreviations."""
 
 from __future__ import annotations
 
 import inspect
+import io
+import mmap
 import os
+import threading
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar, final
 
 import anyio
 
-__all__ = ["ObjectDatabase", "ObjectInfo", "PeelFunction", "Peeler", "function_peeler"]
+from .. import _repo_io as repo_io
+from .._errors import InvalidObjectIdError
+from .._format._layout import SHA1, HashAlgorithm
+from ._packindex import extend_abbrev, index_neighbours, index_search
+
+__all__ = [
+    "ObjectDatabase",
+    "ObjectInfo",
+    "PeelFunction",
+    "Peeler",
+    "function_peeler",
+    "tag_target",
+]
 
 #: A caller-supplied peeler: hex id -> the fully peeled hex id if the object is an annotated
 #: tag, else None. It may be a plain function or a coroutine function.
 PeelFunction = Callable[[str], "str | Awaitable[str | None] | None"]
 
 _TYPES = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
-_MAX_TAG_DEPTH = 64
+_MAX_TAG_DEPTH = 64  # a bound on chains of tags (git follows them without one)
+_MAX_OBJECT_DIRS = 64  # a bound on alternates of alternates (git refuses cycles and depth > 5)
+_HEX = frozenset("0123456789abcdef")
+_T = TypeVar("_T")
+
+
+def _is_object_id(text: str, algorithm: HashAlgorithm) -> bool:
+    """Lowercase hex of the hash's size (git's get_oid_hex for a full id)."""
+    return len(text) == algorithm.hex_size and set(text) <= _HEX
 
 
 class ObjectInfo(NamedTuple):
@@ -34,8 +57,9 @@ class Peeler(Protocol):
     async def lookup(self, oids: Iterable[str]) -> dict[str, ObjectInfo | None]: ...
 
 
-def _tag_target(raw: bytes) -> tuple[str, str] | None:
-    """The ``object`` and ``type`` header lines of a tag object's body."""
+def tag_target(raw: bytes) -> tuple[str, str] | None:
+    """The ``object`` and ``type`` header lines of a tag object's body (the first of each,
+    before the blank line); None when one is missing."""
     obj = kind = None
     for line in raw.split(b"\n"):
         if not line:
@@ -49,72 +73,230 @@ def _tag_target(raw: bytes) -> tuple[str, str] | None:
     return obj, kind
 
 
-class ObjectDatabase:
-    """dulwich's object store (loose objects and packs, SHA-1 and SHA-256) of a repository."""
+class _Objects:
+    """The blocking side of :class:`ObjectDatabase` (every method runs in a worker thread,
+    one at a time): the object directories and pack indexes read through the repository
+    seam, and dulwich's store (loose objects and packs, SHA-1 and SHA-256) for contents.
 
-    verifies = True
+    Both are read on first use and again after a miss (git's reprepare_packed_git), so
+    objects written meanwhile are found."""
 
-    def __init__(self, common_dir: str | os.PathLike[str]):
-        self._common = os.fspath(common_dir)
-        self._store: Any = None
+    def __init__(self, common_dir: str, algorithm: HashAlgorithm):
+        self.common_dir = common_dir
+        self.objects_dir = os.path.join(common_dir, "objects")
+        self.algorithm = algorithm
+        self.lock = threading.Lock()
+        self.dirs: list[str] | None = None
+        self.indexes: list[mmap.mmap] | None = None
+        self.store: Any = None
 
-    def _open(self) -> Any:
+    # -- what is on disk ---------------------------------------------------------------------
+    def prepare(self) -> None:
+        """The object directories (alternates included) and their pack indexes."""
+        if self.dirs is None:
+            self.dirs = repo_io.object_directories(self.objects_dir, _MAX_OBJECT_DIRS)
+        if self.indexes is None:
+            self.indexes = repo_io.map_pack_indexes(self.dirs)
+
+    def open_store(self) -> Any:
         from dulwich.config import ConfigFile
         from dulwich.object_store import DiskObjectStore
 
-        config_path = os.path.join(self._common, "config")
-        config = ConfigFile.from_path(config_path) if os.path.exists(config_path) else ConfigFile()
-        return DiskObjectStore.from_config(os.path.join(self._common, "objects"), config)
+        data = repo_io.read_optional(os.path.join(self.common_dir, "config"))
+        config = ConfigFile() if data is None else ConfigFile.from_file(io.BytesIO(data))
+        return DiskObjectStore.from_config(self.objects_dir, config)
 
-    def close(self) -> None:
-        """Close the pack files dulwich keeps open (thread: it closes file descriptors)."""
-        store, self._store = self._store, None
+    def reprepare(self) -> None:
+        """Forget what was read (after a miss, or on close)."""
+        store, self.store = self.store, None
         if store is not None:
             store.close()
+        for index in self.indexes or ():
+            index.close()
+        self.dirs = self.indexes = None
 
-    def _raw(self, oid: str) -> tuple[int, bytes] | None:
+    # -- existence (git's has_object: neither parses the object) ----------------------------
+    def listed(self, hexid: str) -> bool:
+        """A loose file or a pack index entry for ``hexid`` (git parses neither)."""
+        self.prepare()
+        assert self.dirs is not None and self.indexes is not None
+        for d in self.dirs:
+            if repo_io.is_file(os.path.join(d, hexid[:2], hexid[2:])):
+                return True
+        raw = bytes.fromhex(hexid)
+        return any((index_search(index, raw) or (0, 0, False))[2] for index in self.indexes)
+
+    def has(self, hexid: str) -> bool:
+        if self.listed(hexid):
+            return True
+        self.reprepare()  # what the fast path misses, a fresh dulwich store decides
+        self.store = self.open_store()
+        return hexid.encode("ascii") in self.store
+
+    # -- contents ----------------------------------------------------------------------------
+    def raw(self, hexid: str) -> tuple[int, bytes] | None:
+        """(type number, body) of an object; None when it does not exist or cannot be
+        parsed (git's parse_object fails for both: a ref update calls either nonexistent)."""
+        from dulwich.errors import FileFormatException
+
         for attempt in range(2):
-            if self._store is None or attempt:
-                self.close()
-                self._store = self._open()  # a fresh store sees packs written meanwhile
+            if self.store is None or attempt:
+                self.reprepare()
+                self.store = self.open_store()  # a fresh store sees packs written meanwhile
             try:
-                type_num, raw = self._store.get_raw(oid.encode("ascii"))
+                type_num, body = self.store.get_raw(hexid.encode("ascii"))
             except (KeyError, ValueError):
                 continue
-            return int(type_num), bytes(raw)
+            except FileFormatException:
+                return None
+            return int(type_num), bytes(body)
         return None
 
-    def info(self, oid: str) -> ObjectInfo | None:
-        """git's peel_object: a tag peels through its chain of tags; a tag whose chain
-        cannot be followed peels to nothing (written as a plain ref)."""
-        found = self._raw(oid)
+    def info(self, hexid: str) -> ObjectInfo | None:
+        """git's peel_object: a tag peels through its chain of tags to the first object that
+        is not a tag; a tag whose chain cannot be followed peels to nothing."""
+        found = self.raw(hexid)
         if found is None:
             return None
         kind = _TYPES.get(found[0])
         if kind != "tag":
             return ObjectInfo(kind, None)
-        raw = found[1]
+        body = found[1]
         for _ in range(_MAX_TAG_DEPTH):
-            target = _tag_target(raw)
+            target = tag_target(body)
             if target is None:
                 return ObjectInfo(kind, None)
             obj, target_kind = target
             if target_kind != "tag":
                 return ObjectInfo(kind, obj)
-            inner = self._raw(obj)
-            if inner is None or inner[0] != 4:
+            inner = self.raw(obj) if _is_object_id(obj, self.algorithm) else None
+            if inner is None or _TYPES.get(inner[0]) != "tag":
                 return ObjectInfo(kind, None)
-            raw = inner[1]
+            body = inner[1]
         return ObjectInfo(kind, None)
 
-    def lookup_sync(self, oids: Iterable[str]) -> dict[str, ObjectInfo | None]:
-        return {oid: self.info(oid) for oid in oids}
+    def object_type(self, hexid: str) -> str | None:
+        found = self.raw(hexid)
+        return None if found is None else _TYPES.get(found[0])
+
+    # -- abbreviations -----------------------------------------------------------------------
+    def abbreviate(self, hexid: str, length: int) -> str:
+        """git's repo_find_unique_abbrev: at least ``length`` digits, and one more than the
+        longest prefix shared with any other object (the pack index neighbours, then the
+        loose objects that share the prefix found so far)."""
+        if length >= len(hexid):
+            return hexid
+        self.prepare()
+        assert self.dirs is not None and self.indexes is not None
+        raw = bytes.fromhex(hexid)
+        cur = length
+        for index in self.indexes:
+            for neighbour in index_neighbours(index, raw):
+                cur = extend_abbrev(hexid, neighbour.hex(), 0, cur)
+        start = cur
+        prefix = hexid[:cur]
+        for d in self.dirs:
+            for name in repo_io.list_names(os.path.join(d, hexid[:2])):
+                loose = hexid[:2] + name
+                if len(loose) == len(hexid) and loose.startswith(prefix):
+                    cur = extend_abbrev(hexid, loose, start, cur)
+        return hexid[:cur]
+
+
+@final
+class ObjectDatabase:
+    """A repository's object database, as the ref layer reads it: git's loose objects and
+    packs in ``objects/`` and its alternates (contents read with dulwich, SHA-1 and
+    SHA-256).
+
+    ``RefStore.objects`` is the store's own (closed with the store). Constructing one does
+    no I/O; files are opened on first use, each call runs in a worker thread, and
+    :meth:`aclose` releases them (a later call opens them again). Ids are lowercase hex of
+    the repository's hash (``hash_algorithm``); another id raises InvalidObjectIdError."""
+
+    verifies = True  # a Peeler that knows when an object is missing
+
+    def __init__(
+        self, common_dir: str | os.PathLike[str], hash_algorithm: HashAlgorithm = SHA1
+    ) -> None:
+        self.hash_algorithm = hash_algorithm
+        self._objects = _Objects(os.fspath(common_dir), hash_algorithm)
+
+    def _check(self, oids: Iterable[str]) -> list[str]:
+        """The distinct ids, in order; InvalidObjectIdError for a malformed one."""
+        wanted = list(dict.fromkeys(oids))
+        for oid in wanted:
+            if not isinstance(oid, str) or not _is_object_id(oid, self.hash_algorithm):
+                raise InvalidObjectIdError(f"not a {self.hash_algorithm.name} object id: {oid!r}")
+        return wanted
+
+    async def _run(self, fn: Callable[[], _T]) -> _T:
+        """``fn`` in a worker thread, alone with the files."""
+        lock = self._objects.lock
+
+        def locked() -> _T:
+            with lock:
+                return fn()
+
+        return await anyio.to_thread.run_sync(locked)
+
+    async def contains(self, oid: str) -> bool:
+        """git's has_object: whether the object exists (a loose file or a pack index entry
+        is enough; nothing is parsed)."""
+        return not await self.missing([oid])
+
+    async def missing(self, oids: Iterable[str]) -> list[str]:
+        """The ids of ``oids`` that are not in the database, in order, duplicates once
+        (:meth:`contains` for many ids in one worker-thread call)."""
+        wanted = self._check(oids)
+        has = self._objects.has
+        return await self._run(lambda: [oid for oid in wanted if not has(oid)])
+
+    async def object_type(self, oid: str) -> str | None:
+        """``"commit"``, ``"tree"``, ``"blob"`` or ``"tag"``; None when it does not exist
+        (or cannot be parsed: git's parse_object)."""
+        (wanted,) = self._check([oid])
+        return await self._run(lambda: self._objects.object_type(wanted))
+
+    async def peel(self, oid: str) -> str | None:
+        """git's peel_object: for an annotated tag, the first object down its chain of tags
+        that is not a tag; None for any other object, a missing one, or a broken chain."""
+        info = (await self.lookup([oid]))[oid]
+        return None if info is None else info.peeled
 
     async def lookup(self, oids: Iterable[str]) -> dict[str, ObjectInfo | None]:
-        wanted = list(dict.fromkeys(oids))
+        """Type and peeled id (:class:`ObjectInfo`) of each object, None for a missing one;
+        what a transaction asks about its new values."""
+        wanted = self._check(oids)
         if not wanted:
             return {}
-        return await anyio.to_thread.run_sync(self.lookup_sync, wanted)
+        info = self._objects.info
+        return await self._run(lambda: {oid: info(oid) for oid in wanted})
+
+    async def abbreviate(self, oid: str, min_length: int) -> str:
+        """git's repo_find_unique_abbrev: the shortest prefix of at least ``min_length``
+        digits that no other object in the database shares (the whole id when
+        ``min_length`` reaches the hash's hex size)."""
+        return (await self.abbreviations([oid], min_length))[oid]
+
+    async def abbreviations(self, oids: Iterable[str], min_length: int) -> dict[str, str]:
+        """:meth:`abbreviate` for many ids in one worker-thread call."""
+        wanted = self._check(oids)
+        shorten = self._objects.abbreviate
+        return await self._run(lambda: {oid: shorten(oid, min_length) for oid in wanted})
+
+    def close(self) -> None:
+        """Close the pack files and index maps (blocking: run it in a thread)."""
+        with self._objects.lock:
+            self._objects.reprepare()
+
+    async def aclose(self) -> None:
+        """:meth:`close` in a worker thread, shielded from cancellation."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.close)
+
+    def __repr__(self) -> str:
+        return f"<ObjectDatabase {self._objects.objects_dir!r} {self.hash_algorithm.name}>"
 
 
 class _FunctionPeeler:

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .._errors import RefnameError
 
 __all__ = [
     "NameRule",
+    "OtherWorktreeRef",
+    "ParsedWorktreeRef",
+    "WorktreeKind",
+    "WorktreeRef",
     "check_refname_format",
     "is_per_worktree_ref",
     "is_pseudo_ref",
@@ -173,27 +177,50 @@ def is_per_worktree_ref(name: str) -> bool:
     )
 
 
-def parse_worktree_ref(name: str) -> tuple[str, str | None, str]:
-    """git's parse_worktree_ref: (kind, worktree id, name as stored).
+#: Where git's parse_worktree_ref puts a name: "current" (this worktree's stack), "main"
+#: (``main-worktree/<ref>``: the main worktree's), "other" (``worktrees/<id>/<ref>``: that
+#: linked worktree's) or "shared" (the main stack, the name unchanged).
+WorktreeKind = Literal["current", "main", "other", "shared"]
 
-    kind is "current" (this worktree's stack), "main" (``main-worktree/<ref>``), "other"
-    (``worktrees/<id>/<ref>``) or "shared" (the main stack, name unchanged).
-    """
+
+class WorktreeRef(NamedTuple):
+    """A name of this worktree, the main one or the shared refs, and its name as stored."""
+
+    kind: Literal["current", "main", "shared"]
+    worktree: None
+    bare: str
+
+
+class OtherWorktreeRef(NamedTuple):
+    """``worktrees/<id>/<ref>``: a per-worktree ref of the linked worktree ``id``."""
+
+    kind: Literal["other"]
+    worktree: str  # the worktree id as written (no "/"; WorktreeKey validates it)
+    bare: str
+
+
+#: What parse_worktree_ref returns: ``kind`` tells the variant (only "other" has an id).
+ParsedWorktreeRef = WorktreeRef | OtherWorktreeRef
+
+
+def parse_worktree_ref(name: str) -> ParsedWorktreeRef:
+    """git's parse_worktree_ref: (kind, worktree id, name as stored); see WorktreeKind.
+    Only the "other" kind names a worktree (``OtherWorktreeRef``)."""
     if name.startswith("worktrees/"):
         rest = name[len("worktrees/") :]
         slash = rest.find("/")
         if slash > 0:
             bare = rest[slash + 1 :]
             if is_per_worktree_ref(bare):
-                return "other", rest[:slash], bare
-        return "shared", None, name
+                return OtherWorktreeRef("other", rest[:slash], bare)
+        return WorktreeRef("shared", None, name)
     if name.startswith("main-worktree/"):
         bare = name[len("main-worktree/") :]
         if is_per_worktree_ref(bare):
-            return "main", None, bare
+            return WorktreeRef("main", None, bare)
     if is_per_worktree_ref(name):
-        return "current", None, name
-    return "shared", None, name
+        return WorktreeRef("current", None, name)
+    return WorktreeRef("shared", None, name)
 
 
 _SPACE = frozenset(b" \t\n\r")

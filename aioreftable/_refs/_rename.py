@@ -28,7 +28,7 @@ async def _copy(
     for name in (old, new):
         require_refname(name, "format")
     old_raw = encode_name(old)
-    null = bytes(core.hexsz // 2)
+    null = core.hash.null_id
     msg = reflog_message(message, core.config.block_size)
     committer = await core.committer.get()  # off the loop, before the lock
     async with core.locked(new) as held:
@@ -47,8 +47,7 @@ async def _copy(
             raise RefExistsError(f"cannot lock ref '{new}': reference already exists", new)
         view = held.view()
         await view.check_available(new, skip={old} if delete_old else frozenset())
-        assert rec.value is not None
-        value = rec.value
+        value = rec.oid
         deletion_ts = creation_ts = add.update_index
         if delete_old:
             creation_ts += 1
@@ -72,7 +71,7 @@ async def _copy(
             if (
                 head is not None
                 and head.value_type == RefValueType.SYMREF
-                and decode_name(head.target or b"") == old
+                and decode_name(head.symref_target) == old
             ):
                 logs.append(entry(b"HEAD", deletion_ts, value, null))
         logs.append(entry(new_raw, creation_ts, null, value))

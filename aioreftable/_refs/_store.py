@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import final
 
 import anyio
 
+from .. import _repo_io as repo_io
+from .._errors import WorktreeNotFoundError
+from .._format._layout import HashAlgorithm
 from .._repo import RepositoryLayout, discover
-from .._stack import Snapshot, Stack, StackStatistics, open_stack
+from .._stack import Snapshot, Stack, StackOptions, StackStatistics, open_stack
 from . import _maintenance, _reflogs, _rename
 from ._batch import Batch, open_batch
 from ._config import RepoConfig, load_store_config
@@ -40,6 +44,7 @@ __all__ = [
     "WorktreeKey",
     "is_root_ref",
     "open_ref_store",
+    "read_head_ref",
 ]
 
 
@@ -60,6 +65,7 @@ class RefStore:
         worktree: Stack | None,
         peeler: Peeler | None,
         verify_objects: bool,
+        objects: ObjectDatabase | None = None,
     ):
         core = RefCore(layout, config, env, main, worktree, peeler, verify_objects)
         self._core = core
@@ -70,7 +76,11 @@ class RefStore:
         self.committer = core.committer
         self.peeler = core.peeler
         self.verify_objects = core.verify_objects
-        self.hash_name = core.hash_name
+        #: The repository's object database (None when opened with object_database=False).
+        self.objects = objects
+        #: The repository's hash (extensions.objectFormat): sizes, null id, name.
+        self.hash_algorithm: HashAlgorithm = core.hash
+        self.hash_name = core.hash_name  # the hash's parts under their older names
         self.hexsz = core.hexsz
         self.null_oid = core.null_oid
 
@@ -125,7 +135,7 @@ class RefStore:
     async def reflog(self, name: str, *, oldest_first: bool = False) -> list[ReflogEntry]:
         """The reflog of ``name``, newest first (``oldest_first`` reverses); [] if none.
         git's existence markers (null to null entries) are hidden."""
-        null = bytes(self.hexsz // 2)
+        null = self.hash_algorithm.null_id
         out: list[ReflogEntry] = []
         async with AsyncExitStack() as scope:
             snap, bare = await self.snapshot_for(name, scope)
@@ -232,9 +242,35 @@ class RefStore:
         return f"<RefStore {str(self.layout.git_dir)!r}>"
 
 
-async def _close_database(database: ObjectDatabase) -> None:
-    with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(database.close)
+async def _open_stacks(
+    scope: AsyncExitStack, layout: RepositoryLayout, options: StackOptions
+) -> tuple[Stack, Stack | None]:
+    """The main stack and, in a linked worktree, the worktree's own, opened into ``scope``."""
+    main = await scope.enter_async_context(open_stack(layout.main_stack, options, create=False))
+    worktree = None
+    if layout.worktree_stack is not None:
+        worktree = await scope.enter_async_context(
+            open_stack(layout.worktree_stack, options, create=False)
+        )
+    return main, worktree
+
+
+async def read_head_ref(layout: RepositoryLayout, env: Mapping[str, str]) -> str | None:
+    """The ref HEAD is a symref to, as git's refs_resolve_ref_unsafe(HEAD, 0) names it for
+    config's ``onbranch:`` (the last name of the chain, which may not exist); None when
+    HEAD is not a symref or its chain is malformed, too deep or leads nowhere.
+
+    It runs before the config is known: the stacks are opened with default options and
+    HEAD is resolved by the one resolve loop (``RefView.resolve``)."""
+    config = RepoConfig(object_format=layout.object_format)
+    async with AsyncExitStack() as scope:
+        main, worktree = await _open_stacks(scope, layout, config.stack_options())
+        core = RefCore(layout, config, env, main, worktree, None, False)
+        try:
+            name, _ = await core.view(scope).resolve("HEAD")
+        except (SymrefDepthError, WorktreeNotFoundError):
+            return None
+    return None if name == "HEAD" else name
 
 
 @asynccontextmanager
@@ -250,28 +286,25 @@ async def open_ref_store(
     worktree or a bare repository).
 
     ``env`` replaces ``os.environ`` for discovery (GIT_DIR) and the committer identity
-    (GIT_COMMITTER_NAME/EMAIL/DATE). Annotated tags are peeled with ``peel`` if given, else
-    with the repository's object database (dulwich) unless ``object_database`` is False;
-    ``verify_objects`` refuses new values that are not in that database, as git does."""
+    (GIT_COMMITTER_NAME/EMAIL/DATE). The repository's object database is ``store.objects``
+    unless ``object_database`` is False (it is closed with the store). Annotated tags are
+    peeled with ``peel`` if given, else with that database; ``verify_objects`` refuses new
+    values that are not in the database, as git does."""
     env = os.environ if env is None else env
     layout = await anyio.to_thread.run_sync(discover, path, env)
-    config = await load_store_config(layout, env, path)
-    peeler: Peeler | None = None
+    config = await load_store_config(layout, env, path, partial(read_head_ref, layout, env))
     database: ObjectDatabase | None = None
+    if object_database:
+        database = ObjectDatabase(layout.common_dir, config.hash_algorithm)
+    peeler: Peeler | None = None
     if peel is not None:
         peeler = function_peeler(peel)
-    elif object_database and await anyio.to_thread.run_sync(
-        os.path.isdir, layout.common_dir / "objects"
+    elif database is not None and await anyio.to_thread.run_sync(
+        repo_io.is_dir, layout.common_dir / "objects"
     ):
-        peeler = database = ObjectDatabase(layout.common_dir)
-    options = config.stack_options()
+        peeler = database
     async with AsyncExitStack() as scope:
         if database is not None:
-            scope.push_async_callback(_close_database, database)
-        main = await scope.enter_async_context(open_stack(layout.main_stack, options, create=False))
-        worktree = None
-        if layout.worktree_stack is not None:
-            worktree = await scope.enter_async_context(
-                open_stack(layout.worktree_stack, options, create=False)
-            )
-        yield RefStore(layout, config, env, main, worktree, peeler, verify_objects)
+            scope.push_async_callback(database.aclose)
+        main, worktree = await _open_stacks(scope, layout, config.stack_options())
+        yield RefStore(layout, config, env, main, worktree, peeler, verify_objects, database)

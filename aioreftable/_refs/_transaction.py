@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import final
+from typing import Generic, TypeVar, final
 
 from .._errors import (
     ExpectedSymrefError,
@@ -31,7 +32,7 @@ from ._core import (
     encode_name,
     value_record,
 )
-from ._ident import Committer
+from ._ident import Committer, Identity
 from ._peel import ObjectInfo
 from ._refname import (
     NameRule,
@@ -41,16 +42,33 @@ from ._refname import (
     require_refname,
 )
 
-__all__ = ["AllowFailure", "Commit", "Transaction", "Update", "UpdateQueue", "open_transaction"]
+__all__ = [
+    "AllowFailure",
+    "Commit",
+    "RefusedName",
+    "Transaction",
+    "Update",
+    "UpdateFlag",
+    "UpdateQueue",
+    "open_transaction",
+]
 
-HAVE_NEW = 1 << 0
-HAVE_OLD = 1 << 1
-NO_DEREF = 1 << 2
-LOG_ONLY = 1 << 3
-VIA_HEAD = 1 << 4
-FORCE_CREATE_REFLOG = 1 << 5
-SKIP_OID_VERIFICATION = 1 << 6  # git's REF_SKIP_OID_VERIFICATION
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+class UpdateFlag(enum.IntFlag):
+    """The flags of one queued update (git's ``REF_*`` update flags, same meanings)."""
+
+    HAVE_NEW = 1 << 0  # a new value (id or symref target) is given
+    HAVE_OLD = 1 << 1  # an expected old value is given
+    NO_DEREF = 1 << 2  # update a symref itself, not its referent
+    LOG_ONLY = 1 << 3  # write the reflog entry only (a symref's, or HEAD's via its referent)
+    VIA_HEAD = 1 << 4  # derived from an update of HEAD (so HEAD's log is not added again)
+    FORCE_CREATE_REFLOG = 1 << 5  # write a reflog even where core.logAllRefUpdates would not
+    SKIP_OID_VERIFICATION = 1 << 6  # the new id need not be in the object database
+
+
+_NONE = UpdateFlag(0)
 
 
 @dataclass(eq=False, slots=True)
@@ -58,7 +76,7 @@ class Update:
     """One queued ref update (git's ``struct ref_update``); oids are raw bytes."""
 
     refname: str
-    flags: int
+    flags: UpdateFlag
     new_oid: bytes
     old_oid: bytes
     new_target: str | None
@@ -77,7 +95,18 @@ class Update:
         return self.new_target is None and not any(self.new_oid)
 
     def expects_existing(self) -> bool:
-        return bool(self.flags & HAVE_OLD) and (any(self.old_oid) or self.old_target is not None)
+        return bool(self.flags & UpdateFlag.HAVE_OLD) and (
+            any(self.old_oid) or self.old_target is not None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedName:
+    """A call whose refname a queue that ``refuses_names`` (a batch) refused: that call is
+    rejected and the others go on (git's update-ref --batch-updates)."""
+
+    refname: str
+    error: RefnameError
 
 
 @dataclass(slots=True)
@@ -92,7 +121,10 @@ class StackWork:
 
 class UpdateQueue:
     """Updates queued for one commit, their names checked as they come (git's
-    ref_transaction_update); what a transaction and a batch share."""
+    ref_transaction_update); what a transaction and a batch share.
+
+    A bad name raises RefnameError, unless the queue ``refuses_names`` (a batch): then the
+    call is recorded as a :class:`RefusedName` in ``calls`` and the queue goes on."""
 
     def __init__(
         self,
@@ -101,20 +133,27 @@ class UpdateQueue:
         create_reflog: bool,
         *,
         skip_object_check: bool = False,
+        refuses_names: bool = False,
     ):
         self.core = core
         self._message = message
-        self._tx_flags = FORCE_CREATE_REFLOG if create_reflog else 0
-        self._tx_flags |= SKIP_OID_VERIFICATION if skip_object_check else 0
-        self.queued: list[Update] = []  # in call order
+        self._tx_flags = UpdateFlag.FORCE_CREATE_REFLOG if create_reflog else _NONE
+        self._tx_flags |= UpdateFlag.SKIP_OID_VERIFICATION if skip_object_check else _NONE
+        self.refuses_names = refuses_names
+        self.calls: list[Update | RefusedName] = []  # in call order
         self.closed = False
+
+    @property
+    def queued(self) -> list[Update]:
+        """The updates queued so far, in call order."""
+        return [call for call in self.calls if isinstance(call, Update)]
 
     # -- queueing --------------------------------------------------------------------------
     def _oid(self, value: str, what: str) -> bytes:
-        core = self.core
-        if not isinstance(value, str) or len(value) != core.hexsz:
+        hexsz = self.core.hash.hex_size
+        if not isinstance(value, str) or len(value) != hexsz:
             raise InvalidObjectIdError(
-                f"{what}: expected a {core.hexsz}-digit hex object id, got {value!r}"
+                f"{what}: expected a {hexsz}-digit hex object id, got {value!r}"
             )
         if not _HEX_DIGITS.issuperset(value):  # bytes.fromhex would skip spaces
             raise InvalidObjectIdError(f"{what}: {value!r} is not a hex object id")
@@ -128,14 +167,15 @@ class UpdateQueue:
         old: str | None = None,
         new_target: str | None = None,
         old_target: str | None = None,
-        flags: int = 0,
+        flags: UpdateFlag = _NONE,
         message: str | None = None,
     ) -> None:
         """git's ref_transaction_update: name checks here, everything else at commit."""
         if self.closed:
             raise TransactionError("the transaction is already closed", refname)
-        new_oid = self._oid(new, refname) if new is not None else bytes(self.core.hexsz // 2)
-        old_oid = self._oid(old, refname) if old is not None else bytes(self.core.hexsz // 2)
+        null = self.core.hash.null_id
+        new_oid = self._oid(new, refname) if new is not None else null
+        old_oid = self._oid(old, refname) if old is not None else null
         # git's transaction_refname_valid: a name that gets a value must be well-formed, one
         # that is deleted, verified or made a symref safe; a symref's name must be both (git's
         # update-ref --stdin also refuses a malformed symref-update name: git ignores such refs)
@@ -144,19 +184,20 @@ class UpdateQueue:
             rule = "symref"
         elif new is not None and any(new_oid):
             rule = "format"
-        require_refname(refname, rule, message="refusing to update ref with bad name '{name}'")
-        if is_pseudo_ref(refname):
-            raise RefnameError(f"refusing to update pseudoref '{refname}'", refname)
-        for target in (new_target, old_target):
-            if target is not None and not check_refname_format(target, allow_onelevel=True):
-                raise RefnameError(f"invalid ref format: {target}", refname, target)
+        try:
+            _check_names(refname, rule, (new_target, old_target))
+        except RefnameError as exc:
+            if not self.refuses_names:
+                raise
+            self.calls.append(RefusedName(refname, exc))
+            return
         if new is not None or new_target is not None:
-            flags |= HAVE_NEW
+            flags |= UpdateFlag.HAVE_NEW
         if old is not None or old_target is not None:
-            flags |= HAVE_OLD
+            flags |= UpdateFlag.HAVE_OLD
         msg = self._message if message is None else message
         block_size = self.core.config.block_size
-        self.queued.append(
+        self.calls.append(
             Update(
                 refname,
                 flags | self._tx_flags,
@@ -179,8 +220,8 @@ class UpdateQueue:
         """Create ``refname`` at ``oid``; fails with RefExistsError if it exists.
         ``skip_object_check``: do not require ``oid`` in the object database."""
         self._check_new(refname, oid)
-        flags = SKIP_OID_VERIFICATION if skip_object_check else 0
-        self._add(refname, new=oid, old=self.core.null_oid, flags=flags, message=message)
+        flags = UpdateFlag.SKIP_OID_VERIFICATION if skip_object_check else _NONE
+        self._add(refname, new=oid, old=self.core.hash.null_hex, flags=flags, message=message)
 
     def update(
         self,
@@ -195,7 +236,8 @@ class UpdateQueue:
         """Set ``refname`` to ``new`` (a null id deletes). ``old``: the expected current
         value (the null id: must not exist); None: no check. Through a symref unless
         ``no_deref``. ``skip_object_check``: do not require ``new`` in the object database."""
-        flags = (NO_DEREF if no_deref else 0) | (SKIP_OID_VERIFICATION if skip_object_check else 0)
+        flags = _no_deref(no_deref)
+        flags |= UpdateFlag.SKIP_OID_VERIFICATION if skip_object_check else _NONE
         self._add(refname, new=new, old=old, flags=flags, message=message)
 
     def delete(
@@ -207,22 +249,17 @@ class UpdateQueue:
         message: str | None = None,
     ) -> None:
         """Delete ``refname`` (and its reflog); deleting a missing ref is a no-op."""
-        if old is not None and old == self.core.null_oid:
+        null = self.core.hash.null_hex
+        if old is not None and old == null:
             raise ValueError(f"delete {refname}: old must not be the null id")
-        self._add(
-            refname,
-            new=self.core.null_oid,
-            old=old,
-            flags=NO_DEREF if no_deref else 0,
-            message=message,
-        )
+        self._add(refname, new=null, old=old, flags=_no_deref(no_deref), message=message)
 
     def verify(self, refname: str, expected: str | None, *, no_deref: bool = False) -> None:
         """Check that ``refname`` is at ``expected`` (None: does not exist) at commit."""
         self._add(
             refname,
-            old=self.core.null_oid if expected is None else expected,
-            flags=NO_DEREF if no_deref else 0,
+            old=self.core.hash.null_hex if expected is None else expected,
+            flags=_no_deref(no_deref),
             message="",
         )
 
@@ -246,15 +283,14 @@ class UpdateQueue:
             new_target=target,
             old=old,
             old_target=old_target,
-            flags=NO_DEREF if no_deref else 0,
+            flags=_no_deref(no_deref),
             message=message,
         )
 
     def symref_create(self, refname: str, target: str, *, message: str | None = None) -> None:
         """Create the symref ``refname`` -> ``target``; fails if ``refname`` exists."""
-        self._add(
-            refname, new_target=target, old=self.core.null_oid, flags=NO_DEREF, message=message
-        )
+        null = self.core.hash.null_hex
+        self._add(refname, new_target=target, old=null, flags=UpdateFlag.NO_DEREF, message=message)
 
     def symref_delete(
         self, refname: str, *, old_target: str | None = None, message: str | None = None
@@ -262,21 +298,21 @@ class UpdateQueue:
         """Delete the symref itself (never its referent)."""
         self._add(
             refname,
-            new=self.core.null_oid,
+            new=self.core.hash.null_hex,
             old_target=old_target,
-            flags=NO_DEREF,
+            flags=UpdateFlag.NO_DEREF,
             message=message,
         )
 
     def symref_verify(self, refname: str, target: str | None) -> None:
         """Check that ``refname`` is a symref to ``target`` (None: does not exist)."""
         if target is None:
-            self._add(refname, old=self.core.null_oid, flags=NO_DEREF, message="")
+            self._add(refname, old=self.core.hash.null_hex, flags=UpdateFlag.NO_DEREF, message="")
         else:
-            self._add(refname, old_target=target, flags=NO_DEREF, message="")
+            self._add(refname, old_target=target, flags=UpdateFlag.NO_DEREF, message="")
 
     def _check_new(self, refname: str, oid: str) -> None:
-        if oid == self.core.null_oid:
+        if oid == self.core.hash.null_hex:
             raise TransactionError(f"'{refname}' has neither a valid OID nor a target", refname)
 
     @property
@@ -285,45 +321,63 @@ class UpdateQueue:
         return [u.refname for u in self.queued]
 
 
+def _no_deref(no_deref: bool) -> UpdateFlag:
+    return UpdateFlag.NO_DEREF if no_deref else _NONE
+
+
+def _check_names(refname: str, rule: NameRule, targets: tuple[str | None, str | None]) -> None:
+    """The names of one update (RefnameError): its own by ``rule``, no pseudoref, and the
+    symref targets (new and old) well-formed."""
+    require_refname(refname, rule, message="refusing to update ref with bad name '{name}'")
+    if is_pseudo_ref(refname):
+        raise RefnameError(f"refusing to update pseudoref '{refname}'", refname)
+    for target in targets:
+        if target is not None and not check_refname_format(target, allow_onelevel=True):
+            raise RefnameError(f"invalid ref format: {target}", refname, target)
+
+
 @final
 class Transaction(UpdateQueue):
     """Updates queued inside ``async with store.transaction() as tx:``; checked and written
     when the block exits cleanly (see docs/refstore.md for the exact rules)."""
 
 
+R = TypeVar("R")
+
 #: The declared extension point of :class:`Commit` (git's REF_TRANSACTION_ALLOW_FAILURE):
-#: true for an error that rejects one update (and what it derived) instead of failing the
-#: whole commit.
-AllowFailure = Callable[[TransactionError], bool]
+#: for an error that rejects one update (and what it derived) instead of failing the whole
+#: commit, what the rejection is recorded as (a batch: git's reason); None for an error
+#: that fails the commit.
+AllowFailure = Callable[[TransactionError], R | None]
 
 
-class Commit:
+class Commit(Generic[R]):
     """One prepare + finish run (git's reftable_be_transaction_prepare and _finish).
 
     With ``allow_failure`` (a batch) an update whose checks fail with an error it accepts
-    is rejected (``rejected``, by index in ``updates``) and the others commit; the D/F
-    checks then run after all other checks, as in git 2.51."""
+    is rejected (``rejected``, by index in ``updates``: the error and what
+    ``allow_failure`` made of it) and the others commit; the D/F checks then run after all
+    other checks, as in git 2.51."""
 
     def __init__(
-        self, core: RefCore, updates: list[Update], allow_failure: AllowFailure | None = None
+        self, core: RefCore, updates: list[Update], allow_failure: AllowFailure[R] | None = None
     ):
         self.core = core
         self.updates = list(updates)
         self.allow_failure = allow_failure
-        self.rejected: dict[int, TransactionError] = {}
+        self.rejected: dict[int, tuple[TransactionError, R]] = {}
         self.root = {id(u): n for n, u in enumerate(updates)}  # derived -> its caller's
         self.deferred: list[tuple[str, int]] = []  # D/F checks of a batch
         self.affected: set[str] = set()
         self.work: dict[StackKey, StackWork] = {}  # in order of first touch
         self.scope = AsyncExitStack()  # other worktrees' stacks
         self.objects: dict[str, ObjectInfo | None] = {}
-        self.committer: Committer | None = None
         self.view = RefView(core, self.snapshot)  # reads under our locks where we hold them
 
     async def run(self) -> None:
         if not self.updates:
             return
-        self.committer = await self.core.committer.get()  # off the loop, before any lock
+        committer = await self.core.committer.get()  # off the loop, before any lock
         async with self.scope:
             try:
                 await self._lookup_objects()
@@ -331,7 +385,7 @@ class Commit:
             except BaseException as exc:
                 await self._abort(list(self.work.values()), exc)
                 raise
-            await self._finish()
+            await self._finish(committer)
 
     async def _lookup_objects(self) -> None:
         peeler = self.core.peeler
@@ -340,7 +394,7 @@ class Commit:
         oids = [
             u.new_oid.hex()
             for u in self.updates
-            if u.flags & HAVE_NEW and u.new_target is None and any(u.new_oid)
+            if u.flags & UpdateFlag.HAVE_NEW and u.new_target is None and any(u.new_oid)
         ]
         self.objects = await peeler.lookup(oids)
 
@@ -363,19 +417,17 @@ class Commit:
             return work.addition.snapshot
         return await (await self.core.stack_for(key, self.scope)).snapshot()
 
-    async def resolve(self, name: str, *, reading: bool) -> tuple[str | None, bytes]:
+    async def resolve_oid(self, name: str, *, reading: bool) -> tuple[str | None, bytes]:
         """git's refs_resolve_ref_unsafe: (final name or None, oid). Without ``reading`` a
         missing ref resolves to its name with the null id."""
-        null = bytes(self.core.hexsz // 2)
+        null = self.core.hash.null_id
         try:
             last, ref = await self.view.resolve(name)
         except SymrefDepthError:
             return None, null
-        if last is None:
-            return None, null
-        if ref is None:
+        if last is None or ref is None or ref.oid is None:  # a resolved ref has an id
             return (None if reading else last), null
-        return last, bytes.fromhex(ref.oid or "")
+        return last, bytes.fromhex(ref.oid)
 
     # -- prepare ---------------------------------------------------------------------------
     async def _prepare(self) -> None:
@@ -390,7 +442,7 @@ class Commit:
         head_key, head_bare = core.route("HEAD")
         head = (await self.snapshot(head_key)).ref(encode_name(head_bare))
         head_referent = (
-            decode_name(head.target or b"")
+            decode_name(head.symref_target)
             if head is not None and head.value_type == RefValueType.SYMREF
             else None
         )
@@ -405,10 +457,8 @@ class Commit:
             try:
                 await self._prepare_one(u, head_referent, root)
             except TransactionError as exc:
-                if self.allow_failure is None or not self.allow_failure(exc):
-                    raise
                 self._adopt(before, root)
-                self._reject(root, exc)
+                self._reject_or_fail(root, exc)
             self._adopt(before, root)
         for refname, root in self.deferred:
             if root in self.rejected:
@@ -416,16 +466,20 @@ class Commit:
             try:
                 await self.view.check_available(refname, self.affected)
             except NameConflictError as exc:
-                self._reject(root, exc)
+                self._reject_or_fail(root, exc)
 
     def _adopt(self, start: int, root: int) -> None:
         """Updates derived while preparing ``root`` belong to it."""
         for derived in self.updates[start:]:
             self.root.setdefault(id(derived), root)
 
-    def _reject(self, root: int, exc: TransactionError) -> None:
-        """Drop the update ``root`` and what it derived (a batch goes on without them)."""
-        self.rejected[root] = exc
+    def _reject_or_fail(self, root: int, exc: TransactionError) -> None:
+        """Drop the update ``root`` and what it derived if ``allow_failure`` accepts
+        ``exc`` (a batch goes on without them); else raise ``exc``: the commit fails."""
+        reason = None if self.allow_failure is None else self.allow_failure(exc)
+        if reason is None:
+            raise exc
+        self.rejected[root] = (exc, reason)
         for u in self.updates:
             if self.root.get(id(u)) == root:
                 self.affected.discard(u.refname)
@@ -433,9 +487,11 @@ class Commit:
             work.queued = [q for q in work.queued if self.root.get(id(q[0])) != root]
 
     def _check_object(self, u: Update) -> None:
-        if not self.core.verify_objects or u.flags & (LOG_ONLY | SKIP_OID_VERIFICATION):
+        if not self.core.verify_objects or u.flags & (
+            UpdateFlag.LOG_ONLY | UpdateFlag.SKIP_OID_VERIFICATION
+        ):
             return
-        if not u.flags & HAVE_NEW or u.new_target is not None or not any(u.new_oid):
+        if not u.flags & UpdateFlag.HAVE_NEW or u.new_target is not None or not any(u.new_oid):
             return
         hexid = u.new_oid.hex()
         info = self.objects.get(hexid)
@@ -449,12 +505,12 @@ class Commit:
                 f"trying to write non-commit object {hexid} to branch '{u.refname}'", u.refname
             )
 
-    def _add_derived(self, refname: str, flags: int, u: Update, *, targets: bool) -> Update:
-        null = bytes(self.core.hexsz // 2)
+    def _add_derived(self, refname: str, flags: UpdateFlag, u: Update, *, targets: bool) -> Update:
+        null = self.core.hash.null_id
         new_target = u.new_target if targets else None
         old_target = u.old_target if targets else None
-        new_oid = u.new_oid if flags & HAVE_NEW and new_target is None else null
-        old_oid = u.old_oid if flags & HAVE_OLD and old_target is None else null
+        new_oid = u.new_oid if flags & UpdateFlag.HAVE_NEW and new_target is None else null
+        old_oid = u.old_oid if flags & UpdateFlag.HAVE_OLD and old_target is None else null
         derived = Update(refname, flags, new_oid, old_oid, new_target, old_target, u.msg)
         self.updates.append(derived)
         return derived
@@ -462,12 +518,12 @@ class Commit:
     async def _prepare_one(self, u: Update, head_referent: str | None, root: int) -> None:
         core = self.core
         affected = self.affected
-        null = bytes(core.hexsz // 2)
+        null = core.hash.null_id
         key, rewritten = core.route(u.refname)
         self._check_object(u)
         if (
             head_referent is not None
-            and not u.flags & (LOG_ONLY | VIA_HEAD)
+            and not u.flags & (UpdateFlag.LOG_ONLY | UpdateFlag.VIA_HEAD)
             and rewritten == head_referent
         ):
             if "HEAD" in affected:
@@ -477,7 +533,9 @@ class Commit:
                     "HEAD",
                     u.refname,
                 )
-            self._add_derived("HEAD", u.flags | LOG_ONLY | NO_DEREF, u, targets=False)
+            self._add_derived(
+                "HEAD", u.flags | UpdateFlag.LOG_ONLY | UpdateFlag.NO_DEREF, u, targets=False
+            )
             affected.add("HEAD")
         work = await self.lock(key)
         rec = work.addition.snapshot.ref(encode_name(rewritten))
@@ -487,7 +545,7 @@ class Commit:
                 await self.view.check_available(u.refname, affected)
             else:
                 self.deferred.append((u.refname, root))
-            if u.flags & HAVE_NEW and not u.null_new():
+            if u.flags & UpdateFlag.HAVE_NEW and not u.null_new():
                 work.queued.append((u, null))
             return
         if rec is None:
@@ -499,18 +557,20 @@ class Commit:
         referent = ""
         if rec.value_type == RefValueType.SYMREF:
             u.is_symref = True
-            referent = decode_name(rec.target or b"")
-            resolved, current = await self.resolve(u.refname, reading=False)
-            if u.flags & NO_DEREF:
-                if u.flags & HAVE_OLD and resolved is None:
+            referent = decode_name(rec.symref_target)
+            resolved, current = await self.resolve_oid(u.refname, reading=False)
+            if u.flags & UpdateFlag.NO_DEREF:
+                if u.flags & UpdateFlag.HAVE_OLD and resolved is None:
                     raise TransactionError(
                         f"cannot lock ref '{u.refname}': error reading reference", u.refname
                     )
             else:
-                flags = u.flags | (VIA_HEAD if rewritten == "HEAD" else 0)
+                flags = u.flags | (UpdateFlag.VIA_HEAD if rewritten == "HEAD" else _NONE)
                 derived = self._add_derived(referent, flags, u, targets=True)
                 derived.parent = u
-                u.flags = (u.flags | LOG_ONLY | NO_DEREF) & ~HAVE_OLD
+                u.flags = (
+                    u.flags | UpdateFlag.LOG_ONLY | UpdateFlag.NO_DEREF
+                ) & ~UpdateFlag.HAVE_OLD
                 if referent in affected:
                     raise NameConflictError(
                         f"multiple updates for '{referent}' (including one via symref "
@@ -520,10 +580,13 @@ class Commit:
                     )
                 affected.add(referent)
         else:
-            assert rec.value is not None
-            current = rec.value
+            current = rec.oid
         self._check_old(u, current, referent)
-        if u.is_symref or u.flags & LOG_ONLY or (u.flags & HAVE_NEW and current != u.new_oid):
+        if (
+            u.is_symref
+            or u.flags & UpdateFlag.LOG_ONLY
+            or (u.flags & UpdateFlag.HAVE_NEW and current != u.new_oid)
+        ):
             work.queued.append((u, current))
 
     def _check_old(self, u: Update, current: bytes, referent: str) -> None:
@@ -542,7 +605,7 @@ class Commit:
                     name,
                 )
             return
-        if not u.flags & HAVE_OLD or current == u.old_oid:
+        if not u.flags & UpdateFlag.HAVE_OLD or current == u.old_oid:
             return
         if not any(u.old_oid):
             raise RefExistsError(f"cannot lock ref '{name}': reference already exists", name)
@@ -557,11 +620,11 @@ class Commit:
         )
 
     # -- finish ----------------------------------------------------------------------------
-    async def _finish(self) -> None:
+    async def _finish(self, committer: Committer) -> None:
         works = list(self.work.values())
         for n, work in enumerate(works):
             try:
-                await self._write_table(work)
+                await self._write_table(work, committer.at())
             except BaseException as exc:
                 await self._abort(works[n:], exc)
                 raise
@@ -582,26 +645,24 @@ class Commit:
         snap = await self.snapshot(key)
         return next(iter(snap.iter_logs(encode_name(bare))), None) is not None
 
-    async def _write_table(self, work: StackWork) -> None:
+    async def _write_table(self, work: StackWork, ident: Identity) -> None:
         """git's write_transaction_table for one locked stack."""
         add = work.addition
         ts = add.update_index
-        assert self.committer is not None
-        ident = self.committer.at()
         refs: list[RefRecord] = []
         logs: list[LogRecord] = []
         for u, current in sorted(work.queued, key=lambda q: encode_name(q[0].refname)):
             name = encode_name(u.refname)
-            if u.flags & HAVE_NEW and not u.is_symref and u.null_new():
+            if u.flags & UpdateFlag.HAVE_NEW and not u.is_symref and u.null_new():
                 for log in add.snapshot.iter_logs(name):
                     logs.append(LogRecord.deletion(name, log.update_index))
-            elif u.flags & HAVE_NEW and (
-                u.flags & FORCE_CREATE_REFLOG or await self._should_write_log(u.refname)
+            elif u.flags & UpdateFlag.HAVE_NEW and (
+                u.flags & UpdateFlag.FORCE_CREATE_REFLOG or await self._should_write_log(u.refname)
             ):
                 new = u.new_oid
                 create = True
                 if u.new_target is not None:
-                    resolved, new = await self.resolve(u.new_target, reading=True)
+                    resolved, new = await self.resolve_oid(u.new_target, reading=True)
                     create = resolved is not None
                 if create:
                     logs.append(
@@ -611,13 +672,13 @@ class Commit:
                             message=u.msg,
                         )
                     )  # fmt: skip
-            if u.flags & LOG_ONLY:
+            if u.flags & UpdateFlag.LOG_ONLY:
                 continue
             if u.new_target is not None:
                 refs.append(RefRecord.symref(name, ts, encode_name(u.new_target)))
-            elif u.flags & HAVE_NEW and u.null_new():
+            elif u.flags & UpdateFlag.HAVE_NEW and u.null_new():
                 refs.append(RefRecord.deletion(name, ts))
-            elif u.flags & HAVE_NEW:
+            elif u.flags & UpdateFlag.HAVE_NEW:
                 info = self.objects.get(u.new_oid.hex())
                 refs.append(value_record(name, ts, u.new_oid, info))
         for ref in refs:

@@ -39,6 +39,9 @@ def _parser() -> GitArgumentParser:
     from ._show_ref import add_parser as add_show_ref
 
     add_show_ref(sub)
+    from ._gc import add_parser as add_gc
+
+    add_gc(sub.add_parser)
     dump = sub.add_parser("dump", help="print a table or a reftable/ directory")
     dump.add_argument("path", help="a .ref file, a reftable/ directory, a repository or a worktree")
     dump.add_argument("--json", action="store_true", help="machine-readable output")
@@ -93,6 +96,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ._show_ref import run_show_ref
 
         return run_show_ref(args)
+    if args.command == "gc":
+        from ._gc import run_gc
+
+        return run_gc(args)
     from ._dump import run_dump
 
     return run_dump(args)

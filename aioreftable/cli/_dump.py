@@ -10,12 +10,15 @@ import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 
 from .. import FormatError, StackOptions, discover, open_stack
 from ..lowlevel import (
+    SHA1,
+    SHA256,
+    HashAlgorithm,
     IndexRecord,
     LogRecord,
     ObjRecord,
@@ -40,11 +43,11 @@ def _record(rec: Any) -> dict[str, Any]:
             "type": rec.value_type.name.lower(),
         }
         if rec.value_type in (RefValueType.VAL1, RefValueType.VAL2):
-            out["value"] = rec.value.hex()  # type: ignore[union-attr]
-        if rec.value_type == RefValueType.VAL2:
-            out["target_value"] = rec.target_value.hex()  # type: ignore[union-attr]
+            out["value"] = rec.oid.hex()
+        if rec.peeled is not None:
+            out["target_value"] = rec.peeled.hex()
         if rec.value_type == RefValueType.SYMREF:
-            out["target"] = _text(rec.target or b"")
+            out["target"] = _text(rec.symref_target)
         return out
     if isinstance(rec, LogRecord):
         out = {
@@ -134,17 +137,14 @@ def _describe(r: TableReader, records: bool) -> dict[str, Any]:
 
 
 async def _describe_stack(
-    stack: Path, hash_name: str | None, records: bool
+    stack: Path, algorithm: HashAlgorithm | None, records: bool
 ) -> list[dict[str, Any]]:
     """The tables of one stack directory, read through the stack (its tables.list rules, its
     OS seam); no lock is taken and nothing is written. An unknown hash (a bare stack
     directory) is tried as SHA-1, then SHA-256; the first error is the one reported."""
     first: FormatError | None = None
-    tries: tuple[Literal["sha1", "sha256"], ...] = ("sha1", "sha256")
-    if hash_name is not None:
-        tries = ("sha256",) if hash_name == "sha256" else ("sha1",)
-    for name in tries:
-        options = StackOptions(auto_compact=False, write_options=WriteOptions(hash=name))
+    for algo in (SHA1, SHA256) if algorithm is None else (algorithm,):
+        options = StackOptions(auto_compact=False, write_options=WriteOptions(hash=algo.name))
         try:
             async with open_stack(stack, options) as opened:
                 snap = await opened.snapshot()
@@ -155,7 +155,7 @@ async def _describe_stack(
     raise first
 
 
-def _stacks(path: Path) -> list[tuple[Path, str | None]]:
+def _stacks(path: Path) -> list[tuple[Path, HashAlgorithm | None]]:
     """The stack directories ``path`` names, with their hash when known: a stack directory,
     or a repository's main stack and, in a linked worktree, the worktree's own stack."""
     if (path / "tables.list").exists():
@@ -167,7 +167,7 @@ def _stacks(path: Path) -> list[tuple[Path, str | None]]:
     stacks = [layout.main_stack]
     if layout.worktree_stack is not None:
         stacks.append(layout.worktree_stack)
-    return [(stack, layout.object_format) for stack in stacks]
+    return [(stack, layout.hash_algorithm) for stack in stacks]
 
 
 def _describe_all(readers: Sequence[TableReader], records: bool) -> list[dict[str, Any]]:
@@ -175,9 +175,9 @@ def _describe_all(readers: Sequence[TableReader], records: bool) -> list[dict[st
 
 
 async def _describe_stacks(
-    stacks: list[tuple[Path, str | None]], records: bool
+    stacks: list[tuple[Path, HashAlgorithm | None]], records: bool
 ) -> list[dict[str, Any]]:
-    return [info for stack, name in stacks for info in await _describe_stack(stack, name, records)]
+    return [info for stack, algo in stacks for info in await _describe_stack(stack, algo, records)]
 
 
 def _describe_path(path: Path, records: bool) -> list[dict[str, Any]]:

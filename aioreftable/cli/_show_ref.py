@@ -20,7 +20,6 @@ from .. import (
     open_ref_store,
     refname_is_safe,
 )
-from ._objects import Objects
 from ._usage import GitArgumentParser, GitUsageError
 
 MINIMUM_ABBREV = 4  # git's cache.h
@@ -63,34 +62,33 @@ class ShowRef:
     def __init__(self, args: argparse.Namespace, store: RefStore):
         self.args = args
         self.store = store
-        self.objects = Objects(store.layout.common_dir / "objects")
-        self.abbrev: int = getattr(args, "abbrev", 0)
+        assert store.objects is not None  # opened with its object database
+        self.objects = store.objects
+        # git's parse_opt_abbrev_cb bounds an explicit length by the hash's hex size
+        self.abbrev = min(getattr(args, "abbrev", 0), store.hash_algorithm.hex_size)
         self.out: list[str] = []
 
-    def show(self, refname: str, oid: str, peeled: str | None) -> None:
-        if not self.objects.has(oid):
-            raise BadRef(f"git show-ref: bad ref {refname} ({oid})")
-        if self.args.quiet:
-            return
-        shown = self.objects.abbrev(oid, self.abbrev) if self.abbrev else oid
-        self.out.append(shown if self.args.hash else f"{shown} {refname}")
-        if self.args.dereference and peeled is not None:
-            shown = self.objects.abbrev(peeled, self.abbrev) if self.abbrev else peeled
-            self.out.append(f"{shown} {refname}^{{}}")
-        if len(self.out) >= 1024:
-            self.flush()
-
-    async def show_off_loop(
-        self, shown: list[tuple[str, str, str | None]], *, peel: bool = False
-    ) -> None:
-        """show() each (refname, oid, peeled) in a worker thread: checking an object reads
-        the object store. ``peel``: peel each oid here instead (``peeled`` is ignored)."""
-
-        def work() -> None:
-            for refname, oid, peeled in shown:
-                self.show(refname, oid, self.peel(oid) if peel else peeled)
-
-        await anyio.to_thread.run_sync(work)
+    async def show(self, shown: list[tuple[str, str, str | None]]) -> None:
+        """git's show_one for each (refname, oid, peeled), in order: the lines of those
+        before the first object the database lacks, then BadRef."""
+        missing = set(await self.objects.missing(oid for _, oid, _ in shown))
+        short: dict[str, str] = {}
+        if self.abbrev and not self.args.quiet:
+            ids = [oid for _, oid, _ in shown]
+            if self.args.dereference:
+                ids += [peeled for _, _, peeled in shown if peeled is not None]
+            short = await self.objects.abbreviations(ids, self.abbrev)
+        for refname, oid, peeled in shown:
+            if oid in missing:
+                raise BadRef(f"git show-ref: bad ref {refname} ({oid})")
+            if self.args.quiet:
+                continue
+            shown_id = short.get(oid, oid)
+            self.out.append(shown_id if self.args.hash else f"{shown_id} {refname}")
+            if self.args.dereference and peeled is not None:
+                self.out.append(f"{short.get(peeled, peeled)} {refname}^{{}}")
+            if len(self.out) >= 1024:
+                self.flush()
 
     def flush(self) -> None:
         if self.out:
@@ -104,9 +102,10 @@ class ShowRef:
         except SymrefDepthError:
             return None
 
-    def peel(self, oid: str) -> str | None:
-        """git's peel_object (used outside ref iteration): the tag's target, else None."""
-        return self.objects.peel(oid) if self.args.dereference else None
+    async def peeled(self, name: str, oid: str) -> tuple[str, str, str | None]:
+        """(name, oid, peeled) outside a listing: peeled by the object database (git's
+        peel_object), only with --dereference."""
+        return name, oid, await self.objects.peel(oid) if self.args.dereference else None
 
     async def exists(self, refs: list[str]) -> int:
         if not refs:
@@ -133,7 +132,7 @@ class ShowRef:
                 if self.args.quiet:
                     return 1
                 return _die(f"'{name}' - not a valid ref")
-            await self.show_off_loop([(name, oid, None)], peel=True)
+            await self.show([await self.peeled(name, oid)])
         return 0
 
     async def patterns(self, refs: list[str]) -> int:
@@ -142,13 +141,13 @@ class ShowRef:
             head = await self.resolve("HEAD")
             if head is not None:
                 found += 1
-                await self.show_off_loop([("HEAD", head, None)], peel=True)
+                await self.show([await self.peeled("HEAD", head)])
         prefixes = []
         if self.args.branches:
             prefixes.append("refs/heads/")
         if self.args.tags:
             prefixes.append("refs/tags/")
-        shown: list[tuple[str, str, str | None]] = []  # checked and printed in one hop
+        shown: list[tuple[str, str, str | None]] = []  # checked and printed together
         async for ref in self.store.iterate("refs/"):
             name = ref.name
             if prefixes and not name.startswith(tuple(prefixes)):
@@ -166,7 +165,7 @@ class ShowRef:
             else:
                 found += 1
                 shown.append((name, ref.oid, ref.peeled))
-        await self.show_off_loop(shown)
+        await self.show(shown)
         return 0 if found else 1
 
     async def exclude_existing(self, pattern: str) -> int:
@@ -209,12 +208,10 @@ class ShowRef:
             return _die(str(e))
         finally:
             self.flush()
-            self.objects.close()
 
 
 async def _run(args: argparse.Namespace) -> int:
-    # objects are read by the CLI's own Objects (closed at the end), not the store's
-    async with open_ref_store(".", object_database=False, verify_objects=False) as store:
+    async with open_ref_store(".", verify_objects=False) as store:  # objects: store.objects
         return await ShowRef(args, store).run()
 
 
@@ -227,8 +224,8 @@ _NUMBER = re.compile(r"\s*[+-]?[0-9]+\Z")  # what strtol(arg, &end, 10) reads wh
 
 
 def _abbrev_value(option: str, value: str) -> int:
-    """git's parse_opt_abbrev_cb for an explicit value: 0 is the full id, else 4..hexsz
-    (clamped to the hash size when printing)."""
+    """git's parse_opt_abbrev_cb for an explicit value: 0 is the full id, else at least 4
+    (and at most the hash's hex size: ShowRef bounds it once the repository is known)."""
     if not _NUMBER.match(value):
         raise GitUsageError(f"option `{option}' expects a numerical value", usage=False)
     n = int(value)

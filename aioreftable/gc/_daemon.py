@@ -1,0 +1,493 @@
+"""GcDaemon and serve_gc: discovery, change sources, bounded workers, retries and shutdown."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from ._discovery import StackRef, find_stacks, list_key, sweep_keys
+from ._locks import DirScan, break_stale_lock, scan_stack_dir
+from ._logs import log_event
+from ._maintain import Pass, Plan, run_pass
+from ._metrics import GcMetrics, serve_metrics
+from ._settings import GcSettings
+from ._watch import poll_keys, watch_lists
+
+__all__ = ["GcDaemon", "serve_gc"]
+
+INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
+# discovery must not be redirected by the daemon's own environment
+_REPOSITORY_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE")
+_SHUTDOWN_CLEANUP = 1.5  # seconds kept for abandoning steps after the grace period
+
+
+class _Entry:
+    """What the daemon keeps per watched stack: a reference and a few numbers."""
+
+    __slots__ = (
+        "again",
+        "delay",
+        "key",
+        "last_expire",
+        "last_full",
+        "queued",
+        "ref",
+        "retry_at",
+        "running",
+        "stale",
+        "tables",
+    )
+
+    def __init__(self, ref: StackRef, now: float):
+        self.ref = ref
+        self.key = 0  # tables.list fingerprint when last found to need nothing (0: unknown)
+        self.tables: int | None = None
+        self.queued = self.running = self.again = False
+        self.retry_at = 0.0  # monotonic time before which events do not queue it
+        self.delay = 0.0
+        self.last_full = now
+        self.last_expire = 0.0
+        self.stale = 0  # stale locks seen in its directory
+
+
+def _scan(stack_dir: str, now: float, stale_age: float) -> tuple[int, DirScan]:
+    return list_key(stack_dir), scan_stack_dir(stack_dir, now, stale_age)
+
+
+class GcDaemon:
+    """The gc daemon. Run it with :func:`serve_gc` (which hands it out through
+    ``task_status``) or ``await daemon.run()``; :meth:`stop` shuts it down gracefully."""
+
+    def __init__(
+        self,
+        settings: GcSettings,
+        metrics: GcMetrics | None = None,
+        env: Mapping[str, str] | None = None,
+    ):
+        self.settings = settings
+        self.metrics = metrics or GcMetrics()
+        base = os.environ if env is None else env
+        self._env = {k: v for k, v in base.items() if k not in _REPOSITORY_ENV}
+        self._entries: dict[str, _Entry] = {}
+        self._send, self._receive = anyio.create_memory_object_stream[str](math.inf)
+        self._busy = 0  # stacks being worked on
+        self._queued = 0  # stacks waiting for a worker
+        self._idle_waiters: list[anyio.Event] = []
+        self._started = anyio.Event()
+        self._stopping = False
+        self._stop = anyio.Event()
+        self._set_changed = anyio.Event()
+        self._retries: list[tuple[float, str]] = []
+        self._retry_wake = anyio.Event()
+        self._reported: set[str] = set()  # files-backend repositories, errors, stale locks
+        self._stale_total = 0
+        self.metrics_port: int | None = None
+        self.watch_mode = "starting"
+        self.passes = 0
+
+    # -- public ------------------------------------------------------------------------------
+    @property
+    def stacks(self) -> list[str]:
+        """The stack directories watched."""
+        return list(self._entries)
+
+    def stop(self) -> None:
+        """Start a graceful shutdown: no new steps; running ones get ``shutdown_timeout``
+        (less a moment for abandoning them) to finish."""
+        self._stopping = True
+        self._stop.set()
+
+    def busy(self) -> bool:
+        """Whether a stack is queued or being worked on."""
+        return self._busy > 0 or self._queued > 0
+
+    async def wait_settled(self) -> None:
+        """Wait until the daemon has started and no stack is queued or being worked on
+        (one-shot runs, tests, benchmarks)."""
+        await self._started.wait()
+        while self.busy():
+            await self._wait_idle()
+
+    async def _wait_idle(self) -> None:
+        event = anyio.Event()
+        self._idle_waiters.append(event)
+        await event.wait()
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[GcDaemon] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        s = self.settings
+        async with anyio.create_task_group() as tg:
+            if s.metrics_port is not None:
+                self.metrics_port = await tg.start(serve_metrics, self.metrics, s.metrics_port)
+                log_event(INFO, "metrics_listening", host="127.0.0.1", port=self.metrics_port)
+            await self._rescan(initial=True)
+            watching = anyio.Event()
+            tg.start_soon(self._watch_loop, watching)
+            with anyio.move_on_after(5):
+                await watching.wait()
+            for path in list(self._entries):
+                self._enqueue(path)
+            for _ in range(s.concurrency):
+                tg.start_soon(self._worker)
+            tg.start_soon(self._sweep_loop)
+            tg.start_soon(self._rescan_loop)
+            tg.start_soon(self._retry_loop)
+            if s.metrics_file:
+                tg.start_soon(self._metrics_file_loop, s.metrics_file)
+            log_event(
+                INFO,
+                "started",
+                roots=list(s.roots),
+                repositories=self._repository_count(),
+                stacks=len(self._entries),
+                watch=self.watch_mode,
+            )
+            self._started.set()
+            task_status.started(self)
+            await self._stop.wait()
+            log_event(INFO, "stopping", running=self._busy)
+            grace = max(0.0, s.shutdown_timeout - _SHUTDOWN_CLEANUP)
+            with anyio.move_on_after(grace):
+                while self._busy:
+                    await self._wait_idle()
+            tg.cancel_scope.cancel()
+        if s.metrics_file:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+                await anyio.to_thread.run_sync(self.metrics.write_file, s.metrics_file)
+        log_event(INFO, "stopped", passes=self.passes)
+
+    # -- queue and workers -------------------------------------------------------------------
+    def _enqueue(self, path: str) -> None:
+        entry = self._entries.get(path)
+        if entry is None or self._stopping:
+            return
+        if entry.running:
+            entry.again = True
+        elif not entry.queued and entry.retry_at <= time.monotonic():
+            entry.queued = True
+            self._queued += 1
+            self._send.send_nowait(path)
+
+    async def _worker(self) -> None:
+        while True:
+            path = await self._receive.receive()
+            self._queued -= 1
+            entry = self._entries.get(path)
+            if entry is None or not entry.queued:
+                self._wake_idle()
+                continue
+            entry.queued = False
+            if self._stopping:
+                self._wake_idle()
+                continue
+            entry.running = True
+            self._busy += 1
+            try:
+                await self._maintain(entry)
+            finally:
+                entry.running = False
+                self._busy -= 1
+                self._wake_idle()
+            if entry.again:
+                entry.again = False
+                self._enqueue(path)
+
+    def _wake_idle(self) -> None:
+        if not self._busy:
+            for event in self._idle_waiters:
+                event.set()
+            self._idle_waiters.clear()
+
+    def _retry_later(self, entry: _Entry) -> float:
+        s = self.settings
+        entry.delay = min(s.max_retry_delay, max(s.retry_delay, entry.delay * 2))
+        entry.retry_at = time.monotonic() + entry.delay
+        entry.key = 0
+        heapq.heappush(self._retries, (entry.retry_at, entry.ref.stack_dir))
+        self._retry_wake.set()
+        return entry.delay
+
+    async def _retry_loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            while self._retries and self._retries[0][0] <= now:
+                at, path = heapq.heappop(self._retries)
+                entry = self._entries.get(path)
+                if entry is not None and entry.retry_at == at:
+                    entry.retry_at = 0.0
+                    self._enqueue(path)
+            wait = self._retries[0][0] - now if self._retries else math.inf
+            self._retry_wake = anyio.Event()
+            with anyio.move_on_after(wait):
+                await self._retry_wake.wait()
+
+    # -- one pass ----------------------------------------------------------------------------
+    def _set_tables(self, entry: _Entry, tables: int) -> None:
+        if entry.tables != tables:
+            self.metrics.move_tables(entry.tables, tables)
+            entry.tables = tables
+
+    def _due(self, entry: _Entry, now: float) -> tuple[bool, bool]:
+        """(full compaction due, reflog expiry due) for ``entry``'s policy."""
+        s = self.settings
+        policy = s.policy_for(entry.ref.git_dir)
+        full = policy.full_compaction_interval
+        full_due = full is not None and now - entry.last_full >= full
+        expire_due = (
+            policy.reflog_expire is not None and now - entry.last_expire >= s.reflog_expire_interval
+        )
+        return full_due, expire_due
+
+    async def _maintain(self, entry: _Entry) -> None:
+        s, ref = self.settings, entry.ref
+        policy = s.policy_for(ref.git_dir)
+        if not policy.enabled:
+            return
+        now = time.time()
+        key, scan = await anyio.to_thread.run_sync(_scan, ref.stack_dir, now, s.stale_lock_age)
+        self._set_tables(entry, scan.tables)
+        await self._stale_locks(entry, scan)
+        full_due, expire_due = self._due(entry, now)
+        if key == entry.key and not (full_due or expire_due or scan.leftovers):
+            return
+        if scan.tables < 2 and not (expire_due or scan.leftovers):
+            entry.key = key
+            return
+        plan = Plan(
+            stack_dir=ref.stack_dir,
+            git_dir=ref.git_dir,
+            lock_timeout=s.lock_timeout,
+            max_tables=s.max_tables,
+            full=full_due,
+            reflog_cutoff=int(now - policy.reflog_expire)
+            if expire_due and policy.reflog_expire is not None
+            else None,
+            clean=s.clean,
+            leftovers=scan.leftovers,
+            env=self._env,
+        )
+        self.metrics.checks.inc()
+        self.passes += 1
+        try:
+            done = await run_pass(plan)
+        except Exception as exc:  # a broken repository must not stop the daemon
+            kind = type(exc).__name__
+            self.metrics.failures.labels(kind).inc()
+            delay = self._retry_later(entry)
+            log_event(WARNING, "failed", stack=ref.stack_dir, kind=kind, error=str(exc),
+                      retry_in=round(delay, 3))  # fmt: skip
+            return
+        self._record(entry, plan, done, key, now)
+
+    def _record(self, entry: _Entry, plan: Plan, done: Pass, key: int, now: float) -> None:
+        m, ref = self.metrics, entry.ref
+        self._set_tables(entry, done.tables_after)
+        if done.lock_waits:
+            m.lock_waits.inc(done.lock_waits)
+            m.lock_wait_seconds.inc(done.lock_wait_seconds)
+        if done.kind is not None:
+            m.compactions.labels(done.kind).inc(done.compactions)
+            m.compaction_seconds.labels(done.kind).observe(done.seconds)
+            m.bytes_reclaimed.inc(max(0, done.bytes_before - done.bytes_after))
+            log_event(INFO, "compacted", stack=ref.stack_dir, kind=done.kind,
+                      compactions=done.compactions, tables_before=done.tables_before,
+                      tables_after=done.tables_after, bytes_before=done.bytes_before,
+                      bytes_after=done.bytes_after, seconds=round(done.seconds, 4))  # fmt: skip
+        if done.expired_entries:
+            m.reflog_expired.inc(done.expired_entries)
+            log_event(INFO, "reflog_expired", stack=ref.stack_dir, refs=done.expired_refs,
+                      entries=done.expired_entries, cutoff=plan.reflog_cutoff)  # fmt: skip
+        if done.cleaned:
+            m.tables_cleaned.inc(len(done.cleaned))
+            log_event(INFO, "cleaned", stack=ref.stack_dir, removed=done.cleaned)
+        if done.gave_up is not None:
+            m.giveups.labels(done.gave_up).inc()
+            delay = self._retry_later(entry)
+            log_event(INFO, "gave_up", stack=ref.stack_dir, reason=done.gave_up,
+                      retry_in=round(delay, 3))  # fmt: skip
+            return
+        entry.delay = 0.0
+        if plan.full:
+            entry.last_full = now
+        if plan.reflog_cutoff is not None:
+            entry.last_expire = now
+        changed = done.compactions or done.expired_entries
+        entry.key = 0 if changed else key  # our own commit: look once more
+
+    async def _stale_locks(self, entry: _Entry, scan: DirScan) -> None:
+        s, m = self.settings, self.metrics
+        self._stale_total += len(scan.stale_locks) - entry.stale
+        entry.stale = len(scan.stale_locks)
+        for finding in scan.stale_locks:
+            if finding.path not in self._reported:
+                self._reported.add(finding.path)
+                log_event(WARNING, "stale_lock", path=finding.path, kind=finding.kind,
+                          age=round(finding.age, 1))  # fmt: skip
+            if finding.kind != "list" or not s.break_stale_locks:
+                continue
+            outcome = await anyio.to_thread.run_sync(
+                break_stale_lock, finding.path, time.time(), s.stale_lock_age
+            )
+            level = INFO if outcome == "removed" else WARNING
+            log_event(level, "stale_lock_" + ("broken" if outcome == "removed" else "kept"),
+                      path=finding.path, outcome=outcome)  # fmt: skip
+            if outcome in ("removed", "gone"):
+                self._reported.discard(finding.path)
+                entry.stale -= 1
+                self._stale_total -= 1
+                if outcome == "removed":
+                    m.locks_broken.inc()
+        m.stale_locks.set(self._stale_total)
+
+    # -- change sources ----------------------------------------------------------------------
+    def _on_changed(self, dirs: set[str]) -> None:
+        for d in dirs:
+            if d in self._entries:
+                self.metrics.changes.labels("inotify").inc()
+                self._enqueue(d)
+
+    async def _watch_loop(self, watching: anyio.Event) -> None:
+        s = self.settings
+        while True:
+            self._set_changed = changed = anyio.Event()
+            dirs = list(self._entries)
+            failed: list[Exception] = []
+            if s.watch != "poll" and dirs:
+                self.watch_mode = "inotify"
+
+                async with anyio.create_task_group() as wtg:
+                    wtg.start_soon(self._run_watch, dirs, watching, failed, wtg.cancel_scope)
+                    await changed.wait()
+                    wtg.cancel_scope.cancel()
+                if not failed:
+                    continue
+                log_event(WARNING, "inotify_unavailable", error=repr(failed[0]), fallback="poll")
+                self.metrics.failures.labels("inotify").inc()
+            self.watch_mode = "poll" if dirs else self.watch_mode
+            watching.set()
+            async with anyio.create_task_group() as ptg:
+                ptg.start_soon(self._poll_forever)
+                await changed.wait()
+                ptg.cancel_scope.cancel()
+
+    async def _run_watch(
+        self,
+        dirs: list[str],
+        watching: anyio.Event,
+        failed: list[Exception],
+        scope: anyio.CancelScope,
+    ) -> None:
+        try:
+            await watch_lists(dirs, self.settings.debounce, self._on_changed, watching.set)
+        except Exception as exc:  # inotify unavailable (limits, file system)
+            failed.append(exc)
+        scope.cancel()
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await self._poll_once("poll")
+            await anyio.sleep(self.settings.poll_interval)
+
+    async def _poll_once(self, source: str) -> None:
+        dirs = list(self._entries)
+        keys = await poll_keys(dirs)
+        for d, k in zip(dirs, keys, strict=True):
+            entry = self._entries.get(d)
+            if entry is not None and k != entry.key:
+                self.metrics.changes.labels(source).inc()
+                self._enqueue(d)
+
+    async def _sweep_loop(self) -> None:
+        s = self.settings
+        while True:
+            await anyio.sleep(s.sweep_interval)
+            dirs = list(self._entries)
+            now, mono = time.time(), time.monotonic()
+            found: list[tuple[int, bool]] = []
+            for i in range(0, len(dirs), 2000):
+                found += await anyio.to_thread.run_sync(
+                    sweep_keys, dirs[i : i + 2000], now, s.stale_lock_age
+                )
+            for d, (key, locked) in zip(dirs, found, strict=True):
+                entry = self._entries.get(d)
+                if entry is None or entry.retry_at > mono:
+                    continue
+                if key != entry.key or locked or entry.stale or any(self._due(entry, now)):
+                    if key != entry.key:
+                        self.metrics.changes.labels("sweep").inc()
+                    self._enqueue(d)
+
+    # -- discovery ---------------------------------------------------------------------------
+    def _repository_count(self) -> int:
+        return sum(1 for e in self._entries.values() if e.ref.main)
+
+    async def _rescan_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.settings.rescan_interval)
+            await self._rescan(initial=False)
+
+    async def _rescan(self, *, initial: bool) -> None:
+        s = self.settings
+        found = await anyio.to_thread.run_sync(find_stacks, s.roots, s.max_depth)
+        now = time.time()
+        new = [p for p in found.stacks if p not in self._entries]
+        gone = [p for p in self._entries if p not in found.stacks]
+        for path in gone:
+            entry = self._entries.pop(path)
+            self.metrics.move_tables(entry.tables, None)
+            self._stale_total -= entry.stale
+        for path in new:
+            self._entries[path] = _Entry(found.stacks[path], now)
+            if not initial:
+                self._enqueue(path)
+        for git_dir in sorted(found.files_backend):
+            if git_dir not in self._reported:
+                self._reported.add(git_dir)
+                log_event(INFO, "files_backend_ignored", git_dir=git_dir)
+        for path, error in sorted(found.errors.items()):
+            if path not in self._reported:
+                self._reported.add(path)
+                log_event(WARNING, "skipped", path=path, error=error)
+        m = self.metrics
+        m.repositories.set(self._repository_count())
+        m.stacks.set(len(self._entries))
+        m.files_backend.set(len(found.files_backend))
+        m.stale_locks.set(self._stale_total)
+        if (new or gone) and not initial:
+            log_event(INFO, "discovered", added=len(new), removed=len(gone),
+                      stacks=len(self._entries))  # fmt: skip
+            self._set_changed.set()
+
+    async def _metrics_file_loop(self, path: str) -> None:
+        while True:
+            try:
+                await anyio.to_thread.run_sync(self.metrics.write_file, path)
+            except OSError as exc:
+                self.metrics.failures.labels("metrics_file").inc()
+                log_event(WARNING, "metrics_file_failed", path=path, error=str(exc))
+            await anyio.sleep(self.settings.metrics_interval)
+
+
+async def serve_gc(
+    settings: GcSettings,
+    *,
+    metrics: GcMetrics | None = None,
+    env: Mapping[str, str] | None = None,
+    task_status: anyio.abc.TaskStatus[GcDaemon] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the gc daemon over ``settings.roots`` until cancelled or stopped:
+    ``daemon = await task_group.start(serve_gc, settings)``, later ``daemon.stop()`` for a
+    graceful end (or cancel the task group: steps in progress are abandoned and leave no
+    lock or temporary file). ``env`` replaces ``os.environ`` for the repositories' config
+    (GIT_DIR and friends are ignored: discovery finds the repositories)."""
+    daemon = GcDaemon(settings, metrics, env)
+    await daemon.run(task_status=task_status)

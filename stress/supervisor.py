@@ -1,0 +1,275 @@
+"""The supervisor: creates the repositories, starts P aioreftable workers and G git
+writers, SIGKILLs and restarts them (``--kill``), samples the stacks, stops everyone.
+
+Abandoned-lock policy. After each kill every other worker is paused *outside* the
+library (its tasks finished or cancelled, its ref store closed, so its background
+compaction finished too; a git writer between two commands). While everyone is paused no
+live process of the run holds a lock, so every lock file in a stack was left by a killed
+process: it is proven abandoned, recorded, and removed. Temporary files and unlisted tables
+are recorded and left to ``clean()`` (they block nobody). The same holds at the end of the
+run, when every worker has exited. Locks are never removed while any worker runs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from .profiles import Profile
+from .repos import create_repo, find_git, git_version, remove_abandoned_locks, scan
+
+ROOT = Path(__file__).resolve().parent.parent
+REPLY_TIMEOUT = 120.0
+
+
+class HungWorker(Exception):
+    pass
+
+
+@dataclass
+class Proc:
+    kind: str  # "w" (aioreftable) or "g" (git writer)
+    number: int
+    backend: str
+    incarnation: int = 0
+    process: Process | None = None
+    reader: BufferedByteReceiveStream | None = None
+    done: bool = False
+    log: Any = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}{self.number}-i{self.incarnation}"
+
+    def command(self, run_dir: Path) -> list[str]:
+        if self.kind == "w":
+            module, extra = "stress.worker", [self.backend]
+        else:
+            module, extra = "stress.gitworker", []
+        args = [str(run_dir), str(self.number), str(self.incarnation), *extra]
+        return [sys.executable, "-m", module, *args]
+
+    async def start(self, run_dir: Path, env: dict[str, str]) -> None:
+        self.done = False
+        # the supervisor's own files: small, local, opened between runs of the loop
+        self.log = open(run_dir / "logs" / f"{self.name}.log", "wb")  # noqa: SIM115, ASYNC230
+        self.process = await anyio.open_process(
+            self.command(run_dir),
+            stdin=-1,
+            stdout=-1,
+            stderr=self.log,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        self.reader = BufferedByteReceiveStream(self.process.stdout)
+        await self.expect("ready")
+
+    async def send(self, line: str) -> None:
+        assert self.process is not None and self.process.stdin is not None
+        await self.process.stdin.send((line + "\n").encode())
+
+    async def expect(self, word: str) -> None:
+        assert self.reader is not None
+        with anyio.fail_after(REPLY_TIMEOUT):
+            while True:
+                try:
+                    line = (await self.reader.receive_until(b"\n", 1000)).decode()
+                except (anyio.EndOfStream, anyio.IncompleteRead):
+                    raise HungWorker(f"{self.name} exited before saying {word}") from None
+                if line == "done":
+                    self.done = True
+                    if word == "done":
+                        return
+                    continue
+                if line == word:
+                    return
+
+    def kill(self) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    async def reap(self) -> None:
+        assert self.process is not None
+        await self.process.wait()
+        await self.process.aclose()
+        self.log.close()
+
+
+@dataclass
+class Run:
+    profile: Profile
+    out: Path
+    procs: list[Proc] = field(default_factory=list)
+    rng: random.Random = field(default_factory=random.Random)
+    stacks: list[Path] = field(default_factory=list)
+    started: float = 0.0
+    kills: int = 0
+    events: Any = None  # kills.jsonl
+    samples: Any = None  # timeline.jsonl
+    env: dict[str, str] = field(default_factory=dict)
+
+    def record(self, stream: Any, rec: dict[str, Any]) -> None:
+        stream.write(json.dumps(rec) + "\n")
+        stream.flush()
+
+    async def sample(self) -> None:
+        """Tables per stack every half second (the number of lines of tables.list)."""
+        while True:
+            for number, stack in enumerate(self.stacks):
+                text = await anyio.Path(stack / "tables.list").read_text()
+                rec = {"t": round(time.time(), 3), "repo": number, "tables": len(text.split())}
+                self.record(self.samples, rec)
+            await anyio.sleep(0.5)
+
+    async def quiesce(self, procs: list[Proc]) -> None:
+        async with anyio.create_task_group() as tg:
+            for p in procs:
+                tg.start_soon(self.pause_one, p)
+
+    async def pause_one(self, p: Proc) -> None:
+        await p.send("pause")
+        await p.expect("paused")
+
+    async def resume_one(self, p: Proc) -> None:
+        await p.send("resume")
+        await p.expect("ready")
+
+    def sweep(self, when: str, victim: str) -> dict[str, Any]:
+        """Record the leftovers of every stack and remove the proven-abandoned locks."""
+        rec: dict[str, Any] = {"t": round(time.time(), 3), "when": when, "victim": victim}
+        for number, stack in enumerate(self.stacks):
+            found = scan(stack)
+            rec[f"repo{number}"] = {
+                "tables.list.lock": len(found.list_lock),
+                "table_locks": len(found.table_locks),
+                "our_temp_files": len(found.our_temps),
+                "git_temp_files": len(found.git_temps),
+                "unlisted_tables": len(found.unlisted_tables),
+                "locks_removed": remove_abandoned_locks(stack, found),
+            }
+        return rec
+
+    async def kill_one(self) -> None:
+        profile = self.profile
+        eligible = [p for p in self.procs if p.kind == "w" or profile.kill_git]
+        victim = self.rng.choice(eligible)
+        victim.kill()
+        self.kills += 1
+        await victim.reap()
+        others = [p for p in self.procs if p is not victim]
+        await self.quiesce(others)
+        self.record(self.events, self.sweep("after kill", victim.name))
+        victim.incarnation += 1
+        await victim.start(self.out, self.env)
+        async with anyio.create_task_group() as tg:
+            for p in others:
+                tg.start_soon(self.resume_one, p)
+
+    async def main_loop(self) -> None:
+        deadline = self.started + self.profile.duration
+        next_kill = self.next_kill_time()
+        while time.time() < deadline and not all(p.done for p in self.procs):
+            await anyio.sleep(0.1)
+            if self.profile.kill and time.time() >= next_kill and time.time() < deadline:
+                await self.kill_one()
+                next_kill = self.next_kill_time()
+
+    def next_kill_time(self) -> float:
+        low, high = self.profile.kill_interval
+        return time.time() + self.rng.uniform(low, high)
+
+    async def stop_all(self) -> None:
+        async def stop(p: Proc) -> None:
+            try:
+                await p.send("stop")
+                await p.expect("stopped")
+            except (HungWorker, TimeoutError, anyio.BrokenResourceError) as exc:
+                self.record(
+                    self.events,
+                    {"t": time.time(), "when": "stop", "hung": p.name, "error": str(exc)},
+                )
+                p.kill()
+            await p.reap()
+
+        async with anyio.create_task_group() as tg:
+            for p in self.procs:
+                tg.start_soon(stop, p)
+
+
+def prepare(profile: Profile, out: Path) -> tuple[dict[str, Any], list[Path]]:
+    """Create the output directory, the repositories and run.json."""
+    git = find_git()
+    version = git_version(git)
+    if version < (2, 45):
+        raise RuntimeError(f"{git} is git {version}, the harness needs >= 2.45")
+    out.mkdir(parents=True, exist_ok=False)
+    for sub in ("repos", "ledgers", "logs"):
+        (out / sub).mkdir()
+    repos = []
+    chain: list[str] = []
+    for number in range(profile.repos):
+        repo = out / "repos" / f"r{number}"
+        chain = create_repo(git, repo, profile)
+        repos.append(repo)
+    (out / "chain.txt").write_text("\n".join(chain) + "\n")
+    run = {
+        "profile": json.loads(profile.to_json()),
+        "git": git,
+        "git_version": ".".join(map(str, version)),
+        "repos": [str(r.resolve()) for r in repos],
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2))
+    return run, [r / ".git" / "reftable" for r in repos]
+
+
+async def supervise(profile: Profile, out: Path) -> dict[str, Any]:
+    """Run the workers for the profile's duration; returns what the report needs."""
+    run, stacks = await anyio.to_thread.run_sync(prepare, profile, out)
+    r = Run(profile, out, rng=random.Random(profile.seed), stacks=stacks)
+    from .repos import git_env
+
+    r.env = git_env()
+    r.env["PYTHONPATH"] = os.pathsep.join([str(ROOT), r.env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
+    backends = ["asyncio", "trio"] if profile.backend == "mixed" else [profile.backend]
+    r.procs = [Proc("w", n, backends[n % len(backends)]) for n in range(profile.processes)]
+    r.procs += [Proc("g", n, "sync") for n in range(profile.git_writers)]
+    with (
+        open(out / "kills.jsonl", "w") as events,  # noqa: ASYNC230
+        open(out / "timeline.jsonl", "w") as samples,  # noqa: ASYNC230
+    ):
+        r.events, r.samples = events, samples
+        async with anyio.create_task_group() as tg:
+            for p in r.procs:
+                tg.start_soon(p.start, out, r.env)
+        r.started = time.time()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(r.sample)
+            try:
+                await r.main_loop()
+            finally:
+                ended = time.time()
+                await r.stop_all()
+                tg.cancel_scope.cancel()
+        final = r.sweep("end of run", "")
+        r.record(events, final)
+    times = {"started": r.started, "ended": ended, "kills": r.kills}
+    (out / "times.json").write_text(json.dumps(times))
+    return run
