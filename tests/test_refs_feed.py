@@ -15,8 +15,17 @@ from conftest import Git
 from refs_helpers import ENV
 from test_refs_reflog_ops import NO_COMPACT
 
-from aioreftable import LockError, Snapshot, StackOptions, open_ref_store, open_stack
-from aioreftable._refs._feed import ChangeFeed, ChangeFeedGapError, RefChange, changes_between
+from aioreftable import (
+    ChangeFeed,
+    ChangeFeedGapError,
+    LockError,
+    RefChange,
+    Snapshot,
+    StackOptions,
+    open_ref_store,
+    open_stack,
+)
+from aioreftable._refs._feed import changes_between
 from aioreftable.lowlevel import SHA1, SHA256, WriteOptions
 
 pytestmark = [pytest.mark.anyio, pytest.mark.git]
@@ -61,12 +70,11 @@ async def test_git_and_our_updates_arrive_once_in_order(
 ) -> None:
     repo, (c0, c1, c2) = repo_with_commits(git, git_repo)
     async with (
-        open_stack(repo / ".git" / "reftable", stack_options(), create=False) as stack,
         open_ref_store(repo, env=ENV) as store,
-        ChangeFeed(stack, SHA1, prefix="refs/heads/") as feed,
+        store.watch(prefix="refs/heads/") as feed,
     ):
         start = await feed.start()
-        assert start == (await stack.snapshot()).max_update_index
+        assert start == store.statistics().max_update_index
         await run_git(git, "update-ref", "-m", "git made a", "refs/heads/a", c0, repo=repo)
         async with store.transaction(message="we moved a") as tx:
             tx.update("refs/heads/a", c1, old=c0)
@@ -91,11 +99,10 @@ async def test_head_flip_and_sha256(git: Git, git_repo: Callable[..., Path]) -> 
         open_stack(path, stack_options("sha256"), create=False) as st,
         ChangeFeed(st, SHA256, poll_interval=0.02) as feed,
     ):
-        if True:
-            start = await feed.start()
-            await run_git(git, "branch", "side", c0, repo=repo)
-            await run_git(git, "symbolic-ref", "HEAD", "refs/heads/side", repo=repo)
-            got = await take(feed, 2)
+        start = await feed.start()
+        await run_git(git, "branch", "side", c0, repo=repo)
+        await run_git(git, "symbolic-ref", "HEAD", "refs/heads/side", repo=repo)
+        got = await take(feed, 2)
     assert [(c.refname, c.old, c.new) for c in got] == [
         ("refs/heads/side", SHA256.null_hex, c0),
         ("HEAD", "ref:refs/heads/main", "ref:refs/heads/side"),
