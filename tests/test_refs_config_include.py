@@ -347,6 +347,9 @@ def test_wildmatch_casefold_against_gitdir_i(git: Git, env: Env) -> None:
         (b"[!/]", b"/", WM_PATHNAME, False),
         (b"[]", b"]", 0, False),
         (b"a[", b"a[", 0, False),
+        (b"[[:a]", b"a", 0, True),  # "[:" without ":]" is a plain '[' in the set
+        (b"[[:a]", b"[", 0, True),
+        (b"[[:a]", b"b", 0, False),
     ],
 )
 def test_wildmatch_corner_cases(pattern: bytes, text: bytes, flags: int, expected: bool) -> None:
@@ -409,6 +412,20 @@ async def test_onbranch_in_a_linked_worktree_reads_its_own_head(git: Git, env: E
         ours = rows_of(await store_config(start, environ))
         assert ours == want, start
     assert "c16" in hits(git_list(git, env, wt))
+
+
+async def test_onbranch_follows_head_into_another_worktree_like_git(git: Git, env: Env) -> None:
+    """HEAD a symref to ``worktrees/<id>/HEAD``: git's resolve reads that worktree's stack
+    and names its branch (the one resolve loop routes it; a missing worktree: no branch)."""
+    main = init(git, env.tmp / "main")
+    git("commit", "-q", "--allow-empty", "-m", "c", cwd=main)
+    git("worktree", "add", "-q", "-b", "feature", str(env.tmp / "wt"), cwd=main)
+    env.write(".gitconfig", conditional_includes(env, ["onbranch:feature", "onbranch:main"]))
+    for target, hit in [("worktrees/wt/HEAD", {"c0"}), ("worktrees/gone/HEAD", set())]:
+        git("update-ref", "--stdin", "--no-deref", cwd=main, input=f"symref-update HEAD {target}\n")
+        want = git_list(git, env, main)
+        assert hits(want) == hit, target
+        assert rows_of(await store_config(main, env.ours(git, main))) == want, target
 
 
 async def test_store_settings_from_an_onbranch_include(git: Git, env: Env) -> None:

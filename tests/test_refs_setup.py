@@ -189,6 +189,10 @@ def test_init_repo_refusals(git: Git, tmp_path: Path) -> None:
     git("init", "-q", "--ref-format=files", str(tmp_path / "files"))
     with pytest.raises(UnsupportedRepositoryError):
         anyio.run(init_repo, tmp_path / "files")
+    for unknown in ("md5", "SHA1", ""):
+        with pytest.raises(ValueError, match="unknown hash algorithm"):
+            anyio.run(init_repo, tmp_path / "y", unknown)
+    assert not (tmp_path / "y").exists()
 
 
 def test_initial_table_is_git_fixture_e1(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import anyio.to_thread
 
 from .. import _repo_io as repo_io
 from .._errors import RefnameError
+from .._format._layout import SHA1, HashAlgorithm
 from .._format._records import RefRecord
 from .._repo import RepositoryLayout, discover
 from .._stack import open_stack
@@ -22,21 +23,21 @@ STUB_HEAD = "ref: refs/heads/.invalid\n"
 STUB_REFS_HEADS = "this repository uses the reftable format\n"
 
 
-def _config_text(object_format: str, bare: bool) -> str:
+def _config_text(algo: HashAlgorithm, bare: bool) -> str:
     core = "[core]\n\trepositoryformatversion = 1\n\tfilemode = true\n"
     core += "\tbare = true\n" if bare else "\tbare = false\n\tlogallrefupdates = true\n"
     ext = "[extensions]\n"
-    if object_format == "sha256":
-        ext += "\tobjectformat = sha256\n"
+    if algo != SHA1:  # git writes objectformat only for a hash other than its default
+        ext += f"\tobjectformat = {algo.name}\n"
     return core + ext + "\trefstorage = reftable\n"
 
 
-def _layout_files(git_dir: Path, object_format: str, bare: bool) -> None:
+def _layout_files(git_dir: Path, algo: HashAlgorithm, bare: bool) -> None:
     """Everything but the stack (one thread hop)."""
     files = {
         "HEAD": STUB_HEAD,
         "refs/heads": STUB_REFS_HEADS,
-        "config": _config_text(object_format, bare),
+        "config": _config_text(algo, bare),
     }
     repo_io.write_files(git_dir, ["objects/info", "objects/pack", "refs"], files)
 
@@ -59,8 +60,7 @@ async def init_repo(
 
     An existing reftable repository is left as it is (git's re-init keeps refs); a
     repository of another ref format is refused."""
-    if object_format not in ("sha1", "sha256"):
-        raise ValueError(f"unknown object format {object_format!r}")
+    algo = HashAlgorithm.by_name(object_format)  # ValueError for an unknown one
     target = f"refs/heads/{initial_branch}"
     if not check_refname_format(target):
         raise RefnameError(f"invalid initial branch name: '{initial_branch}'", target)
@@ -69,7 +69,7 @@ async def init_repo(
     existing = await anyio.to_thread.run_sync(_existing, git_dir)
     if existing is not None:
         return existing
-    await anyio.to_thread.run_sync(_layout_files, git_dir, object_format, bare)
+    await anyio.to_thread.run_sync(_layout_files, git_dir, algo, bare)
     layout = await anyio.to_thread.run_sync(discover, git_dir)
     config = await anyio.to_thread.run_sync(load_config, layout)
     async with open_stack(layout.main_stack, config.stack_options(), create=True) as stack:

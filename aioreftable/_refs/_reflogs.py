@@ -12,6 +12,7 @@ from ._core import RefCore, ReflogEntry, value_record
 from ._refname import require_refname
 
 __all__ = [
+    "ExpireOptions",
     "ExpirePolicy",
     "PruneFunction",
     "create_reflog",
@@ -46,6 +47,17 @@ class ExpirePolicy:
         return bool(verdict)
 
 
+@dataclass(frozen=True, slots=True)
+class ExpireOptions:
+    """How an expiry writes (git's ``reflog expire``/``delete`` options): ``rewrite`` sets
+    each kept entry's old id to the new id of the kept entry before it, ``update_ref`` sets
+    the ref to the newest kept entry's new id, ``dry_run`` writes nothing."""
+
+    rewrite: bool = False
+    update_ref: bool = False
+    dry_run: bool = False
+
+
 def _marker(name: bytes, update_index: int, null: bytes) -> LogRecord:
     """git's reflog existence marker: null to null, empty identity and message, time 0."""
     return LogRecord(name, update_index, old_id=null, new_id=null)
@@ -55,7 +67,7 @@ async def create_reflog(core: RefCore, name: str) -> bool:
     """git's create_reflog: an existence marker unless ``name`` has a reflog; True if
     one was written."""
     require_refname(name, "format")
-    null = bytes(core.hexsz // 2)
+    null = core.hash.null_id
     async with core.locked(name, exact_log_message=True) as held:
         add, raw = held.addition, held.raw
         if next(iter(add.snapshot.iter_logs(raw)), None) is not None:
@@ -77,30 +89,18 @@ async def delete_reflog(core: RefCore, name: str) -> int:
 
 
 async def expire_reflog(
-    core: RefCore,
-    name: str,
-    policy: ExpirePolicy,
-    *,
-    rewrite: bool = False,
-    update_ref: bool = False,
-    dry_run: bool = False,
+    core: RefCore, name: str, policy: ExpirePolicy, options: ExpireOptions = ExpireOptions()
 ) -> list[ReflogEntry]:
     """git's reflog_expire with ``policy``; returns the pruned entries, newest first."""
 
     async def decide(entries: Sequence[ReflogEntry]) -> list[bool]:
         return [await policy.prunes(entry) for entry in entries]
 
-    return await _expire(core, name, decide, rewrite, update_ref, dry_run)
+    return await _expire(core, name, decide, options)
 
 
 async def delete_reflog_entry(
-    core: RefCore,
-    name: str,
-    n: int,
-    *,
-    rewrite: bool = False,
-    update_ref: bool = False,
-    dry_run: bool = False,
+    core: RefCore, name: str, n: int, options: ExpireOptions = ExpireOptions()
 ) -> list[ReflogEntry]:
     """``git reflog delete [--rewrite] [--updateref] [--dry-run] name@{n}`` (n = 0 is the
     newest entry); returns the pruned entry ([] if n is out of range)."""
@@ -111,19 +111,14 @@ async def delete_reflog_entry(
         target = len(entries) - 1 - n  # entries are oldest first
         return [i == target for i in range(len(entries))]
 
-    return await _expire(core, name, decide, rewrite, update_ref, dry_run)
+    return await _expire(core, name, decide, options)
 
 
 async def _expire(
-    core: RefCore,
-    name: str,
-    decide: _Decide,
-    rewrite: bool,
-    update_ref: bool,
-    dry_run: bool,
+    core: RefCore, name: str, decide: _Decide, options: ExpireOptions
 ) -> list[ReflogEntry]:
     """reftable_be_reflog_expire: lock, read, decide oldest to newest, write one table."""
-    null = bytes(core.hexsz // 2)
+    null = core.hash.null_id
     async with core.locked(name, exact_log_message=True) as held:
         add, raw = held.addition, held.raw
         snap = add.snapshot
@@ -133,8 +128,7 @@ async def _expire(
         ref = snap.ref(raw)
         current = null
         if ref is not None and ref.value_type in (RefValueType.VAL1, RefValueType.VAL2):
-            assert ref.value is not None
-            current = ref.value
+            current = ref.oid
         live = [log for log in reversed(logs) if log.old_id != null or log.new_id != null]
         entries = [ReflogEntry.from_record(log) for log in live]
         verdicts = await decide(entries)
@@ -147,13 +141,13 @@ async def _expire(
                 pruned.append(entry)
                 continue
             kept = log._replace(message=normalize_log_message(log.message))
-            if rewrite and last is not None:
+            if options.rewrite and last is not None:
                 kept = kept._replace(old_id=last)
             records.append(kept)
             last = log.new_id
-        if not dry_run:
+        if not options.dry_run:
             ts = add.update_index
-            if update_ref and last is not None and any(current) and any(last):
+            if options.update_ref and last is not None and any(current) and any(last):
                 add.writer.add_ref(await _ref_record(core, raw, ts, last))
             if len(pruned) == len(live):
                 records.append(_marker(raw, ts, null))

@@ -34,7 +34,7 @@ from ._core import (
 from ._feed import ChangeFeed
 from ._maintenance import VerifyFinding
 from ._peel import ObjectDatabase, Peeler, PeelFunction, function_peeler
-from ._reflogs import ExpirePolicy
+from ._reflogs import ExpireOptions, ExpirePolicy
 from ._transaction import Transaction, open_transaction
 
 __all__ = [
@@ -57,20 +57,9 @@ class RefStore:
     committed; writes go through :meth:`transaction`. The rules live in the core
     (``_core.py``) and the operation modules; this class composes them."""
 
-    def __init__(
-        self,
-        layout: RepositoryLayout,
-        config: RepoConfig,
-        env: Mapping[str, str],
-        main: Stack,
-        worktree: Stack | None,
-        peeler: Peeler | None,
-        verify_objects: bool,
-        objects: ObjectDatabase | None = None,
-    ):
-        core = RefCore(layout, config, env, main, worktree, peeler, verify_objects)
+    def __init__(self, core: RefCore, objects: ObjectDatabase | None = None):
         self._core = core
-        self._main = main  # the main stack (statistics; tests wait for its compactions)
+        self._main = core.main  # the main stack (statistics; tests wait for its compactions)
         self.layout = core.layout
         self.config = core.config
         self.env = core.env
@@ -231,9 +220,8 @@ class RefStore:
         dry_run: bool = False,
     ) -> list[ReflogEntry]:
         """``git reflog delete [--rewrite] [--updateref] [-n] name@{n}``; the pruned entry."""
-        return await _reflogs.delete_reflog_entry(
-            self._core, name, n, rewrite=rewrite, update_ref=update_ref, dry_run=dry_run
-        )
+        options = ExpireOptions(rewrite, update_ref, dry_run)
+        return await _reflogs.delete_reflog_entry(self._core, name, n, options)
 
     async def expire_reflog(
         self,
@@ -246,9 +234,8 @@ class RefStore:
     ) -> list[ReflogEntry]:
         """``git reflog expire`` for one ref with ``policy``; the pruned entries, newest
         first."""
-        return await _reflogs.expire_reflog(
-            self._core, name, policy, rewrite=rewrite, update_ref=update_ref, dry_run=dry_run
-        )
+        options = ExpireOptions(rewrite, update_ref, dry_run)
+        return await _reflogs.expire_reflog(self._core, name, policy, options)
 
     async def rename(self, old: str, new: str, message: str, *, force: bool = False) -> None:
         """git's rename_ref: move ``old`` (value and reflog) to ``new`` in one table."""
@@ -327,4 +314,5 @@ async def open_ref_store(
         if database is not None:
             scope.push_async_callback(database.aclose)
         main, worktree = await _open_stacks(scope, layout, config.stack_options())
-        yield RefStore(layout, config, env, main, worktree, peeler, verify_objects, database)
+        core = RefCore(layout, config, env, main, worktree, peeler, verify_objects)
+        yield RefStore(core, database)

@@ -105,20 +105,16 @@ def _class(p: bytes, i: int, t_ch: int, flags: int) -> tuple[int, int]:
                 p_ch = ord("[")
                 if t_ch == p_ch:
                     matched = True
-                prev_ch, i = p_ch, i + 1
-                p_ch = at(i)
-                if p_ch == ord("]"):
-                    break
-                continue
-            i = j
-            test = _CLASSES.get(p[start : j - 1])
-            if test is None:
-                return _ABORT_ALL, i
-            if test(t_ch) or (
-                flags & WM_CASEFOLD and p[start : j - 1] == b"upper" and _is_lower(t_ch)
-            ):
-                matched = True
-            p_ch = 0
+            else:
+                i = j
+                test = _CLASSES.get(p[start : j - 1])
+                if test is None:
+                    return _ABORT_ALL, i
+                if test(t_ch) or (
+                    flags & WM_CASEFOLD and p[start : j - 1] == b"upper" and _is_lower(t_ch)
+                ):
+                    matched = True
+                p_ch = 0
         elif t_ch == p_ch:
             matched = True
         prev_ch, i = p_ch, i + 1

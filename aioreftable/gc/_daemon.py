@@ -125,6 +125,17 @@ class GcDaemon:
         self, *, task_status: anyio.abc.TaskStatus[GcDaemon] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         s = self.settings
+        if s.metrics_port is not None or s.metrics_file:
+            await anyio.to_thread.run_sync(self.metrics.add_process_metrics)
+        with self._send, self._receive:
+            await self._run(task_status)
+        if s.metrics_file:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+                await anyio.to_thread.run_sync(self.metrics.write_file, s.metrics_file)
+        log_event(INFO, "stopped", passes=self.passes)
+
+    async def _run(self, task_status: anyio.abc.TaskStatus[GcDaemon]) -> None:
+        s = self.settings
         async with anyio.create_task_group() as tg:
             if s.metrics_port is not None:
                 self.metrics_port = await tg.start(serve_metrics, self.metrics, s.metrics_port)
@@ -160,10 +171,6 @@ class GcDaemon:
                 while self._busy:
                     await self._wait_idle()
             tg.cancel_scope.cancel()
-        if s.metrics_file:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-                await anyio.to_thread.run_sync(self.metrics.write_file, s.metrics_file)
-        log_event(INFO, "stopped", passes=self.passes)
 
     # -- queue and workers -------------------------------------------------------------------
     def _enqueue(self, path: str) -> None:

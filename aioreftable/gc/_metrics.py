@@ -31,10 +31,12 @@ class _TablesCollector(Collector):
     """Tables per stack as a gauge histogram: the current distribution, not a history."""
 
     def __init__(self, counts: list[int]):
-        self._counts = counts  # per bucket of TABLE_BUCKETS, plus +Inf; kept by the daemon
+        # stacks per bucket of TABLE_BUCKETS, then +Inf, then the sum of tables; the daemon
+        # keeps it up to date on its own thread
+        self._counts = counts
 
     def collect(self) -> Iterator[GaugeHistogramMetricFamily]:
-        counts = list(self._counts)  # a copy: the daemon updates it on its own thread
+        *counts, tables = list(self._counts)  # a copy
         buckets, total = [], 0
         for bound, n in zip((*map(str, TABLE_BUCKETS), "+Inf"), counts, strict=True):
             total += n
@@ -43,6 +45,7 @@ class _TablesCollector(Collector):
             "aioreftable_gc_stack_tables",
             "Tables per watched stack (current distribution; a stack counts once)",
             buckets=buckets,
+            gsum_value=float(tables),
         )
 
 
@@ -120,16 +123,22 @@ class GcMetrics:
         self.failures = Counter(
             "aioreftable_gc_failures", "Failed steps, by kind of error", ["kind"], registry=r
         )
-        ProcessCollector(namespace="aioreftable_gc", registry=r)
-        self.table_counts = [0] * (len(TABLE_BUCKETS) + 1)
+        self.table_counts = [0] * (len(TABLE_BUCKETS) + 2)
         r.register(_TablesCollector(self.table_counts))
+
+    def add_process_metrics(self) -> None:
+        """CPU, memory and descriptors of this process (blocking: it reads /proc)."""
+        ProcessCollector(namespace="aioreftable_gc", registry=self.registry)
 
     def move_tables(self, old: int | None, new: int | None) -> None:
         """A stack's table count changed from ``old`` to ``new`` (None: not counted)."""
+        counts = self.table_counts
         if old is not None:
-            self.table_counts[bisect.bisect_left(TABLE_BUCKETS, old)] -= 1
+            counts[bisect.bisect_left(TABLE_BUCKETS, old)] -= 1
+            counts[-1] -= old
         if new is not None:
-            self.table_counts[bisect.bisect_left(TABLE_BUCKETS, new)] += 1
+            counts[bisect.bisect_left(TABLE_BUCKETS, new)] += 1
+            counts[-1] += new
 
     def render(self) -> bytes:
         """The Prometheus text format (blocking: it reads /proc; run it in a thread)."""
@@ -158,7 +167,12 @@ async def _handle(metrics: GcMetrics, stream: anyio.abc.SocketStream) -> None:
                 if path != b"/metrics":
                     await stream.send(_response(404, b"text/plain", b"not found: try /metrics\n"))
                     return
-                body = await anyio.to_thread.run_sync(metrics.render)
+                try:
+                    body = await anyio.to_thread.run_sync(metrics.render)
+                except Exception as exc:  # a broken collector must not stop the daemon
+                    _log.warning("metrics_failed", extra={"gc_fields": {"error": repr(exc)}})
+                    await stream.send(_response(500, b"text/plain", b"metrics failed\n"))
+                    return
                 if line[0] == b"HEAD":
                     body = b""
                 await stream.send(_response(200, CONTENT_TYPE_LATEST.encode(), body))
@@ -167,7 +181,9 @@ async def _handle(metrics: GcMetrics, stream: anyio.abc.SocketStream) -> None:
 
 
 def _response(status: int, content_type: bytes, body: bytes) -> bytes:
-    reason = {200: b"OK", 404: b"Not Found", 405: b"Method Not Allowed"}[status]
+    reason = {200: b"OK", 404: b"Not Found", 405: b"Method Not Allowed", 500: b"Server Error"}[
+        status
+    ]
     head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
     return head % (status, reason, content_type, len(body)) + body
 
