@@ -138,7 +138,9 @@ def changes_between(
     ``after``, given ``before``, the state at ``after``; changes at or below ``floor``
     only advance the state (they are not returned).
 
-    A table that merged several updates of one ref holds only the newest record; the
+    Reflog entries written without a ref record (HEAD's, when its branch moves) are
+    changes too, with the ids of the entry. A table that merged several updates of one
+    ref holds only the newest record; the
     ref's reflog entries then give every step when they chain exactly, else the change
     is delivered once, from the old state to the newest value. ChangeFeedGapError when
     such a merged change spans ``floor`` (its value at ``floor`` is unknown)."""
@@ -174,8 +176,35 @@ def changes_between(
                     )
                 ]
             batch.extend(step for step in steps if step.update_index > floor)
+        batch.extend(_log_only(table, prefix, after, floor, algo))
         batch.sort(key=lambda c: (c.update_index, c.refname))
         out.extend(batch)
+    return out
+
+
+def _log_only(
+    table: TableReader, prefix: bytes, after: int, floor: int, algo: HashAlgorithm
+) -> list[RefChange]:
+    """Updates that wrote only a reflog entry (git's REF_LOG_ONLY: HEAD's entry when the
+    branch it points to moves), for refs without a ref record in ``table`` after ``after``."""
+    with_records = {r.refname for r in table.iter_refs(prefix) if r.update_index > after}
+    out = []
+    for log in table.seek_logs(prefix):
+        if not log.refname.startswith(prefix):
+            break
+        if log.update_index <= max(after, floor) or log.is_deletion:
+            continue
+        if log.refname in with_records or (log.old_id == log.new_id == algo.null_id):
+            continue
+        out.append(
+            RefChange(
+                decode_name(log.refname),
+                log.old_id.hex(),
+                log.new_id.hex(),
+                log.update_index,
+                _text(log.message),
+            )
+        )
     return out
 
 
