@@ -71,6 +71,9 @@ _LAZY: dict[str, str] = {
     "ConfigError": "._refs",
     "DateError": "._refs",
     "UnsupportedConfigWarning": "._refs._config",
+    "ChangeFeed": "._refs._feed",
+    "ChangeFeedGapError": "._refs._feed",
+    "RefChange": "._refs._feed",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,6 +93,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._refs import open_ref_store as open_ref_store
     from ._refs import refname_is_safe as refname_is_safe
     from ._refs._config import UnsupportedConfigWarning as UnsupportedConfigWarning
+    from ._refs._feed import ChangeFeed as ChangeFeed
+    from ._refs._feed import ChangeFeedGapError as ChangeFeedGapError
+    from ._refs._feed import RefChange as RefChange
     from ._refs._maintenance import VerifyFinding as VerifyFinding
     from ._refs._peel import ObjectDatabase as ObjectDatabase
     from ._refs._peel import ObjectInfo as ObjectInfo
@@ -105,6 +111,8 @@ __all__ = [
     "Addition",
     "Batch",
     "BatchResult",
+    "ChangeFeed",
+    "ChangeFeedGapError",
     "ChecksumError",
     "ConfigError",
     "DateError",
@@ -131,6 +139,7 @@ __all__ = [
     "RefExistsError",
     "RefMissingError",
     "Ref",
+    "RefChange",
     "RefStore",
     "ReflogEntry",
     "RefnameError",

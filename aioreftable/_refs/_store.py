@@ -31,6 +31,7 @@ from ._core import (
     is_root_ref,
     ref_from_record,
 )
+from ._feed import ChangeFeed
 from ._maintenance import VerifyFinding
 from ._peel import ObjectDatabase, Peeler, PeelFunction, function_peeler
 from ._reflogs import ExpireOptions, ExpirePolicy
@@ -159,6 +160,25 @@ class RefStore:
         """``async with store.batch() as b:`` like a transaction, but an update that fails
         its checks is rejected (``b.results``) while the others commit in one table."""
         return open_batch(self._core, message, create_reflog=create_reflog)
+
+    # -- the change feed (_feed.py) ---------------------------------------------------------
+    def watch(
+        self, prefix: str = "", *, since: int | None = None, poll_interval: float | None = None
+    ) -> ChangeFeed:
+        """``async for change in store.watch("refs/heads/"):`` one :class:`RefChange` per
+        ref update committed to the main stack by any process (git included), in
+        update-index order, waiting for new ones (inotify, else polling every
+        ``poll_interval`` seconds). ``since=None`` starts at the state current when
+        iteration begins (or at :meth:`ChangeFeed.start`); ``since=N`` resumes after
+        update index N (ChangeFeedGapError when that state is gone). Per-worktree refs of
+        a linked worktree live in its own stack and are not part of this feed."""
+        return ChangeFeed(
+            self._core.main,
+            self._core.hash,
+            prefix=prefix,
+            since=since,
+            poll_interval=poll_interval,
+        )
 
     def statistics(self) -> StackStatistics:
         """Counters of the main stack (tables, bytes, additions, compactions, ...)."""

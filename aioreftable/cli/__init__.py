@@ -42,6 +42,9 @@ def _parser() -> GitArgumentParser:
     from ._gc import add_parser as add_gc
 
     add_gc(sub.add_parser)
+    from ._watch import add_parser as add_watch
+
+    add_watch(sub)
     dump = sub.add_parser("dump", help="print a table or a reftable/ directory")
     dump.add_argument("path", help="a .ref file, a reftable/ directory, a repository or a worktree")
     dump.add_argument("--json", action="store_true", help="machine-readable output")
@@ -100,6 +103,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ._gc import run_gc
 
         return run_gc(args)
+    if args.command == "watch":
+        from ._watch import run_watch
+
+        return run_watch(args)
     from ._dump import run_dump
 
     return run_dump(args)
