@@ -74,6 +74,8 @@ _LAZY: dict[str, str] = {
     "ChangeFeed": "._refs._feed",
     "ChangeFeedGapError": "._refs._feed",
     "RefChange": "._refs._feed",
+    "GroupCommit": "._refs._group",
+    "GroupStatistics": "._refs._group",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,6 +98,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._refs._feed import ChangeFeed as ChangeFeed
     from ._refs._feed import ChangeFeedGapError as ChangeFeedGapError
     from ._refs._feed import RefChange as RefChange
+    from ._refs._group import GroupCommit as GroupCommit
+    from ._refs._group import GroupStatistics as GroupStatistics
     from ._refs._maintenance import VerifyFinding as VerifyFinding
     from ._refs._peel import ObjectDatabase as ObjectDatabase
     from ._refs._peel import ObjectInfo as ObjectInfo
@@ -122,6 +126,8 @@ __all__ = [
     "ExpectedSymrefError",
     "ExpirePolicy",
     "FormatError",
+    "GroupCommit",
+    "GroupStatistics",
     "IncorrectOldValueError",
     "InvalidNewValueError",
     "InvalidObjectIdError",

@@ -73,7 +73,9 @@ def test_every_exception_class_of_the_library_is_exported() -> None:
     """A caller can catch whatever the library raises by a name from ``aioreftable``.
 
     Every exception (and warning) class defined in the library proper is exported; the
-    CLI's private exceptions never leave the CLI."""
+    CLI's private exceptions never leave the CLI, and a library class marked private
+    with a leading underscore is control flow between two modules that never reaches a
+    caller (``_transaction._OutsideGroup``: caught by group commit)."""
     missing: list[str] = []
     classes = 0
     for module_name in _package_modules():
@@ -88,6 +90,8 @@ def test_every_exception_class_of_the_library_is_exported() -> None:
             ):
                 classes += 1
                 name = value.__name__
+                if name.startswith("_"):
+                    continue
                 if getattr(aioreftable, name, None) is not value or name not in aioreftable.__all__:
                     missing.append(f"{module_name}.{name}")
     assert classes >= 20

@@ -32,6 +32,7 @@ from ._core import (
     ref_from_record,
 )
 from ._feed import ChangeFeed
+from ._group import GroupCommit, GroupCommitter, GroupStatistics
 from ._maintenance import VerifyFinding
 from ._peel import ObjectDatabase, Peeler, PeelFunction, function_peeler
 from ._reflogs import ExpireOptions, ExpirePolicy
@@ -57,8 +58,14 @@ class RefStore:
     committed; writes go through :meth:`transaction`. The rules live in the core
     (``_core.py``) and the operation modules; this class composes them."""
 
-    def __init__(self, core: RefCore, objects: ObjectDatabase | None = None):
+    def __init__(
+        self,
+        core: RefCore,
+        objects: ObjectDatabase | None = None,
+        group: GroupCommitter | None = None,
+    ):
         self._core = core
+        self._group = group
         self._main = core.main  # the main stack (statistics; tests wait for its compactions)
         self.layout = core.layout
         self.config = core.config
@@ -151,7 +158,11 @@ class RefStore:
         checked and committed on a clean exit and dropped on an exception.
         ``skip_object_check``: new ids need not exist (git's REF_SKIP_OID_VERIFICATION)."""
         return open_transaction(
-            self._core, message, create_reflog=create_reflog, skip_object_check=skip_object_check
+            self._core,
+            message,
+            create_reflog=create_reflog,
+            skip_object_check=skip_object_check,
+            submit=None if self._group is None else self._group.commit,
         )
 
     def batch(
@@ -179,6 +190,11 @@ class RefStore:
             since=since,
             poll_interval=poll_interval,
         )
+
+    @property
+    def group_statistics(self) -> GroupStatistics | None:
+        """Counters of group commit (None when the store was opened without it)."""
+        return None if self._group is None else self._group.stats
 
     def statistics(self) -> StackStatistics:
         """Counters of the main stack (tables, bytes, additions, compactions, ...)."""
@@ -288,6 +304,7 @@ async def open_ref_store(
     peel: PeelFunction | None = None,
     object_database: bool = True,
     verify_objects: bool = True,
+    group_commit: bool | GroupCommit = True,
 ) -> AsyncIterator[RefStore]:
     """Open the refs of the repository at ``path`` (a work tree, a ``.git`` dir, a linked
     worktree or a bare repository).
@@ -296,7 +313,11 @@ async def open_ref_store(
     (GIT_COMMITTER_NAME/EMAIL/DATE). The repository's object database is ``store.objects``
     unless ``object_database`` is False (it is closed with the store). Annotated tags are
     peeled with ``peel`` if given, else with that database; ``verify_objects`` refuses new
-    values that are not in the database, as git does."""
+    values that are not in the database, as git does.
+
+    ``group_commit`` (on by default; a :class:`GroupCommit` sets its knobs): transactions
+    committed at once by tasks of this process share one lock and one table, each with
+    its own checks, update index and reflog entries (docs/refstore.md)."""
     env = os.environ if env is None else env
     layout = await anyio.to_thread.run_sync(discover, path, env)
     config = await load_store_config(layout, env, path, partial(read_head_ref, layout, env))
@@ -315,4 +336,6 @@ async def open_ref_store(
             scope.push_async_callback(database.aclose)
         main, worktree = await _open_stacks(scope, layout, config.stack_options())
         core = RefCore(layout, config, env, main, worktree, peeler, verify_objects)
-        yield RefStore(core, database)
+        settings = GroupCommit() if group_commit is True else group_commit or None
+        group = None if settings is None else GroupCommitter(core, settings)
+        yield RefStore(core, database, group)

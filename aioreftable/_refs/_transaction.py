@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, final
@@ -117,6 +117,30 @@ class StackWork:
     context: AbstractAsyncContextManager[Addition]
     addition: Addition
     queued: list[tuple[Update, bytes]] = field(default_factory=list)
+
+
+class _OutsideGroup(Exception):
+    """A group's commit touched a stack the group does not hold (the transaction then
+    commits on its own)."""
+
+    def __init__(self, key: StackKey):
+        super().__init__(f"outside the group's stack: {key}")
+        self.key = key
+
+
+@final
+class BorrowedAddition(AbstractAsyncContextManager[Addition]):
+    """An addition someone else holds and commits (a group commit's per-transaction
+    slice): entering and leaving it does nothing."""
+
+    def __init__(self, addition: Addition):
+        self.addition = addition
+
+    async def __aenter__(self) -> Addition:
+        return self.addition
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
 
 
 class UpdateQueue:
@@ -360,11 +384,17 @@ class Commit(Generic[R]):
     other checks, as in git 2.51."""
 
     def __init__(
-        self, core: RefCore, updates: list[Update], allow_failure: AllowFailure[R] | None = None
+        self,
+        core: RefCore,
+        updates: list[Update],
+        allow_failure: AllowFailure[R] | None = None,
+        *,
+        borrowed: Mapping[StackKey, StackWork] | None = None,
     ):
         self.core = core
         self.updates = list(updates)
         self.allow_failure = allow_failure
+        self.borrowed = borrowed
         self.rejected: dict[int, tuple[TransactionError, R]] = {}
         self.root = {id(u): n for n, u in enumerate(updates)}  # derived -> its caller's
         self.deferred: list[tuple[str, int]] = []  # D/F checks of a batch
@@ -377,10 +407,19 @@ class Commit(Generic[R]):
     async def run(self) -> None:
         if not self.updates:
             return
-        committer = await self.core.committer.get()  # off the loop, before any lock
+        await self.execute(await self.gather())
+
+    async def gather(self) -> Committer:
+        """What needs no lock, off the event loop: the committer and the objects of the
+        new values (``objects``)."""
+        committer = await self.core.committer.get()
+        await self._lookup_objects()
+        return committer
+
+    async def execute(self, committer: Committer) -> None:
+        """Lock, check and write (after :meth:`gather`)."""
         async with self.scope:
             try:
-                await self._lookup_objects()
                 await self._prepare()
             except BaseException as exc:
                 await self._abort(list(self.work.values()), exc)
@@ -403,6 +442,11 @@ class Commit(Generic[R]):
         """Lock ``key``'s stack (first touch) with a reload under the lock."""
         work = self.work.get(key)
         if work is not None:
+            return work
+        if self.borrowed is not None:  # a group's commit: only the stacks it holds
+            if key not in self.borrowed:
+                raise _OutsideGroup(key)
+            work = self.work[key] = self.borrowed[key]
             return work
         stack = await self.core.stack_for(key, self.scope)  # WorktreeNotFoundError
         context = stack.addition()
@@ -693,10 +737,17 @@ async def open_transaction(
     *,
     create_reflog: bool = False,
     skip_object_check: bool = False,
+    submit: Callable[[list[Update]], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Transaction]:
+    """A transaction whose updates commit on a clean exit: through ``submit`` (group
+    commit) if given, else on their own."""
     tx = Transaction(core, message, create_reflog, skip_object_check=skip_object_check)
     try:
         yield tx
     finally:
         tx.closed = True
-    await Commit(core, tx.queued).run()
+    if submit is not None:
+        await submit(tx.queued)
+    else:
+        commit: Commit[None] = Commit(core, tx.queued)
+        await commit.run()

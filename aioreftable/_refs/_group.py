@@ -1,0 +1,290 @@
+"""Group commit: the transactions one process commits at once to one stack share one lock
+and one table, each with its own checks, update index and reflog entries.
+
+While a batch holds ``tables.list.lock`` and writes, the next one gathers. The first
+transaction to arrive while no batch runs leads: it seals the batch (every transaction
+waiting, up to ``max_batch``), runs it and hands the lead to the next waiter. Under the
+lock the batch reloads the stack and runs each transaction's prepare (git's protocol,
+unchanged) against the state the transactions before it leave, in submission order: a
+transaction that fails its checks is rejected alone; each one accepted is written as a
+table in memory that the next one reads through; at the end their records form one
+table, one update index per transaction.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import final
+
+import anyio
+
+from .._format._reader import TableReader
+from .._format._records import LogRecord, RefRecord
+from .._format._writer import TableWriter
+from .._stack import Addition, Snapshot, Stack
+from ._core import RefCore, StackKey
+from ._ident import Committer
+from ._peel import ObjectInfo
+from ._transaction import BorrowedAddition, Commit, StackWork, Update, _OutsideGroup
+
+__all__ = ["GroupCommit", "GroupCommitter", "GroupStatistics"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCommit:
+    """Settings of group commit (``open_ref_store(..., group_commit=GroupCommit(...))``).
+
+    ``max_batch``: most transactions in one table; ``delay``: seconds the leader waits
+    for more transactions before sealing (0: gather only what queued while the previous
+    batch was writing)."""
+
+    max_batch: int = 256
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
+        if not self.delay >= 0:
+            raise ValueError(f"delay must be >= 0 seconds, got {self.delay}")
+
+
+@dataclass(slots=True)
+class GroupStatistics:
+    """Counters of one store's group commit (this process only)."""
+
+    batches: int = 0  # tables written (or attempted) by batches
+    transactions: int = 0  # transactions committed through batches
+    rejected: int = 0  # transactions a batch rejected (their own checks failed)
+    deferred: int = 0  # times a transaction waited for the next batch (a ref in common)
+    alone: int = 0  # transactions committed on their own (several stacks)
+    largest: int = 0  # most transactions in one batch
+
+
+class _State(enum.Enum):
+    QUEUED = "queued"  # waiting; cancelling withdraws it
+    SEALED = "sealed"  # in the running batch: it commits or fails with it
+    DONE = "done"
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """One transaction waiting for (or inside) a batch."""
+
+    updates: list[Update]
+    committer: Committer
+    objects: dict[str, ObjectInfo | None]
+    wake: anyio.Event = field(default_factory=anyio.Event)
+    state: _State = _State.QUEUED
+    lead: bool = False  # woken to lead the next batch
+    alone: bool = False  # woken to commit on its own
+    error: BaseException | None = None
+
+    def finish(self, error: BaseException | None) -> None:
+        self.state, self.error = _State.DONE, error
+        self.wake.set()
+
+
+@final
+class GroupCommitter:
+    """The batches of one store: one queue per stack (main, or this worktree's)."""
+
+    def __init__(self, core: RefCore, settings: GroupCommit):
+        self.core = core
+        self.settings = settings
+        self.stats = GroupStatistics()
+        self._queues: dict[StackKey, _Queue] = {}
+
+    async def commit(self, updates: list[Update]) -> None:
+        """Commit one transaction's updates; returns once its table is durable."""
+        if not updates:
+            return
+        keys = {self.core.route(u.refname)[0] for u in updates}
+        key = keys.pop() if len(keys) == 1 else None
+        if key not in ("main", "current"):  # several stacks, or another worktree's
+            self.stats.alone += 1
+            alone: Commit[None] = Commit(self.core, updates)
+            await alone.run()
+            return
+        probe: Commit[None] = Commit(self.core, updates)
+        committer = await probe.gather()  # identity and objects: before any lock
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = _Queue(self, key)
+        await queue.submit(_Pending(updates, committer, probe.objects))
+
+
+@final
+class _Queue:
+    """Transactions for one stack: who waits, who leads, and the batch run."""
+
+    def __init__(self, group: GroupCommitter, key: StackKey):
+        self.group = group
+        self.key = key
+        self.waiting: deque[_Pending] = deque()
+        self.leading = False
+
+    async def submit(self, p: _Pending) -> None:
+        self.waiting.append(p)
+        if self.leading:
+            try:
+                await p.wake.wait()  # set once: to lead, to commit alone, or when done
+            except anyio.get_cancelled_exc_class():
+                if p.state is _State.QUEUED:  # not sealed yet: withdrawn without trace
+                    self.waiting.remove(p)
+                    if p.lead:
+                        self._hand_off()
+                raise
+        else:
+            self.leading = p.lead = True
+        if p.lead and p.state is _State.QUEUED:
+            await self._lead(p)
+        if p.alone:
+            await self._alone(p)
+        elif p.error is not None:
+            raise p.error
+
+    async def _alone(self, p: _Pending) -> None:
+        self.group.stats.alone += 1
+        commit: Commit[None] = Commit(self.group.core, _copies(p.updates))
+        commit.objects = p.objects
+        await commit.execute(p.committer)
+
+    async def _lead(self, p: _Pending) -> None:
+        try:
+            if self.group.settings.delay:
+                await anyio.sleep(self.group.settings.delay)  # cancelled: p is withdrawn
+            batch = self._seal()
+        except BaseException:
+            if p.state is _State.QUEUED:
+                self.waiting.remove(p)
+            self._hand_off()
+            raise
+        try:
+            with anyio.CancelScope(shield=True):  # sealed: the batch runs to its end
+                await self._run(batch)
+        finally:
+            self._hand_off()
+
+    def _seal(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        while self.waiting and len(batch) < self.group.settings.max_batch:
+            p = self.waiting.popleft()
+            p.state = _State.SEALED
+            batch.append(p)
+        return batch
+
+    def _hand_off(self) -> None:
+        """The next waiter leads (it seals what gathered meanwhile), or nobody does."""
+        if self.waiting:
+            nxt = self.waiting[0]
+            nxt.lead = True
+            nxt.wake.set()
+        else:
+            self.leading = False
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        group = self.group
+        stack = group.core.main if self.key == "main" else group.core.own_stack
+        group.stats.batches += 1
+        accepted: list[_Pending] = []
+        later: list[_Pending] = []
+        try:
+            async with stack.addition(exact_log_message=True) as add:
+                accepted, later = await self._prepare(stack, add, batch)
+        except BaseException as exc:
+            for p in batch:
+                if p.state is not _State.DONE and p not in later:
+                    p.finish(exc)
+            raise
+        finally:
+            for p in reversed(later):  # first in line for the next batch, in order
+                if p.alone:
+                    p.wake.set()
+                elif p.state is _State.SEALED:
+                    p.state = _State.QUEUED
+                    self.waiting.appendleft(p)
+        for p in accepted:
+            p.finish(None)
+        group.stats.transactions += len(accepted)
+        group.stats.largest = max(group.stats.largest, len(accepted))
+
+    async def _prepare(
+        self, stack: Stack, add: Addition, batch: list[_Pending]
+    ) -> tuple[list[_Pending], list[_Pending]]:
+        """Each transaction against the state the ones before it leave; their records go
+        into ``add``'s writer. Returns the accepted and those that wait for the next
+        batch (a ref in common with an accepted one, or a stack the batch does not
+        hold: those commit on their own)."""
+        group = self.group
+        snap, index = add.snapshot, add.update_index
+        taken: set[str] = set()
+        accepted: list[_Pending] = []
+        later: list[_Pending] = []
+        tables: list[TableReader] = []
+        for p in batch:
+            if any(u.refname in taken for u in p.updates):
+                group.stats.deferred += 1
+                later.append(p)
+                continue
+            writer = TableWriter(stack.options.write_options)
+            writer.set_limits(index, index)
+            mine = Addition(snap, index, writer)
+            work = StackWork(stack, BorrowedAddition(mine), mine)
+            commit: Commit[None] = Commit(group.core, _copies(p.updates), borrowed={self.key: work})
+            commit.objects = p.objects
+            try:
+                await commit.execute(p.committer)
+            except _OutsideGroup:
+                p.alone = True
+                later.append(p)
+                continue
+            except Exception as exc:  # this transaction's own failure
+                group.stats.rejected += 1
+                p.finish(exc)
+                continue
+            if commit.affected & taken:  # through a symref or HEAD
+                group.stats.deferred += 1
+                later.append(p)
+                continue
+            taken |= commit.affected
+            accepted.append(p)
+            if writer.record_count:
+                table = TableReader.from_bytes(writer.finish(), name=f"(batch {index})")
+                tables.append(table)
+                snap = _extended(snap, table)
+                index += 1
+        if tables:
+            _write_batch(add, tables, index - 1)
+        return accepted, later
+
+
+def _copies(updates: Sequence[Update]) -> list[Update]:
+    """Fresh updates for one attempt (prepare marks the ones it is given)."""
+    return [copy.copy(u) for u in updates]
+
+
+def _extended(snap: Snapshot, table: TableReader) -> Snapshot:
+    """``snap`` with one more (in-memory) table on top."""
+    return Snapshot(
+        (*snap.table_names, table.name or "(batch)"),
+        (*snap.readers, table),
+        snap.hash,
+        snap.generation,
+    )
+
+
+def _write_batch(add: Addition, tables: list[TableReader], last: int) -> None:
+    """The records of the transactions' tables (distinct refs, distinct log keys) as the
+    one table of the batch."""
+    refs: list[RefRecord] = []
+    logs: list[LogRecord] = []
+    for table in tables:
+        refs.extend(table.iter_refs())
+        logs.extend(table.iter_logs())
+    add.writer.set_limits(add.update_index, last)
+    add.writer.add_refs(refs)
+    add.writer.add_logs(logs)
