@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import final
 
 import anyio
+import anyio.lowlevel
 
 from .._format._reader import TableReader
 from .._format._records import LogRecord, RefRecord
@@ -133,19 +134,29 @@ class _Queue:
             try:
                 await p.wake.wait()  # set once: to lead, to commit alone, or when done
             except anyio.get_cancelled_exc_class():
-                if p.state is _State.QUEUED:  # not sealed yet: withdrawn without trace
-                    self.waiting.remove(p)
-                    if p.lead:
-                        self._hand_off()
+                await self._withdraw(p)
                 raise
         else:
             self.leading = p.lead = True
         if p.lead and p.state is _State.QUEUED:
             await self._lead(p)
+            await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled while sealed
         if p.alone:
             await self._alone(p)
         elif p.error is not None:
             raise p.error
+
+    async def _withdraw(self, p: _Pending) -> None:
+        """A waiter was cancelled: if its batch is sealed, wait for the batch (the
+        transaction commits or fails with it); if not, withdraw it without trace."""
+        while p.state is _State.SEALED:
+            with anyio.CancelScope(shield=True):
+                await p.wake.wait()
+        if p.state is _State.QUEUED:
+            if p in self.waiting:
+                self.waiting.remove(p)
+            if p.lead:
+                self._hand_off()
 
     async def _alone(self, p: _Pending) -> None:
         self.group.stats.alone += 1
@@ -202,7 +213,8 @@ class _Queue:
             raise
         finally:
             for p in reversed(later):  # first in line for the next batch, in order
-                if p.alone:
+                if p.alone:  # out of the batch: it commits on its own
+                    p.state = _State.QUEUED
                     p.wake.set()
                 elif p.state is _State.SEALED:
                     p.state = _State.QUEUED
