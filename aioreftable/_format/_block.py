@@ -160,6 +160,7 @@ class Block:
         "hash_size",
         "header_off",
         "min_update_index",
+        "nbytes",
         "offset",
         "on_disk_size",
         "restart_count",
@@ -199,6 +200,9 @@ class Block:
         self._entries: tuple[list[bytes], list[int]] | None = None
         self._hot: bytes | None = None  # the compiled decoder's packed _entries
         self._seeks = 0
+        # bytes this block holds, roughly: its data and the decoded keys it keeps (grows
+        # when it turns hot; the block cache's budget counts this)
+        self.nbytes = _BLOCK_COST + block_len
 
     # -- low level ---------------------------------------------------------------------
     def _err(self, reason: str, pos: int) -> FormatError:
@@ -309,6 +313,7 @@ class Block:
         keys = self._restart_keys
         if keys is None:
             keys = self._restart_keys = [self._restart_key(i) for i in range(self.restart_count)]
+            self.nbytes += _KEY_COST * len(keys)
         return keys
 
     def _restart_pos(self, i: int) -> int:
@@ -350,8 +355,10 @@ class Block:
                 args = (self.data, self.first_pos, self.restart_off, self.hash_size)
                 self._hot = _speedups.hot_index(*args)
                 if self._hot is not None:
+                    self.nbytes += len(self._hot)
                     return self.seek(want)
             self._entries = self._decode_keys()
+            self.nbytes += _KEY_COST * len(self._entries[0])
             return self.seek(want)
         if fast and _speedups is not None:
             found = _speedups.seek(
@@ -430,6 +437,7 @@ class Block:
                 keys.append(rec.last_key)
                 offsets.append(rec.offset)
             cached = self._index = (keys, offsets)
+            self.nbytes += _KEY_COST * len(keys)
         return cached
 
     def records(self, pos: int | None = None, prev: bytes = b"") -> Iterator[Any]:
@@ -514,18 +522,6 @@ class Block:
             rec, pos = self._value_at(key, vt, vpos)
             prev = key
             yield rec
-
-    def cost(self) -> int:
-        """Bytes this block holds (its data and whatever it decoded and keeps), roughly."""
-        n = _BLOCK_COST + len(self.data)
-        if self._hot is not None:
-            n += len(self._hot)
-        for cached in (self._entries, self._index):
-            if cached is not None:
-                n += _KEY_COST * len(cached[0])
-        if self._restart_keys is not None:
-            n += _KEY_COST * len(self._restart_keys)
-        return n
 
     def record_count(self) -> int:
         return sum(1 for _ in self.records())

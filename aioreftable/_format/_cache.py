@@ -22,7 +22,7 @@ _owners = itertools.count(1)
 
 class BlockCache:
     """An LRU of parsed blocks keyed by (table, offset), bounded by ``max_bytes`` (what a
-    block holds: its bytes and its decoded keys, ``Block.cost()``) and, if given, by
+    block holds: its bytes and its decoded keys, ``Block.nbytes``) and, if given, by
     ``max_blocks``. Thread-safe: every access takes one lock.
 
     A block's cost grows when seeks make it hot (its keys are decoded); the cache charges
@@ -71,7 +71,7 @@ class BlockCache:
             self.hits += 1
             blk, charged = entry
             self._entries.move_to_end(key)
-            cost = blk.cost()
+            cost = blk.nbytes
             if cost != charged:  # it turned hot since: charge its decoded keys too
                 self._entries[key] = (blk, cost)
                 self._bytes += cost - charged
@@ -80,7 +80,7 @@ class BlockCache:
 
     def put(self, owner: int, offset: int, blk: Block) -> None:
         key = (owner, offset)
-        cost = blk.cost()
+        cost = blk.nbytes
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:

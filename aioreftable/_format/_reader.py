@@ -94,6 +94,9 @@ class TableReader:
             cache = BlockCache(max_bytes=1 << 62, max_blocks=max(1, cache_blocks))
         self._cache = process_cache() if cache is None else cache
         self._owner = BlockCache.new_owner()
+        # the first block of a run that has no second block (a one-block top index level),
+        # by (offset, type): where every seek starts, kept out of the cache
+        self._alone: dict[tuple[int, int], Block] = {}
         # a reader dropped without close() gives its blocks back too
         weakref.finalize(self, self._cache.discard, self._owner)
         self._ref_range: tuple[bytes, bytes] | Literal[False] | None = False
@@ -119,6 +122,7 @@ class TableReader:
             raise
 
     def close(self) -> None:
+        self._alone.clear()
         self._cache.discard(self._owner)
         self.source.close()
 
@@ -326,12 +330,19 @@ class TableReader:
 
     # -- seeking and iteration ---------------------------------------------------------
     def _linear_seek(self, start: int, typ: int, want: bytes) -> Block:
+        alone = self._alone.get((start, typ))
+        if alone is not None:
+            return alone
         blk = self._req(start, typ)
+        nxt = self._next_block(blk, typ)
+        if nxt is None:  # always this block (a top index level is one block): remember it
+            self._alone[start, typ] = blk
+            return blk
         while True:
-            nxt = self._next_block(blk, typ)
             if nxt is None or nxt.first_key() > want:
                 return blk
             blk = nxt
+            nxt = self._next_block(blk, typ)
 
     def _seek(self, typ: int, want: bytes) -> tuple[Block, int, bytes] | None:
         """Locate the first record of section ``typ`` with key >= ``want``."""
