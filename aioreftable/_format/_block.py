@@ -30,7 +30,6 @@ from ._records import (
 __all__ = ["BLOCK_TYPES", "MAX_RESTARTS", "Block", "BlockWriter", "inflate_log_block"]
 
 HOT_AFTER = 4  # seeks into one cached block before all its keys are decoded
-_ALL = 1 << 62  # "no limit" for the compiled decoder
 _BLOCK_COST = 256  # bytes of a Block object and its small fields, for the cache's budget
 _KEY_COST = 120  # a decoded key in a list (bytes object, pointer) with its position
 
@@ -444,19 +443,22 @@ class Block:
         """Decode records from ``pos`` (default: the first) to the end of the block.
 
         Errors come when the iteration reaches the damaged record, after every record
-        before it (the compiled decoder decodes the records before it at once)."""
+        before it."""
         if pos is None:
             pos = self.first_pos
         if self.typ != BLOCK_TYPE_REF:
             return self._records(pos, prev)
         if _speedups is None:
             return self._ref_records(pos, prev)
-        end = self.restart_off
-        args = (self.data, pos, end, prev, self.hash_size, self.min_update_index, _ALL)
-        recs, pos, prev = _speedups.ref_records(*args)
-        if pos >= end:
-            return iter(recs)
-        return itertools.chain(recs, self._ref_records(pos, prev))
+        args = (self.data, pos, self.restart_off, prev, self.hash_size, self.min_update_index)
+        it = _speedups.ref_iter(*args)
+        return itertools.chain(it, self._ref_tail(it))
+
+    def _ref_tail(self, it: _accel.RefIter) -> Iterator[RefRecord]:
+        """Where the compiled iterator stopped before the end, the reference decodes on
+        (the record it stopped at is damaged, and this raises its error)."""
+        if it.pos < self.restart_off:
+            yield from self._ref_records(it.pos, it.prev)
 
     def record_at(self, pos: int, prev: bytes) -> Any:
         """The record at ``pos`` (< ``restart_off``) that follows the key ``prev``."""
