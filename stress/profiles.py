@@ -56,7 +56,7 @@ class Profile:
     kill_git: bool = True  # git writer processes may be killed too
     preload_refs: int = 0  # refs created before the run (one table; makes compaction long)
     stale_table_lock: bool = False  # plant a crashed compactor's <table>.ref.lock first
-    pause_grace: float = 1.0  # seconds in-flight operations get before a pause cancels them
+    pause_grace: float = 0.5  # seconds in-flight operations get before a pause cancels them
     seed: int = 1
 
     def to_json(self) -> str:

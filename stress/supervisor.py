@@ -30,7 +30,8 @@ from .profiles import Profile
 from .repos import create_repo, find_git, git_version, remove_abandoned_locks, scan
 
 ROOT = Path(__file__).resolve().parent.parent
-REPLY_TIMEOUT = 120.0
+REPLY_TIMEOUT = 30.0  # a pause takes under a second; a git writer finishes one command
+STALL_SECONDS = 4.0
 
 
 class HungWorker(Exception):
@@ -97,15 +98,25 @@ class Proc:
                 if line == word:
                     return
 
+    def dump_stacks(self) -> None:
+        """SIGUSR1: the worker's faulthandler writes every thread's stack to its log."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGUSR1)
+
     def kill(self) -> None:
-        assert self.process is not None
+        if self.process is None:
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
 
     async def reap(self) -> None:
-        assert self.process is not None
-        await self.process.wait()
-        await self.process.aclose()
+        if self.process is None:
+            return
+        with anyio.CancelScope(shield=True):
+            await self.process.wait()
+            await self.process.aclose()
+        self.process = None
         self.log.close()
 
 
@@ -118,8 +129,11 @@ class Run:
     stacks: list[Path] = field(default_factory=list)
     started: float = 0.0
     kills: int = 0
+    stalls: int = 0
+    quiescing: bool = False
     events: Any = None  # kills.jsonl
     samples: Any = None  # timeline.jsonl
+    diary: Any = None  # supervisor.log
     env: dict[str, str] = field(default_factory=dict)
 
     def record(self, stream: Any, rec: dict[str, Any]) -> None:
@@ -127,26 +141,70 @@ class Run:
         stream.flush()
 
     async def sample(self) -> None:
-        """Tables per stack every half second (the number of lines of tables.list)."""
+        """Tables per stack every half second (the number of lines of tables.list); a
+        ``tables.list.lock`` that stays (same inode) for STALL_SECONDS is a stall: every
+        worker is asked for its stacks (SIGUSR1, into its log) and the stall recorded."""
+        seen: dict[int, tuple[int, float, bool]] = {}
         while True:
             for number, stack in enumerate(self.stacks):
                 text = await anyio.Path(stack / "tables.list").read_text()
-                rec = {"t": round(time.time(), 3), "repo": number, "tables": len(text.split())}
+                now = time.time()
+                rec = {"t": round(now, 3), "repo": number, "tables": len(text.split())}
                 self.record(self.samples, rec)
+                try:
+                    inode = (await anyio.Path(stack / "tables.list.lock").stat()).st_ino
+                except FileNotFoundError:
+                    seen.pop(number, None)
+                    continue
+                first, since, reported = seen.get(number, (inode, now, False))
+                if first != inode:
+                    first, since, reported = inode, now, False
+                if self.quiescing:  # a killed writer's lock, removed once all are paused
+                    since = now
+                if now - since >= STALL_SECONDS and not reported:
+                    reported = True
+                    self.stalls += 1
+                    self.log(f"stall: repo{number} tables.list.lock held {now - since:.1f} s")
+                    self.record(self.events, {"t": now, "when": "stall", "repo": number})
+                    for p in self.procs:
+                        p.dump_stacks()
+                seen[number] = (first, since, reported)
             await anyio.sleep(0.5)
 
-    async def quiesce(self, procs: list[Proc]) -> None:
+    def log(self, message: str) -> None:
+        self.record(self.diary, {"t": round(time.time(), 3), "msg": message})
+
+    async def talk(self, p: Proc, command: str, reply: str) -> None:
+        """Send a command and wait for its reply; a worker that does not answer (hung or
+        crashed) is recorded, killed and started again (a finding of the run)."""
+        try:
+            await p.send(command)
+            await p.expect(reply)
+        except (
+            HungWorker,
+            TimeoutError,
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+        ) as exc:
+            self.log(f"{p.name} did not answer {command}: {type(exc).__name__} {exc}")
+            self.record(
+                self.events,
+                {"t": time.time(), "when": command, "hung": p.name, "error": repr(exc)},
+            )
+            p.dump_stacks()
+            await anyio.sleep(0.5)
+            p.kill()
+            await p.reap()
+            if command != "stop":
+                p.incarnation += 1
+                await p.start(self.out, self.env)
+                if command == "pause":  # it must be paused like the others
+                    await self.talk(p, "pause", "paused")
+
+    async def everyone(self, procs: list[Proc], command: str, reply: str) -> None:
         async with anyio.create_task_group() as tg:
             for p in procs:
-                tg.start_soon(self.pause_one, p)
-
-    async def pause_one(self, p: Proc) -> None:
-        await p.send("pause")
-        await p.expect("paused")
-
-    async def resume_one(self, p: Proc) -> None:
-        await p.send("resume")
-        await p.expect("ready")
+                tg.start_soon(self.talk, p, command, reply)
 
     def sweep(self, when: str, victim: str) -> dict[str, Any]:
         """Record the leftovers of every stack and remove the proven-abandoned locks."""
@@ -167,17 +225,21 @@ class Run:
         profile = self.profile
         eligible = [p for p in self.procs if p.kind == "w" or profile.kill_git]
         victim = self.rng.choice(eligible)
+        self.log(f"kill {victim.name}")
+        self.quiescing = True
         victim.kill()
         self.kills += 1
         await victim.reap()
         others = [p for p in self.procs if p is not victim]
-        await self.quiesce(others)
+        await self.everyone(others, "pause", "paused")
+        self.log("all paused")
         self.record(self.events, self.sweep("after kill", victim.name))
         victim.incarnation += 1
         await victim.start(self.out, self.env)
-        async with anyio.create_task_group() as tg:
-            for p in others:
-                tg.start_soon(self.resume_one, p)
+        self.log(f"{victim.name} started")
+        await self.everyone(others, "resume", "ready")
+        self.quiescing = False
+        self.log("all resumed")
 
     async def main_loop(self) -> None:
         deadline = self.started + self.profile.duration
@@ -193,21 +255,10 @@ class Run:
         return time.time() + self.rng.uniform(low, high)
 
     async def stop_all(self) -> None:
-        async def stop(p: Proc) -> None:
-            try:
-                await p.send("stop")
-                await p.expect("stopped")
-            except (HungWorker, TimeoutError, anyio.BrokenResourceError) as exc:
-                self.record(
-                    self.events,
-                    {"t": time.time(), "when": "stop", "hung": p.name, "error": str(exc)},
-                )
-                p.kill()
+        await self.everyone(self.procs, "stop", "stopped")
+        for p in self.procs:
+            p.kill()  # nothing is left running, whatever happened
             await p.reap()
-
-        async with anyio.create_task_group() as tg:
-            for p in self.procs:
-                tg.start_soon(stop, p)
 
 
 def prepare(profile: Profile, out: Path) -> tuple[dict[str, Any], list[Path]]:
@@ -254,8 +305,9 @@ async def supervise(profile: Profile, out: Path) -> dict[str, Any]:
     with (
         open(out / "kills.jsonl", "w") as events,  # noqa: ASYNC230
         open(out / "timeline.jsonl", "w") as samples,  # noqa: ASYNC230
+        open(out / "supervisor.log", "w") as diary,  # noqa: ASYNC230
     ):
-        r.events, r.samples = events, samples
+        r.events, r.samples, r.diary = events, samples, diary
         async with anyio.create_task_group() as tg:
             for p in r.procs:
                 tg.start_soon(p.start, out, r.env)
@@ -270,6 +322,6 @@ async def supervise(profile: Profile, out: Path) -> dict[str, Any]:
                 tg.cancel_scope.cancel()
         final = r.sweep("end of run", "")
         r.record(events, final)
-    times = {"started": r.started, "ended": ended, "kills": r.kills}
+    times = {"started": r.started, "ended": ended, "kills": r.kills, "stalls": r.stalls}
     (out / "times.json").write_text(json.dumps(times))
     return run
