@@ -16,8 +16,10 @@ Makes one bare reftable repository with git (one commit, empty template), copies
   that leave the stack geometric are not counted); p50/p99/max;
 - shutdown: SIGTERM until exit.
 
-``--safety N``: three concurrent loops of N ``git update-ref`` on one repository at git's
-default lock timeout (100 ms), without and then with the daemon; failures of each.
+``--safety N``: three concurrent loops of N ``git update-ref`` on a fresh repository at
+git's default lock timeout (100 ms), without and with the daemon, ``--rounds`` times
+alternating; failures and seconds of each run (without the daemon the stack grows to 3N
+tables and every update-ref slows down, so the runs with it write at a higher rate).
 Needs git >= 2.45 (AIOREFTABLE_TEST_GIT or git on PATH).
 """
 
@@ -188,12 +190,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def safety(g: str, tmp: Path, updates: int) -> dict[str, int]:
+def safety(g: str, tmp: Path, updates: int, rounds: int) -> dict[str, Any]:
+    """Three concurrent ``git update-ref`` loops on a fresh repository, without and with
+    the daemon, ``rounds`` times alternating; failures and seconds of each."""
     root = tmp / "safety"
-    oid = make_tree(g, root, 1)
-    repo = next(root.iterdir())
+    oid = make_tree(g, root, 2 * rounds)
+    repos = sorted(root.iterdir())
 
-    def loop(prefix: str) -> int:
+    def loop(repo: Path, prefix: str) -> int:
         failures = 0
         for i in range(updates):
             proc = subprocess.run([g, "update-ref", f"refs/heads/{prefix}{i}", oid], cwd=repo,
@@ -201,22 +205,28 @@ def safety(g: str, tmp: Path, updates: int) -> dict[str, int]:
             failures += proc.returncode != 0
         return failures
 
-    def three(tag: str) -> int:
+    def three(repo: Path) -> tuple[int, float]:
+        t = time.monotonic()
         with ThreadPoolExecutor(3) as pool:
-            return sum(pool.map(loop, [f"{tag}{n}-" for n in range(3)]))
+            failures = sum(pool.map(loop, [repo] * 3, ["a-", "b-", "c-"]))
+        return failures, round(time.monotonic() - t, 1)
 
-    without = three("a")
-    daemon = Daemon(root, tmp / "safety.log")
-    daemon.wait_event("started", 60)
-    with_daemon = three("b")
-    daemon.stop()
-    return {
-        "updates": 3 * updates,
-        "failures_without_daemon": without,
-        "failures_with_daemon": with_daemon,
-        "compactions_during": len(daemon.events("compacted")),
-        "give_ups_during": len(daemon.events("gave_up")),
-    }
+    out: dict[str, Any] = {"updates_per_run": 3 * updates, "without": [], "with": []}
+    for r in range(rounds):
+        out["without"].append(three(repos[2 * r]))
+        # the daemon watches only the repository of this run
+        single = tmp / f"safety-{r}"
+        single.mkdir()
+        shutil.move(repos[2 * r + 1], single / "r.git")
+        daemon = Daemon(single, tmp / f"safety-{r}.log")
+        daemon.wait_event("started", 60)
+        out["with"].append(three(single / "r.git"))
+        daemon.stop()
+        out.setdefault("compactions", []).append(len(daemon.events("compacted")))
+        out.setdefault("give_ups", []).append(len(daemon.events("gave_up")))
+    out["failures_without_daemon"] = sum(f for f, _ in out["without"])
+    out["failures_with_daemon"] = sum(f for f, _ in out["with"])
+    return out
 
 
 def main() -> None:
@@ -227,6 +237,7 @@ def main() -> None:
     p.add_argument("--interval", type=float, default=0.05, help="seconds between writes")
     p.add_argument("--watch", default="auto", choices=("auto", "inotify", "poll"))
     p.add_argument("--safety", type=int, default=0, help="updates per loop (0: skip)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of the --safety runs")
     p.add_argument("--keep", help="build the tree in this directory and keep it")
     args = p.parse_args()
     g = find_git()
@@ -240,7 +251,7 @@ def main() -> None:
     }
     try:
         if args.safety:
-            results["safety"] = safety(g, tmp, args.safety)
+            results["safety"] = safety(g, tmp, args.safety, args.rounds)
             print(json.dumps(results, indent=2))
             return
         root = tmp / "root"

@@ -43,6 +43,7 @@ def add_parser(add: Callable[..., GitArgumentParser]) -> None:
     p.add_argument("--concurrency", type=int, metavar="N", help="stacks worked on at once")
     p.add_argument("--lock-timeout", type=_duration("--lock-timeout"), metavar="SECONDS")
     p.add_argument("--max-tables", type=int, metavar="N", help="full compaction above N tables")
+    p.add_argument("--tables-per-step", type=int, metavar="N", help="tables per compaction step")
     p.add_argument(
         "--full-compaction-interval", type=_duration("--full-compaction-interval"), metavar="DUR"
     )
@@ -69,6 +70,7 @@ _FLAGS = (
     "concurrency",
     "lock_timeout",
     "max_tables",
+    "tables_per_step",
     "full_compaction_interval",
     "reflog_expire",
     "stale_lock_age",

@@ -36,6 +36,7 @@ class _Entry:
         "again",
         "delay",
         "key",
+        "last_compaction",
         "last_expire",
         "last_full",
         "queued",
@@ -55,6 +56,7 @@ class _Entry:
         self.delay = 0.0
         self.last_full = now
         self.last_expire = 0.0
+        self.last_compaction = 0.0  # monotonic time of the last pass that compacted
         self.stale = 0  # stale locks seen in its directory
 
 
@@ -222,13 +224,17 @@ class GcDaemon:
             self._idle_waiters.clear()
 
     def _retry_later(self, entry: _Entry) -> float:
+        """After a give-up or a failure: a growing delay."""
         s = self.settings
         entry.delay = min(s.max_retry_delay, max(s.retry_delay, entry.delay * 2))
-        entry.retry_at = time.monotonic() + entry.delay
+        self._retry_at(entry, entry.delay)
+        return entry.delay
+
+    def _retry_at(self, entry: _Entry, delay: float) -> None:
+        entry.retry_at = time.monotonic() + delay
         entry.key = 0
         heapq.heappush(self._retries, (entry.retry_at, entry.ref.stack_dir))
         self._retry_wake.set()
-        return entry.delay
 
     async def _retry_loop(self) -> None:
         while True:
@@ -276,11 +282,17 @@ class GcDaemon:
         if scan.tables < 2 and not (expire_due or scan.leftovers):
             entry.key = key
             return
+        wait = entry.last_compaction + s.compaction_interval - time.monotonic()
+        if wait > 0:  # compacted a moment ago: let writers have the stack, come back later
+            self._retry_at(entry, wait)
+            return
         plan = Plan(
             stack_dir=ref.stack_dir,
             git_dir=ref.git_dir,
             lock_timeout=s.lock_timeout,
             max_tables=s.max_tables,
+            tables_per_step=s.tables_per_step,
+            step_pause=s.step_pause,
             full=full_due,
             reflog_cutoff=int(now - policy.reflog_expire)
             if expire_due and policy.reflog_expire is not None
@@ -309,6 +321,7 @@ class GcDaemon:
             m.lock_waits.inc(done.lock_waits)
             m.lock_wait_seconds.inc(done.lock_wait_seconds)
         if done.kind is not None:
+            entry.last_compaction = time.monotonic()
             m.compactions.labels(done.kind).inc(done.compactions)
             m.compaction_seconds.labels(done.kind).observe(done.seconds)
             m.bytes_reclaimed.inc(max(0, done.bytes_before - done.bytes_after))
@@ -336,6 +349,8 @@ class GcDaemon:
             entry.last_expire = now
         changed = done.compactions or done.expired_entries
         entry.key = 0 if changed else key  # our own commit: look once more
+        if done.more:
+            entry.again = True  # a deep stack: the next pass continues
 
     async def _stale_locks(self, entry: _Entry, scan: DirScan) -> None:
         s, m = self.settings, self.metrics
@@ -386,7 +401,7 @@ class GcDaemon:
                     continue
                 log_event(WARNING, "inotify_unavailable", error=repr(failed[0]), fallback="poll")
                 self.metrics.failures.labels("inotify").inc()
-            self.watch_mode = "poll" if dirs else self.watch_mode
+            self.watch_mode = "poll" if dirs else "idle"  # idle: no stack to watch yet
             watching.set()
             async with anyio.create_task_group() as ptg:
                 ptg.start_soon(self._poll_forever)

@@ -91,6 +91,9 @@ class GcSettings:
     retry_delay: float = 0.25  # after giving up a step: first delay, doubling up to the max
     max_retry_delay: float = 60.0
     max_tables: int = 32  # more tables than this: full compaction (0: never)
+    tables_per_step: int = 64  # the most tables one compaction step locks and merges
+    step_pause: float = 0.05  # between two compaction steps of one stack
+    compaction_interval: float = 0.5  # a stack is compacted at most this often
     full_compaction_interval: float | None = None  # full compaction on a schedule
     clean: bool = True  # delete stale tables after compacting
     reflog_expire: float | None = None  # prune reflog entries older than this
@@ -111,6 +114,8 @@ class GcSettings:
             raise UsageError(f"log_format must be text or json, not {self.log_format!r}")
         if self.concurrency < 1:
             raise UsageError("concurrency must be at least 1")
+        if self.tables_per_step < 2:
+            raise UsageError("tables_per_step must be at least 2")
         if self.max_depth < 0 or self.max_tables < 0:
             raise UsageError("max_depth and max_tables must be >= 0")
         for name in ("poll_interval", "sweep_interval", "rescan_interval", "metrics_interval"):
@@ -135,6 +140,8 @@ _DURATIONS = {
     "rescan_interval",
     "lock_timeout",
     "retry_delay",
+    "step_pause",
+    "compaction_interval",
     "max_retry_delay",
     "full_compaction_interval",
     "reflog_expire",
