@@ -3,6 +3,7 @@ with auto-compaction off become geometric again, on inotify and on the polling f
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import anyio
@@ -89,3 +90,26 @@ async def test_serve_gc_keeps_stacks_geometric(tmp_path: Path, git: Git, watch: 
         refs_verify(git, r)
     ours = git("for-each-ref", "--format=%(refname)", "refs/heads/ours*", cwd=bare).split()
     assert len(ours) == 10
+
+
+async def test_repositories_that_appear_later_are_watched(tmp_path: Path, git: Git) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    make_repo(git, root / "first.git", bare=True, refs=2)
+    settings = GcSettings(roots=(str(root),), rescan_interval=0.1, debounce=0.05)
+    async with anyio.create_task_group() as tg:
+        daemon: GcDaemon = await tg.start(serve_gc, settings)
+        assert daemon.stacks == [str(root / "first.git" / "reftable")]
+        oid = make_repo(git, root / "later.git", bare=True, refs=5)
+        later = root / "later.git" / "reftable"
+        with anyio.fail_after(15):
+            await _until(lambda: str(later) in daemon.stacks and is_geometric(later))
+        await _our_writes(later, oid, 6)  # watched now: the change is seen
+        with anyio.fail_after(15):
+            await _until(lambda: is_geometric(later))
+        await anyio.to_thread.run_sync(shutil.rmtree, root / "first.git")
+        with anyio.fail_after(15):
+            await _until(lambda: daemon.stacks == [str(later)])
+        registry = daemon.metrics.registry
+        assert registry.get_sample_value("aioreftable_gc_stacks_watched") == 1
+        daemon.stop()

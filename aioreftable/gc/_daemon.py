@@ -251,8 +251,12 @@ class GcDaemon:
                 await self._retry_wake.wait()
 
     # -- one pass ----------------------------------------------------------------------------
+    def _live(self, entry: _Entry) -> bool:
+        """Whether ``entry`` is still watched (a rescan may drop it during a pass)."""
+        return self._entries.get(entry.ref.stack_dir) is entry
+
     def _set_tables(self, entry: _Entry, tables: int) -> None:
-        if entry.tables != tables:
+        if entry.tables != tables and self._live(entry):
             self.metrics.move_tables(entry.tables, tables)
             entry.tables = tables
 
@@ -274,6 +278,8 @@ class GcDaemon:
             return
         now = time.time()
         key, scan = await anyio.to_thread.run_sync(_scan, ref.stack_dir, now, s.stale_lock_age)
+        if not self._live(entry):
+            return
         self._set_tables(entry, scan.tables)
         await self._stale_locks(entry, scan)
         full_due, expire_due = self._due(entry, now)
@@ -354,6 +360,11 @@ class GcDaemon:
 
     async def _stale_locks(self, entry: _Entry, scan: DirScan) -> None:
         s, m = self.settings, self.metrics
+        if entry.stale > len(scan.stale_locks):  # some went away: report them again if back
+            current = {f.path for f in scan.stale_locks}
+            prefix = os.path.join(entry.ref.stack_dir, "")
+            gone = [p for p in self._reported if p.startswith(prefix) and p not in current]
+            self._reported.difference_update(gone)
         self._stale_total += len(scan.stale_locks) - entry.stale
         entry.stale = len(scan.stale_locks)
         for finding in scan.stale_locks:
@@ -366,6 +377,8 @@ class GcDaemon:
             outcome = await anyio.to_thread.run_sync(
                 break_stale_lock, finding.path, time.time(), s.stale_lock_age
             )
+            if not self._live(entry):
+                return  # dropped by a rescan meanwhile (its counts went with it)
             level = INFO if outcome == "removed" else WARNING
             log_event(level, "stale_lock_" + ("broken" if outcome == "removed" else "kept"),
                       path=finding.path, outcome=outcome)  # fmt: skip
