@@ -19,7 +19,7 @@ from aioreftable import open_ref_store
 
 from .ledger import Ledger
 from .profiles import Profile
-from .repos import counter_names
+from .repos import counter_names, worktree_of
 from .workloads import Task, Violation, Worker, new_task, run_op
 
 STATS_SECONDS = 1.0
@@ -111,6 +111,9 @@ async def main_async(run_dir: Path, wid: int, incarnation: int) -> None:
     profile = Profile.from_dict(run["profile"])
     chain = (run_dir / "chain.txt").read_text().split()
     repo = run["repos"][wid % len(run["repos"])]
+    in_worktree = profile.worktree and wid % 2 == 1
+    if in_worktree:
+        repo = str(worktree_of(Path(repo)))
     ledger = Ledger(run_dir / "ledgers" / f"w{wid}-i{incarnation}.jsonl")
     w = Worker(
         profile,
@@ -120,6 +123,7 @@ async def main_async(run_dir: Path, wid: int, incarnation: int) -> None:
         {oid: k for k, oid in enumerate(chain)},
         counter_names(profile),
         ledger,
+        in_worktree=in_worktree,
     )
     tasks = [new_task(w, tid) for tid in range(profile.tasks)]
     control = Control()
