@@ -131,6 +131,7 @@ class Run:
     kills: int = 0
     stalls: int = 0
     quiescing: bool = False
+    seen_files: dict[int, set[str]] = field(default_factory=dict)
     events: Any = None  # kills.jsonl
     samples: Any = None  # timeline.jsonl
     diary: Any = None  # supervisor.log
@@ -207,18 +208,25 @@ class Run:
                 tg.start_soon(self.talk, p, command, reply)
 
     def sweep(self, when: str, victim: str) -> dict[str, Any]:
-        """Record the leftovers of every stack and remove the proven-abandoned locks."""
+        """Record the leftovers of every stack (those not seen by the previous sweep: what
+        this kill left) and remove the proven-abandoned locks."""
         rec: dict[str, Any] = {"t": round(time.time(), 3), "when": when, "victim": victim}
         for number, stack in enumerate(self.stacks):
             found = scan(stack)
-            rec[f"repo{number}"] = {
-                "tables.list.lock": len(found.list_lock),
-                "table_locks": len(found.table_locks),
-                "our_temp_files": len(found.our_temps),
-                "git_temp_files": len(found.git_temps),
-                "unlisted_tables": len(found.unlisted_tables),
-                "locks_removed": remove_abandoned_locks(stack, found),
+            before = self.seen_files.get(number, set())
+            kinds = {
+                "tables.list.lock": found.list_lock,
+                "table_locks": found.table_locks,
+                "our_temp_files": found.our_temps,
+                "git_temp_files": found.git_temps,
+                "unlisted_tables": found.unlisted_tables,
             }
+            if when == "end of run":  # everything there is
+                before = set()
+            counts = {kind: len(set(names) - before) for kind, names in kinds.items()}
+            counts["locks_removed"] = remove_abandoned_locks(stack, found)
+            self.seen_files[number] = {n for names in kinds.values() for n in names}
+            rec[f"repo{number}"] = counts
         return rec
 
     async def kill_one(self) -> None:

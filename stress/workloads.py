@@ -230,6 +230,7 @@ async def op_counter(w: Worker, t: Task) -> None:
         except LockError as exc:
             w.ledger.nack(op_id, "LockError")
             w.fail("LockError(counter)", str(exc))
+            await anyio.sleep(t.rng.random() / 50)
             continue
         except BaseException as exc:
             w.ledger.unknown(op_id, type(exc).__name__)
