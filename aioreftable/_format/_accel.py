@@ -48,6 +48,8 @@ class Speedups(Protocol):
 
     def configure(self, record: type[Any], *value_types: Any) -> None: ...
 
+    def common_prefix(self, a: bytes, b: bytes) -> int: ...
+
 
 def _load() -> Speedups | None:
     if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):

@@ -27,7 +27,14 @@ from ._records import (
     decode_ref_value,
 )
 
-__all__ = ["BLOCK_TYPES", "MAX_RESTARTS", "Block", "BlockWriter", "inflate_log_block"]
+__all__ = [
+    "BLOCK_TYPES",
+    "MAX_RESTARTS",
+    "Block",
+    "BlockWriter",
+    "inflate_log_block",
+    "shared_prefix",
+]
 
 HOT_AFTER = 4  # seeks into one cached block before all its keys are decoded
 _BLOCK_COST = 256  # bytes of a Block object and its small fields, for the cache's budget
@@ -38,6 +45,13 @@ _KEY_COST = 120  # a decoded key in a list (bytes object, pointer) with its posi
 # blocks (records, seek, the hot index). Where it cannot decode a record it stops and the
 # reference goes on from that record, so errors are always the reference's own.
 _speedups = _accel.speedups
+
+
+def shared_prefix(a: bytes, b: bytes) -> int:
+    """``_binary.common_prefix``, compiled where the decoder is."""
+    if _speedups is not None:
+        return _speedups.common_prefix(a, b)
+    return common_prefix(a, b)
 
 
 class BlockWriter:
@@ -74,7 +88,7 @@ class BlockWriter:
         if not key:
             raise UsageError("records must have a non-empty key")
         last = self.last_key if self.entries % self.restart_interval else b""
-        prefix = common_prefix(last, key) if last else 0
+        prefix = shared_prefix(last, key) if last else 0
         is_restart = prefix == 0
         encoded = b"".join(
             (put_varint(prefix), put_varint(((len(key) - prefix) << 3) | val_type), key[prefix:])

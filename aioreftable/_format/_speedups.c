@@ -18,6 +18,7 @@
  *   hot_index(data, first_pos, end, hash_size) -> bytes | None
  *       every key and position of the block packed in one bytes object (Block._decode_keys).
  *   hot_seek(index, want) -> (pos, prev): bisect.bisect_left over the packed keys.
+ *   common_prefix(a, b) -> int: _binary.common_prefix, for the block writer.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -695,7 +696,24 @@ py_hot_seek(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(ky#)", (unsigned long)pos, (const char *)keys + a, (Py_ssize_t)(b - a));
 }
 
+/* _binary.common_prefix: the length of the longest common prefix of two byte strings. */
+static PyObject *
+py_common_prefix(PyObject *self, PyObject *args)
+{
+    Py_buffer a, b;
+    if (!PyArg_ParseTuple(args, "y*y*", &a, &b))
+        return NULL;
+    Py_ssize_t n = a.len < b.len ? a.len : b.len, i = 0;
+    const unsigned char *x = a.buf, *y = b.buf;
+    while (i < n && x[i] == y[i])
+        i++;
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return PyLong_FromSsize_t(i);
+}
+
 static PyMethodDef methods[] = {
+    {"common_prefix", py_common_prefix, METH_VARARGS, "Length of the common prefix of a, b."},
     {"configure", py_configure, METH_VARARGS, "Set the record class and value types."},
     {"ref_records", (PyCFunction)(void (*)(void))py_ref_records, METH_FASTCALL,
      "Decode up to `limit` ref records; stops before one it cannot decode."},
