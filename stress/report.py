@@ -87,8 +87,8 @@ def summarize(out: Path, run: dict[str, Any], data: LedgerData, f: Findings) -> 
             {
                 "second": sec,
                 "acknowledged": len(lat),
-                "p50_ms": round(percentile(lat, 50) * 1000, 3),
-                "p99_ms": round(percentile(lat, 99) * 1000, 3),
+                "p50_ms": round(percentile(lat, 50) * 1000, 3) if lat else None,
+                "p99_ms": round(percentile(lat, 99) * 1000, 3) if lat else None,
                 "tables": tables.get(sec, {}),
             }
         )
@@ -155,8 +155,12 @@ def charts(out: Path, summary: dict[str, Any], kill_times: list[float]) -> list[
     finish(ax, fig, "throughput.png", "acknowledged operations per second")
 
     fig, ax = plt.subplots(figsize=(9, 4))
-    ax.plot(seconds, [row["p50_ms"] for row in timeline], label="p50")
-    ax.plot(seconds, [row["p99_ms"] for row in timeline], label="p99")
+
+    def ms(key: str) -> list[float]:  # a second without acknowledgements is a gap
+        return [math.nan if row[key] is None else row[key] for row in timeline]
+
+    ax.plot(seconds, ms("p50_ms"), label="p50")
+    ax.plot(seconds, ms("p99_ms"), label="p99")
     ax.set_yscale("symlog")
     ax.legend()
     finish(ax, fig, "latency.png", "latency of acknowledged operations (ms)")
