@@ -20,6 +20,7 @@ Makes one bare reftable repository with git (one commit, empty template), copies
 git's default lock timeout (100 ms), without and with the daemon, ``--rounds`` times
 alternating; failures and seconds of each run (without the daemon the stack grows to 3N
 tables and every update-ref slows down, so the runs with it write at a higher rate).
+``--deep``: the daemon's run continues on the repository the run without it left.
 Needs git >= 2.45 (AIOREFTABLE_TEST_GIT or git on PATH).
 """
 
@@ -173,7 +174,8 @@ def lag_run(g: str, root: Path, oid: str, writes: int, interval: float) -> list[
     try:
         for i in range(writes):
             repo = rng.choice(repos)
-            run(g, "update-ref", f"refs/heads/w{i}", oid, cwd=repo, env=NO_COMPACT)
+            # a name no earlier run of a kept tree used (same value: no table written)
+            run(g, "update-ref", f"refs/heads/w{os.getpid()}-{i}", oid, cwd=repo, env=NO_COMPACT)
             t0 = time.monotonic()
             if not geometric(repo / "reftable"):
                 with lock:
@@ -190,9 +192,11 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def safety(g: str, tmp: Path, updates: int, rounds: int) -> dict[str, Any]:
+def safety(g: str, tmp: Path, updates: int, rounds: int, deep: bool) -> dict[str, Any]:
     """Three concurrent ``git update-ref`` loops on a fresh repository, without and with
-    the daemon, ``rounds`` times alternating; failures and seconds of each."""
+    the daemon, ``rounds`` times alternating; failures and seconds of each. ``deep``: the
+    run with the daemon uses the repository the run without it left (3N tables), so the
+    daemon starts on a deep stack while the loops write."""
     root = tmp / "safety"
     oid = make_tree(g, root, 2 * rounds)
     repos = sorted(root.iterdir())
@@ -217,7 +221,7 @@ def safety(g: str, tmp: Path, updates: int, rounds: int) -> dict[str, Any]:
         # the daemon watches only the repository of this run
         single = tmp / f"safety-{r}"
         single.mkdir()
-        shutil.move(repos[2 * r + 1], single / "r.git")
+        shutil.move(repos[2 * r + int(not deep)], single / "r.git")
         daemon = Daemon(single, tmp / f"safety-{r}.log")
         daemon.wait_event("started", 60)
         out["with"].append(three(single / "r.git"))
@@ -238,6 +242,7 @@ def main() -> None:
     p.add_argument("--watch", default="auto", choices=("auto", "inotify", "poll"))
     p.add_argument("--safety", type=int, default=0, help="updates per loop (0: skip)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of the --safety runs")
+    p.add_argument("--deep", action="store_true", help="--safety: the daemon meets a deep stack")
     p.add_argument("--keep", help="build the tree in this directory and keep it")
     args = p.parse_args()
     g = find_git()
@@ -251,7 +256,7 @@ def main() -> None:
     }
     try:
         if args.safety:
-            results["safety"] = safety(g, tmp, args.safety, args.rounds)
+            results["safety"] = safety(g, tmp, args.safety, args.rounds, args.deep)
             print(json.dumps(results, indent=2))
             return
         root = tmp / "root"
