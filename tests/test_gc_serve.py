@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 from conftest import Git
-from gc_helpers import NO_COMPACT, is_geometric, leftovers, make_repo, scrape
+from gc_helpers import NO_COMPACT, is_geometric, leftovers, listed, make_repo, scrape
 from refs_helpers import reflog_dump, refs_verify, show_refs
 
 from aioreftable import StackOptions, open_stack
@@ -113,3 +113,30 @@ async def test_repositories_that_appear_later_are_watched(tmp_path: Path, git: G
         registry = daemon.metrics.registry
         assert registry.get_sample_value("aioreftable_gc_stacks_watched") == 1
         daemon.stop()
+
+
+async def test_full_compaction_on_a_schedule(tmp_path: Path, git: Git) -> None:
+    """A geometric stack of two tables is left alone until the schedule is due."""
+    oid = make_repo(git, tmp_path / "r.git", bare=True)
+    stack = tmp_path / "r.git" / "reftable"
+    await _our_writes(stack, oid, 20)
+    async with open_stack(stack, StackOptions(auto_compact=False)) as s:
+        await s.compact_all()
+        async with s.addition() as add:
+            add.writer.add_ref(RefRecord.val1(b"refs/tags/x", add.update_index, bytes.fromhex(oid)))
+    assert is_geometric(stack) and len(listed(stack)) == 2
+    settings = GcSettings(roots=(str(tmp_path),), full_compaction_interval=1.0, sweep_interval=0.1)
+    async with anyio.create_task_group() as tg:
+        daemon: GcDaemon = await tg.start(serve_gc, settings)
+        await daemon.wait_settled()
+        assert len(listed(stack)) == 2  # geometric: nothing to do yet
+        with anyio.fail_after(15):
+            await _until(lambda: len(listed(stack)) == 1)
+        await daemon.wait_settled()
+        full = daemon.metrics.registry.get_sample_value(
+            "aioreftable_gc_compactions_total", {"kind": "full"}
+        )
+        daemon.stop()
+    assert full == 1
+    assert leftovers(stack) == []
+    refs_verify(git, tmp_path / "r.git")
