@@ -234,6 +234,31 @@ def test_a_deep_stack_is_compacted_in_bounded_steps(tmp_path: Path, git: Git) ->
     refs_verify(git, repo)
 
 
+async def _two_tables(stack_dir: Path, oid: str, sizes: tuple[int, ...]) -> None:
+    value = bytes.fromhex(oid)
+    async with open_stack(stack_dir, StackOptions(auto_compact=False)) as stack:
+        for t, refs in enumerate(sizes):
+            async with stack.addition() as add:
+                for i in range(refs):
+                    name = b"refs/tags/s%d-%03d" % (t, i)
+                    add.writer.add_ref(RefRecord.val1(name, add.update_index, value))
+
+
+def test_the_repository_geometric_factor_is_used(tmp_path: Path, git: Git) -> None:
+    """reftable.geometricFactor from the repository's config decides, as for git: a table
+    three times the size of the one above it is enough for 2, not for 5."""
+    for name in ("two.git", "five.git"):
+        oid = make_repo(git, tmp_path / name, bare=True)
+        anyio.run(_two_tables, tmp_path / name / "reftable", oid, (60, 20))
+    git("config", "reftable.geometricFactor", "5", cwd=tmp_path / "five.git")
+    proc = subprocess.run([sys.executable, "-m", "aioreftable", "gc", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    two, five = tmp_path / "two.git" / "reftable", tmp_path / "five.git" / "reftable"
+    assert len(listed(two)) == 2 and is_geometric(two, 2) and not is_geometric(two, 5)
+    assert len(listed(five)) == 1
+
+
 def test_daemon_exits_promptly_when_idle(tmp_path: Path, git: Git) -> None:
     """SIGINT as well as SIGTERM; an idle daemon costs no CPU to speak of."""
     make_repo(git, tmp_path / "r.git", bare=True, refs=3)

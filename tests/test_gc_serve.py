@@ -3,11 +3,13 @@ with auto-compaction off become geometric again, on inotify and on the polling f
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 import anyio
 import pytest
+import watchfiles
 from conftest import Git
 from gc_helpers import NO_COMPACT, is_geometric, leftovers, listed, make_repo, scrape
 from refs_helpers import reflog_dump, refs_verify, show_refs
@@ -140,3 +142,29 @@ async def test_full_compaction_on_a_schedule(tmp_path: Path, git: Git) -> None:
     assert full == 1
     assert leftovers(stack) == []
     refs_verify(git, tmp_path / "r.git")
+
+
+async def test_polling_fallback_when_inotify_fails(
+    tmp_path: Path, git: Git, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_inotify(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "inotify watch limit reached")
+
+    monkeypatch.setattr(watchfiles, "watch", no_inotify)  # _watch looks it up per call
+    oid = make_repo(git, tmp_path / "r.git", bare=True)
+    stack = tmp_path / "r.git" / "reftable"
+    settings = GcSettings(roots=(str(tmp_path),), poll_interval=0.1)
+    with caplog.at_level(logging.INFO, logger="aioreftable.gc"):
+        async with anyio.create_task_group() as tg:
+            daemon: GcDaemon = await tg.start(serve_gc, settings)
+            assert daemon.watch_mode == "poll"
+            await daemon.wait_settled()
+            await _our_writes(stack, oid, 8)
+            with anyio.fail_after(15):
+                await _until(lambda: is_geometric(stack))
+            daemon.stop()
+    assert [r.getMessage() for r in caplog.records].count("inotify_unavailable") == 1
+    polled = daemon.metrics.registry.get_sample_value(
+        "aioreftable_gc_list_changes_total", {"source": "poll"}
+    )
+    assert polled is not None and polled >= 1
