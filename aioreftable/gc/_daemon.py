@@ -84,6 +84,7 @@ class GcDaemon:
         self._queued = 0  # stacks waiting for a worker
         self._idle_waiters: list[anyio.Event] = []
         self._started = anyio.Event()
+        self._startup = anyio.CancelScope()
         self._stopping = False
         self._stop = anyio.Event()
         self._set_changed = anyio.Event()
@@ -103,9 +104,11 @@ class GcDaemon:
 
     def stop(self) -> None:
         """Start a graceful shutdown: no new steps; running ones get ``shutdown_timeout``
-        (less a moment for abandoning them) to finish."""
+        (less a moment for abandoning them) to finish. During start-up, discovery is
+        abandoned at once."""
         self._stopping = True
         self._stop.set()
+        self._startup.cancel()
 
     def busy(self) -> bool:
         """Whether a stack is queued or being worked on."""
@@ -140,33 +143,11 @@ class GcDaemon:
         s = self.settings
         begun = time.monotonic()
         async with anyio.create_task_group() as tg:
-            if s.metrics_port is not None:
-                self.metrics_port = await tg.start(serve_metrics, self.metrics, s.metrics_port)
-                log_event(INFO, "metrics_listening", host="127.0.0.1", port=self.metrics_port)
-            await self._rescan(initial=True)
-            watching = anyio.Event()
-            tg.start_soon(self._watch_loop, watching)
-            with anyio.move_on_after(5):
-                await watching.wait()
-            for path in list(self._entries):
-                self._enqueue(path)
-            for _ in range(s.concurrency):
-                tg.start_soon(self._worker)
-            tg.start_soon(self._sweep_loop)
-            tg.start_soon(self._rescan_loop)
-            tg.start_soon(self._retry_loop)
-            if s.metrics_file:
-                tg.start_soon(self._metrics_file_loop, s.metrics_file)
-            log_event(
-                INFO,
-                "started",
-                roots=list(s.roots),
-                repositories=self._repository_count(),
-                stacks=len(self._entries),
-                watch=self.watch_mode,
-            )
+            with self._startup:
+                await self._start(tg)
             self._started.set()
-            tg.start_soon(self._first_pass_done, begun)
+            if not self._stopping:
+                tg.start_soon(self._first_pass_done, begun)
             task_status.started(self)
             await self._stop.wait()
             log_event(INFO, "stopping", running=self._busy)
@@ -175,6 +156,29 @@ class GcDaemon:
                 while self._busy:
                     await self._wait_idle()
             tg.cancel_scope.cancel()
+
+    async def _start(self, tg: anyio.abc.TaskGroup) -> None:
+        """Metrics endpoint, discovery, watches, then the workers and the loops."""
+        s = self.settings
+        if s.metrics_port is not None:
+            self.metrics_port = await tg.start(serve_metrics, self.metrics, s.metrics_port)
+            log_event(INFO, "metrics_listening", host="127.0.0.1", port=self.metrics_port)
+        await self._rescan(initial=True)
+        watching = anyio.Event()
+        tg.start_soon(self._watch_loop, watching)
+        with anyio.move_on_after(5):
+            await watching.wait()
+        for path in list(self._entries):
+            self._enqueue(path)
+        for _ in range(s.concurrency):
+            tg.start_soon(self._worker)
+        tg.start_soon(self._sweep_loop)
+        tg.start_soon(self._rescan_loop)
+        tg.start_soon(self._retry_loop)
+        if s.metrics_file:
+            tg.start_soon(self._metrics_file_loop, s.metrics_file)
+        log_event(INFO, "started", roots=list(s.roots), repositories=self._repository_count(),
+                  stacks=len(self._entries), watch=self.watch_mode)  # fmt: skip
 
     async def _first_pass_done(self, begun: float) -> None:
         await self.wait_settled()
@@ -479,7 +483,10 @@ class GcDaemon:
 
     async def _rescan(self, *, initial: bool) -> None:
         s = self.settings
-        found = await anyio.to_thread.run_sync(find_stacks, s.roots, s.max_depth)
+        # read-only: abandoned (not waited for) when the daemon stops meanwhile
+        found = await anyio.to_thread.run_sync(
+            find_stacks, s.roots, s.max_depth, abandon_on_cancel=True
+        )
         now = time.time()
         new = [p for p in found.stacks if p not in self._entries]
         gone = [p for p in self._entries if p not in found.stacks]
