@@ -234,9 +234,3 @@ def load_settings(text: str, base: GcSettings | None = None) -> GcSettings:
     if isinstance(gc, dict):
         data = {**gc, **data}
     return settings_from_mapping(data, base)
-
-
-def with_overrides(settings: GcSettings, overrides: Mapping[str, Any]) -> GcSettings:
-    """Command-line values (None: not given) over ``settings``."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(settings, **given) if given else settings
