@@ -82,6 +82,7 @@ class Task:
     symref_target: str | None = None
     seen: dict[str, int] = field(default_factory=dict)  # counter -> lowest allowed index
     resync: bool = False  # an outcome was unknown: read the private refs back first
+    mass_round: int = 0
 
     def names(self, profile: Profile) -> list[str]:
         return [f"{self.prefix}r{n}" for n in range(profile.private_names)]
@@ -343,7 +344,10 @@ async def op_compact(w: Worker, t: Task, full: bool) -> None:
 
 
 async def op_mass(w: Worker, t: Task) -> None:
-    names = [f"{t.mass_prefix}{n:04d}" for n in range(MASS_SIZE)]
+    # new names every round: a round whose outcome is unknown (cancelled) may have left
+    # its refs, which are the ledger's to judge, not this round's to trip over
+    t.mass_round += 1
+    names = [f"{t.mass_prefix}{t.mass_round}/{n:04d}" for n in range(MASS_SIZE)]
     oid = pick_oid(w, t)
     created: list[list[str | None]] = [[n, None, oid] for n in names]
     op_id = w.ledger.intent("set", u=created, atomic=True)
