@@ -91,6 +91,8 @@ def settings_from_args(args: argparse.Namespace) -> GcSettings:
     if args.roots:
         given["roots"] = tuple(args.roots)
     settings = dataclasses.replace(settings, **given)
+    if not args.daemon:  # one pass: compact now, do not wait for writers to pause
+        settings = dataclasses.replace(settings, quiet_period=0.0, compaction_interval=0.0)
     if not settings.roots:
         raise UsageError("gc: no ROOT given (on the command line or as roots in --config)")
     return settings

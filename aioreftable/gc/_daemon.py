@@ -13,7 +13,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from ._discovery import StackRef, find_stacks, list_key, sweep_keys
+from ._discovery import StackRef, find_stacks, list_key
 from ._locks import DirScan, break_stale_lock, scan_stack_dir
 from ._logs import log_event
 from ._maintain import Pass, Plan, run_pass
@@ -64,6 +64,14 @@ def _scan(stack_dir: str, now: float, stale_age: float) -> tuple[int, DirScan]:
     return list_key(stack_dir), scan_stack_dir(stack_dir, now, stale_age)
 
 
+def _scan_many(dirs: list[str], now: float, stale_age: float) -> list[tuple[int, DirScan]]:
+    """``_scan`` of many stacks in one unit of work (start-up, sweeps, new repositories)."""
+    return [_scan(d, now, stale_age) for d in dirs]
+
+
+_BATCH = 2000  # stacks per unit of work of a triage
+
+
 class GcDaemon:
     """The gc daemon. Run it with :func:`serve_gc` (which hands it out through
     ``task_status``) or ``await daemon.run()``; :meth:`stop` shuts it down gracefully."""
@@ -82,6 +90,7 @@ class GcDaemon:
         self._send, self._receive = anyio.create_memory_object_stream[str](math.inf)
         self._busy = 0  # stacks being worked on
         self._queued = 0  # stacks waiting for a worker
+        self._deferred: set[str] = set()  # stacks to be looked at after a short wait
         self._idle_waiters: list[anyio.Event] = []
         self._started = anyio.Event()
         self._startup = anyio.CancelScope()
@@ -111,8 +120,9 @@ class GcDaemon:
         self._startup.cancel()
 
     def busy(self) -> bool:
-        """Whether a stack is queued or being worked on."""
-        return self._busy > 0 or self._queued > 0
+        """Whether a stack is queued, being worked on, or deferred for a moment (a writer
+        at work, a compaction just done); stacks waiting after a give-up do not count."""
+        return self._busy > 0 or self._queued > 0 or bool(self._deferred)
 
     async def wait_settled(self) -> None:
         """Wait until the daemon has started and no stack is queued or being worked on
@@ -168,10 +178,9 @@ class GcDaemon:
         tg.start_soon(self._watch_loop, watching)
         with anyio.move_on_after(5):
             await watching.wait()
-        for path in list(self._entries):
-            self._enqueue(path)
         for _ in range(s.concurrency):
             tg.start_soon(self._worker)
+        await self._triage(list(self._entries), "start")
         tg.start_soon(self._sweep_loop)
         tg.start_soon(self._rescan_loop)
         tg.start_soon(self._retry_loop)
@@ -232,6 +241,7 @@ class GcDaemon:
         s = self.settings
         entry.delay = min(s.max_retry_delay, max(s.retry_delay, entry.delay * 2))
         self._retry_at(entry, entry.delay)
+        self._deferred.discard(entry.ref.stack_dir)
         return entry.delay
 
     def _retry_at(self, entry: _Entry, delay: float) -> None:
@@ -249,6 +259,9 @@ class GcDaemon:
                 if entry is not None and entry.retry_at == at:
                     entry.retry_at = 0.0
                     self._enqueue(path)
+                    self._deferred.discard(path)
+                elif entry is None:
+                    self._deferred.discard(path)
             wait = self._retries[0][0] - now if self._retries else math.inf
             self._retry_wake = anyio.Event()
             with anyio.move_on_after(wait):
@@ -293,8 +306,12 @@ class GcDaemon:
             entry.key = key
             return
         wait = entry.last_compaction + s.compaction_interval - time.monotonic()
-        if wait > 0:  # compacted a moment ago: let writers have the stack, come back later
+        if scan.tables < s.busy_tables and not (full_due or expire_due):
+            # a writer is at work: compact in the pause after its burst, not between commits
+            wait = max(wait, s.quiet_period - scan.list_age)
+        if wait > 0:  # compacted a moment ago, or being written: come back later
             self._retry_at(entry, wait)
+            self._deferred.add(ref.stack_dir)
             return
         plan = Plan(
             stack_dir=ref.stack_dir,
@@ -453,24 +470,33 @@ class GcDaemon:
                 self._enqueue(d)
 
     async def _sweep_loop(self) -> None:
-        s = self.settings
         while True:
-            await anyio.sleep(s.sweep_interval)
-            dirs = list(self._entries)
-            now, mono = time.time(), time.monotonic()
-            found: list[tuple[int, bool]] = []
-            for i in range(0, len(dirs), 2000):
-                found += await anyio.to_thread.run_sync(
-                    sweep_keys, dirs[i : i + 2000], now, s.stale_lock_age
-                )
-            for d, (key, locked) in zip(dirs, found, strict=True):
+            await anyio.sleep(self.settings.sweep_interval)
+            await self._triage(list(self._entries), "sweep")
+
+    async def _triage(self, dirs: list[str], source: str) -> None:
+        """Look at many stacks in worker-thread batches and queue those that need a pass:
+        changed with two tables or more, stale locks, leftovers, or a schedule due. A stack
+        of one table that changed is settled here, without a pass."""
+        s = self.settings
+        for i in range(0, len(dirs), _BATCH):
+            batch = dirs[i : i + _BATCH]
+            now = time.time()
+            found = await anyio.to_thread.run_sync(_scan_many, batch, now, s.stale_lock_age)
+            mono = time.monotonic()
+            for d, (key, scan) in zip(batch, found, strict=True):
                 entry = self._entries.get(d)
-                if entry is None or entry.retry_at > mono:
+                if entry is None or entry.running or entry.retry_at > mono:
                     continue
-                if key != entry.key or locked or entry.stale or any(self._due(entry, now)):
-                    if key != entry.key:
-                        self.metrics.changes.labels("sweep").inc()
+                self._set_tables(entry, scan.tables)
+                changed = key != entry.key
+                if changed and entry.key:
+                    self.metrics.changes.labels(source).inc()
+                look = scan.leftovers or scan.stale_locks or entry.stale
+                if look or any(self._due(entry, now)) or (changed and scan.tables >= 2):
                     self._enqueue(d)
+                elif changed:
+                    entry.key = key
 
     # -- discovery ---------------------------------------------------------------------------
     def _repository_count(self) -> int:
@@ -491,13 +517,12 @@ class GcDaemon:
         new = [p for p in found.stacks if p not in self._entries]
         gone = [p for p in self._entries if p not in found.stacks]
         for path in gone:
+            self._deferred.discard(path)
             entry = self._entries.pop(path)
             self.metrics.move_tables(entry.tables, None)
             self._stale_total -= entry.stale
         for path in new:
             self._entries[path] = _Entry(found.stacks[path], now)
-            if not initial:
-                self._enqueue(path)
         for git_dir in sorted(found.files_backend):
             if git_dir not in self._reported:
                 self._reported.add(git_dir)
@@ -515,6 +540,7 @@ class GcDaemon:
             log_event(INFO, "discovered", added=len(new), removed=len(gone),
                       stacks=len(self._entries))  # fmt: skip
             self._set_changed.set()
+            await self._triage(new, "rescan")
 
     async def _metrics_file_loop(self, path: str) -> None:
         while True:

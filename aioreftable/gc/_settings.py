@@ -94,6 +94,8 @@ class GcSettings:
     tables_per_step: int = 64  # the most tables one compaction step locks and merges
     step_pause: float = 0.05  # between two compaction steps of one stack
     compaction_interval: float = 0.5  # a stack is compacted at most this often
+    quiet_period: float = 0.3  # wait until tables.list has not changed for this long ...
+    busy_tables: int = 16  # ... unless a stack being written has this many tables
     full_compaction_interval: float | None = None  # full compaction on a schedule
     clean: bool = True  # delete stale tables after compacting
     reflog_expire: float | None = None  # prune reflog entries older than this
@@ -142,6 +144,7 @@ _DURATIONS = {
     "retry_delay",
     "step_pause",
     "compaction_interval",
+    "quiet_period",
     "max_retry_delay",
     "full_compaction_interval",
     "reflog_expire",
