@@ -262,9 +262,11 @@ def main() -> None:
         root = tmp / "root"
         t = time.monotonic()
         if root.is_dir():  # a tree kept by an earlier --keep run: reset every stack
-            oid = run(g, "rev-parse", "main", cwd=tmp / "template.git").strip()
+            template = tmp / "template.git"
+            oid = run(g, "rev-parse", "main", cwd=template).strip()
             for repo in root.iterdir():
-                run(g, "pack-refs", cwd=repo)
+                shutil.rmtree(repo / "reftable")
+                shutil.copytree(template / "reftable", repo / "reftable")
             results["repos"] = len(list(root.iterdir()))
         else:
             oid = make_tree(g, root, args.repos)

@@ -1,10 +1,8 @@
-"""GcDaemon and serve_gc: discovery, change sources, bounded workers, retries and shutdown."""
+"""GcDaemon and serve_gc: start-up, change sources, workers, a pass's bookkeeping, shutdown."""
 
 from __future__ import annotations
 
-import heapq
 import logging
-import math
 import os
 import time
 from collections.abc import Mapping
@@ -13,11 +11,12 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from ._discovery import StackRef, find_stacks, list_key
+from ._discovery import find_stacks, list_key
 from ._locks import DirScan, break_stale_lock, scan_stack_dir
 from ._logs import log_event
 from ._maintain import Pass, Plan, run_pass
 from ._metrics import GcMetrics, serve_metrics
+from ._schedule import Entry, Schedule
 from ._settings import GcSettings
 from ._watch import poll_keys, watch_lists
 
@@ -27,37 +26,6 @@ INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
 # discovery must not be redirected by the daemon's own environment
 _REPOSITORY_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE")
 _SHUTDOWN_CLEANUP = 1.5  # seconds kept for abandoning steps after the grace period
-
-
-class _Entry:
-    """What the daemon keeps per watched stack: a reference and a few numbers."""
-
-    __slots__ = (
-        "again",
-        "delay",
-        "key",
-        "last_compaction",
-        "last_expire",
-        "last_full",
-        "queued",
-        "ref",
-        "retry_at",
-        "running",
-        "stale",
-        "tables",
-    )
-
-    def __init__(self, ref: StackRef, now: float):
-        self.ref = ref
-        self.key = 0  # tables.list fingerprint when last found to need nothing (0: unknown)
-        self.tables: int | None = None
-        self.queued = self.running = self.again = False
-        self.retry_at = 0.0  # monotonic time before which events do not queue it
-        self.delay = 0.0
-        self.last_full = now
-        self.last_expire = 0.0
-        self.last_compaction = 0.0  # monotonic time of the last pass that compacted
-        self.stale = 0  # stale locks seen in its directory
 
 
 def _scan(stack_dir: str, now: float, stale_age: float) -> tuple[int, DirScan]:
@@ -86,19 +54,14 @@ class GcDaemon:
         self.metrics = metrics or GcMetrics()
         base = os.environ if env is None else env
         self._env = {k: v for k, v in base.items() if k not in _REPOSITORY_ENV}
-        self._entries: dict[str, _Entry] = {}
-        self._send, self._receive = anyio.create_memory_object_stream[str](math.inf)
-        self._busy = 0  # stacks being worked on
-        self._queued = 0  # stacks waiting for a worker
-        self._deferred: set[str] = set()  # stacks to be looked at after a short wait
-        self._idle_waiters: list[anyio.Event] = []
+        self._schedule = Schedule(settings.retry_delay, settings.max_retry_delay)
+        self._entries = self._schedule.entries  # by stack directory
+        self._enqueue = self._schedule.enqueue
         self._started = anyio.Event()
         self._startup = anyio.CancelScope()
         self._stopping = False
         self._stop = anyio.Event()
         self._set_changed = anyio.Event()
-        self._retries: list[tuple[float, str]] = []
-        self._retry_wake = anyio.Event()
         self._reported: set[str] = set()  # files-backend repositories, errors, stale locks
         self._stale_total = 0
         self.metrics_port: int | None = None
@@ -115,26 +78,21 @@ class GcDaemon:
         """Start a graceful shutdown: no new steps; running ones get ``shutdown_timeout``
         (less a moment for abandoning them) to finish. During start-up, discovery is
         abandoned at once."""
-        self._stopping = True
+        self._stopping = self._schedule.stopping = True
         self._stop.set()
         self._startup.cancel()
 
     def busy(self) -> bool:
         """Whether a stack is queued, being worked on, or deferred for a moment (a writer
         at work, a compaction just done); stacks waiting after a give-up do not count."""
-        return self._busy > 0 or self._queued > 0 or bool(self._deferred)
+        return self._schedule.pending()
 
     async def wait_settled(self) -> None:
         """Wait until the daemon has started and no stack is queued or being worked on
         (one-shot runs, tests, benchmarks)."""
         await self._started.wait()
         while self.busy():
-            await self._wait_idle()
-
-    async def _wait_idle(self) -> None:
-        event = anyio.Event()
-        self._idle_waiters.append(event)
-        await event.wait()
+            await self._schedule.wait_idle()
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[GcDaemon] = anyio.TASK_STATUS_IGNORED
@@ -142,8 +100,10 @@ class GcDaemon:
         s = self.settings
         if s.metrics_port is not None or s.metrics_file:
             await anyio.to_thread.run_sync(self.metrics.add_process_metrics)
-        with self._send, self._receive:
+        try:
             await self._run(task_status)
+        finally:
+            self._schedule.close()
         if s.metrics_file:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                 await anyio.to_thread.run_sync(self.metrics.write_file, s.metrics_file)
@@ -160,11 +120,11 @@ class GcDaemon:
                 tg.start_soon(self._first_pass_done, begun)
             task_status.started(self)
             await self._stop.wait()
-            log_event(INFO, "stopping", running=self._busy)
+            log_event(INFO, "stopping", running=self._schedule.busy)
             grace = max(0.0, s.shutdown_timeout - _SHUTDOWN_CLEANUP)
             with anyio.move_on_after(grace):
-                while self._busy:
-                    await self._wait_idle()
+                while self._schedule.busy:
+                    await self._schedule.wait_idle()
             tg.cancel_scope.cancel()
 
     async def _start(self, tg: anyio.abc.TaskGroup) -> None:
@@ -183,7 +143,7 @@ class GcDaemon:
         await self._triage(list(self._entries), "start")
         tg.start_soon(self._sweep_loop)
         tg.start_soon(self._rescan_loop)
-        tg.start_soon(self._retry_loop)
+        tg.start_soon(self._schedule.retry_loop)
         if s.metrics_file:
             tg.start_soon(self._metrics_file_loop, s.metrics_file)
         log_event(INFO, "started", roots=list(s.roots), repositories=self._repository_count(),
@@ -194,90 +154,26 @@ class GcDaemon:
         log_event(INFO, "first_pass_done", stacks=len(self._entries), passes=self.passes,
                   seconds=round(time.monotonic() - begun, 3))  # fmt: skip
 
-    # -- queue and workers -------------------------------------------------------------------
-    def _enqueue(self, path: str) -> None:
-        entry = self._entries.get(path)
-        if entry is None or self._stopping:
-            return
-        if entry.running:
-            entry.again = True
-        elif not entry.queued and entry.retry_at <= time.monotonic():
-            entry.queued = True
-            self._queued += 1
-            self._send.send_nowait(path)
-
+    # -- workers -----------------------------------------------------------------------------
     async def _worker(self) -> None:
         while True:
-            path = await self._receive.receive()
-            self._queued -= 1
-            entry = self._entries.get(path)
-            if entry is None or not entry.queued:
-                self._wake_idle()
-                continue
-            entry.queued = False
-            if self._stopping:
-                self._wake_idle()
-                continue
-            entry.running = True
-            self._busy += 1
+            entry = await self._schedule.take()
             try:
                 await self._maintain(entry)
             finally:
-                entry.running = False
-                self._busy -= 1
-                self._wake_idle()
-            if entry.again:
-                entry.again = False
-                self._enqueue(path)
-
-    def _wake_idle(self) -> None:
-        if not self._busy:
-            for event in self._idle_waiters:
-                event.set()
-            self._idle_waiters.clear()
-
-    def _retry_later(self, entry: _Entry) -> float:
-        """After a give-up or a failure: a growing delay."""
-        s = self.settings
-        entry.delay = min(s.max_retry_delay, max(s.retry_delay, entry.delay * 2))
-        self._retry_at(entry, entry.delay)
-        self._deferred.discard(entry.ref.stack_dir)
-        return entry.delay
-
-    def _retry_at(self, entry: _Entry, delay: float) -> None:
-        entry.retry_at = time.monotonic() + delay
-        entry.key = 0
-        heapq.heappush(self._retries, (entry.retry_at, entry.ref.stack_dir))
-        self._retry_wake.set()
-
-    async def _retry_loop(self) -> None:
-        while True:
-            now = time.monotonic()
-            while self._retries and self._retries[0][0] <= now:
-                at, path = heapq.heappop(self._retries)
-                entry = self._entries.get(path)
-                if entry is not None and entry.retry_at == at:
-                    entry.retry_at = 0.0
-                    self._enqueue(path)
-                    self._deferred.discard(path)
-                elif entry is None:
-                    self._deferred.discard(path)
-            wait = self._retries[0][0] - now if self._retries else math.inf
-            self._retry_wake = anyio.Event()
-            with anyio.move_on_after(wait):
-                await self._retry_wake.wait()
+                self._schedule.finish(entry)
 
     # -- one pass ----------------------------------------------------------------------------
-    def _live(self, entry: _Entry) -> bool:
+    def _live(self, entry: Entry) -> bool:
         """Whether ``entry`` is still watched (a rescan may drop it during a pass)."""
         return self._entries.get(entry.ref.stack_dir) is entry
 
-    def _set_tables(self, entry: _Entry, tables: int) -> None:
+    def _set_tables(self, entry: Entry, tables: int) -> None:
         if entry.tables != tables and self._live(entry):
             self.metrics.move_tables(entry.tables, tables)
             entry.tables = tables
 
-    def _due(self, entry: _Entry, now: float) -> tuple[bool, bool]:
+    def _due(self, entry: Entry, now: float) -> tuple[bool, bool]:
         """(full compaction due, reflog expiry due) for ``entry``'s policy."""
         s = self.settings
         policy = s.policy_for(entry.ref.git_dir)
@@ -288,7 +184,7 @@ class GcDaemon:
         )
         return full_due, expire_due
 
-    async def _maintain(self, entry: _Entry) -> None:
+    async def _maintain(self, entry: Entry) -> None:
         s, ref = self.settings, entry.ref
         policy = s.policy_for(ref.git_dir)
         if not policy.enabled:
@@ -310,8 +206,7 @@ class GcDaemon:
             # a writer is at work: compact in the pause after its burst, not between commits
             wait = max(wait, s.quiet_period - scan.list_age)
         if wait > 0:  # compacted a moment ago, or being written: come back later
-            self._retry_at(entry, wait)
-            self._deferred.add(ref.stack_dir)
+            self._schedule.defer(entry, wait)
             return
         plan = Plan(
             stack_dir=ref.stack_dir,
@@ -335,13 +230,13 @@ class GcDaemon:
         except Exception as exc:  # a broken repository must not stop the daemon
             kind = type(exc).__name__
             self.metrics.failures.labels(kind).inc()
-            delay = self._retry_later(entry)
+            delay = self._schedule.retry_later(entry)
             log_event(WARNING, "failed", stack=ref.stack_dir, kind=kind, error=str(exc),
                       retry_in=round(delay, 3))  # fmt: skip
             return
         self._record(entry, plan, done, key, now)
 
-    def _record(self, entry: _Entry, plan: Plan, done: Pass, key: int, now: float) -> None:
+    def _record(self, entry: Entry, plan: Plan, done: Pass, key: int, now: float) -> None:
         m, ref = self.metrics, entry.ref
         self._set_tables(entry, done.tables_after)
         if done.lock_waits:
@@ -365,7 +260,7 @@ class GcDaemon:
             log_event(INFO, "cleaned", stack=ref.stack_dir, removed=done.cleaned)
         if done.gave_up is not None:
             m.giveups.labels(done.gave_up).inc()
-            delay = self._retry_later(entry)
+            delay = self._schedule.retry_later(entry)
             log_event(INFO, "gave_up", stack=ref.stack_dir, reason=done.gave_up,
                       retry_in=round(delay, 3))  # fmt: skip
             return
@@ -379,7 +274,7 @@ class GcDaemon:
         if done.more:
             entry.again = True  # a deep stack: the next pass continues
 
-    async def _stale_locks(self, entry: _Entry, scan: DirScan) -> None:
+    async def _stale_locks(self, entry: Entry, scan: DirScan) -> None:
         s, m = self.settings, self.metrics
         if entry.stale > len(scan.stale_locks):  # some went away: report them again if back
             current = {f.path for f in scan.stale_locks}
@@ -517,12 +412,11 @@ class GcDaemon:
         new = [p for p in found.stacks if p not in self._entries]
         gone = [p for p in self._entries if p not in found.stacks]
         for path in gone:
-            self._deferred.discard(path)
-            entry = self._entries.pop(path)
+            entry = self._schedule.drop(path)
             self.metrics.move_tables(entry.tables, None)
             self._stale_total -= entry.stale
         for path in new:
-            self._entries[path] = _Entry(found.stacks[path], now)
+            self._entries[path] = Entry(found.stacks[path], now)
         for git_dir in sorted(found.files_backend):
             if git_dir not in self._reported:
                 self._reported.add(git_dir)
