@@ -20,7 +20,8 @@ Makes one bare reftable repository with git (one commit, empty template), copies
 git's default lock timeout (100 ms), without and with the daemon, ``--rounds`` times
 alternating; failures and seconds of each run (without the daemon the stack grows to 3N
 tables and every update-ref slows down, so the runs with it write at a higher rate).
-``--deep``: the daemon's run continues on the repository the run without it left.
+``--deep``: the daemon's run continues on the repository the run without it left. Each
+round also runs the loops with git's own inline auto-compaction (its default) for scale.
 Needs git >= 2.45 (AIOREFTABLE_TEST_GIT or git on PATH).
 """
 
@@ -201,22 +202,26 @@ def safety(g: str, tmp: Path, updates: int, rounds: int, deep: bool) -> dict[str
     oid = make_tree(g, root, 2 * rounds)
     repos = sorted(root.iterdir())
 
-    def loop(repo: Path, prefix: str) -> int:
+    def loop(repo: Path, prefix: str, env: dict[str, str]) -> int:
         failures = 0
         for i in range(updates):
             proc = subprocess.run([g, "update-ref", f"refs/heads/{prefix}{i}", oid], cwd=repo,
-                                  env=NO_COMPACT, capture_output=True)  # fmt: skip
+                                  env=env, capture_output=True)  # fmt: skip
             failures += proc.returncode != 0
         return failures
 
-    def three(repo: Path) -> tuple[int, float]:
+    def three(repo: Path, env: dict[str, str] = NO_COMPACT) -> tuple[int, float]:
         t = time.monotonic()
         with ThreadPoolExecutor(3) as pool:
-            failures = sum(pool.map(loop, [repo] * 3, ["a-", "b-", "c-"]))
+            failures = sum(pool.map(loop, [repo] * 3, ["a-", "b-", "c-"], [env] * 3))
         return failures, round(time.monotonic() - t, 1)
 
-    out: dict[str, Any] = {"updates_per_run": 3 * updates, "without": [], "with": []}
+    out: dict[str, Any] = {"updates_per_run": 3 * updates, "without": [], "with": [], "inline": []}
     for r in range(rounds):
+        # git's own inline auto-compaction after every commit (its default), for scale
+        inline = tmp / f"inline-{r}.git"
+        shutil.copytree(repos[0].parent.parent / "template.git", inline, symlinks=True)
+        out["inline"].append(three(inline, ENV))
         out["without"].append(three(repos[2 * r]))
         # the daemon watches only the repository of this run
         single = tmp / f"safety-{r}"
@@ -230,6 +235,7 @@ def safety(g: str, tmp: Path, updates: int, rounds: int, deep: bool) -> dict[str
         out.setdefault("give_ups", []).append(len(daemon.events("gave_up")))
     out["failures_without_daemon"] = sum(f for f, _ in out["without"])
     out["failures_with_daemon"] = sum(f for f, _ in out["with"])
+    out["failures_with_git_inline_compaction"] = sum(f for f, _ in out["inline"])
     return out
 
 
