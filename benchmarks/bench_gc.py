@@ -16,7 +16,7 @@ Makes one bare reftable repository with git (one commit, empty template), copies
   that leave the stack geometric are not counted); p50/p99/max;
 - shutdown: SIGTERM until exit.
 
-``--safety N``: three concurrent loops of N ``git update-ref`` on a fresh repository at
+``--safety N``: ``--loops`` (3) concurrent loops of N ``git update-ref`` on a fresh repository at
 git's default lock timeout (100 ms), without and with the daemon, ``--rounds`` times
 alternating; failures and seconds of each run (without the daemon the stack grows to 3N
 tables and every update-ref slows down, so the runs with it write at a higher rate).
@@ -193,7 +193,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def safety(g: str, tmp: Path, updates: int, rounds: int, deep: bool) -> dict[str, Any]:
+def safety(g: str, tmp: Path, updates: int, rounds: int, deep: bool, loops: int) -> dict[str, Any]:
     """Three concurrent ``git update-ref`` loops on a fresh repository, without and with
     the daemon, ``rounds`` times alternating; failures and seconds of each. ``deep``: the
     run with the daemon uses the repository the run without it left (3N tables), so the
@@ -212,11 +212,13 @@ def safety(g: str, tmp: Path, updates: int, rounds: int, deep: bool) -> dict[str
 
     def three(repo: Path, env: dict[str, str] = NO_COMPACT) -> tuple[int, float]:
         t = time.monotonic()
-        with ThreadPoolExecutor(3) as pool:
-            failures = sum(pool.map(loop, [repo] * 3, ["a-", "b-", "c-"], [env] * 3))
+        with ThreadPoolExecutor(loops) as pool:
+            prefixes = [f"l{n}-" for n in range(loops)]
+            failures = sum(pool.map(loop, [repo] * loops, prefixes, [env] * loops))
         return failures, round(time.monotonic() - t, 1)
 
-    out: dict[str, Any] = {"updates_per_run": 3 * updates, "without": [], "with": [], "inline": []}
+    out: dict[str, Any] = {"updates_per_run": loops * updates, "without": [], "with": []}
+    out["inline"] = []
     for r in range(rounds):
         # git's own inline auto-compaction after every commit (its default), for scale
         inline = tmp / f"inline-{r}.git"
@@ -249,6 +251,7 @@ def main() -> None:
     p.add_argument("--safety", type=int, default=0, help="updates per loop (0: skip)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of the --safety runs")
     p.add_argument("--deep", action="store_true", help="--safety: the daemon meets a deep stack")
+    p.add_argument("--loops", type=int, default=3, help="--safety: concurrent update-ref loops")
     p.add_argument("--keep", help="build the tree in this directory and keep it")
     args = p.parse_args()
     g = find_git()
@@ -262,7 +265,7 @@ def main() -> None:
     }
     try:
         if args.safety:
-            results["safety"] = safety(g, tmp, args.safety, args.rounds, args.deep)
+            results["safety"] = safety(g, tmp, args.safety, args.rounds, args.deep, args.loops)
             print(json.dumps(results, indent=2))
             return
         root = tmp / "root"

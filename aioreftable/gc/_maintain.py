@@ -27,7 +27,7 @@ from ..lowlevel import suggest_compaction_segment
 __all__ = ["Pass", "Plan", "run_pass"]
 
 _MAX_STEPS = 32  # compaction steps per pass (the daemon queues the stack again for more)
-_OUTDATED_RETRIES = 10  # a range chosen from a snapshot that writers outdated: choose again
+_OUTDATED_RETRIES = 2  # a range that writers outdated (each try holds the list lock): choose again
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ class Plan:
     step_pause: float  # seconds between two compaction steps of one pass
     full: bool  # the full-compaction schedule is due
     reflog_cutoff: int | None  # prune reflog entries older than this (epoch seconds)
-    clean: bool  # delete stale tables after a compaction or when leftovers were seen
+    clean: bool  # delete stale tables when leftovers were seen
     leftovers: bool  # the directory holds unlisted tables or our temp files
     env: Mapping[str, str]
 
@@ -174,7 +174,9 @@ async def run_pass(plan: Plan) -> Pass:
                 start = time.monotonic()
                 await _compact(stack, plan, options.geometric_factor, done)
                 done.seconds = time.monotonic() - start
-                if plan.clean and (done.compactions or plan.leftovers):
+                # compaction unlinks what it replaced; clean() (one more hold of the list
+                # lock, with a directory scan under it) only when leftovers were seen
+                if plan.clean and plan.leftovers:
                     # clean never waits for a writer; a later pass cleans
                     with contextlib.suppress(LockError):
                         done.cleaned = await stack.clean()

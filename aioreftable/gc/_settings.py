@@ -91,7 +91,7 @@ class GcSettings:
     retry_delay: float = 0.25  # after giving up a step: first delay, doubling up to the max
     max_retry_delay: float = 60.0
     max_tables: int = 32  # more tables than this: full compaction (0: never)
-    tables_per_step: int = 64  # the most tables one compaction step locks and merges
+    tables_per_step: int = 256  # the most tables one compaction step locks and merges
     step_pause: float = 0.05  # between two compaction steps of one stack
     compaction_interval: float = 0.5  # a stack is compacted at most this often
     quiet_period: float = 0.3  # wait until tables.list has not changed for this long ...
