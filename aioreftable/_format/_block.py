@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 HOT_AFTER = 4  # seeks into one cached block before all its keys are decoded
+_ALL = 1 << 62  # ref_records: no limit
 _BLOCK_COST = 256  # bytes of a Block object and its small fields, for the cache's budget
 _KEY_COST = 120  # a decoded key in a list (bytes object, pointer) with its position
 
@@ -473,6 +474,21 @@ class Block:
         (the record it stopped at is damaged, and this raises its error)."""
         if it.pos < self.restart_off:
             yield from self._ref_records(it.pos, it.prev)
+
+    def ref_chunk(
+        self, pos: int | None = None, prev: bytes = b""
+    ) -> tuple[list[RefRecord], Iterator[RefRecord] | None]:
+        """records() of a ref block for scans: a list of what the compiled decoder decodes
+        at once, then an iterator over the rest (None at the end of the block), which the
+        reference decodes (and raises at a damaged record)."""
+        if pos is None:
+            pos = self.first_pos
+        if _speedups is None:
+            return [], self._ref_records(pos, prev)
+        end = self.restart_off
+        args = (self.data, pos, end, prev, self.hash_size, self.min_update_index, _ALL)
+        recs, pos, prev = _speedups.ref_records(*args)
+        return recs, (None if pos >= end else self._ref_records(pos, prev))
 
     def record_at(self, pos: int, prev: bytes) -> Any:
         """The record at ``pos`` (< ``restart_off``) that follows the key ``prev``."""

@@ -33,6 +33,7 @@ class BlockCache:
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[int, int], tuple[Block, int]] = OrderedDict()
         self._by_owner: dict[int, set[int]] = {}
+        self._dead: list[int] = []  # owners collected by the GC, dropped at the next put
         self._bytes = 0
         self.max_bytes = 0
         self.max_blocks = max_blocks
@@ -88,20 +89,31 @@ class BlockCache:
             self._entries[key] = (blk, cost)
             self._by_owner.setdefault(owner, set()).add(offset)
             self._bytes += cost
+            while self._dead:
+                self._drop(self._dead.pop())
             self._evict()
 
     def discard(self, owner: int) -> None:
         """Drop every block of one table (it was closed)."""
         with self._lock:
-            for offset in self._by_owner.pop(owner, ()):
-                entry = self._entries.pop((owner, offset), None)
-                if entry is not None:
-                    self._bytes -= entry[1]
+            self._drop(owner)
+
+    def discard_later(self, owner: int) -> None:
+        """discard() for a garbage-collected reader: it takes no lock (a collection can run
+        while this thread holds it), the next put() drops the blocks."""
+        self._dead.append(owner)
+
+    def _drop(self, owner: int) -> None:
+        for offset in self._by_owner.pop(owner, ()):
+            entry = self._entries.pop((owner, offset), None)
+            if entry is not None:
+                self._bytes -= entry[1]
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
             self._by_owner.clear()
+            self._dead.clear()
             self._bytes = 0
 
     def _evict(self) -> None:
