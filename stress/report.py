@@ -12,6 +12,8 @@ from typing import Any
 from .ledger import LedgerData, read_all
 from .verify import Findings, verify_run
 
+MAX_KILL_LINES = 100
+
 
 def percentile(values: list[float], q: float) -> float:
     if not values:
@@ -139,9 +141,12 @@ def charts(out: Path, summary: dict[str, Any], kill_times: list[float]) -> list[
     made = []
 
     def finish(ax: Any, fig: Any, name: str, ylabel: str) -> None:
-        for t in kill_times:
-            ax.axvline(t, color="red", alpha=0.25, linewidth=0.8)
-        ax.set_xlabel("seconds (red lines: SIGKILLs)")
+        if len(kill_times) <= MAX_KILL_LINES:
+            for t in kill_times:
+                ax.axvline(t, color="red", alpha=0.25, linewidth=0.8)
+            ax.set_xlabel("seconds (red lines: SIGKILLs)")
+        else:  # too many to draw: say how many
+            ax.set_xlabel(f"seconds ({len(kill_times)} SIGKILLs)")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{summary['profile']}: {ylabel}")
         ax.grid(alpha=0.3)
