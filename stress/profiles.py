@@ -94,6 +94,8 @@ class Profile:
             raise ValueError("git writers need at least one git workload with a weight")
         if self.backend not in ("asyncio", "trio", "mixed"):
             raise ValueError(f"unknown backend {self.backend!r}")
+        if self.ops_per_worker and self.kill:
+            raise ValueError("a run with an operation quota cannot kill workers")
         if self.duration <= 0:
             raise ValueError("duration must be positive")
 

@@ -82,21 +82,28 @@ class Proc:
         assert self.process is not None and self.process.stdin is not None
         await self.process.stdin.send((line + "\n").encode())
 
-    async def expect(self, word: str) -> None:
+    async def line(self, waiting_for: str) -> str:
         assert self.reader is not None
+        try:
+            return (await self.reader.receive_until(b"\n", 1000)).decode()
+        except (anyio.EndOfStream, anyio.IncompleteRead):
+            raise HungWorker(f"{self.name} exited before saying {waiting_for}") from None
+
+    async def expect(self, word: str) -> None:
+        """Wait for ``word`` (REPLY_TIMEOUT); a ``done`` on the way is remembered."""
         with anyio.fail_after(REPLY_TIMEOUT):
             while True:
-                try:
-                    line = (await self.reader.receive_until(b"\n", 1000)).decode()
-                except (anyio.EndOfStream, anyio.IncompleteRead):
-                    raise HungWorker(f"{self.name} exited before saying {word}") from None
+                line = await self.line(word)
                 if line == "done":
                     self.done = True
-                    if word == "done":
-                        return
-                    continue
-                if line == word:
+                elif line == word:
                     return
+
+    async def wait_done(self) -> None:
+        """Wait, without a time limit, until the worker met its quota."""
+        while not self.done:
+            if await self.line("done") == "done":
+                self.done = True
 
     def dump_stacks(self) -> None:
         """SIGUSR1: the worker's faulthandler writes every thread's stack to its log."""
@@ -251,6 +258,12 @@ class Run:
 
     async def main_loop(self) -> None:
         deadline = self.started + self.profile.duration
+        if self.profile.ops_per_worker:  # until every worker met its quota (or the deadline)
+            with anyio.move_on_after(deadline - time.time()):
+                async with anyio.create_task_group() as tg:
+                    for p in self.procs:
+                        tg.start_soon(p.wait_done)
+            return
         next_kill = self.next_kill_time()
         while time.time() < deadline and not all(p.done for p in self.procs):
             await anyio.sleep(0.1)
