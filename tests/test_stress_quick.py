@@ -93,6 +93,21 @@ def test_unknown_profile_is_a_fatal_message(tmp_path: Path) -> None:
     assert proc.stderr == "fatal: no profile or scenario named 'nope'\n"
 
 
+def test_missing_git_is_a_fatal_message(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AIOREFTABLE_TEST_GIT": str(tmp_path / "nogit")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "stress", "run", "--profile", "smoke", "--out", str(tmp_path / "o")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("fatal: ") and "nogit" in proc.stderr
+
+
 def inc(worker: str, op_id: int, frm: int, status: str = "ack") -> Op:
     return Op(worker, op_id, "inc", {"c": C, "frm": frm}, status=status)
 
