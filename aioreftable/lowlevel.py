@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._format._accel import ACCELERATED
 from ._format._binary import get_varint, put_varint
 from ._format._blocksource import BlockSource, BytesSource, MmapSource
+from ._format._cache import BlockCache, process_cache
 from ._format._compaction import suggest_compaction_segment
 from ._format._layout import SHA1, SHA256, HashAlgorithm
 from ._format._merged import MergedTable
@@ -23,6 +24,7 @@ from ._format._writer import TableWriter, WriteOptions, normalize_log_message
 
 __all__ = [
     "ACCELERATED",
+    "BlockCache",
     "BlockSource",
     "BytesSource",
     "Finding",
@@ -46,6 +48,7 @@ __all__ = [
     "get_varint",
     "log_key",
     "normalize_log_message",
+    "process_cache",
     "put_varint",
     "suggest_compaction_segment",
 ]

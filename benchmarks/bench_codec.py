@@ -20,6 +20,14 @@ Steps (all in a scratch directory, removed unless --keep):
    with a fresh ``Repo`` per lookup (a sample) and warm.
 5. Cold open + one lookup in a fresh process (open and lookup time, process wall time,
    RSS after opening) for ours and dulwich.
+6. Tombstones (--tombstones N): git's p1401 case, a stack whose newer table deletes every
+   ref of an older one: scans, lookups and prefix checks at N and 10 N tombstones, and N
+   creates of other names after the mass delete (``git update-ref --stdin`` against our
+   ref store's transaction).
+
+Our rows come twice: the compiled block decoder and the pure-Python reference
+(``AIOREFTABLE_PURE_PYTHON=1`` for whole processes; in process, the same switch the
+differential tests use).
 
 Needs git >= 2.47 (``git refs migrate``); set AIOREFTABLE_TEST_GIT or have it on PATH.
 """
@@ -40,18 +48,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from aioreftable._format import _accel, _block  # noqa: E402
 from aioreftable.lowlevel import (  # noqa: E402
+    ACCELERATED,
     MergedTable,
     RefRecord,
     TableReader,
     TableWriter,
     WriteOptions,
+    process_cache,
 )
 
 ENV = {
@@ -66,6 +78,14 @@ ENV = {
     "GIT_AUTHOR_DATE": "1112354055 +0200",
     "LC_ALL": "C",
 }
+PURE_ENV = {**ENV, "AIOREFTABLE_PURE_PYTHON": "1"}
+PATHS = ("compiled", "pure")
+
+
+def use_path(which: str) -> None:
+    """Switch this process's block decoder (as tests/test_accel_differential.py does)."""
+    _block._speedups = _accel.speedups if which == "compiled" else None
+    process_cache().clear()
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -96,20 +116,29 @@ def run(
 
 
 def timed(
-    cmd: list[str], out: Path | None = None, *, cwd: Path | None = None, input: bytes | None = None
+    cmd: list[str],
+    out: Path | None = None,
+    *,
+    cwd: Path | None = None,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
 ) -> float:
     """Wall seconds of one process; stdout to ``out`` (or /dev/null)."""
     with open(out or os.devnull, "wb") as f:
         t = time.perf_counter()
-        proc = subprocess.run(cmd, env=ENV, stdout=f, stderr=subprocess.PIPE, cwd=cwd, input=input)
+        proc = subprocess.run(
+            cmd, env=env or ENV, stdout=f, stderr=subprocess.PIPE, cwd=cwd, input=input
+        )
         elapsed = time.perf_counter() - t
     if proc.returncode:
         sys.exit(f"{cmd[:3]} failed: {proc.stderr.decode(errors='replace')}")
     return elapsed
 
 
-def median_time(cmd: list[str], repeat: int, out: Path | None = None) -> float:
-    return statistics.median(timed(cmd, out) for _ in range(repeat))
+def median_time(
+    cmd: list[str], repeat: int, out: Path | None = None, env: dict[str, str] | None = None
+) -> float:
+    return statistics.median(timed(cmd, out, env=env) for _ in range(repeat))
 
 
 def machine() -> dict[str, str]:
@@ -178,6 +207,34 @@ for rec in merged.iter_refs(b"refs/"):
 out.write(b"".join(buf))
 """
 
+# the issue's public path: one reader, f-strings, a text stream
+OUR_PUBLIC_SCAN = """
+import sys, os
+sys.path.insert(0, {root!r})
+from aioreftable.lowlevel import TableReader
+d = os.path.join(sys.argv[1], "reftable")
+names = [n for n in open(os.path.join(d, "tables.list")).read().split("\\n") if n]
+assert len(names) == 1, names
+out = sys.stdout
+for rec in TableReader.from_path(os.path.join(d, names[0])).iter_refs(b"refs/"):
+    out.write(f"{{rec.value.hex()}} {{rec.refname.decode()}}\\n")
+"""
+
+# git's p1401 "create new refs after deleting differently-named refs", through our ref store
+OUR_CREATE = """
+import sys
+sys.path.insert(0, {root!r})
+import anyio
+import aioreftable
+async def main():
+    oid, *names = sys.stdin.read().split()
+    async with aioreftable.open_ref_store(sys.argv[1]) as store:
+        async with store.transaction(message="create") as tx:
+            for name in names:
+                tx.create(name, oid)
+anyio.run(main)
+"""
+
 DULWICH_SCAN = """
 import sys
 from dulwich.repo import Repo
@@ -240,6 +297,107 @@ print(json.dumps(dict(open_ms=t_open * 1e3, lookup_ms=t_lookup * 1e3, rss_import
 """
 
 
+# -- tombstones (git's t/perf/p1401) -----------------------------------------------------
+
+
+def tombstone_repo(git: str, path: Path, n: int) -> str:
+    """A bare reftable repository whose stack is git's first table, a table of ``n`` refs
+    ``refs/tags/old-<i>`` and a newer table deleting every one of them; returns the blob
+    id the refs named."""
+    run([git, "init", "-q", "--bare", "--ref-format=reftable", "-b", "main", str(path)])
+    oid = run([git, "hash-object", "-w", "--stdin"], cwd=path, input=b"foo\n").stdout.strip()
+    d = path / "reftable"
+    listed = (d / "tables.list").read_text().split()
+    top = max(TableReader.from_path(d / name).max_update_index for name in listed)
+    names = sorted(b"refs/tags/old-%d" % i for i in range(1, n + 1))
+    raw = bytes.fromhex(oid.decode())
+    for ui in (top + 1, top + 2):
+        w = TableWriter(WriteOptions())
+        w.set_limits(ui, ui)
+        if ui == top + 1:
+            w.add_refs([RefRecord.val1(name, ui, raw) for name in names])
+        else:
+            w.add_refs([RefRecord.deletion(name, ui) for name in names])
+        table = f"0x{ui:012x}-0x{ui:012x}-{random.Random(ui).getrandbits(32):08x}.ref"
+        (d / table).write_bytes(w.finish())
+        listed.append(table)
+    (d / "tables.list").write_text("".join(f"{name}\n" for name in listed))
+    return oid.decode()
+
+
+def tombstone_probes(merged: MergedTable) -> list[tuple[str, Callable[[bytes], object]]]:
+    """A lookup of a deleted name, a prefix check under it (git's D/F check), and a seek
+    past every tombstone."""
+    return [
+        ("lookup_deleted_us", merged.ref),
+        ("prefix_check_us", lambda name: next(merged.iter_refs(name + b"/"), None)),
+        ("seek_past_us", lambda name: next(merged.iter_refs(b"refs/tags/p"), None)),
+    ]
+
+
+def tombstone_case(git: str, work: Path, n: int, repeat: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": n, "sizes": {}}
+    for size in (n, 10 * n):
+        repo = work / f"tomb-{size}.git"
+        oid = tombstone_repo(git, repo, size)
+        row: dict[str, Any] = {
+            "git_for_each_ref_s": median_time(
+                [git, "-C", str(repo), "for-each-ref", "--format=%(objectname) %(refname)"],
+                repeat,
+            )
+        }
+        d = repo / "reftable"
+        tables = [d / name for name in (d / "tables.list").read_text().split()]
+        probes = [
+            b"refs/tags/old-%d" % i
+            for i in random.Random(size).sample(range(1, size + 1), min(2000, size))
+        ]
+        perf = time.perf_counter_ns
+        for which in PATHS:
+            env = ENV if which == "compiled" else PURE_ENV
+            cmd = [sys.executable, "-c", OUR_SCAN.format(root=str(ROOT)), str(repo)]
+            row[f"scan_process_s_{which}"] = median_time(cmd, repeat, env=env)
+            use_path(which)
+            merged = MergedTable([TableReader.from_path(t) for t in tables])
+            t = time.perf_counter()
+            live = sum(1 for _ in merged.iter_refs(b"refs/"))
+            row[f"scan_in_process_s_{which}"] = time.perf_counter() - t
+            assert live == 0, live
+            for what, op in tombstone_probes(merged):
+                for name in probes[:200]:  # warm
+                    op(name)
+                times = []
+                for name in probes:
+                    t0 = perf()
+                    assert op(name) is None
+                    times.append(perf() - t0)
+                row[f"{what}_{which}"] = statistics.median(times) / 1e3
+            for reader in merged.readers:
+                reader.close()
+        use_path("compiled")
+        if size == n:  # p1401: create n other names after the mass delete
+            names = [f"refs/tags/new-{i}" for i in range(1, n + 1)]
+            stdin = "".join(f"create {name} {oid}\n" for name in names).encode()
+            for who in ("git", "ours"):
+                copy = work / f"tomb-{size}-{who}.git"
+                shutil.copytree(repo, copy)
+                if who == "git":
+                    row["create_s_git"] = timed(
+                        [git, "update-ref", "--stdin"], cwd=copy, input=stdin
+                    )
+                else:
+                    feed = " ".join([oid, *names]).encode()
+                    cmd = [sys.executable, "-c", OUR_CREATE.format(root=str(ROOT)), str(copy)]
+                    row["create_s_ours"] = timed(cmd, input=feed)
+                listed = run([git, "-C", str(copy), "for-each-ref", "refs/tags/"]).stdout
+                assert listed.count(b"\n") == n, (who, listed.count(b"\n"))
+                shutil.rmtree(copy)
+        shutil.rmtree(repo)
+        out["sizes"][size] = row
+        say(f"  tombstones {size}: {row}")
+    return out
+
+
 # -- the benchmark -------------------------------------------------------------------------
 
 
@@ -249,7 +407,10 @@ def main() -> None:
     ap.add_argument(
         "--commits", type=int, default=0, help="distinct commits (default refs/10, <= 100k)"
     )
-    ap.add_argument("--lookups", type=int, default=10_000, help="random lookups, in process")
+    ap.add_argument("--lookups", type=int, default=20_000, help="random lookups, in process")
+    ap.add_argument(
+        "--tombstones", type=int, default=8000, help="the tombstone case's N (0: skip it)"
+    )
     ap.add_argument("--git-lookups", type=int, default=200, help="git processes (a sample)")
     ap.add_argument("--dulwich-cold", type=int, default=5, help="fresh dulwich Repos (a sample)")
     ap.add_argument("--dulwich-repeat", type=int, default=1, help="dulwich full scans (median)")
@@ -338,79 +499,107 @@ def main() -> None:
         run([git, "pack-refs", "--all"], cwd=files_repo)  # migrate writes loose refs
         assert (files_repo / "packed-refs").is_file()
         say("full scans")
-        out_git, out_ours, out_dul = (
-            work / "scan-git.txt",
-            work / "scan-ours.txt",
-            work / "scan-dulwich.txt",
-        )
-        scan = {
-            "ours": median_time(
-                [sys.executable, "-c", OUR_SCAN.format(root=str(ROOT)), str(repo)],
-                args.repeat,
-                out_ours,
-            ),
+        out_git = work / "scan-git.txt"
+        scan: dict[str, float] = {
             "git": median_time(
                 [git, "-C", str(repo), "for-each-ref", "--format=%(objectname) %(refname)"],
                 args.repeat,
                 out_git,
-            ),
-            "dulwich": median_time(
-                [sys.executable, "-c", DULWICH_SCAN, str(files_repo)], args.dulwich_repeat, out_dul
-            ),
+            )
         }
+        equal: dict[str, bool] = {}
+        for label, script in (("public", OUR_PUBLIC_SCAN), ("merged", OUR_SCAN)):
+            for which in PATHS:
+                out = work / f"scan-{label}-{which}.txt"
+                cmd = [sys.executable, "-c", script.format(root=str(ROOT)), str(repo)]
+                env = ENV if which == "compiled" else PURE_ENV
+                scan[f"{label}_{which}"] = median_time(cmd, args.repeat, out, env)
+                equal[f"{label}_{which}"] = out.read_bytes() == out_git.read_bytes()
+                out.unlink()
+        out_dul = work / "scan-dulwich.txt"
+        scan["dulwich"] = median_time(
+            [sys.executable, "-c", DULWICH_SCAN, str(files_repo)], args.dulwich_repeat, out_dul
+        )
         scan["dulwich_packed_refs_only"] = median_time(
             [sys.executable, "-c", DULWICH_PACKED_SCAN, str(files_repo)], args.dulwich_repeat
         )
         results["scan_s"] = scan
-        same = out_git.read_bytes() == out_ours.read_bytes()
         by_name = sorted(out_dul.read_bytes().splitlines(), key=lambda line: line.split(b" ", 1)[1])
-        dul_same = by_name == out_git.read_bytes().splitlines()
-        results["scan_outputs_equal"] = {"ours": same, "dulwich": dul_same}
-        say(f"  {scan} equal: ours={same} dulwich={dul_same}")
-        for p in (out_git, out_ours, out_dul):
+        equal["dulwich"] = by_name == out_git.read_bytes().splitlines()
+        results["scan_outputs_equal"] = equal
+        say(f"  {scan} equal: {equal}")
+        for p in (out_git, out_dul):
             p.unlink()
 
-        # in-process scan (and profile) for the record
-        with TableReader.from_path(git_table) as reader:
-            merged = MergedTable([reader])
-            t = time.perf_counter()
-            count = sum(1 for _ in merged.iter_refs(b"refs/"))
-            results["scan_in_process_s"] = {"merged": time.perf_counter() - t}
-            t = time.perf_counter()
-            count2 = sum(1 for _ in reader.iter_refs(b"refs/"))
-            results["scan_in_process_s"]["reader"] = time.perf_counter() - t
-            assert count == count2 == n + 1  # + refs/heads/main
-            if args.profile:
+        # in-process scans (and the profile of the compiled path) for the record
+        results["scan_in_process_s"] = {}
+        for which in PATHS:
+            use_path(which)
+            with TableReader.from_path(git_table) as reader:
+                t = time.perf_counter()
+                count = sum(1 for _ in MergedTable([reader]).iter_refs(b"refs/"))
+                merged_s = time.perf_counter() - t
+                t = time.perf_counter()
+                count2 = sum(1 for _ in reader.iter_refs(b"refs/"))
+                results["scan_in_process_s"][which] = {
+                    "merged": merged_s,
+                    "reader": time.perf_counter() - t,
+                }
+                assert count == count2 == n + 1  # + refs/heads/main
+        use_path("compiled")
+        if args.profile:
+            with TableReader.from_path(git_table) as reader:
+                sink = io.StringIO()
                 prof = cProfile.Profile()
                 prof.enable()
-                for rec in merged.iter_refs(b"refs/"):
-                    b"%s %s\n" % (rec.oid.hex().encode(), rec.refname)
+                for rec in reader.iter_refs(b"refs/"):
+                    sink.write(f"{rec.oid.hex()} {rec.refname.decode()}\n")
                 prof.disable()
-                s = io.StringIO()
-                pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(14)
-                results["profile"] = s.getvalue()
-                print(s.getvalue(), file=sys.stderr)
+            s = io.StringIO()
+            pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(14)
+            results["profile"] = s.getvalue()
+            print(s.getvalue(), file=sys.stderr)
 
-            # 4. lookups -----------------------------------------------------------------
-            say("lookups")
-            sample = [names[i] for i in rng.sample(range(n), min(args.lookups, n))]
-            warmup = [names[i] for i in rng.sample(range(n), min(1000, n))]
-            for name in warmup:
-                merged.ref(name.encode())
-            timings = []
-            perf = time.perf_counter_ns
-            for name in sample:
-                key = name.encode()
-                t0 = perf()
-                found = merged.ref(key)
-                timings.append(perf() - t0)
-                assert found is not None
-            timings.sort()
-            results["lookup_ours_us"] = {
-                "median": statistics.median(timings) / 1e3,
-                "p90": timings[len(timings) * 9 // 10] / 1e3,
-                "n": len(timings),
-            }
+        # 4. lookups -----------------------------------------------------------------
+        say("lookups")
+        sample = [names[i] for i in rng.sample(range(n), min(args.lookups, n))]
+        perf = time.perf_counter_ns
+        results["lookup_ours_us"] = {}
+        found_by_path: dict[str, list[str]] = {}
+        for which in PATHS:
+            use_path(which)
+            with TableReader.from_path(git_table) as reader:
+                merged = MergedTable([reader])
+                keys = [name.encode() for name in sample]
+                for key in keys:  # warm: the set of names is looked up once first
+                    reader.ref(key)
+                timings = []
+                for key in keys:
+                    t0 = perf()
+                    reader.ref(key)
+                    timings.append(perf() - t0)
+                merged_t = []
+                for key in keys:
+                    t0 = perf()
+                    found = merged.ref(key)
+                    merged_t.append(perf() - t0)
+                    assert found is not None
+                found_by_path[which] = [
+                    f"{type(r).__qualname__} {r!r}" for r in map(reader.ref, keys)
+                ]
+                timings.sort()
+                merged_t.sort()
+                results["lookup_ours_us"][which] = {
+                    "median": statistics.median(timings) / 1e3,
+                    "p90": timings[len(timings) * 9 // 10] / 1e3,
+                    "p99": timings[len(timings) * 99 // 100] / 1e3,
+                    "merged_median": statistics.median(merged_t) / 1e3,
+                    "n": len(timings),
+                    "cache_mb": process_cache().size_bytes / 2**20,
+                }
+        use_path("compiled")
+        results["lookup_paths_equal"] = found_by_path["compiled"] == found_by_path["pure"]
+        del found_by_path
         git_sample = sample[: args.git_lookups]
         git_times = [
             timed([git, "-C", str(repo), "show-ref", "--verify", name]) for name in git_sample
@@ -477,6 +666,10 @@ def main() -> None:
             },
             "git_process_ms": results["lookup_git_process_ms"]["median"],
         }
+        # 6. tombstones ----------------------------------------------------------------------
+        if args.tombstones:
+            say("tombstones")
+            results["tombstones"] = tombstone_case(git, work, args.tombstones, args.repeat)
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -490,7 +683,7 @@ def report(r: dict[str, Any]) -> None:
     m = r["machine"]
     print(f"# {r['refs']:,} refs, {r['commits']:,} commits; {r['git']}; Python {m['python']}")
     print(f"# {m['cpu']}, {m['memory']}, {m['os']}")
-    print(f"# packed table: {r['table']['bytes']:,} bytes\n")
+    print(f"# packed table: {r['table']['bytes']:,} bytes; compiled decoder built: {ACCELERATED}\n")
     gw = r["git_write_s"]
     sc = r["scan_s"]
     lo = r["lookup_ours_us"]
@@ -498,11 +691,15 @@ def report(r: dict[str, Any]) -> None:
     ld = r["lookup_dulwich"]
     c = r["cold"]
     co, cd = c["ours"], c["dulwich"]
-    in_proc = r["scan_in_process_s"]["merged"]
+    inp = r["scan_in_process_s"]
+
+    def both(fmt: str, key: str, table: dict[str, Any]) -> str:
+        return " / ".join(fmt.format(table[f"{key}_{w}"]) for w in PATHS)
+
     rows = [
         (
-            "write (s)",
-            f"{r['our_write_s']:.2f}",
+            f"write {r['refs']:,} refs (s)",
+            f"{r['our_write_s']:.2f} (pure Python either way)",
             f"{gw['total']:.2f} (update-ref {gw['update_ref']:.2f}"
             f" + pack-refs {gw['pack_refs']:.2f})",
             "-",
@@ -510,20 +707,37 @@ def report(r: dict[str, Any]) -> None:
             f" byte-identical: {r['write_byte_identical']}",
         ),
         (
-            "full scan, whole process (s)",
-            f"{sc['ours']:.2f}",
-            f"{sc['git']:.2f}",
+            "full scan, public path (TableReader.iter_refs, f-strings), whole process (s)",
+            both("{:.2f}", "public", sc),
+            f"{sc['git']:.2f} (for-each-ref)",
             f"{sc['dulwich']:.2f} (refs.as_dict);"
             f" {sc['dulwich_packed_refs_only']:.2f} (get_packed_refs)",
-            f"{sc['ours'] / sc['git']:.2f}x git; in-process iteration {in_proc:.2f} s",
+            " / ".join(f"{sc[f'public_{w}'] / sc['git']:.2f}x" for w in PATHS) + " git",
         ),
         (
-            "lookup, median",
-            f"{lo['median']:.1f} µs warm (p90 {lo['p90']:.1f})",
+            "full scan, MergedTable, bytes lines, whole process (s)",
+            both("{:.2f}", "merged", sc),
+            f"{sc['git']:.2f}",
+            "-",
+            " / ".join(f"{sc[f'merged_{w}'] / sc['git']:.2f}x" for w in PATHS)
+            + " git; in process: "
+            + " / ".join(
+                f"{inp[w]['reader']:.2f} s reader, {inp[w]['merged']:.2f} s merged" for w in PATHS
+            ),
+        ),
+        (
+            f"warm random lookup, TableReader.ref, {lo['compiled']['n']:,} names (µs)",
+            " / ".join(
+                f"median {lo[w]['median']:.1f}, p90 {lo[w]['p90']:.1f}, p99 {lo[w]['p99']:.1f}"
+                for w in PATHS
+            ),
             f"{lg['median']:.2f} ms/process (n={lg['n']})",
             f"{ld['warm_us']:.1f} µs warm;"
             f" {ld['fresh_repo_ms']:.0f} ms fresh Repo (n={ld['fresh_n']})",
-            f"{lo['n']:,} random names",
+            "MergedTable.ref median "
+            + " / ".join(f"{lo[w]['merged_median']:.1f}" for w in PATHS)
+            + f"; cache {lo['compiled']['cache_mb']:.0f} MB;"
+            f" equal records on both paths: {r['lookup_paths_equal']}",
         ),
         (
             "cold open + 1 lookup (ms)",
@@ -543,6 +757,43 @@ def report(r: dict[str, Any]) -> None:
             "",
         ),
     ]
+    tomb = r.get("tombstones")
+    if tomb:
+        for size, t in tomb["sizes"].items():
+            rows.append(
+                (
+                    f"{size:,} tombstones over {size:,} refs: scan, whole process (s)",
+                    both("{:.2f}", "scan_process_s", t),
+                    f"{t['git_for_each_ref_s']:.2f}",
+                    "-",
+                    "in process " + both("{:.3f}", "scan_in_process_s", t) + " s",
+                )
+            )
+            rows.append(
+                (
+                    f"{size:,} tombstones: lookup of a deleted name / prefix check"
+                    " / seek past them (µs, median)",
+                    " / ".join(
+                        f"{t[f'lookup_deleted_us_{w}']:.1f}, {t[f'prefix_check_us_{w}']:.1f},"
+                        f" {t[f'seek_past_us_{w}']:.1f}"
+                        for w in PATHS
+                    ),
+                    "-",
+                    "-",
+                    "",
+                )
+            )
+            if "create_s_git" in t:
+                rows.append(
+                    (
+                        f"create {size:,} other refs after deleting {size:,} (s, whole process)",
+                        f"{t['create_s_ours']:.2f} (compiled)",
+                        f"{t['create_s_git']:.2f} (update-ref --stdin)",
+                        "-",
+                        "git's p1401 'create new refs after deleting differently-named refs'",
+                    )
+                )
+    print("ours: compiled / pure-Python decoder\n")
     print("| measure | aioreftable | git | dulwich (files backend) | notes |")
     print("|---|---|---|---|---|")
     for row in rows:

@@ -16,8 +16,12 @@ Makes one bare reftable repository with git (one commit, empty template), copies
   that leave the stack geometric are not counted); p50/p99/max;
 - shutdown: SIGTERM until exit.
 
-``--safety N``: three concurrent loops of N ``git update-ref`` on one repository at git's
-default lock timeout (100 ms), without and then with the daemon; failures of each.
+``--safety N``: ``--loops`` (3) concurrent loops of N ``git update-ref`` on a fresh repository at
+git's default lock timeout (100 ms), without and with the daemon, ``--rounds`` times
+alternating; failures and seconds of each run (without the daemon the stack grows to 3N
+tables and every update-ref slows down, so the runs with it write at a higher rate).
+``--deep``: the daemon's run continues on the repository the run without it left. Each
+round also runs the loops with git's own inline auto-compaction (its default) for scale.
 Needs git >= 2.45 (AIOREFTABLE_TEST_GIT or git on PATH).
 """
 
@@ -171,7 +175,8 @@ def lag_run(g: str, root: Path, oid: str, writes: int, interval: float) -> list[
     try:
         for i in range(writes):
             repo = rng.choice(repos)
-            run(g, "update-ref", f"refs/heads/w{i}", oid, cwd=repo, env=NO_COMPACT)
+            # a name no earlier run of a kept tree used (same value: no table written)
+            run(g, "update-ref", f"refs/heads/w{os.getpid()}-{i}", oid, cwd=repo, env=NO_COMPACT)
             t0 = time.monotonic()
             if not geometric(repo / "reftable"):
                 with lock:
@@ -188,35 +193,52 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def safety(g: str, tmp: Path, updates: int) -> dict[str, int]:
+def safety(g: str, tmp: Path, updates: int, rounds: int, deep: bool, loops: int) -> dict[str, Any]:
+    """Three concurrent ``git update-ref`` loops on a fresh repository, without and with
+    the daemon, ``rounds`` times alternating; failures and seconds of each. ``deep``: the
+    run with the daemon uses the repository the run without it left (3N tables), so the
+    daemon starts on a deep stack while the loops write."""
     root = tmp / "safety"
-    oid = make_tree(g, root, 1)
-    repo = next(root.iterdir())
+    oid = make_tree(g, root, 2 * rounds)
+    repos = sorted(root.iterdir())
 
-    def loop(prefix: str) -> int:
+    def loop(repo: Path, prefix: str, env: dict[str, str]) -> int:
         failures = 0
         for i in range(updates):
             proc = subprocess.run([g, "update-ref", f"refs/heads/{prefix}{i}", oid], cwd=repo,
-                                  env=NO_COMPACT, capture_output=True)  # fmt: skip
+                                  env=env, capture_output=True)  # fmt: skip
             failures += proc.returncode != 0
         return failures
 
-    def three(tag: str) -> int:
-        with ThreadPoolExecutor(3) as pool:
-            return sum(pool.map(loop, [f"{tag}{n}-" for n in range(3)]))
+    def three(repo: Path, env: dict[str, str] = NO_COMPACT) -> tuple[int, float]:
+        t = time.monotonic()
+        with ThreadPoolExecutor(loops) as pool:
+            prefixes = [f"l{n}-" for n in range(loops)]
+            failures = sum(pool.map(loop, [repo] * loops, prefixes, [env] * loops))
+        return failures, round(time.monotonic() - t, 1)
 
-    without = three("a")
-    daemon = Daemon(root, tmp / "safety.log")
-    daemon.wait_event("started", 60)
-    with_daemon = three("b")
-    daemon.stop()
-    return {
-        "updates": 3 * updates,
-        "failures_without_daemon": without,
-        "failures_with_daemon": with_daemon,
-        "compactions_during": len(daemon.events("compacted")),
-        "give_ups_during": len(daemon.events("gave_up")),
-    }
+    out: dict[str, Any] = {"updates_per_run": loops * updates, "without": [], "with": []}
+    out["inline"] = []
+    for r in range(rounds):
+        # git's own inline auto-compaction after every commit (its default), for scale
+        inline = tmp / f"inline-{r}.git"
+        shutil.copytree(repos[0].parent.parent / "template.git", inline, symlinks=True)
+        out["inline"].append(three(inline, ENV))
+        out["without"].append(three(repos[2 * r]))
+        # the daemon watches only the repository of this run
+        single = tmp / f"safety-{r}"
+        single.mkdir()
+        shutil.move(repos[2 * r + int(not deep)], single / "r.git")
+        daemon = Daemon(single, tmp / f"safety-{r}.log")
+        daemon.wait_event("started", 60)
+        out["with"].append(three(single / "r.git"))
+        daemon.stop()
+        out.setdefault("compactions", []).append(len(daemon.events("compacted")))
+        out.setdefault("give_ups", []).append(len(daemon.events("gave_up")))
+    out["failures_without_daemon"] = sum(f for f, _ in out["without"])
+    out["failures_with_daemon"] = sum(f for f, _ in out["with"])
+    out["failures_with_git_inline_compaction"] = sum(f for f, _ in out["inline"])
+    return out
 
 
 def main() -> None:
@@ -227,6 +249,9 @@ def main() -> None:
     p.add_argument("--interval", type=float, default=0.05, help="seconds between writes")
     p.add_argument("--watch", default="auto", choices=("auto", "inotify", "poll"))
     p.add_argument("--safety", type=int, default=0, help="updates per loop (0: skip)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of the --safety runs")
+    p.add_argument("--deep", action="store_true", help="--safety: the daemon meets a deep stack")
+    p.add_argument("--loops", type=int, default=3, help="--safety: concurrent update-ref loops")
     p.add_argument("--keep", help="build the tree in this directory and keep it")
     args = p.parse_args()
     g = find_git()
@@ -240,15 +265,17 @@ def main() -> None:
     }
     try:
         if args.safety:
-            results["safety"] = safety(g, tmp, args.safety)
+            results["safety"] = safety(g, tmp, args.safety, args.rounds, args.deep, args.loops)
             print(json.dumps(results, indent=2))
             return
         root = tmp / "root"
         t = time.monotonic()
         if root.is_dir():  # a tree kept by an earlier --keep run: reset every stack
-            oid = run(g, "rev-parse", "main", cwd=tmp / "template.git").strip()
+            template = tmp / "template.git"
+            oid = run(g, "rev-parse", "main", cwd=template).strip()
             for repo in root.iterdir():
-                run(g, "pack-refs", cwd=repo)
+                shutil.rmtree(repo / "reftable")
+                shutil.copytree(template / "reftable", repo / "reftable")
             results["repos"] = len(list(root.iterdir()))
         else:
             oid = make_tree(g, root, args.repos)

@@ -110,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.out.exists():
             print(f"fatal: {args.out} exists", file=sys.stderr)
             return 2
-        anyio.run(supervise, profile, args.out)
+        try:
+            anyio.run(supervise, profile, args.out)
+        except (RuntimeError, FileNotFoundError) as exc:  # no git, or git refused the setup
+            print(f"fatal: {exc}", file=sys.stderr)
+            return 2
         out = args.out
     else:
         out = args.out

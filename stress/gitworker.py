@@ -5,10 +5,12 @@ and control protocol as the aioreftable workers.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import random
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -60,11 +62,23 @@ class GitWriter:
         self.counts: dict[str, int] = {}
         self.failures: dict[str, int] = {}
         self.last_sync = time.monotonic()
+        self.pending = ""
 
     def git_run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [self.git, *args], cwd=self.repo, capture_output=True, text=True, env=self.env
         )
+
+    def poll(self) -> str:
+        """A command the supervisor sent, kept until ``run`` handles it."""
+        if not self.pending:
+            self.pending = pending_command(block=False)
+        return self.pending
+
+    def next_command(self, block: bool) -> str:
+        command = self.pending or pending_command(block)
+        self.pending = ""
+        return command
 
     def fail(self, kind: str, detail: str = "") -> None:
         self.failures[kind] = self.failures.get(kind, 0) + 1
@@ -88,7 +102,7 @@ class GitWriter:
     def counter(self) -> None:
         counter = self.rng.choice(self.counters)
         start = time.monotonic()
-        for _ in range(1000):
+        while not self.poll():  # a command from the supervisor ends the retries
             cur = self.git_run("rev-parse", "-q", "--verify", counter).stdout.strip()
             k = self.index.get(cur)
             if k is None:
@@ -175,13 +189,13 @@ class GitWriter:
         while command != "stop":
             if quota and self.acked >= quota:
                 say("done")
-                command = pending_command(block=True)
+                command = self.next_command(block=True)
             else:
-                command = pending_command(block=False)
+                command = self.next_command(block=False)
             if command == "pause":
                 say("paused")
                 while command not in ("resume", "stop"):
-                    command = pending_command(block=True)
+                    command = self.next_command(block=True)
                 if command == "resume":
                     say("ready")
                 continue
@@ -201,6 +215,7 @@ class GitWriter:
 
 
 def main() -> None:
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     GitWriter(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])).run()
 
 

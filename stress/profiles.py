@@ -20,6 +20,7 @@ WORKLOADS = (
     "compact_full",  # pack_refs(): everything into one table (LockError allowed)
     "reader",  # iterate refs/, check the snapshot's invariants
     "mass",  # create then delete 200 private refs in one transaction each (tombstones)
+    "worktree",  # one transaction over a linked worktree's stack and the main stack
 )
 
 # Operations of a git writer process (real git commands).
@@ -56,7 +57,8 @@ class Profile:
     kill_git: bool = True  # git writer processes may be killed too
     preload_refs: int = 0  # refs created before the run (one table; makes compaction long)
     stale_table_lock: bool = False  # plant a crashed compactor's <table>.ref.lock first
-    pause_grace: float = 1.0  # seconds in-flight operations get before a pause cancels them
+    worktree: bool = False  # a linked worktree per repository; odd workers open the store there
+    pause_grace: float = 0.5  # seconds in-flight operations get before a pause cancels them
     seed: int = 1
 
     def to_json(self) -> str:
@@ -92,6 +94,8 @@ class Profile:
             raise ValueError("git writers need at least one git workload with a weight")
         if self.backend not in ("asyncio", "trio", "mixed"):
             raise ValueError(f"unknown backend {self.backend!r}")
+        if self.ops_per_worker and self.kill:
+            raise ValueError("a run with an operation quota cannot kill workers")
         if self.duration <= 0:
             raise ValueError("duration must be positive")
 
@@ -285,6 +289,16 @@ SCENARIOS: dict[str, Profile] = {
             git_weights={"pack_refs": 3, "private": 2, "counter": 2},
         ),
         _p(
+            "worktree-transactions",
+            "transactions over a linked worktree's stack (refs/worktree/) and the main stack "
+            "(refs/heads/) from the worktree, beside writers in the main worktree",
+            processes=4,
+            tasks=4,
+            duration=15,
+            worktree=True,
+            weights={"worktree": 6, "private": 3, "multi": 2, "counter": 2, "reader": 2},
+        ),
+        _p(
             "mixed-git",
             "mixed git and aioreftable writers incrementing the same counters on one repository",
             processes=3,
@@ -300,7 +314,6 @@ SCENARIOS: dict[str, Profile] = {
 # Scenarios of issue 15 that need a hook the public API does not offer (see docs/stress.md).
 NOT_AVAILABLE = {
     "power-cut": "needs a fault-injecting OS seam in the public API (drop unsynced writes)",
-    "worktree-transactions": "not written yet (a linked worktree's stack plus the main one)",
 }
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from .ledger import LedgerData, read_all
 from .verify import Findings, verify_run
 
+MAX_KILL_LINES = 100
+
 
 def percentile(values: list[float], q: float) -> float:
     if not values:
@@ -87,8 +89,8 @@ def summarize(out: Path, run: dict[str, Any], data: LedgerData, f: Findings) -> 
             {
                 "second": sec,
                 "acknowledged": len(lat),
-                "p50_ms": round(percentile(lat, 50) * 1000, 3),
-                "p99_ms": round(percentile(lat, 99) * 1000, 3),
+                "p50_ms": round(percentile(lat, 50) * 1000, 3) if lat else None,
+                "p99_ms": round(percentile(lat, 99) * 1000, 3) if lat else None,
                 "tables": tables.get(sec, {}),
             }
         )
@@ -139,9 +141,12 @@ def charts(out: Path, summary: dict[str, Any], kill_times: list[float]) -> list[
     made = []
 
     def finish(ax: Any, fig: Any, name: str, ylabel: str) -> None:
-        for t in kill_times:
-            ax.axvline(t, color="red", alpha=0.25, linewidth=0.8)
-        ax.set_xlabel("seconds (red lines: SIGKILLs)")
+        if len(kill_times) <= MAX_KILL_LINES:
+            for t in kill_times:
+                ax.axvline(t, color="red", alpha=0.25, linewidth=0.8)
+            ax.set_xlabel("seconds (red lines: SIGKILLs)")
+        else:  # too many to draw: say how many
+            ax.set_xlabel(f"seconds ({len(kill_times)} SIGKILLs)")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{summary['profile']}: {ylabel}")
         ax.grid(alpha=0.3)
@@ -155,8 +160,12 @@ def charts(out: Path, summary: dict[str, Any], kill_times: list[float]) -> list[
     finish(ax, fig, "throughput.png", "acknowledged operations per second")
 
     fig, ax = plt.subplots(figsize=(9, 4))
-    ax.plot(seconds, [row["p50_ms"] for row in timeline], label="p50")
-    ax.plot(seconds, [row["p99_ms"] for row in timeline], label="p99")
+
+    def ms(key: str) -> list[float]:  # a second without acknowledgements is a gap
+        return [math.nan if row[key] is None else row[key] for row in timeline]
+
+    ax.plot(seconds, ms("p50_ms"), label="p50")
+    ax.plot(seconds, ms("p99_ms"), label="p99")
     ax.set_yscale("symlog")
     ax.legend()
     finish(ax, fig, "latency.png", "latency of acknowledged operations (ms)")

@@ -52,6 +52,11 @@ def run_git(git: str, repo: Path, *args: str, data: bytes | None = None) -> str:
     return proc.stdout.decode()
 
 
+def worktree_of(repo: Path) -> Path:
+    """Where a repository's linked worktree lives (beside it)."""
+    return repo.parent / (repo.name + "-wt")
+
+
 def counter_names(profile: Profile) -> list[str]:
     return [f"{COUNTER_PREFIX}{i}" for i in range(profile.counters)]
 
@@ -91,6 +96,8 @@ def create_repo(git: str, repo: Path, profile: Profile) -> list[str]:
             for n in range(profile.preload_refs)
         ]
         run_git(git, repo, "update-ref", "--stdin", data="".join(stdin).encode())
+    if profile.worktree:
+        run_git(git, repo, "worktree", "add", "-q", "--detach", str(worktree_of(repo)), chain[0])
     if profile.stale_table_lock:
         tables = (repo / ".git" / "reftable" / "tables.list").read_text().split()
         (repo / ".git" / "reftable" / (tables[0] + ".lock")).write_bytes(b"")

@@ -30,7 +30,8 @@ from .profiles import Profile
 from .repos import create_repo, find_git, git_version, remove_abandoned_locks, scan
 
 ROOT = Path(__file__).resolve().parent.parent
-REPLY_TIMEOUT = 120.0
+REPLY_TIMEOUT = 30.0  # a pause takes under a second; a git writer finishes one command
+STALL_SECONDS = 4.0
 
 
 class HungWorker(Exception):
@@ -81,31 +82,48 @@ class Proc:
         assert self.process is not None and self.process.stdin is not None
         await self.process.stdin.send((line + "\n").encode())
 
-    async def expect(self, word: str) -> None:
+    async def line(self, waiting_for: str) -> str:
         assert self.reader is not None
+        try:
+            return (await self.reader.receive_until(b"\n", 1000)).decode()
+        except (anyio.EndOfStream, anyio.IncompleteRead):
+            raise HungWorker(f"{self.name} exited before saying {waiting_for}") from None
+
+    async def expect(self, word: str) -> None:
+        """Wait for ``word`` (REPLY_TIMEOUT); a ``done`` on the way is remembered."""
         with anyio.fail_after(REPLY_TIMEOUT):
             while True:
-                try:
-                    line = (await self.reader.receive_until(b"\n", 1000)).decode()
-                except (anyio.EndOfStream, anyio.IncompleteRead):
-                    raise HungWorker(f"{self.name} exited before saying {word}") from None
+                line = await self.line(word)
                 if line == "done":
                     self.done = True
-                    if word == "done":
-                        return
-                    continue
-                if line == word:
+                elif line == word:
                     return
 
+    async def wait_done(self) -> None:
+        """Wait, without a time limit, until the worker met its quota."""
+        while not self.done:
+            if await self.line("done") == "done":
+                self.done = True
+
+    def dump_stacks(self) -> None:
+        """SIGUSR1: the worker's faulthandler writes every thread's stack to its log."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGUSR1)
+
     def kill(self) -> None:
-        assert self.process is not None
+        if self.process is None:
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
 
     async def reap(self) -> None:
-        assert self.process is not None
-        await self.process.wait()
-        await self.process.aclose()
+        if self.process is None:
+            return
+        with anyio.CancelScope(shield=True):
+            await self.process.wait()
+            await self.process.aclose()
+        self.process = None
         self.log.close()
 
 
@@ -118,8 +136,12 @@ class Run:
     stacks: list[Path] = field(default_factory=list)
     started: float = 0.0
     kills: int = 0
+    stalls: int = 0
+    quiescing: bool = False
+    seen_files: dict[int, set[str]] = field(default_factory=dict)
     events: Any = None  # kills.jsonl
     samples: Any = None  # timeline.jsonl
+    diary: Any = None  # supervisor.log
     env: dict[str, str] = field(default_factory=dict)
 
     def record(self, stream: Any, rec: dict[str, Any]) -> None:
@@ -127,60 +149,121 @@ class Run:
         stream.flush()
 
     async def sample(self) -> None:
-        """Tables per stack every half second (the number of lines of tables.list)."""
+        """Tables per stack every half second (the number of lines of tables.list); a
+        ``tables.list.lock`` that stays (same inode) for STALL_SECONDS is a stall: every
+        worker is asked for its stacks (SIGUSR1, into its log) and the stall recorded."""
+        seen: dict[int, tuple[int, float, bool]] = {}
         while True:
             for number, stack in enumerate(self.stacks):
                 text = await anyio.Path(stack / "tables.list").read_text()
-                rec = {"t": round(time.time(), 3), "repo": number, "tables": len(text.split())}
+                now = time.time()
+                rec = {"t": round(now, 3), "repo": number, "tables": len(text.split())}
                 self.record(self.samples, rec)
+                try:
+                    inode = (await anyio.Path(stack / "tables.list.lock").stat()).st_ino
+                except FileNotFoundError:
+                    seen.pop(number, None)
+                    continue
+                first, since, reported = seen.get(number, (inode, now, False))
+                if first != inode:
+                    first, since, reported = inode, now, False
+                if self.quiescing:  # a killed writer's lock, removed once all are paused
+                    since = now
+                if now - since >= STALL_SECONDS and not reported:
+                    reported = True
+                    self.stalls += 1
+                    self.log(f"stall: repo{number} tables.list.lock held {now - since:.1f} s")
+                    self.record(self.events, {"t": now, "when": "stall", "repo": number})
+                    for p in self.procs:
+                        p.dump_stacks()
+                seen[number] = (first, since, reported)
             await anyio.sleep(0.5)
 
-    async def quiesce(self, procs: list[Proc]) -> None:
+    def log(self, message: str) -> None:
+        self.record(self.diary, {"t": round(time.time(), 3), "msg": message})
+
+    async def talk(self, p: Proc, command: str, reply: str) -> None:
+        """Send a command and wait for its reply; a worker that does not answer (hung or
+        crashed) is recorded, killed and started again (a finding of the run)."""
+        try:
+            await p.send(command)
+            await p.expect(reply)
+        except (
+            HungWorker,
+            TimeoutError,
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+        ) as exc:
+            self.log(f"{p.name} did not answer {command}: {type(exc).__name__} {exc}")
+            self.record(
+                self.events,
+                {"t": time.time(), "when": command, "hung": p.name, "error": repr(exc)},
+            )
+            p.dump_stacks()
+            await anyio.sleep(0.5)
+            p.kill()
+            await p.reap()
+            if command != "stop":
+                p.incarnation += 1
+                await p.start(self.out, self.env)
+                if command == "pause":  # it must be paused like the others
+                    await self.talk(p, "pause", "paused")
+
+    async def everyone(self, procs: list[Proc], command: str, reply: str) -> None:
         async with anyio.create_task_group() as tg:
             for p in procs:
-                tg.start_soon(self.pause_one, p)
-
-    async def pause_one(self, p: Proc) -> None:
-        await p.send("pause")
-        await p.expect("paused")
-
-    async def resume_one(self, p: Proc) -> None:
-        await p.send("resume")
-        await p.expect("ready")
+                tg.start_soon(self.talk, p, command, reply)
 
     def sweep(self, when: str, victim: str) -> dict[str, Any]:
-        """Record the leftovers of every stack and remove the proven-abandoned locks."""
+        """Record the leftovers of every stack (those not seen by the previous sweep: what
+        this kill left) and remove the proven-abandoned locks."""
         rec: dict[str, Any] = {"t": round(time.time(), 3), "when": when, "victim": victim}
         for number, stack in enumerate(self.stacks):
             found = scan(stack)
-            rec[f"repo{number}"] = {
-                "tables.list.lock": len(found.list_lock),
-                "table_locks": len(found.table_locks),
-                "our_temp_files": len(found.our_temps),
-                "git_temp_files": len(found.git_temps),
-                "unlisted_tables": len(found.unlisted_tables),
-                "locks_removed": remove_abandoned_locks(stack, found),
+            before = self.seen_files.get(number, set())
+            kinds = {
+                "tables.list.lock": found.list_lock,
+                "table_locks": found.table_locks,
+                "our_temp_files": found.our_temps,
+                "git_temp_files": found.git_temps,
+                "unlisted_tables": found.unlisted_tables,
             }
+            if when == "end of run":  # everything there is
+                before = set()
+            counts = {kind: len(set(names) - before) for kind, names in kinds.items()}
+            counts["locks_removed"] = remove_abandoned_locks(stack, found)
+            self.seen_files[number] = {n for names in kinds.values() for n in names}
+            rec[f"repo{number}"] = counts
         return rec
 
     async def kill_one(self) -> None:
         profile = self.profile
         eligible = [p for p in self.procs if p.kind == "w" or profile.kill_git]
         victim = self.rng.choice(eligible)
+        self.log(f"kill {victim.name}")
+        self.quiescing = True
         victim.kill()
         self.kills += 1
         await victim.reap()
         others = [p for p in self.procs if p is not victim]
-        await self.quiesce(others)
+        await self.everyone(others, "pause", "paused")
+        self.log("all paused")
         self.record(self.events, self.sweep("after kill", victim.name))
         victim.incarnation += 1
         await victim.start(self.out, self.env)
-        async with anyio.create_task_group() as tg:
-            for p in others:
-                tg.start_soon(self.resume_one, p)
+        self.log(f"{victim.name} started")
+        await self.everyone(others, "resume", "ready")
+        self.quiescing = False
+        self.log("all resumed")
 
     async def main_loop(self) -> None:
         deadline = self.started + self.profile.duration
+        if self.profile.ops_per_worker:  # until every worker met its quota (or the deadline)
+            with anyio.move_on_after(deadline - time.time()):
+                async with anyio.create_task_group() as tg:
+                    for p in self.procs:
+                        tg.start_soon(p.wait_done)
+            return
         next_kill = self.next_kill_time()
         while time.time() < deadline and not all(p.done for p in self.procs):
             await anyio.sleep(0.1)
@@ -193,21 +276,10 @@ class Run:
         return time.time() + self.rng.uniform(low, high)
 
     async def stop_all(self) -> None:
-        async def stop(p: Proc) -> None:
-            try:
-                await p.send("stop")
-                await p.expect("stopped")
-            except (HungWorker, TimeoutError, anyio.BrokenResourceError) as exc:
-                self.record(
-                    self.events,
-                    {"t": time.time(), "when": "stop", "hung": p.name, "error": str(exc)},
-                )
-                p.kill()
+        await self.everyone(self.procs, "stop", "stopped")
+        for p in self.procs:
+            p.kill()  # nothing is left running, whatever happened
             await p.reap()
-
-        async with anyio.create_task_group() as tg:
-            for p in self.procs:
-                tg.start_soon(stop, p)
 
 
 def prepare(profile: Profile, out: Path) -> tuple[dict[str, Any], list[Path]]:
@@ -254,8 +326,9 @@ async def supervise(profile: Profile, out: Path) -> dict[str, Any]:
     with (
         open(out / "kills.jsonl", "w") as events,  # noqa: ASYNC230
         open(out / "timeline.jsonl", "w") as samples,  # noqa: ASYNC230
+        open(out / "supervisor.log", "w") as diary,  # noqa: ASYNC230
     ):
-        r.events, r.samples = events, samples
+        r.events, r.samples, r.diary = events, samples, diary
         async with anyio.create_task_group() as tg:
             for p in r.procs:
                 tg.start_soon(p.start, out, r.env)
@@ -270,6 +343,6 @@ async def supervise(profile: Profile, out: Path) -> dict[str, Any]:
                 tg.cancel_scope.cancel()
         final = r.sweep("end of run", "")
         r.record(events, final)
-    times = {"started": r.started, "ended": ended, "kills": r.kills}
+    times = {"started": r.started, "ended": ended, "kills": r.kills, "stalls": r.stalls}
     (out / "times.json").write_text(json.dumps(times))
     return run

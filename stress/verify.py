@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -14,9 +15,15 @@ import anyio
 from aioreftable import open_ref_store
 
 from .ledger import LedgerData, Op
-from .repos import counter_names, git_env
+from .repos import counter_names, git_env, worktree_of
 
-NAMESPACES = ("refs/heads/stress-p/", "refs/heads/stress-g/", "refs/stress-m/", "refs/stress-s/")
+NAMESPACES = (
+    "refs/heads/stress-p/",
+    "refs/heads/stress-g/",
+    "refs/stress-m/",
+    "refs/stress-s/",
+    "refs/worktree/stress/",
+)
 MAX_DETAILS = 50
 
 
@@ -138,8 +145,13 @@ def git(gitpath: str, repo: str, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-async def read_repo(repo: str, counters: list[str]) -> dict[str, Any]:
-    """Everything verification needs from one repository, through the public API."""
+async def read_repo(repo: str, counters: list[str], worktree: bool) -> dict[str, Any]:
+    """Everything verification needs from one repository, through the public API (with
+    ``worktree``, the refs/worktree/ refs of its linked worktree as well)."""
+    wt_refs = []
+    if worktree:
+        async with open_ref_store(worktree_of(Path(repo))) as store:
+            wt_refs = [(r.name, r.oid, r.target) async for r in store.iterate("refs/worktree/")]
     async with open_ref_store(repo) as store:
         refs = [(r.name, r.oid, r.target) async for r in store.iterate("refs/")]
         reflogs = {}
@@ -147,7 +159,7 @@ async def read_repo(repo: str, counters: list[str]) -> dict[str, Any]:
             entries = await store.reflog(c, oldest_first=True)
             reflogs[c] = [(e.old, e.new) for e in entries]
         findings = await store.verify()
-    return {"refs": refs, "reflogs": reflogs, "findings": findings}
+    return {"refs": refs, "wt_refs": wt_refs, "reflogs": reflogs, "findings": findings}
 
 
 def git_checks(
@@ -204,7 +216,7 @@ async def verify_run(run: dict[str, Any], chain: list[str], data: LedgerData) ->
         by_repo[repo_of(op.worker, len(run["repos"]))].append(op)
     for number, repo in enumerate(run["repos"]):
         try:
-            ours = await read_repo(repo, counters)
+            ours = await read_repo(repo, counters, profile.worktree)
         except Exception as exc:  # a stack we cannot even open is corrupt
             f.corrupt_stacks += 1
             f.note(f"{repo}: cannot be read: {type(exc).__name__}: {exc}")
@@ -212,7 +224,7 @@ async def verify_run(run: dict[str, Any], chain: list[str], data: LedgerData) ->
         errors = [str(x) for x in ours["findings"] if x.severity == "error"]
         warnings = [str(x) for x in ours["findings"] if x.severity == "warning"]
         f.checks.setdefault("verify_warnings", {})[repo] = warnings[:20]
-        values = value_map(ours["refs"])
+        values = value_map(ours["refs"] + ours["wt_refs"])
         ops = by_repo[number]
         check_counters(f, ops, values, ours["reflogs"], index, counters, repo)
         check_changes(f, ops, values, repo)

@@ -4,8 +4,10 @@ done, stopped). ``python -m stress.worker RUN_DIR WID INCARNATION BACKEND``."""
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ from aioreftable import open_ref_store
 
 from .ledger import Ledger
 from .profiles import Profile
-from .repos import counter_names
+from .repos import counter_names, worktree_of
 from .workloads import Task, Violation, Worker, new_task, run_op
 
 STATS_SECONDS = 1.0
@@ -72,9 +74,12 @@ async def task_loop(w: Worker, t: Task, control: Control) -> None:
             control.wake.set()
 
 
-async def run_tasks(w: Worker, tasks: list[Task], control: Control) -> None:
+async def run_tasks(
+    w: Worker, tasks: list[Task], control: Control, store_scope: anyio.CancelScope
+) -> None:
     """Run every task until a command arrives (then give in-flight operations
-    ``pause_grace`` seconds and cancel the rest) or all of them met the quota."""
+    ``pause_grace`` seconds and cancel the rest, the store's background compaction
+    included) or all of them met the quota."""
     control.tasks_done = anyio.Event()
     control.active = len(tasks)
     w.running = True
@@ -85,7 +90,8 @@ async def run_tasks(w: Worker, tasks: list[Task], control: Control) -> None:
         w.running = False
         with anyio.move_on_after(w.profile.pause_grace):
             await control.tasks_done.wait()
-        tg.cancel_scope.cancel()
+        if control.command:
+            store_scope.cancel()
 
 
 async def write_stats(w: Worker) -> None:
@@ -105,6 +111,9 @@ async def main_async(run_dir: Path, wid: int, incarnation: int) -> None:
     profile = Profile.from_dict(run["profile"])
     chain = (run_dir / "chain.txt").read_text().split()
     repo = run["repos"][wid % len(run["repos"])]
+    in_worktree = profile.worktree and wid % 2 == 1
+    if in_worktree:
+        repo = str(worktree_of(Path(repo)))
     ledger = Ledger(run_dir / "ledgers" / f"w{wid}-i{incarnation}.jsonl")
     w = Worker(
         profile,
@@ -114,6 +123,7 @@ async def main_async(run_dir: Path, wid: int, incarnation: int) -> None:
         {oid: k for k, oid in enumerate(chain)},
         counter_names(profile),
         ledger,
+        in_worktree=in_worktree,
     )
     tasks = [new_task(w, tid) for tid in range(profile.tasks)]
     control = Control()
@@ -125,13 +135,14 @@ async def main_async(run_dir: Path, wid: int, incarnation: int) -> None:
             control.wake = anyio.Event()
             control.commanded = anyio.Event()
             control.command = ""
-            async with open_ref_store(repo) as store:
-                w.store = store
-                say("ready")
-                await run_tasks(w, tasks, control)
-                if not control.command:  # every task met its quota
-                    say("done")
-                    await control.commanded.wait()
+            with anyio.CancelScope() as store_scope:
+                async with open_ref_store(repo) as store:
+                    w.store = store
+                    say("ready")
+                    await run_tasks(w, tasks, control, store_scope)
+                    if not control.command:  # every task met its quota
+                        say("done")
+                        await control.commanded.wait()
             w.store = None
             if control.command == "pause":
                 control.resume = anyio.Event()
@@ -152,6 +163,7 @@ async def main_async(run_dir: Path, wid: int, incarnation: int) -> None:
 
 
 def main() -> None:
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     run_dir, wid, incarnation, backend = (
         sys.argv[1],
         int(sys.argv[2]),

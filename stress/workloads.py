@@ -53,6 +53,7 @@ class Worker:
     acked: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    in_worktree: bool = False
 
     @property
     def tag(self) -> str:
@@ -76,13 +77,18 @@ class Task:
     prefix: str  # refs/heads/stress-p/<tag>/t<tid>/
     mass_prefix: str  # refs/stress-m/<tag>/t<tid>/
     symref: str  # refs/stress-s/<tag>/t<tid>
+    wt_prefix: str  # refs/worktree/stress/<tag>/t<tid>/ (in a linked worktree's stack)
     values: dict[str, str] = field(default_factory=dict)  # private name -> its oid
     symref_target: str | None = None
     seen: dict[str, int] = field(default_factory=dict)  # counter -> lowest allowed index
     resync: bool = False  # an outcome was unknown: read the private refs back first
+    mass_round: int = 0
 
     def names(self, profile: Profile) -> list[str]:
         return [f"{self.prefix}r{n}" for n in range(profile.private_names)]
+
+    def wt_names(self) -> list[str]:
+        return [f"{self.wt_prefix}r{n}" for n in range(4)] if self.wt_prefix else []
 
 
 def new_task(w: Worker, tid: int) -> Task:
@@ -94,6 +100,7 @@ def new_task(w: Worker, tid: int) -> Task:
         prefix=f"refs/heads/stress-p/{tag}/t{tid}/",
         mass_prefix=f"refs/stress-m/{tag}/t{tid}/",
         symref=f"refs/stress-s/{tag}/t{tid}",
+        wt_prefix=f"refs/worktree/stress/{tag}/t{tid}/" if w.in_worktree else "",
     )
 
 
@@ -107,7 +114,7 @@ async def resync(w: Worker, t: Task) -> None:
     task writes them, so the answer is exact)."""
     store = store_of(w)
     t.values = {}
-    for name in t.names(w.profile):
+    for name in t.names(w.profile) + t.wt_names():
         oid = await store.resolve(name)
         if oid is not None:
             t.values[name] = oid
@@ -224,6 +231,7 @@ async def op_counter(w: Worker, t: Task) -> None:
         except LockError as exc:
             w.ledger.nack(op_id, "LockError")
             w.fail("LockError(counter)", str(exc))
+            await anyio.sleep(t.rng.random() / 50)
             continue
         except BaseException as exc:
             w.ledger.unknown(op_id, type(exc).__name__)
@@ -255,6 +263,24 @@ async def op_multi(w: Worker, t: Task) -> None:
     op_id = w.ledger.intent("set", u=changes, atomic=True)
     async with Outcome(w, t, op_id, "multi"):
         async with store_of(w).transaction(message=f"stress {w.tag} multi") as tx:
+            for name, old, new in changes:
+                assert name is not None
+                queue_change(tx, name, old, new)
+        apply_changes(t, changes)
+
+
+async def op_worktree(w: Worker, t: Task) -> None:
+    """One transaction over this worktree's stack and the main one (committed stack by
+    stack, so not atomic across them, as in git): a worker in the main worktree does a
+    multi-ref transaction instead."""
+    if not t.wt_prefix:
+        await op_multi(w, t)
+        return
+    names = [t.rng.choice(t.wt_names()), t.rng.choice(t.names(w.profile))]
+    changes: list[list[str | None]] = [[n, *plan_change(w, t, n)] for n in names]
+    op_id = w.ledger.intent("set", u=changes)
+    async with Outcome(w, t, op_id, "worktree"):
+        async with store_of(w).transaction(message=f"stress {w.tag} worktree") as tx:
             for name, old, new in changes:
                 assert name is not None
                 queue_change(tx, name, old, new)
@@ -318,7 +344,10 @@ async def op_compact(w: Worker, t: Task, full: bool) -> None:
 
 
 async def op_mass(w: Worker, t: Task) -> None:
-    names = [f"{t.mass_prefix}{n:04d}" for n in range(MASS_SIZE)]
+    # new names every round: a round whose outcome is unknown (cancelled) may have left
+    # its refs, which are the ledger's to judge, not this round's to trip over
+    t.mass_round += 1
+    names = [f"{t.mass_prefix}{t.mass_round}/{n:04d}" for n in range(MASS_SIZE)]
     oid = pick_oid(w, t)
     created: list[list[str | None]] = [[n, None, oid] for n in names]
     op_id = w.ledger.intent("set", u=created, atomic=True)
@@ -358,7 +387,8 @@ async def op_reader(w: Worker, t: Task) -> None:
             if k < t.seen.get(name, 0):
                 raise Violation("counter_went_back", f"{name}: {k} < {t.seen[name]}")
             t.seen[name] = k
-        if name.startswith(t.prefix) and ref.oid is not None:
+        mine = name.startswith(t.prefix) or bool(t.wt_prefix and name.startswith(t.wt_prefix))
+        if mine and ref.oid is not None:
             own[name] = ref.oid
     if not t.resync and own != t.values:
         raise Violation("read_your_writes", f"{t.prefix}: {own} != {t.values}")
@@ -383,6 +413,8 @@ async def run_op(w: Worker, t: Task, kind: str) -> None:
         await op_compact(w, t, kind == "compact_full")
     elif kind == "mass":
         await op_mass(w, t)
+    elif kind == "worktree":
+        await op_worktree(w, t)
     elif kind == "reader":
         await op_reader(w, t)
     else:

@@ -27,6 +27,7 @@ from test_format_properties import tables, write
 
 from aioreftable import FormatError
 from aioreftable._format import _accel, _block
+from aioreftable._format._binary import common_prefix
 from aioreftable.lowlevel import (
     ACCELERATED,
     MergedTable,
@@ -247,3 +248,15 @@ def test_git_written_tables_read_the_same_on_both_paths(git: Git, tmp_path: Path
         assert_same(data, probes, table.name)
         tables_seen += 1
     assert tables_seen >= 2
+
+
+@given(st.binary(max_size=40), st.binary(max_size=40), st.integers(0, 40))
+def test_common_prefix_is_the_same_on_both_paths(a: bytes, b: bytes, shared: int) -> None:
+    """The writer's prefix compression (both paths write byte-identical tables)."""
+    b = a[:shared] + b
+    want = common_prefix(a, b)
+    assert want == (_accel.speedups.common_prefix(a, b) if _accel.speedups else want)
+    with on_path("pure"):
+        assert _block.shared_prefix(a, b) == want
+    with on_path("accel"):
+        assert _block.shared_prefix(a, b) == want

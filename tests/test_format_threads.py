@@ -3,6 +3,7 @@ stays consistent under eviction."""
 
 from __future__ import annotations
 
+import gc
 import random
 import sys
 import threading
@@ -128,3 +129,23 @@ def test_readers_share_one_cache_bounded_in_bytes_from_threads() -> None:
     assert len(cache) <= 4
     readers[1].close()
     assert len(cache) == 0 and cache.size_bytes == 0
+
+
+def test_a_collected_reader_gives_its_blocks_back_without_taking_the_lock() -> None:
+    """A reader dropped without close() is discarded by its finalizer, which the garbage
+    collector may run while this very thread holds the cache's lock (inside put): taking
+    the lock there deadlocked. The blocks go at the next put instead."""
+    data, refs = _table(500)
+    cache = BlockCache()
+    reader = TableReader.from_bytes(data, cache=cache)
+    for name in list(refs)[:50]:
+        reader.ref(name)
+    held = len(cache)
+    assert held > 0
+    with cache._lock:  # as if a collection ran inside put()
+        del reader
+        gc.collect()  # the finalizer must not wait for the lock
+    assert len(cache) == held
+    other = TableReader.from_bytes(data, cache=cache)
+    other.ref(next(iter(refs)))
+    assert 0 < len(cache) < held

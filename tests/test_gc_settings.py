@@ -111,3 +111,18 @@ def test_one_pass_over_an_empty_root_exits_zero(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "started" in proc.stderr and "stopped" in proc.stderr
+
+
+def test_a_disabled_repository_is_not_touched(tmp_path: Path, git: Git) -> None:
+    for name in ("on.git", "off.git"):
+        make_repo(git, tmp_path / name, bare=True, refs=6)
+    off = (tmp_path / "off.git" / "reftable" / "tables.list").read_text()
+    config = tmp_path / "gc.toml"
+    config.write_text(
+        f'roots = ["{tmp_path}"]\n[[repository]]\nmatch = "*/off.git"\nenabled = false\n'
+    )
+    proc = subprocess.run([sys.executable, "-m", "aioreftable", "gc", "--config", str(config)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "off.git" / "reftable" / "tables.list").read_text() == off
+    assert len((tmp_path / "on.git" / "reftable" / "tables.list").read_text().split()) == 1

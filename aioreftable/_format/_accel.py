@@ -8,9 +8,23 @@ from typing import Any, Protocol, cast
 
 from ._records import RefRecord, RefValueType
 
-__all__ = ["ACCELERATED", "PURE_PYTHON_ENV", "Speedups", "speedups"]
+__all__ = ["ACCELERATED", "PURE_PYTHON_ENV", "RefIter", "Speedups", "speedups"]
 
 PURE_PYTHON_ENV = "AIOREFTABLE_PURE_PYTHON"  # set (not "" or "0"): use the reference only
+
+
+class RefIter(Protocol):
+    """The compiled lazy decoder: records until the block ends or one it cannot decode."""
+
+    @property
+    def pos(self) -> int: ...
+
+    @property
+    def prev(self) -> bytes: ...
+
+    def __iter__(self) -> RefIter: ...
+
+    def __next__(self) -> Any: ...
 
 
 class Speedups(Protocol):
@@ -19,6 +33,10 @@ class Speedups(Protocol):
     def ref_records(
         self, data: bytes, pos: int, end: int, prev: bytes, hash_size: int, mui: int, limit: int
     ) -> tuple[list[Any], int, bytes]: ...
+
+    def ref_iter(
+        self, data: bytes, pos: int, end: int, prev: bytes, hash_size: int, mui: int
+    ) -> RefIter: ...
 
     def seek(
         self, data: bytes, first_pos: int, end: int, count: int, hash_size: int, want: bytes
@@ -29,6 +47,8 @@ class Speedups(Protocol):
     def hot_seek(self, index: bytes, want: bytes) -> tuple[int, bytes]: ...
 
     def configure(self, record: type[Any], *value_types: Any) -> None: ...
+
+    def common_prefix(self, a: bytes, b: bytes) -> int: ...
 
 
 def _load() -> Speedups | None:

@@ -27,10 +27,17 @@ from ._records import (
     decode_ref_value,
 )
 
-__all__ = ["BLOCK_TYPES", "MAX_RESTARTS", "Block", "BlockWriter", "inflate_log_block"]
+__all__ = [
+    "BLOCK_TYPES",
+    "MAX_RESTARTS",
+    "Block",
+    "BlockWriter",
+    "inflate_log_block",
+    "shared_prefix",
+]
 
 HOT_AFTER = 4  # seeks into one cached block before all its keys are decoded
-_ALL = 1 << 62  # "no limit" for the compiled decoder
+_ALL = 1 << 62  # ref_records: no limit
 _BLOCK_COST = 256  # bytes of a Block object and its small fields, for the cache's budget
 _KEY_COST = 120  # a decoded key in a list (bytes object, pointer) with its position
 
@@ -39,6 +46,13 @@ _KEY_COST = 120  # a decoded key in a list (bytes object, pointer) with its posi
 # blocks (records, seek, the hot index). Where it cannot decode a record it stops and the
 # reference goes on from that record, so errors are always the reference's own.
 _speedups = _accel.speedups
+
+
+def shared_prefix(a: bytes, b: bytes) -> int:
+    """``_binary.common_prefix``, compiled where the decoder is."""
+    if _speedups is not None:
+        return _speedups.common_prefix(a, b)
+    return common_prefix(a, b)
 
 
 class BlockWriter:
@@ -75,7 +89,7 @@ class BlockWriter:
         if not key:
             raise UsageError("records must have a non-empty key")
         last = self.last_key if self.entries % self.restart_interval else b""
-        prefix = common_prefix(last, key) if last else 0
+        prefix = shared_prefix(last, key) if last else 0
         is_restart = prefix == 0
         encoded = b"".join(
             (put_varint(prefix), put_varint(((len(key) - prefix) << 3) | val_type), key[prefix:])
@@ -160,6 +174,7 @@ class Block:
         "hash_size",
         "header_off",
         "min_update_index",
+        "nbytes",
         "offset",
         "on_disk_size",
         "restart_count",
@@ -199,6 +214,9 @@ class Block:
         self._entries: tuple[list[bytes], list[int]] | None = None
         self._hot: bytes | None = None  # the compiled decoder's packed _entries
         self._seeks = 0
+        # bytes this block holds, roughly: its data and the decoded keys it keeps (grows
+        # when it turns hot; the block cache's budget counts this)
+        self.nbytes = _BLOCK_COST + block_len
 
     # -- low level ---------------------------------------------------------------------
     def _err(self, reason: str, pos: int) -> FormatError:
@@ -309,6 +327,7 @@ class Block:
         keys = self._restart_keys
         if keys is None:
             keys = self._restart_keys = [self._restart_key(i) for i in range(self.restart_count)]
+            self.nbytes += _KEY_COST * len(keys)
         return keys
 
     def _restart_pos(self, i: int) -> int:
@@ -350,8 +369,10 @@ class Block:
                 args = (self.data, self.first_pos, self.restart_off, self.hash_size)
                 self._hot = _speedups.hot_index(*args)
                 if self._hot is not None:
+                    self.nbytes += len(self._hot)
                     return self.seek(want)
             self._entries = self._decode_keys()
+            self.nbytes += _KEY_COST * len(self._entries[0])
             return self.seek(want)
         if fast and _speedups is not None:
             found = _speedups.seek(
@@ -430,25 +451,44 @@ class Block:
                 keys.append(rec.last_key)
                 offsets.append(rec.offset)
             cached = self._index = (keys, offsets)
+            self.nbytes += _KEY_COST * len(keys)
         return cached
 
     def records(self, pos: int | None = None, prev: bytes = b"") -> Iterator[Any]:
         """Decode records from ``pos`` (default: the first) to the end of the block.
 
         Errors come when the iteration reaches the damaged record, after every record
-        before it (the compiled decoder decodes the records before it at once)."""
+        before it."""
         if pos is None:
             pos = self.first_pos
         if self.typ != BLOCK_TYPE_REF:
             return self._records(pos, prev)
         if _speedups is None:
             return self._ref_records(pos, prev)
+        args = (self.data, pos, self.restart_off, prev, self.hash_size, self.min_update_index)
+        it = _speedups.ref_iter(*args)
+        return itertools.chain(it, self._ref_tail(it))
+
+    def _ref_tail(self, it: _accel.RefIter) -> Iterator[RefRecord]:
+        """Where the compiled iterator stopped before the end, the reference decodes on
+        (the record it stopped at is damaged, and this raises its error)."""
+        if it.pos < self.restart_off:
+            yield from self._ref_records(it.pos, it.prev)
+
+    def ref_chunk(
+        self, pos: int | None = None, prev: bytes = b""
+    ) -> tuple[list[RefRecord], Iterator[RefRecord] | None]:
+        """records() of a ref block for scans: a list of what the compiled decoder decodes
+        at once, then an iterator over the rest (None at the end of the block), which the
+        reference decodes (and raises at a damaged record)."""
+        if pos is None:
+            pos = self.first_pos
+        if _speedups is None:
+            return [], self._ref_records(pos, prev)
         end = self.restart_off
         args = (self.data, pos, end, prev, self.hash_size, self.min_update_index, _ALL)
         recs, pos, prev = _speedups.ref_records(*args)
-        if pos >= end:
-            return iter(recs)
-        return itertools.chain(recs, self._ref_records(pos, prev))
+        return recs, (None if pos >= end else self._ref_records(pos, prev))
 
     def record_at(self, pos: int, prev: bytes) -> Any:
         """The record at ``pos`` (< ``restart_off``) that follows the key ``prev``."""
@@ -514,18 +554,6 @@ class Block:
             rec, pos = self._value_at(key, vt, vpos)
             prev = key
             yield rec
-
-    def cost(self) -> int:
-        """Bytes this block holds (its data and whatever it decoded and keeps), roughly."""
-        n = _BLOCK_COST + len(self.data)
-        if self._hot is not None:
-            n += len(self._hot)
-        for cached in (self._entries, self._index):
-            if cached is not None:
-                n += _KEY_COST * len(cached[0])
-        if self._restart_keys is not None:
-            n += _KEY_COST * len(self._restart_keys)
-        return n
 
     def record_count(self) -> int:
         return sum(1 for _ in self.records())

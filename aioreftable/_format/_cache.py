@@ -22,7 +22,7 @@ _owners = itertools.count(1)
 
 class BlockCache:
     """An LRU of parsed blocks keyed by (table, offset), bounded by ``max_bytes`` (what a
-    block holds: its bytes and its decoded keys, ``Block.cost()``) and, if given, by
+    block holds: its bytes and its decoded keys, ``Block.nbytes``) and, if given, by
     ``max_blocks``. Thread-safe: every access takes one lock.
 
     A block's cost grows when seeks make it hot (its keys are decoded); the cache charges
@@ -33,6 +33,7 @@ class BlockCache:
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[int, int], tuple[Block, int]] = OrderedDict()
         self._by_owner: dict[int, set[int]] = {}
+        self._dead: list[int] = []  # owners collected by the GC, dropped at the next put
         self._bytes = 0
         self.max_bytes = 0
         self.max_blocks = max_blocks
@@ -71,7 +72,7 @@ class BlockCache:
             self.hits += 1
             blk, charged = entry
             self._entries.move_to_end(key)
-            cost = blk.cost()
+            cost = blk.nbytes
             if cost != charged:  # it turned hot since: charge its decoded keys too
                 self._entries[key] = (blk, cost)
                 self._bytes += cost - charged
@@ -80,7 +81,7 @@ class BlockCache:
 
     def put(self, owner: int, offset: int, blk: Block) -> None:
         key = (owner, offset)
-        cost = blk.cost()
+        cost = blk.nbytes
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
@@ -88,20 +89,31 @@ class BlockCache:
             self._entries[key] = (blk, cost)
             self._by_owner.setdefault(owner, set()).add(offset)
             self._bytes += cost
+            while self._dead:
+                self._drop(self._dead.pop())
             self._evict()
 
     def discard(self, owner: int) -> None:
         """Drop every block of one table (it was closed)."""
         with self._lock:
-            for offset in self._by_owner.pop(owner, ()):
-                entry = self._entries.pop((owner, offset), None)
-                if entry is not None:
-                    self._bytes -= entry[1]
+            self._drop(owner)
+
+    def discard_later(self, owner: int) -> None:
+        """discard() for a garbage-collected reader: it takes no lock (a collection can run
+        while this thread holds it), the next put() drops the blocks."""
+        self._dead.append(owner)
+
+    def _drop(self, owner: int) -> None:
+        for offset in self._by_owner.pop(owner, ()):
+            entry = self._entries.pop((owner, offset), None)
+            if entry is not None:
+                self._bytes -= entry[1]
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
             self._by_owner.clear()
+            self._dead.clear()
             self._bytes = 0
 
     def _evict(self) -> None:

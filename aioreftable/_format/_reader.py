@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 import struct
 import weakref
@@ -94,8 +95,12 @@ class TableReader:
             cache = BlockCache(max_bytes=1 << 62, max_blocks=max(1, cache_blocks))
         self._cache = process_cache() if cache is None else cache
         self._owner = BlockCache.new_owner()
-        # a reader dropped without close() gives its blocks back too
-        weakref.finalize(self, self._cache.discard, self._owner)
+        # the first block of a run that has no second block (a one-block top index level),
+        # by (offset, type): where every seek starts, kept out of the cache
+        self._alone: dict[tuple[int, int], Block] = {}
+        # a reader dropped without close() gives its blocks back too (at the next put: a
+        # collection may run while this thread holds the cache's lock)
+        weakref.finalize(self, self._cache.discard_later, self._owner)
         self._ref_range: tuple[bytes, bytes] | Literal[False] | None = False
 
     @classmethod
@@ -119,6 +124,7 @@ class TableReader:
             raise
 
     def close(self) -> None:
+        self._alone.clear()
         self._cache.discard(self._owner)
         self.source.close()
 
@@ -326,12 +332,19 @@ class TableReader:
 
     # -- seeking and iteration ---------------------------------------------------------
     def _linear_seek(self, start: int, typ: int, want: bytes) -> Block:
+        alone = self._alone.get((start, typ))
+        if alone is not None:
+            return alone
         blk = self._req(start, typ)
+        nxt = self._next_block(blk, typ)
+        if nxt is None:  # always this block (a top index level is one block): remember it
+            self._alone[start, typ] = blk
+            return blk
         while True:
-            nxt = self._next_block(blk, typ)
             if nxt is None or nxt.first_key() > want:
                 return blk
             blk = nxt
+            nxt = self._next_block(blk, typ)
 
     def _seek(self, typ: int, want: bytes) -> tuple[Block, int, bytes] | None:
         """Locate the first record of section ``typ`` with key >= ``want``."""
@@ -456,11 +469,40 @@ class TableReader:
         return self._iter_seek(BLOCK_TYPE_REF, start)
 
     def iter_refs(self, prefix: bytes = b"") -> Iterator[RefRecord]:
-        """Ref records (tombstones included) whose name starts with ``prefix``, sorted."""
-        for rec in self.seek_refs(prefix):
-            if not rec.refname.startswith(prefix):
+        """Ref records (tombstones included) whose name starts with ``prefix``, sorted.
+
+        The scan path: a block's records come a block at a time from the compiled decoder
+        (as ``seek_refs(prefix)`` would give them, up to the first name without the prefix).
+        """
+        if prefix:
+            found = self._seek(BLOCK_TYPE_REF, prefix)
+            if found is None:
                 return
-            yield rec
+            blk, pos, prev = found
+            at: int | None = pos
+        else:
+            start = self._section_start(BLOCK_TYPE_REF)
+            if start is None:
+                return
+            blk, at, prev = self._req(start, BLOCK_TYPE_REF), None, b""
+        while True:
+            try:
+                recs, rest = blk.ref_chunk(at, prev)
+                if not prefix:
+                    yield from recs
+                    if rest is not None:
+                        yield from rest
+                else:
+                    for rec in recs if rest is None else itertools.chain(recs, rest):
+                        if not rec[0].startswith(prefix):  # refname
+                            return
+                        yield rec
+            except FormatError as e:
+                raise e.located(self.name) from None
+            nxt = self._next_block(blk, BLOCK_TYPE_REF, keep=False)
+            if nxt is None:
+                return
+            blk, at, prev = nxt, None, b""
 
     def seek_logs(self, start: bytes = b"") -> Iterator[LogRecord]:
         """All log records with key >= ``start`` (a log key: refname NUL be64(~index))."""

@@ -11,11 +11,14 @@
  *   ref_records(data, pos, end, prev, hash_size, min_update_index, limit)
  *       -> (records, pos, prev): up to `limit` records from `pos`; stops early before the
  *          first record it cannot decode (pos < end then).
+ *   ref_iter(data, pos, end, prev, hash_size, min_update_index) -> RefIter
+ *       the same, lazily: an iterator whose .pos and .prev say where it stopped.
  *   seek(data, first_pos, end, restart_count, hash_size, want) -> (pos, prev) | None
  *       the cold seek of Block.seek; None where the reference would raise.
  *   hot_index(data, first_pos, end, hash_size) -> bytes | None
  *       every key and position of the block packed in one bytes object (Block._decode_keys).
  *   hot_seek(index, want) -> (pos, prev): bisect.bisect_left over the packed keys.
+ *   common_prefix(a, b) -> int: _binary.common_prefix, for the block writer.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -231,127 +234,245 @@ make_record(PyObject *key, PyObject *ui, int vt, PyObject *value, PyObject *targ
     return rec;
 }
 
+/* Decode the ref record at *pos following the key *prev (Block._ref_records). 1: *out is
+ * the record, *pos and *prev (a new reference) move past it; 0: the reference must decode
+ * this record (a damaged one, or an update index past 64 bits); -1: a Python error. */
+static int
+decode_one(const unsigned char *d, Py_ssize_t *pos, Py_ssize_t end, PyObject **prev,
+           Py_ssize_t hs, uint64_t mui, PyObject **out)
+{
+    Py_ssize_t p = *pos;
+    uint64_t prefix, svt, delta, n;
+    const unsigned char *pb = (const unsigned char *)PyBytes_AS_STRING(*prev);
+    Py_ssize_t plen = PyBytes_GET_SIZE(*prev);
+    if (!get_varint(d, &p, end, &prefix) || !get_varint(d, &p, end, &svt))
+        return 0;
+    uint64_t suffix = svt >> 3;
+    int vt = (int)(svt & 7);
+    if (prefix > (uint64_t)plen || suffix > (uint64_t)(end - p) || prefix + suffix == 0)
+        return 0;
+    Py_ssize_t at = p;
+    p += (Py_ssize_t)suffix;
+    if (!get_varint(d, &p, end, &delta) || delta > UINT64_MAX - mui)
+        return 0;
+    Py_ssize_t v = p, stop;
+    if (vt == 1)
+        stop = v + hs;
+    else if (vt == 2)
+        stop = v + 2 * hs;
+    else if (vt == 3) {
+        if (!get_varint(d, &p, end, &n) || n > (uint64_t)(end - p))
+            return 0;
+        v = p;
+        stop = p + (Py_ssize_t)n;
+    }
+    else if (vt == 0)
+        stop = v;
+    else
+        return 0;
+    if (stop > end)
+        return 0;
+    PyObject *key = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(prefix + suffix));
+    if (key == NULL)
+        return -1;
+    memcpy(PyBytes_AS_STRING(key), pb, (size_t)prefix);
+    memcpy(PyBytes_AS_STRING(key) + prefix, d + at, (size_t)suffix);
+    PyObject *ui = PyLong_FromUnsignedLongLong(mui + delta);
+    if (ui == NULL) {
+        Py_DECREF(key);
+        return -1;
+    }
+    PyObject *a = NULL, *b = NULL, *t = NULL;
+    if (vt == 1 || vt == 2) {
+        a = PyBytes_FromStringAndSize((const char *)d + v, hs);
+        if (a != NULL && vt == 2) {
+            b = PyBytes_FromStringAndSize((const char *)d + v + hs, hs);
+            if (b == NULL)
+                Py_CLEAR(a);
+        }
+        if (a == NULL) {
+            Py_DECREF(key);
+            Py_DECREF(ui);
+            return -1;
+        }
+    }
+    else if (vt == 3) {
+        t = PyBytes_FromStringAndSize((const char *)d + v, stop - v);
+        if (t == NULL) {
+            Py_DECREF(key);
+            Py_DECREF(ui);
+            return -1;
+        }
+    }
+    Py_INCREF(key);
+    PyObject *rec = make_record(key, ui, vt, a, b, t);
+    if (rec == NULL) {
+        Py_DECREF(key);
+        return -1;
+    }
+    Py_SETREF(*prev, key);
+    *pos = stop;
+    *out = rec;
+    return 1;
+}
+
+typedef struct {
+    const unsigned char *d;
+    Py_ssize_t dlen, pos, end, hs;
+    uint64_t mui;
+} block_args;
+
+/* (data, pos, end, prev, hash_size, min_update_index) -> block_args; 0 with an error set. */
+static int
+parse_block_args(PyObject *const *args, block_args *b)
+{
+    const unsigned char *prevbuf;
+    Py_ssize_t prevlen;
+    if (RefRecordType == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
+        return 0;
+    }
+    if (!as_bytes(args[0], &b->d, &b->dlen) || !as_bytes(args[3], &prevbuf, &prevlen))
+        return 0;
+    b->pos = PyLong_AsSsize_t(args[1]);
+    b->end = PyLong_AsSsize_t(args[2]);
+    b->hs = PyLong_AsSsize_t(args[4]);
+    b->mui = PyLong_AsUnsignedLongLong(args[5]);
+    if (PyErr_Occurred())
+        return 0;
+    if (b->end > b->dlen || b->pos < 0 || b->end < 0 || b->hs < 0) {
+        PyErr_SetString(PyExc_ValueError, "positions outside the block");
+        return 0;
+    }
+    return 1;
+}
+
 static PyObject *
 py_ref_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    const unsigned char *d, *prevbuf;
-    Py_ssize_t dlen, prevlen;
+    block_args b;
     if (nargs != 7) {
         PyErr_SetString(PyExc_TypeError, "ref_records takes 7 arguments");
         return NULL;
     }
-    if (RefRecordType == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
+    if (!parse_block_args(args, &b))
         return NULL;
-    }
-    if (!as_bytes(args[0], &d, &dlen) || !as_bytes(args[3], &prevbuf, &prevlen))
-        return NULL;
-    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
-    Py_ssize_t end = PyLong_AsSsize_t(args[2]);
-    Py_ssize_t hs = PyLong_AsSsize_t(args[4]);
-    uint64_t mui = PyLong_AsUnsignedLongLong(args[5]);
     Py_ssize_t limit = PyLong_AsSsize_t(args[6]);
-    if (PyErr_Occurred())
+    if (limit == -1 && PyErr_Occurred())
         return NULL;
-    if (end > dlen || pos < 0 || end < 0 || hs < 0) {
-        PyErr_SetString(PyExc_ValueError, "positions outside the block");
-        return NULL;
-    }
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;
     PyObject *prev = args[3];
     Py_INCREF(prev);
-    Py_ssize_t count = 0;
-    while (pos < end && count < limit) {
-        /* key: prefix and suffix varints on top of prev */
-        Py_ssize_t p = pos;
-        uint64_t prefix, svt, delta, n;
-        const unsigned char *pb = (const unsigned char *)PyBytes_AS_STRING(prev);
-        Py_ssize_t plen = PyBytes_GET_SIZE(prev);
-        if (!get_varint(d, &p, end, &prefix) || !get_varint(d, &p, end, &svt))
-            break;
-        uint64_t suffix = svt >> 3;
-        int vt = (int)(svt & 7);
-        if (prefix > (uint64_t)plen || suffix > (uint64_t)(end - p) || prefix + suffix == 0)
-            break;
-        Py_ssize_t at = p;
-        p += (Py_ssize_t)suffix;
-        /* value */
-        if (!get_varint(d, &p, end, &delta) || delta > UINT64_MAX - mui)
-            break;
-        Py_ssize_t v = p, stop;
-        if (vt == 1)
-            stop = v + hs;
-        else if (vt == 2)
-            stop = v + 2 * hs;
-        else if (vt == 3) {
-            if (!get_varint(d, &p, end, &n) || n > (uint64_t)(end - p))
-                break;
-            v = p;
-            stop = p + (Py_ssize_t)n;
-        }
-        else if (vt == 0)
-            stop = v;
-        else
-            break;
-        if (stop > end)
-            break;
-        /* build the record */
-        PyObject *key = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(prefix + suffix));
-        if (key == NULL)
+    for (Py_ssize_t count = 0; b.pos < b.end && count < limit; count++) {
+        PyObject *rec;
+        int ok = decode_one(b.d, &b.pos, b.end, &prev, b.hs, b.mui, &rec);
+        if (ok < 0)
             goto error;
-        memcpy(PyBytes_AS_STRING(key), pb, (size_t)prefix);
-        memcpy(PyBytes_AS_STRING(key) + prefix, d + at, (size_t)suffix);
-        PyObject *ui = PyLong_FromUnsignedLongLong(mui + delta);
-        if (ui == NULL) {
-            Py_DECREF(key);
-            goto error;
-        }
-        PyObject *a = NULL, *b = NULL, *t = NULL;
-        if (vt == 1 || vt == 2) {
-            a = PyBytes_FromStringAndSize((const char *)d + v, hs);
-            if (a != NULL && vt == 2) {
-                b = PyBytes_FromStringAndSize((const char *)d + v + hs, hs);
-                if (b == NULL)
-                    Py_CLEAR(a);
-            }
-            if (a == NULL) {
-                Py_DECREF(key);
-                Py_DECREF(ui);
-                goto error;
-            }
-        }
-        else if (vt == 3) {
-            t = PyBytes_FromStringAndSize((const char *)d + v, stop - v);
-            if (t == NULL) {
-                Py_DECREF(key);
-                Py_DECREF(ui);
-                goto error;
-            }
-        }
-        Py_INCREF(key);
-        PyObject *rec = make_record(key, ui, vt, a, b, t);
-        if (rec == NULL) {
-            Py_DECREF(key);
-            goto error;
-        }
-        if (PyList_Append(out, rec) < 0) {
-            Py_DECREF(rec);
-            Py_DECREF(key);
-            goto error;
-        }
+        if (ok == 0)
+            break;
+        int appended = PyList_Append(out, rec);
         Py_DECREF(rec);
-        Py_SETREF(prev, key);
-        pos = stop;
-        count++;
+        if (appended < 0)
+            goto error;
     }
-    PyObject *res = Py_BuildValue("(NnN)", out, pos, prev);
-    return res;
+    return Py_BuildValue("(NnN)", out, b.pos, prev);
 error:
     Py_DECREF(out);
     Py_DECREF(prev);
     return NULL;
+}
+
+/* RefIter: ref_records one record at a time; .pos and .prev say where it stopped. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *data;
+    PyObject *prev;
+    Py_ssize_t pos, end, hs;
+    uint64_t mui;
+    int done;
+} RefIter;
+
+static void
+refiter_dealloc(RefIter *it)
+{
+    Py_XDECREF(it->data);
+    Py_XDECREF(it->prev);
+    PyObject_Free(it);
+}
+
+static PyObject *
+refiter_next(RefIter *it)
+{
+    if (it->done || it->pos >= it->end) {
+        it->done = 1;
+        return NULL;
+    }
+    PyObject *rec;
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(it->data);
+    int ok = decode_one(d, &it->pos, it->end, &it->prev, it->hs, it->mui, &rec);
+    if (ok <= 0) {
+        it->done = 1;
+        return NULL;
+    }
+    return rec;
+}
+
+static PyObject *
+refiter_pos(RefIter *it, void *closure)
+{
+    return PyLong_FromSsize_t(it->pos);
+}
+
+static PyObject *
+refiter_prev(RefIter *it, void *closure)
+{
+    Py_INCREF(it->prev);
+    return it->prev;
+}
+
+static PyGetSetDef refiter_getset[] = {
+    {"pos", (getter)refiter_pos, NULL, "where decoding stopped (or goes on)", NULL},
+    {"prev", (getter)refiter_prev, NULL, "the key before pos", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject RefIterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "aioreftable._format._speedups.RefIter",
+    .tp_basicsize = sizeof(RefIter),
+    .tp_dealloc = (destructor)refiter_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Ref records decoded one at a time; stops before one it cannot decode.",
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)refiter_next,
+    .tp_getset = refiter_getset,
+};
+
+static PyObject *
+py_ref_iter(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    block_args b;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "ref_iter takes 6 arguments");
+        return NULL;
+    }
+    if (!parse_block_args(args, &b))
+        return NULL;
+    RefIter *it = PyObject_New(RefIter, &RefIterType);
+    if (it == NULL)
+        return NULL;
+    Py_INCREF(args[0]);
+    Py_INCREF(args[3]);
+    it->data = args[0];
+    it->prev = args[3];
+    it->pos = b.pos;
+    it->end = b.end;
+    it->hs = b.hs;
+    it->mui = b.mui;
+    it->done = 0;
+    return (PyObject *)it;
 }
 
 /* The key of restart `i` (Block._restart_key); 0 where the reference raises. */
@@ -575,10 +696,29 @@ py_hot_seek(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(ky#)", (unsigned long)pos, (const char *)keys + a, (Py_ssize_t)(b - a));
 }
 
+/* _binary.common_prefix: the length of the longest common prefix of two byte strings. */
+static PyObject *
+py_common_prefix(PyObject *self, PyObject *args)
+{
+    Py_buffer a, b;
+    if (!PyArg_ParseTuple(args, "y*y*", &a, &b))
+        return NULL;
+    Py_ssize_t n = a.len < b.len ? a.len : b.len, i = 0;
+    const unsigned char *x = a.buf, *y = b.buf;
+    while (i < n && x[i] == y[i])
+        i++;
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return PyLong_FromSsize_t(i);
+}
+
 static PyMethodDef methods[] = {
+    {"common_prefix", py_common_prefix, METH_VARARGS, "Length of the common prefix of a, b."},
     {"configure", py_configure, METH_VARARGS, "Set the record class and value types."},
     {"ref_records", (PyCFunction)(void (*)(void))py_ref_records, METH_FASTCALL,
      "Decode up to `limit` ref records; stops before one it cannot decode."},
+    {"ref_iter", (PyCFunction)(void (*)(void))py_ref_iter, METH_FASTCALL,
+     "ref_records as an iterator, one record at a time (RefIter)."},
     {"seek", (PyCFunction)(void (*)(void))py_seek, METH_FASTCALL,
      "Cold seek of a ref block; None where the reference raises."},
     {"hot_index", (PyCFunction)(void (*)(void))py_hot_index, METH_FASTCALL,
@@ -597,7 +737,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     EMPTY = PyBytes_FromStringAndSize("", 0);
-    if (EMPTY == NULL)
+    if (EMPTY == NULL || PyType_Ready(&RefIterType) < 0)
         return NULL;
     return PyModule_Create(&module);
 }

@@ -16,8 +16,8 @@ from .._errors import (
     UpdateIndexError,
     UsageError,
 )
-from ._binary import common_prefix, put_varint
-from ._block import BlockWriter
+from ._binary import put_varint
+from ._block import BlockWriter, shared_prefix
 from ._layout import (
     BLOCK_TYPE_INDEX,
     BLOCK_TYPE_LOG,
@@ -362,7 +362,7 @@ class TableWriter:
         ids = sorted(self._obj)
         longest = 1  # obj_id_len is at least 2 (git b4007fcc6f)
         for a, b in itertools.pairwise(ids):
-            longest = max(longest, common_prefix(a, b))
+            longest = max(longest, shared_prefix(a, b))
         self._object_id_len = id_len = longest + 1
         bw = self._reinit(BLOCK_TYPE_OBJ)
         for oid in ids:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import logging.handlers
 import queue
@@ -14,8 +15,7 @@ from typing import Any
 import anyio
 
 from .. import UsageError
-from ..gc import GcDaemon, GcSettings, JsonFormatter, TextFormatter, load_settings
-from ..gc._settings import parse_duration, with_overrides
+from ..gc import GcDaemon, GcSettings, JsonFormatter, TextFormatter, load_settings, parse_duration
 from ._usage import GitArgumentParser
 
 __all__ = ["add_parser", "run_gc"]
@@ -43,6 +43,7 @@ def add_parser(add: Callable[..., GitArgumentParser]) -> None:
     p.add_argument("--concurrency", type=int, metavar="N", help="stacks worked on at once")
     p.add_argument("--lock-timeout", type=_duration("--lock-timeout"), metavar="SECONDS")
     p.add_argument("--max-tables", type=int, metavar="N", help="full compaction above N tables")
+    p.add_argument("--tables-per-step", type=int, metavar="N", help="tables per compaction step")
     p.add_argument(
         "--full-compaction-interval", type=_duration("--full-compaction-interval"), metavar="DUR"
     )
@@ -69,6 +70,7 @@ _FLAGS = (
     "concurrency",
     "lock_timeout",
     "max_tables",
+    "tables_per_step",
     "full_compaction_interval",
     "reflog_expire",
     "stale_lock_age",
@@ -85,10 +87,12 @@ def settings_from_args(args: argparse.Namespace) -> GcSettings:
     if args.config:
         with open(args.config, encoding="utf-8") as f:
             settings = load_settings(f.read())
-    overrides: dict[str, Any] = {name: getattr(args, name) for name in _FLAGS}
+    given: dict[str, Any] = {n: getattr(args, n) for n in _FLAGS if getattr(args, n) is not None}
     if args.roots:
-        overrides["roots"] = tuple(args.roots)
-    settings = with_overrides(settings, overrides)
+        given["roots"] = tuple(args.roots)
+    settings = dataclasses.replace(settings, **given)
+    if not args.daemon:  # one pass: compact now, do not wait for writers to pause
+        settings = dataclasses.replace(settings, quiet_period=0.0, compaction_interval=0.0)
     if not settings.roots:
         raise UsageError("gc: no ROOT given (on the command line or as roots in --config)")
     return settings

@@ -126,26 +126,3 @@ def list_key(stack_dir: str) -> int:
 def list_keys(stack_dirs: Iterable[str]) -> list[int]:
     """``list_key`` of many stacks in one unit of work (the polling fallback)."""
     return [list_key(d) for d in stack_dirs]
-
-
-def sweep_keys(stack_dirs: Iterable[str], now: float, stale_age: float) -> list[tuple[int, bool]]:
-    """For each stack: its ``list_key`` and whether its directory holds a lock at least
-    ``stale_age`` old (one unit of work for the periodic sweep)."""
-    out = []
-    for d in stack_dirs:
-        flagged = False
-        try:
-            with os.scandir(d) as it:
-                for entry in it:
-                    if entry.name.endswith(".lock"):
-                        try:
-                            age = now - entry.stat(follow_symlinks=False).st_mtime
-                        except OSError:
-                            continue
-                        if age >= stale_age:
-                            flagged = True
-                            break
-        except OSError:
-            pass
-        out.append((list_key(d), flagged))
-    return out

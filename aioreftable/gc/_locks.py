@@ -24,6 +24,7 @@ class DirScan:
     """One look at a stack directory (blocking: run in a thread)."""
 
     tables: int = 0  # names in tables.list
+    list_age: float = float("inf")  # seconds since tables.list was last replaced
     stale_locks: list[LockFinding] = field(default_factory=list)
     leftovers: bool = False  # unlisted tables or aioreftable temp files: clean() may help
 
@@ -32,6 +33,7 @@ def scan_stack_dir(stack_dir: str, now: float, stale_age: float) -> DirScan:
     scan = DirScan()
     try:
         with open(os.path.join(stack_dir, "tables.list"), "rb") as f:
+            scan.list_age = now - os.fstat(f.fileno()).st_mtime
             listed = {line for line in f.read().decode("utf-8", "replace").split("\n") if line}
     except OSError:
         listed = set()

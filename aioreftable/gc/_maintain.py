@@ -18,6 +18,7 @@ from .. import (
     RefStore,
     ReftableError,
     Snapshot,
+    Stack,
     open_ref_store,
     open_stack,
 )
@@ -25,7 +26,8 @@ from ..lowlevel import suggest_compaction_segment
 
 __all__ = ["Pass", "Plan", "run_pass"]
 
-_MAX_AUTO_ROUNDS = 4  # auto-compaction rounds per pass (best effort can leave work behind)
+_MAX_STEPS = 32  # compaction steps per pass (the daemon queues the stack again for more)
+_OUTDATED_RETRIES = 2  # a range that writers outdated (each try holds the list lock): choose again
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +38,11 @@ class Plan:
     git_dir: str
     lock_timeout: float
     max_tables: int
+    tables_per_step: int  # the most tables one compaction step locks and merges
+    step_pause: float  # seconds between two compaction steps of one pass
     full: bool  # the full-compaction schedule is due
     reflog_cutoff: int | None  # prune reflog entries older than this (epoch seconds)
-    clean: bool  # delete stale tables after a compaction or when leftovers were seen
+    clean: bool  # delete stale tables when leftovers were seen
     leftovers: bool  # the directory holds unlisted tables or our temp files
     env: Mapping[str, str]
 
@@ -55,6 +59,7 @@ class Pass:
     compactions: int = 0
     seconds: float = 0.0
     gave_up: str | None = None  # "lock" or "outdated": a step given up for a writer
+    more: bool = False  # the pass stopped after _MAX_STEPS: work is left
     expired_entries: int = 0
     expired_refs: int = 0
     cleaned: list[str] = field(default_factory=list)
@@ -93,6 +98,62 @@ async def _expire(store: RefStore, plan: Plan, snap: Snapshot, done: Pass) -> No
             done.expired_entries += len(pruned)
 
 
+def _choose(snap: Snapshot, factor: int, per_step: int, full: bool) -> tuple[int, int] | None:
+    """The next step: (first, last) tables to merge, (0, -1) for git's whole rule at
+    once (auto_compact, or compact_all when ``full``), None when nothing is left to do."""
+    n = len(snap)
+    if n < 2:
+        return None
+    segment = suggest_compaction_segment(snap.effective_sizes, factor)
+    if full and n <= per_step:
+        return 0, -1
+    if segment is None:
+        if not full:
+            return None
+        segment = (0, n)
+    start, end = segment
+    if end - start <= per_step and not full:
+        return 0, -1
+    # a deep stack: a bounded run from the bottom of git's segment, so that no step holds
+    # tables.list.lock while it locks or unlinks hundreds of tables
+    return start, min(end, start + per_step) - 1
+
+
+async def _compact(stack: Stack, plan: Plan, factor: int, done: Pass) -> None:
+    """Geometric compaction (git's rule), or full compaction when the schedule is due or
+    the stack has more than ``max_tables`` tables, in steps of at most
+    ``tables_per_step`` tables."""
+    full = plan.full or 0 < plan.max_tables < len(await stack.snapshot())
+    outdated = 0
+    for _ in range(_MAX_STEPS):
+        snap = await stack.snapshot()
+        step = _choose(snap, factor, plan.tables_per_step, full)
+        if step is None:
+            return
+        first, last = step
+        try:
+            if last >= 0:
+                did = await stack.compact_range(first, last)
+            elif full:
+                did = await stack.compact_all()
+            else:
+                did = await stack.auto_compact()
+        except OutdatedError:
+            outdated += 1
+            if outdated > _OUTDATED_RETRIES:
+                raise
+            continue
+        if not did:
+            return
+        done.kind = "full" if full else "auto"
+        done.compactions += 1
+        if full and last < 0:
+            return
+        # writers get the lock between our steps (each step takes it twice)
+        await anyio.sleep(plan.step_pause)
+    done.more = True
+
+
 async def run_pass(plan: Plan) -> Pass:
     """Open the repository (config) and the stack, and do what the plan and the stack's
     state call for. A step that would make a writer wait is given up (``Pass.gave_up``);
@@ -111,21 +172,11 @@ async def run_pass(plan: Plan) -> Pass:
                     await _expire(store, plan, snap, done)
                     snap = await stack.snapshot()
                 start = time.monotonic()
-                if len(snap) >= 2 and (plan.full or 0 < plan.max_tables < len(snap)):
-                    if await stack.compact_all():
-                        done.kind, done.compactions = "full", 1
-                else:
-                    for _ in range(_MAX_AUTO_ROUNDS):
-                        sizes = snap.effective_sizes
-                        if suggest_compaction_segment(sizes, options.geometric_factor) is None:
-                            break
-                        if not await stack.auto_compact():
-                            break
-                        done.kind = "auto"
-                        done.compactions += 1
-                        snap = await stack.snapshot()
+                await _compact(stack, plan, options.geometric_factor, done)
                 done.seconds = time.monotonic() - start
-                if plan.clean and (done.compactions or plan.leftovers):
+                # compaction unlinks what it replaced; clean() (one more hold of the list
+                # lock, with a directory scan under it) only when leftovers were seen
+                if plan.clean and plan.leftovers:
                     # clean never waits for a writer; a later pass cleans
                     with contextlib.suppress(LockError):
                         done.cleaned = await stack.clean()

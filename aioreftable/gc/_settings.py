@@ -91,6 +91,11 @@ class GcSettings:
     retry_delay: float = 0.25  # after giving up a step: first delay, doubling up to the max
     max_retry_delay: float = 60.0
     max_tables: int = 32  # more tables than this: full compaction (0: never)
+    tables_per_step: int = 256  # the most tables one compaction step locks and merges
+    step_pause: float = 0.05  # between two compaction steps of one stack
+    compaction_interval: float = 0.5  # a stack is compacted at most this often
+    quiet_period: float = 0.3  # wait until tables.list has not changed for this long ...
+    busy_tables: int = 16  # ... unless a stack being written has this many tables
     full_compaction_interval: float | None = None  # full compaction on a schedule
     clean: bool = True  # delete stale tables after compacting
     reflog_expire: float | None = None  # prune reflog entries older than this
@@ -111,6 +116,8 @@ class GcSettings:
             raise UsageError(f"log_format must be text or json, not {self.log_format!r}")
         if self.concurrency < 1:
             raise UsageError("concurrency must be at least 1")
+        if self.tables_per_step < 2:
+            raise UsageError("tables_per_step must be at least 2")
         if self.max_depth < 0 or self.max_tables < 0:
             raise UsageError("max_depth and max_tables must be >= 0")
         for name in ("poll_interval", "sweep_interval", "rescan_interval", "metrics_interval"):
@@ -135,6 +142,9 @@ _DURATIONS = {
     "rescan_interval",
     "lock_timeout",
     "retry_delay",
+    "step_pause",
+    "compaction_interval",
+    "quiet_period",
     "max_retry_delay",
     "full_compaction_interval",
     "reflog_expire",
@@ -227,9 +237,3 @@ def load_settings(text: str, base: GcSettings | None = None) -> GcSettings:
     if isinstance(gc, dict):
         data = {**gc, **data}
     return settings_from_mapping(data, base)
-
-
-def with_overrides(settings: GcSettings, overrides: Mapping[str, Any]) -> GcSettings:
-    """Command-line values (None: not given) over ``settings``."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(settings, **given) if given else settings

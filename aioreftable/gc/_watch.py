@@ -45,13 +45,16 @@ def _watch_thread(
     )
     first = True
     for changes in watcher:
-        if first:
-            anyio.from_thread.run_sync(started)
-            first = False
         if stop.is_set():
             return
-        if changes:
-            anyio.from_thread.run_sync(deliver, {os.path.dirname(p) for _, p in changes})
+        try:
+            if first:
+                anyio.from_thread.run_sync(started)
+                first = False
+            if changes:
+                anyio.from_thread.run_sync(deliver, {os.path.dirname(p) for _, p in changes})
+        except RuntimeError:  # the event loop is gone: the watch was abandoned
+            return
 
 
 async def watch_lists(
