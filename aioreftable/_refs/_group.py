@@ -17,7 +17,7 @@ import copy
 import enum
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import final
 
 import anyio
@@ -25,7 +25,7 @@ import anyio.lowlevel
 
 from .._format._reader import TableReader
 from .._format._records import LogRecord, RefRecord
-from .._format._writer import TableWriter
+from .._format._writer import TableWriter, WriteOptions
 from .._stack import Addition, Snapshot, Stack
 from ._core import RefCore, StackKey
 from ._ident import Committer
@@ -236,7 +236,7 @@ class _Queue:
         taken: set[str] = set()
         accepted: list[_Pending] = []
         later: list[_Pending] = []
-        tables: list[TableReader] = []
+        tables = _Pile(snap, stack.options.write_options)
         for p in batch:
             if any(u.refname in taken for u in p.updates):
                 group.stats.deferred += 1
@@ -265,12 +265,10 @@ class _Queue:
             taken |= commit.affected
             accepted.append(p)
             if writer.record_count:
-                table = TableReader.from_bytes(writer.finish(), name=f"(batch {index})")
-                tables.append(table)
-                snap = _extended(snap, table)
+                snap = tables.push(writer)
                 index += 1
-        if tables:
-            _write_batch(add, tables, index - 1)
+        if index > add.update_index:
+            _write_batch(add, tables.tables, index - 1)
         return accepted, later
 
 
@@ -279,24 +277,53 @@ def _copies(updates: Sequence[Update]) -> list[Update]:
     return [copy.copy(u) for u in updates]
 
 
-def _extended(snap: Snapshot, table: TableReader) -> Snapshot:
-    """``snap`` with one more (in-memory) table on top."""
-    return Snapshot(
-        (*snap.table_names, table.name or "(batch)"),
-        (*snap.readers, table),
-        snap.hash,
-        snap.generation,
-    )
+@final
+class _Pile:
+    """The accepted transactions' tables in memory, on top of the locked stack's state.
+
+    Kept geometric as git keeps a stack (a table is merged into the one below it while
+    it is at least half that one's size), so a batch of n transactions reads through
+    O(log n) tables and writes O(n log n) records in all."""
+
+    def __init__(self, base: Snapshot, options: WriteOptions):
+        self.base = base
+        self.options = replace(options, exact_log_message=True)  # already normalized
+        self.tables: list[TableReader] = []
+        self.counts: list[int] = []
+
+    def push(self, writer: TableWriter) -> Snapshot:
+        """Add one transaction's table; the state with it on top."""
+        count = writer.record_count
+        self.tables.append(TableReader.from_bytes(writer.finish(), name="(batch)"))
+        self.counts.append(count)
+        while len(self.tables) > 1 and 2 * self.counts[-1] >= self.counts[-2]:
+            newer, older = self.tables.pop(), self.tables.pop()
+            self.counts[-2:] = [self.counts[-2] + self.counts[-1]]
+            merged = TableWriter(self.options)
+            merged.set_limits(older.min_update_index, newer.max_update_index)
+            _copy_records(merged, (older, newer))
+            self.tables.append(TableReader.from_bytes(merged.finish(), name="(batch)"))
+        base = self.base
+        return Snapshot(
+            (*base.table_names, *(t.name or "(batch)" for t in self.tables)),
+            (*base.readers, *self.tables),
+            base.hash,
+            base.generation,
+        )
 
 
-def _write_batch(add: Addition, tables: list[TableReader], last: int) -> None:
-    """The records of the transactions' tables (distinct refs, distinct log keys) as the
-    one table of the batch."""
+def _copy_records(writer: TableWriter, tables: Sequence[TableReader]) -> None:
+    """The records of the transactions' tables (distinct refs, distinct log keys)."""
     refs: list[RefRecord] = []
     logs: list[LogRecord] = []
     for table in tables:
         refs.extend(table.iter_refs())
         logs.extend(table.iter_logs())
+    writer.add_refs(refs)
+    writer.add_logs(logs)
+
+
+def _write_batch(add: Addition, tables: list[TableReader], last: int) -> None:
+    """The transactions' tables as the one table of the batch."""
     add.writer.set_limits(add.update_index, last)
-    add.writer.add_refs(refs)
-    add.writer.add_logs(logs)
+    _copy_records(add.writer, tables)
