@@ -61,6 +61,7 @@ class GroupStatistics:
     transactions: int = 0  # transactions committed through batches
     rejected: int = 0  # transactions a batch rejected (their own checks failed)
     deferred: int = 0  # times a transaction waited for the next batch (a ref in common)
+    replanned: int = 0  # batches planned again under the lock (the stack had changed)
     alone: int = 0  # transactions committed on their own (several stacks)
     largest: int = 0  # most transactions in one batch
 
@@ -198,78 +199,94 @@ class _Queue:
             self.leading = False
 
     async def _run(self, batch: list[_Pending]) -> None:
+        """Plan the batch against the stack as it is, then lock: if nothing changed
+        meanwhile, write the planned table (the lock is held only for the I/O, so git's
+        writers get their turns); else plan again under the lock (git's protocol)."""
         group = self.group
         stack = group.core.main if self.key == "main" else group.core.own_stack
         group.stats.batches += 1
-        accepted: list[_Pending] = []
-        later: list[_Pending] = []
+        plan = await self._plan(stack, await stack.snapshot(), batch)
         try:
             async with stack.addition(exact_log_message=True) as add:
-                accepted, later = await self._prepare(stack, add, batch)
+                if add.snapshot.table_names != plan.base.table_names:
+                    group.stats.replanned += 1
+                    plan = await self._plan(stack, add.snapshot, batch)
+                if plan.tables:
+                    add.writer.set_limits(add.update_index, plan.last_index)
+                    _copy_records(add.writer, plan.tables)
         except BaseException as exc:
             for p in batch:
-                if p.state is not _State.DONE and p not in later:
+                if p not in plan.later and p not in plan.alone:
                     p.finish(exc)
             raise
         finally:
-            for p in reversed(later):  # first in line for the next batch, in order
-                if p.alone:  # out of the batch: it commits on its own
-                    p.state = _State.QUEUED
-                    p.wake.set()
-                elif p.state is _State.SEALED:
-                    p.state = _State.QUEUED
-                    self.waiting.appendleft(p)
-        for p in accepted:
+            for p in plan.alone:  # out of the batch: it commits on its own
+                p.alone = True
+                p.state = _State.QUEUED
+                p.wake.set()
+            for p in reversed(plan.later):  # first in line for the next batch, in order
+                p.state = _State.QUEUED
+                self.waiting.appendleft(p)
+        for p, error in plan.rejected:
+            p.finish(error)
+        for p in plan.accepted:
             p.finish(None)
-        group.stats.transactions += len(accepted)
-        group.stats.largest = max(group.stats.largest, len(accepted))
+        group.stats.transactions += len(plan.accepted)
+        group.stats.rejected += len(plan.rejected)
+        group.stats.deferred += len(plan.later)
+        group.stats.largest = max(group.stats.largest, len(plan.accepted))
 
-    async def _prepare(
-        self, stack: Stack, add: Addition, batch: list[_Pending]
-    ) -> tuple[list[_Pending], list[_Pending]]:
-        """Each transaction against the state the ones before it leave; their records go
-        into ``add``'s writer. Returns the accepted and those that wait for the next
-        batch (a ref in common with an accepted one, or a stack the batch does not
-        hold: those commit on their own)."""
-        group = self.group
-        snap, index = add.snapshot, add.update_index
+    async def _plan(self, stack: Stack, base: Snapshot, batch: list[_Pending]) -> _Plan:
+        """Each transaction against the state the ones before it leave (no side effect:
+        the plan holds the outcomes and the accepted transactions' tables)."""
+        plan = _Plan(base, base.next_update_index - 1)
+        snap, index = base, base.next_update_index
         taken: set[str] = set()
-        accepted: list[_Pending] = []
-        later: list[_Pending] = []
-        tables = _Pile(snap, stack.options.write_options)
+        tables = _Pile(base, stack.options.write_options)
         for p in batch:
             if any(u.refname in taken for u in p.updates):
-                group.stats.deferred += 1
-                later.append(p)
+                plan.later.append(p)  # a ref in common: the next batch
                 continue
             writer = TableWriter(stack.options.write_options)
             writer.set_limits(index, index)
             mine = Addition(snap, index, writer)
             work = StackWork(stack, BorrowedAddition(mine), mine)
-            commit: Commit[None] = Commit(group.core, _copies(p.updates), borrowed={self.key: work})
+            commit: Commit[None] = Commit(
+                self.group.core, _copies(p.updates), borrowed={self.key: work}
+            )
             commit.objects = p.objects
             try:
                 await commit.execute(p.committer)
             except _OutsideGroup:
-                p.alone = True
-                later.append(p)
+                plan.alone.append(p)
                 continue
             except Exception as exc:  # this transaction's own failure
-                group.stats.rejected += 1
-                p.finish(exc)
+                plan.rejected.append((p, exc))
                 continue
-            if commit.affected & taken:  # through a symref or HEAD
-                group.stats.deferred += 1
-                later.append(p)
+            if commit.affected & taken:  # a ref in common through a symref or HEAD
+                plan.later.append(p)
                 continue
             taken |= commit.affected
-            accepted.append(p)
+            plan.accepted.append(p)
             if writer.record_count:
                 snap = tables.push(writer)
+                plan.last_index = index
                 index += 1
-        if index > add.update_index:
-            _write_batch(add, tables.tables, index - 1)
-        return accepted, later
+        plan.tables = tables.tables
+        return plan
+
+
+@dataclass(eq=False, slots=True)
+class _Plan:
+    """A batch's outcome against one state (``base``), before it is written."""
+
+    base: Snapshot
+    last_index: int  # the last accepted transaction's update index
+    accepted: list[_Pending] = field(default_factory=list)
+    rejected: list[tuple[_Pending, Exception]] = field(default_factory=list)
+    later: list[_Pending] = field(default_factory=list)  # wait for the next batch
+    alone: list[_Pending] = field(default_factory=list)  # touch another stack
+    tables: list[TableReader] = field(default_factory=list)
 
 
 def _copies(updates: Sequence[Update]) -> list[Update]:
@@ -321,9 +338,3 @@ def _copy_records(writer: TableWriter, tables: Sequence[TableReader]) -> None:
         logs.extend(table.iter_logs())
     writer.add_refs(refs)
     writer.add_logs(logs)
-
-
-def _write_batch(add: Addition, tables: list[TableReader], last: int) -> None:
-    """The transactions' tables as the one table of the batch."""
-    add.writer.set_limits(add.update_index, last)
-    _copy_records(add.writer, tables)
