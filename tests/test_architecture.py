@@ -31,12 +31,13 @@ def venv_tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_mypy_strict_covers_the_package_tests_and_benchmarks() -> None:
     """``mypy`` alone checks what pyproject's ``[tool.mypy] files`` lists, strictly: every
-    module of the package, the tests and the benchmarks."""
+    module (and stub) of the package, the tests, the benchmarks and the stress harness."""
     proc = venv_tool("mypy")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     found = re.search(r"^Success: no issues found in (\d+) source files$", proc.stdout, re.M)
     assert found, proc.stdout
-    sources = [p for d in ("aioreftable", "tests", "benchmarks") for p in (ROOT / d).rglob("*.py")]
+    dirs = ("aioreftable", "tests", "benchmarks", "stress")
+    sources = [p for d in dirs for glob in ("*.py", "*.pyi") for p in (ROOT / d).rglob(glob)]
     assert int(found[1]) == len(sources)
 
 
