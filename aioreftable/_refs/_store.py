@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import final
+from typing import Literal, final
 
 import anyio
 
@@ -305,6 +306,7 @@ async def open_ref_store(
     object_database: bool = True,
     verify_objects: bool = True,
     group_commit: bool | GroupCommit = True,
+    reload: Literal["stat", "watch"] = "stat",
 ) -> AsyncIterator[RefStore]:
     """Open the refs of the repository at ``path`` (a work tree, a ``.git`` dir, a linked
     worktree or a bare repository).
@@ -317,7 +319,11 @@ async def open_ref_store(
 
     ``group_commit`` (on by default; a :class:`GroupCommit` sets its knobs): transactions
     committed at once by tasks of this process share one lock and one table, each with
-    its own checks, update index and reflog entries (docs/refstore.md)."""
+    its own checks, update index and reflog entries (docs/refstore.md).
+
+    ``reload="watch"`` (opt-in): an inotify watch on each stack's tables.list replaces the
+    ``stat`` every read does, at the price of bounded staleness (``StackOptions.reload``;
+    docs/concurrency.md)."""
     env = os.environ if env is None else env
     layout = await anyio.to_thread.run_sync(discover, path, env)
     config = await load_store_config(layout, env, path, partial(read_head_ref, layout, env))
@@ -334,7 +340,8 @@ async def open_ref_store(
     async with AsyncExitStack() as scope:
         if database is not None:
             scope.push_async_callback(database.aclose)
-        main, worktree = await _open_stacks(scope, layout, config.stack_options())
+        options = dataclasses.replace(config.stack_options(), reload=reload)
+        main, worktree = await _open_stacks(scope, layout, options)
         core = RefCore(layout, config, env, main, worktree, peeler, verify_objects)
         settings = GroupCommit() if group_commit is True else group_commit or None
         group = None if settings is None else GroupCommitter(core, settings)

@@ -89,6 +89,16 @@ class StackCore:
         self._handle: ListHandle | None = None
         self._readers: weakref.WeakSet[TableReader] = weakref.WeakSet()
         self._closed = False
+        # reload="watch": False while the watch vouches that tables.list has not changed
+        # since the last stat; any report of the watch (or none running) makes it True.
+        self._maybe_changed = True
+        self._watching = False  # the watch runs (set and cleared by it)
+
+    def mark_maybe_changed(self, *, watching: bool = True) -> None:
+        """The watch reports a change of tables.list (or its periodic wake-up; with
+        ``watching=False``, its end): the next read checks with ``stat`` again."""
+        self._watching = watching
+        self._maybe_changed = True
 
     # -- paths and threads -----------------------------------------------------------------
     def table_path(self, name: str) -> str:
@@ -122,6 +132,11 @@ class StackCore:
 
     async def refresh(self) -> Snapshot:
         """The current generation, reloaded first if tables.list changed on disk."""
+        if not self._maybe_changed:  # reload="watch" and the watch saw no change
+            await anyio.lowlevel.checkpoint()
+            return self._snap
+        if self.options.reload == "watch" and self._watching:
+            self._maybe_changed = False  # before the stat: a report from now on counts
         key = self.fs.list_key(self.list_path)  # inline: one stat, a few µs
         if self._uptodate(key):
             await anyio.lowlevel.checkpoint()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .._errors import UsageError
 from .._format._writer import WriteOptions
@@ -20,7 +21,15 @@ class StackOptions:
     and compactions is not counted: they queue fairly, without a timeout.
     ``file_mode`` is the permission of new tables and tables.list (git's
     ``core.sharedRepository``); None means ``0666 & ~umask``. ``write_options`` carry the
-    table format (hash, block size, restart interval, object index)."""
+    table format (hash, block size, restart interval, object index).
+
+    ``reload`` says how a read learns that another process committed: ``"stat"`` (git's
+    way, exact: one ``stat`` of tables.list per read) or ``"watch"`` (opt-in: an inotify
+    watch marks the stack changed and reads skip the ``stat`` until it does; a read may
+    then miss a commit for the time inotify takes to report it, and at most
+    ``max_staleness`` seconds if a report is lost, since the watch wakes that often and a
+    read after a wake-up checks with ``stat``). Where inotify is missing, ``"watch"``
+    reads as ``"stat"``."""
 
     lock_timeout: float | None = 0.1
     auto_compact: bool = True
@@ -29,6 +38,8 @@ class StackOptions:
     write_options: WriteOptions = field(default_factory=WriteOptions)
     reload_timeout: float = 3.0
     max_threads: int = 4
+    reload: Literal["stat", "watch"] = "stat"
+    max_staleness: float = 1.0
 
     def __post_init__(self) -> None:
         if self.lock_timeout is not None and self.lock_timeout < 0:
@@ -39,6 +50,10 @@ class StackOptions:
             raise UsageError(f"file_mode {self.file_mode:#o} is not a permission mode")
         if self.max_threads < 1:
             raise UsageError("max_threads must be at least 1")
+        if self.reload not in ("stat", "watch"):
+            raise UsageError(f"reload must be 'stat' or 'watch', not {self.reload!r}")
+        if not self.max_staleness > 0:
+            raise UsageError("max_staleness must be a positive number of seconds")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from ._core import StackCore
 from ._options import LogExpiry, StackOptions
 from ._snapshot import Snapshot
 from ._stats import StackStatistics
+from ._watch import ListWatch
 
 __all__ = ["Stack", "open_stack"]
 
@@ -141,11 +142,14 @@ async def open_stack(
     (its locks and temporary files are removed). ``fs`` replaces the OS seam (tests)."""
     core = StackCore(os.fspath(path), options or StackOptions(), fs or OS())
     compactor = AutoCompactor(core)
+    watch = ListWatch(core) if core.options.reload == "watch" else None
     try:
         await core.open(create)
         failure: BaseException | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(compactor.run)
+            if watch is not None:
+                tg.start_soon(watch.run)
             try:
                 yield Stack(core, compactor)
             except BaseException as exc:  # re-raised below, outside the task group
@@ -153,6 +157,9 @@ async def open_stack(
                 tg.cancel_scope.cancel()
             else:
                 compactor.stop()
+            finally:
+                if watch is not None:
+                    watch.stop()
         if failure is not None:
             raise failure
     finally:
