@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -127,10 +128,20 @@ def test_dump_linked_worktree(
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     import aioreftable
+    from aioreftable.lowlevel import ACCELERATED
 
+    decoder = "compiled" if ACCELERATED else "pure Python"
+    expected = f"aioreftable version {aioreftable.__version__}\nblock decoder: {decoder}\n"
     assert main(["--version"]) == 0
-    assert capsys.readouterr().out == f"aioreftable version {aioreftable.__version__}\n"
+    assert capsys.readouterr().out == expected
     proc = subprocess.run(
         [sys.executable, "-m", "aioreftable", "--version"], capture_output=True, text=True
     )
-    assert (proc.returncode, proc.stdout) == (0, f"aioreftable version {aioreftable.__version__}\n")
+    assert (proc.returncode, proc.stdout) == (0, expected)
+    pure = subprocess.run(
+        [sys.executable, "-m", "aioreftable", "--version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AIOREFTABLE_PURE_PYTHON": "1"},
+    )
+    assert pure.stdout.endswith("block decoder: pure Python\n")

@@ -140,8 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         vars(args).update(values)
         if args.version:
             from .. import __version__
+            from ..lowlevel import ACCELERATED
 
             print(f"aioreftable version {__version__}")
+            print(f"block decoder: {'compiled' if ACCELERATED else 'pure Python'}")
             return 0
         if args.command is None:
             parser.error("a command is required")
