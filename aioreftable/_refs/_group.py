@@ -199,16 +199,18 @@ class _Queue:
             self.leading = False
 
     async def _run(self, batch: list[_Pending]) -> None:
-        """Plan the batch against the stack as it is, then lock: if nothing changed
-        meanwhile, write the planned table (the lock is held only for the I/O, so git's
-        writers get their turns); else plan again under the lock (git's protocol)."""
+        """Plan the batch against the stack as it is, then lock: if nobody committed
+        meanwhile (the same max update index: a compaction alone changes no ref, no
+        reflog entry a plan reads), write the planned table (the lock is held only for the
+        I/O, so git's writers get their turns); else plan again under the lock (git's
+        protocol)."""
         group = self.group
         stack = group.core.main if self.key == "main" else group.core.own_stack
         group.stats.batches += 1
         plan = await self._plan(stack, await stack.snapshot(), batch)
         try:
             async with stack.addition(exact_log_message=True) as add:
-                if add.snapshot.table_names != plan.base.table_names:
+                if add.snapshot.max_update_index != plan.base.max_update_index:
                     group.stats.replanned += 1
                     plan = await self._plan(stack, add.snapshot, batch)
                 if plan.tables:
