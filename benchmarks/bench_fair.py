@@ -25,7 +25,9 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_group import EMPTY_BLOB, GIT_ENV, bare_repo, find_git
+from bench_group import GIT_ENV, find_git
+from bench_stack import EMPTY_BLOB
+from bench_stack import git_repo as bare_repo
 
 from aioreftable import LockError, TransactionError, open_ref_store
 

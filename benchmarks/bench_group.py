@@ -24,19 +24,20 @@ from pathlib import Path
 
 import anyio
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_stack import EMPTY_BLOB
+from bench_stack import GIT_ENV as STACK_GIT_ENV
+from bench_stack import git_repo as bare_repo
 
 from aioreftable import LockError, TransactionError, open_ref_store
 
 GIT_ENV = {
-    **os.environ,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
+    **STACK_GIT_ENV,
     "GIT_COMMITTER_NAME": "Bench",
     "GIT_COMMITTER_EMAIL": "bench@example.com",
 }
-# git refuses ids of missing objects, and non-commits under refs/heads: tags get a blob
-EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
 
 
 def find_git() -> str:
@@ -47,16 +48,6 @@ def find_git() -> str:
             if (major, minor) >= (2, 45):
                 return cand
     raise SystemExit("needs git >= 2.45 (AIOREFTABLE_TEST_GIT)")
-
-
-def bare_repo(git: str, root: str) -> str:
-    """A bare reftable repository that contains the empty blob."""
-    repo = tempfile.mkdtemp(dir=root)
-    subprocess.run([git, "init", "-q", "--ref-format=reftable", "--bare", repo],
-                   check=True, env=GIT_ENV)  # fmt: skip
-    subprocess.run([git, "--git-dir", repo, "hash-object", "-w", "--stdin"], input=b"",
-                   check=True, capture_output=True, env=GIT_ENV)  # fmt: skip
-    return repo
 
 
 async def ours(repo: str, writers: int, per: int, group: bool) -> dict[str, float]:
