@@ -24,7 +24,6 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-from ._errors import FormatError
 from ._format._blocksource import BytesSource, MmapSource
 from ._format._reader import TableReader
 from ._format._tables_list import (  # the format lives in the codec; re-exported here
@@ -33,7 +32,7 @@ from ._format._tables_list import (  # the format lives in the codec; re-exporte
     parse_tables_list,
     render_tables_list,
 )
-from ._mapfile import map_descriptor
+from ._mapfile import check_regular, map_descriptor
 
 __all__ = [
     "OS",
@@ -164,10 +163,7 @@ class OS:
         fd = self.open(path, os.O_RDONLY | _O_NONBLOCK)
         try:
             st = self.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-            if not stat.S_ISREG(st.st_mode):
-                raise FormatError("not a regular file", path=path)
+            check_regular(st.st_mode, path)
         except BaseException:
             self.close_quietly(fd)
             raise

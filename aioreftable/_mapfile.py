@@ -7,11 +7,15 @@ seam (``_fs``) maps the descriptors it has checked with :func:`map_descriptor`.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import stat
 import sys
 
-__all__ = ["map_descriptor", "map_path"]
+from ._errors import FormatError
+
+__all__ = ["check_regular", "map_descriptor", "map_path"]
 
 # Python 3.13 can map without keeping a duplicate of the descriptor open.
 _NO_FD: dict[str, bool] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
@@ -25,13 +29,25 @@ def map_descriptor(fd: int, size: int) -> mmap.mmap | None:
     return mmap.mmap(fd, size, access=mmap.ACCESS_READ, **_NO_FD) if size else None
 
 
+def check_regular(mode: int, path: str | os.PathLike[str]) -> None:
+    """The one rule for what may be read as a table: a regular file. A directory is
+    IsADirectoryError, any other kind of file (a FIFO, a device) FormatError, both naming
+    ``path`` (the stack's seam applies it to the descriptors it opens, too)."""
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+    if not stat.S_ISREG(mode):
+        raise FormatError("not a regular file", path=os.fspath(path))
+
+
 def map_path(path: str | os.PathLike[str]) -> tuple[mmap.mmap | None, int]:
     """Open ``path`` read-only, map it whole and close the descriptor (as git does):
     the map (None when empty) and the file's size. OS errors pass through unwrapped.
-    The open never blocks: a FIFO (or a device) has no size, so it maps as an empty file."""
+    The open never blocks (a FIFO's would wait for a writer); what is not a regular file
+    is refused by :func:`check_regular`."""
     fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC)
     try:
-        size = os.fstat(fd).st_size
-        return map_descriptor(fd, size), size
+        st = os.fstat(fd)
+        check_regular(st.st_mode, path)
+        return map_descriptor(fd, st.st_size), st.st_size
     finally:
         os.close(fd)

@@ -63,26 +63,27 @@ def test_a_missing_file_is_file_not_found_unwrapped(tmp_path: Path) -> None:
         assert err.value.filename == str(missing) and err.value.__cause__ is None
 
 
-def test_a_directory_is_the_os_error_of_mapping_it(tmp_path: Path) -> None:
-    """A directory opens read-only but cannot be mapped: mmap's OSError (ENODEV on Linux)
-    passes through unwrapped, as it did when the codec opened files itself. (The stack's
-    seam checks first and says IsADirectoryError; see tests/test_fs.py.)"""
+def test_a_directory_is_is_a_directory_error(tmp_path: Path) -> None:
+    """A directory is refused before mapping, as the stack's seam refuses it (one rule:
+    ``_mapfile.check_regular``): IsADirectoryError naming it, an OS error unwrapped."""
     before = _open_fds()
     for open_it in (MmapSource, TableReader.from_path):
-        with pytest.raises(OSError) as err:
+        with pytest.raises(IsADirectoryError) as err:
             open_it(tmp_path)
         assert not isinstance(err.value, ReftableError)
-        assert err.value.errno == errno.ENODEV
+        assert err.value.errno == errno.EISDIR and err.value.filename == str(tmp_path)
     assert _open_fds() == before  # the descriptor is closed on the error path too
 
 
-def test_a_fifo_does_not_block_and_reads_as_no_table(tmp_path: Path) -> None:
+def test_a_fifo_does_not_block_and_is_not_a_table(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo.ref"
     os.mkfifo(fifo)
     started = time.monotonic()
-    with unblock_after(fifo), pytest.raises(FormatError, match="bad magic") as err:
+    before = _open_fds()
+    with unblock_after(fifo), pytest.raises(FormatError, match="not a regular file") as err:
         TableReader.from_path(fifo)
     assert err.value.path == str(fifo) and time.monotonic() - started < 4
+    assert _open_fds() == before
 
 
 def test_from_map_owns_the_map(tmp_path: Path) -> None:
