@@ -58,6 +58,9 @@ class ExpireOptions:
     dry_run: bool = False
 
 
+_PLAIN = ExpireOptions()  # the default: no rewrite, no update, write
+
+
 def _marker(name: bytes, update_index: int, null: bytes) -> LogRecord:
     """git's reflog existence marker: null to null, empty identity and message, time 0."""
     return LogRecord(name, update_index, old_id=null, new_id=null)
@@ -89,7 +92,7 @@ async def delete_reflog(core: RefCore, name: str) -> int:
 
 
 async def expire_reflog(
-    core: RefCore, name: str, policy: ExpirePolicy, options: ExpireOptions = ExpireOptions()
+    core: RefCore, name: str, policy: ExpirePolicy, options: ExpireOptions = _PLAIN
 ) -> list[ReflogEntry]:
     """git's reflog_expire with ``policy``; returns the pruned entries, newest first."""
 
@@ -100,7 +103,7 @@ async def expire_reflog(
 
 
 async def delete_reflog_entry(
-    core: RefCore, name: str, n: int, options: ExpireOptions = ExpireOptions()
+    core: RefCore, name: str, n: int, options: ExpireOptions = _PLAIN
 ) -> list[ReflogEntry]:
     """``git reflog delete [--rewrite] [--updateref] [--dry-run] name@{n}`` (n = 0 is the
     newest entry); returns the pruned entry ([] if n is out of range)."""
