@@ -151,9 +151,11 @@ def changes_between(
             continue
         low = max(after, table.min_update_index - 1)  # the state ``before`` the table
         batch: list[RefChange] = []
+        recorded: set[bytes] = set()  # refs with a record in this table after ``after``
         for rec in table.iter_refs(prefix):
             if rec.update_index <= after:
                 continue
+            recorded.add(rec.refname)
             old = seen[rec.refname] if rec.refname in seen else before.ref(rec.refname)
             new = None if rec.is_deletion else rec
             seen[rec.refname] = new
@@ -176,25 +178,30 @@ def changes_between(
                     )
                 ]
             batch.extend(step for step in steps if step.update_index > floor)
-        batch.extend(_log_only(table, prefix, after, floor, algo))
+        batch.extend(_log_only(table, prefix, after, floor, algo, recorded))
         batch.sort(key=lambda c: (c.update_index, c.refname))
         out.extend(batch)
     return out
 
 
 def _log_only(
-    table: TableReader, prefix: bytes, after: int, floor: int, algo: HashAlgorithm
+    table: TableReader,
+    prefix: bytes,
+    after: int,
+    floor: int,
+    algo: HashAlgorithm,
+    recorded: set[bytes],
 ) -> list[RefChange]:
     """Updates that wrote only a reflog entry (git's REF_LOG_ONLY: HEAD's entry when the
-    branch it points to moves), for refs without a ref record in ``table`` after ``after``."""
-    with_records = {r.refname for r in table.iter_refs(prefix) if r.update_index > after}
+    branch it points to moves), for refs without a ref record in ``table`` after ``after``
+    (``recorded``: those with one, as the caller's pass over the records found them)."""
     out = []
     for log in table.seek_logs(prefix):
         if not log.refname.startswith(prefix):
             break
         if log.update_index <= max(after, floor) or log.is_deletion:
             continue
-        if log.refname in with_records or (log.old_id == log.new_id == algo.null_id):
+        if log.refname in recorded or (log.old_id == log.new_id == algo.null_id):
             continue
         out.append(
             RefChange(
