@@ -43,18 +43,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench_cli import ENV  # git's fixed identity and no system/global config
+
 from aioreftable.lowlevel import TableReader, suggest_compaction_segment
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "A U Thor",
-    "GIT_AUTHOR_EMAIL": "author@example.com",
-    "GIT_COMMITTER_NAME": "C O Mitter",
-    "GIT_COMMITTER_EMAIL": "committer@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-}
 NO_COMPACT = {**ENV, "GIT_TEST_REFTABLE_AUTOCOMPACTION": "false"}
 
 
