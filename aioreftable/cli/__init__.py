@@ -6,9 +6,10 @@ import argparse
 import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .. import FormatError, ReftableError
+from ._commands import COMMANDS
 from ._usage import USAGE_EXIT, GitArgumentParser, GitUsageError, HelpShown
 
 __all__ = ["main", "run"]
@@ -28,27 +29,8 @@ def _parser() -> GitArgumentParser:
     )
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser(
-        "demo", help="a repository with concurrent writers, readers and compaction"
-    )
-    demo.add_argument("--dir", help="create the repository here and keep it")
-    demo.add_argument("--refs", type=int, default=3000, help="number of refs (default 3000)")
-    demo.add_argument("--writers", type=int, default=4, help="concurrent writers (default 4)")
-    demo.add_argument("--steps", type=int, default=10, help="commits per writer (default 10)")
-    demo.add_argument("--limit", type=int, default=20, help="print at most N refs (0 = all)")
-    from ._show_ref import add_parser as add_show_ref
-
-    add_show_ref(sub)
-    from ._gc import add_parser as add_gc
-
-    add_gc(sub.add_parser)
-    from ._watch import add_parser as add_watch
-
-    add_watch(sub)
-    dump = sub.add_parser("dump", help="print a table or a reftable/ directory")
-    dump.add_argument("path", help="a .ref file, a reftable/ directory, a repository or a worktree")
-    dump.add_argument("--json", action="store_true", help="machine-readable output")
-    dump.add_argument("--no-records", action="store_true", help="blocks only")
+    for module in COMMANDS:
+        module.add_parser(sub)
     p.commands = dict(sub.choices)
     return p
 
@@ -91,25 +73,8 @@ def _user_error(exc: BaseException) -> BaseException | None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "demo":
-        from ._demo import run_demo
-
-        return run_demo(args)
-    if args.command == "show-ref":
-        from ._show_ref import run_show_ref
-
-        return run_show_ref(args)
-    if args.command == "gc":
-        from ._gc import run_gc
-
-        return run_gc(args)
-    if args.command == "watch":
-        from ._watch import run_watch
-
-        return run_watch(args)
-    from ._dump import run_dump
-
-    return run_dump(args)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
 
 
 def _fatal(message: str) -> int:

@@ -10,6 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -201,6 +202,16 @@ async def _run(args: argparse.Namespace, root: Path) -> int:
     )
     print(f"time:       {elapsed:.2f} s")
     return 0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("demo", help="a repository with concurrent writers, readers and compaction")
+    p.add_argument("--dir", help="create the repository here and keep it")
+    p.add_argument("--refs", type=int, default=3000, help="number of refs (default 3000)")
+    p.add_argument("--writers", type=int, default=4, help="concurrent writers (default 4)")
+    p.add_argument("--steps", type=int, default=10, help="commits per writer (default 10)")
+    p.add_argument("--limit", type=int, default=20, help="print at most N refs (0 = all)")
+    p.set_defaults(run=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -195,6 +195,14 @@ def _print_text(info: dict[str, Any]) -> None:
                                   for k, v in rec.items()))  # fmt: skip
 
 
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("dump", help="print a table or a reftable/ directory")
+    p.add_argument("path", help="a .ref file, a reftable/ dir, a repository or a worktree")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-records", action="store_true", help="blocks only")
+    p.set_defaults(run=run_dump)
+
+
 def run_dump(args: argparse.Namespace) -> int:
     """Errors propagate to the entry point, which prints them as one ``fatal:`` line."""
     infos = _describe_path(Path(args.path), records=not args.no_records)

@@ -16,7 +16,6 @@ import anyio
 
 from .. import UsageError
 from ..gc import GcDaemon, GcSettings, JsonFormatter, TextFormatter, load_settings, parse_duration
-from ._usage import GitArgumentParser
 
 __all__ = ["add_parser", "run_gc"]
 
@@ -31,8 +30,8 @@ def _duration(what: str) -> Callable[[str], float | None]:
     return parse
 
 
-def add_parser(add: Callable[..., GitArgumentParser]) -> None:
-    p = add("gc", help="keep the reftable stacks of repositories under ROOTs compact")
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("gc", help="keep the reftable stacks of repositories under ROOTs compact")
     p.add_argument("roots", nargs="*", metavar="ROOT", help="directories searched for repositories")
     p.add_argument("--daemon", action="store_true", help="keep running and react to changes")
     p.add_argument("--config", metavar="FILE", help="TOML settings (flags override them)")
@@ -60,6 +59,7 @@ def add_parser(add: Callable[..., GitArgumentParser]) -> None:
     p.add_argument("--metrics-file", metavar="PATH", help="node_exporter textfile")
     p.add_argument("--log-format", choices=("text", "json"))
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    p.set_defaults(run=run_gc)
 
 
 _FLAGS = (

@@ -278,6 +278,7 @@ def add_parser(sub: argparse._SubParsersAction[GitArgumentParser]) -> None:
     p.add_argument("--branches", "--heads", action="store_true", help="only branches")
     p.add_argument("--tags", action="store_true", help="only tags")
     p.add_argument("patterns", nargs="*", metavar="PATTERN")
+    p.set_defaults(run=run_show_ref)
 
 
 def run_show_ref(args: argparse.Namespace) -> int:

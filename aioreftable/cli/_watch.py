@@ -38,6 +38,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="end each line with the update's index (to resume with --since)",
     )
+    p.set_defaults(run=run_watch)
 
 
 def run_watch(args: argparse.Namespace) -> int:

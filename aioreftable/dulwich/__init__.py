@@ -1,0 +1,1 @@
+"""dulwich on the ref store: a RefsContainer, open_repo and a server Backend."""
