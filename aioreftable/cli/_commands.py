@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import _demo, _dump, _gc, _show_ref, _watch
+from . import (
+    _demo,
+    _dump,
+    _for_each_ref,
+    _gc,
+    _init,
+    _pack_refs,
+    _reflog,
+    _refs_cmd,
+    _show_ref,
+    _stats,
+    _symbolic_ref,
+    _update_ref,
+    _watch,
+)
 
 __all__ = ["COMMANDS"]
 
@@ -12,9 +26,17 @@ __all__ = ["COMMANDS"]
 # parser's default ``run`` to the function that runs it (``run(args) -> exit status``).
 # The order is the order of ``aioreftable -h``.
 COMMANDS: tuple[ModuleType, ...] = (
-    _demo,
-    _dump,
+    _init,
+    _for_each_ref,
     _show_ref,
+    _update_ref,
+    _symbolic_ref,
+    _reflog,
+    _pack_refs,
+    _refs_cmd,
+    _stats,
     _watch,
     _gc,
+    _dump,
+    _demo,
 )
