@@ -15,13 +15,35 @@
 #
 # Only the final path goes to stdout; all progress goes to stderr.
 # Cache: ${AIOREFTABLE_CACHE:-$HOME/.cache/aioreftable}/git-trixie
+#
+# Options (scripts/ensure-git-new.sh uses them; without any, the above):
+#   --suite SUITE  the Debian suite of step 5 (default trixie; the cache is
+#                  git-SUITE; step 4 is only for trixie; any Debian >= 12)
+#   --min M.N      the oldest git accepted (default 2.45)
+#   --var NAME     the override variable of step 1 (default AIOREFTABLE_TEST_GIT)
 set -euo pipefail
 
 # Keep stdout clean: everything goes to stderr except the final answer (fd 3).
 exec 3>&1 1>&2
 
+SUITE=trixie
 MIN_MAJOR=2
 MIN_MINOR=45
+OVERRIDE_VAR=AIOREFTABLE_TEST_GIT
+while (($#)); do
+    case $1 in
+        --suite) SUITE=${2:?--suite needs a value}; shift 2 ;;
+        --min)
+            [[ ${2:-} =~ ^([0-9]+)\.([0-9]+)$ ]] || { printf 'ensure-git: ERROR: --min needs MAJOR.MINOR\n' >&2; exit 2; }
+            MIN_MAJOR=${BASH_REMATCH[1]} MIN_MINOR=${BASH_REMATCH[2]}
+            shift 2
+            ;;
+        --var) OVERRIDE_VAR=${2:?--var needs a value}; shift 2 ;;
+        *) printf 'ensure-git: ERROR: unknown option %s\n' "$1" >&2; exit 2 ;;
+    esac
+done
+[[ $SUITE =~ ^[a-z0-9-]+$ ]] || { printf 'ensure-git: ERROR: bad suite %s\n' "$SUITE" >&2; exit 2; }
+[[ $OVERRIDE_VAR =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || { printf 'ensure-git: ERROR: bad variable name %s\n' "$OVERRIDE_VAR" >&2; exit 2; }
 
 log() { printf 'ensure-git: %s\n' "$*" >&2; }
 die() { printf 'ensure-git: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -51,11 +73,11 @@ abspath() {
 }
 
 # --- 1. explicit override ---------------------------------------------------
-if [ -n "${AIOREFTABLE_TEST_GIT:-}" ]; then
-    if cand=$(abspath "$AIOREFTABLE_TEST_GIT") && git_ok "$cand"; then
+if [ -n "${!OVERRIDE_VAR:-}" ]; then
+    if cand=$(abspath "${!OVERRIDE_VAR}") && git_ok "$cand"; then
         answer "$cand"
     fi
-    log "AIOREFTABLE_TEST_GIT=$AIOREFTABLE_TEST_GIT is not a working git >= $MIN_MAJOR.$MIN_MINOR; looking elsewhere"
+    log "$OVERRIDE_VAR=${!OVERRIDE_VAR} is not a working git >= $MIN_MAJOR.$MIN_MINOR; looking elsewhere"
 fi
 
 # --- 2. git on PATH ---------------------------------------------------------
@@ -69,7 +91,7 @@ if [ -z "${HOME:-}" ]; then
 fi
 CACHE_ROOT=${AIOREFTABLE_CACHE:-${HOME:-/tmp}/.cache/aioreftable}
 case $CACHE_ROOT in /*) ;; *) CACHE_ROOT=$PWD/$CACHE_ROOT ;; esac
-CACHE_DIR=$CACHE_ROOT/git-trixie
+CACHE_DIR=$CACHE_ROOT/git-$SUITE
 WRAPPER=$CACHE_DIR/bin/git
 MARKER=$CACHE_DIR/.complete
 
@@ -116,7 +138,7 @@ fi
 
 # --- 4. Debian >= 13: the distribution's git is new enough -------------------
 debian_major=${OS_VERSION_ID%%.*}
-if [ "$OS_ID" = debian ] && { { [[ $debian_major =~ ^[0-9]+$ ]] && ((debian_major >= 13)); } ||
+if [ "$SUITE" = trixie ] && [ "$OS_ID" = debian ] && { { [[ $debian_major =~ ^[0-9]+$ ]] && ((debian_major >= 13)); } ||
     { [ -z "$OS_VERSION_ID" ] && [ -n "$OS_CODENAME" ] && [ "$OS_CODENAME" != bookworm ] && [ "$OS_CODENAME" != bullseye ] && [ "$OS_CODENAME" != buster ]; }; }; then
     log "Debian ${OS_VERSION_ID:-$OS_CODENAME}: installing git from the normal sources"
     apt_update
@@ -128,15 +150,15 @@ if [ "$OS_ID" = debian ] && { { [[ $debian_major =~ ^[0-9]+$ ]] && ((debian_majo
     die "apt-get install git did not give git >= $MIN_MAJOR.$MIN_MINOR (got: $(git --version 2>&1 || true))"
 fi
 
-if ! [ "$OS_ID" = debian ] || ! [ "$debian_major" = 12 ]; then
+if ! [ "$OS_ID" = debian ] || { ! [ "$debian_major" = 12 ] && [ "$SUITE" = trixie ]; }; then
     die "git >= $MIN_MAJOR.$MIN_MINOR not found and no recipe for ${OS_ID} ${OS_VERSION_ID:-$OS_CODENAME}; install git >= $MIN_MAJOR.$MIN_MINOR and set AIOREFTABLE_TEST_GIT=/path/to/git"
 fi
 
-# --- 5. Debian 12: private git from trixie -----------------------------------
+# --- 5. Debian 12: private git from trixie (or --suite) ------------------------
 case $(uname -m) in
     x86_64) MULTIARCH=x86_64-linux-gnu LDSO=ld-linux-x86-64.so.2 ;;
     aarch64 | arm64) MULTIARCH=aarch64-linux-gnu LDSO=ld-linux-aarch64.so.1 ;;
-    *) die "unsupported machine $(uname -m) for the trixie git recipe; set AIOREFTABLE_TEST_GIT" ;;
+    *) die "unsupported machine $(uname -m) for the $SUITE git recipe; set $OVERRIDE_VAR" ;;
 esac
 
 case $CACHE_DIR in
@@ -145,7 +167,7 @@ esac
 
 mkdir -p "$CACHE_ROOT"
 # Serialise concurrent runs; re-check the cache once we hold the lock.
-exec 9>"$CACHE_ROOT/git-trixie.lock"
+exec 9>"$CACHE_ROOT/git-$SUITE.lock"
 if command -v flock >/dev/null 2>&1; then
     flock 9
 fi
@@ -153,13 +175,13 @@ if cache_ok; then
     answer "$WRAPPER"
 fi
 # We hold the lock: leftovers of interrupted builds can go.
-rm -rf "$CACHE_ROOT"/git-trixie.tmp.*
+rm -rf "$CACHE_ROOT"/git-"$SUITE".tmp.*
 
-log "git >= $MIN_MAJOR.$MIN_MINOR not available; building a private git from Debian trixie into $CACHE_DIR"
+log "git >= $MIN_MAJOR.$MIN_MINOR not available; building a private git from Debian $SUITE into $CACHE_DIR"
 
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-SOURCES_FILE=/etc/apt/sources.list.d/aioreftable-trixie.sources
-PIN_FILE=/etc/apt/preferences.d/aioreftable-trixie
+SOURCES_FILE=/etc/apt/sources.list.d/aioreftable-$SUITE.sources
+PIN_FILE=/etc/apt/preferences.d/aioreftable-$SUITE
 
 keyring_knows_trixie() {
     [ -r "$KEYRING" ] || return 1
@@ -194,19 +216,19 @@ write_if_changed() {
 }
 
 need_update=0
-if write_if_changed "$SOURCES_FILE" "# Added by aioreftable scripts/ensure-git.sh: only to fetch git >= 2.45.
+if write_if_changed "$SOURCES_FILE" "# Added by aioreftable scripts/ensure-git.sh: only to fetch git >= $MIN_MAJOR.$MIN_MINOR.
 # Pinned low in $PIN_FILE, so nothing is upgraded from it.
 Types: deb
 URIs: http://deb.debian.org/debian
-Suites: trixie
+Suites: $SUITE
 Components: main
 Signed-By: $KEYRING"; then
     log "wrote $SOURCES_FILE"
     need_update=1
 fi
-if write_if_changed "$PIN_FILE" "# Added by aioreftable scripts/ensure-git.sh: never upgrade from trixie by default.
+if write_if_changed "$PIN_FILE" "# Added by aioreftable scripts/ensure-git.sh: never upgrade from $SUITE by default.
 Package: *
-Pin: release n=trixie
+Pin: release n=$SUITE
 Pin-Priority: 100"; then
     log "wrote $PIN_FILE"
 fi
@@ -221,7 +243,7 @@ fi
 # are only used by the http/imap helpers, perl only by a few scripts.
 PKGS=(git libc6 libpcre2-8-0 zlib1g)
 
-STAGE=$(mktemp -d "$CACHE_ROOT/git-trixie.tmp.XXXXXX")
+STAGE=$(mktemp -d "$CACHE_ROOT/git-$SUITE.tmp.XXXXXX")
 # shellcheck disable=SC2317  # invoked by the trap
 cleanup() { rm -rf "$STAGE"; }
 trap cleanup EXIT
@@ -230,15 +252,15 @@ mkdir "$STAGE/debs"
 
 download() {
     (cd "$STAGE/debs" && rm -f ./*.deb &&
-        as_root apt-get "${APT_OPTS[@]}" -o APT::Sandbox::User=root download -t trixie "${PKGS[@]}" >&2)
+        as_root apt-get "${APT_OPTS[@]}" -o APT::Sandbox::User=root download -t "$SUITE" "${PKGS[@]}" >&2)
 }
 if ((need_update)); then
     apt_update
 fi
-log "downloading ${PKGS[*]} from trixie"
+log "downloading ${PKGS[*]} from $SUITE"
 if ! download; then
     apt_update
-    download || die "apt-get download -t trixie ${PKGS[*]} failed"
+    download || die "apt-get download -t $SUITE ${PKGS[*]} failed"
 fi
 
 ROOT=$STAGE/root
@@ -253,7 +275,7 @@ LIBDIRS=()
 for d in usr/lib/$MULTIARCH lib/$MULTIARCH; do
     [ -e "$ROOT/$d/libc.so.6" ] && LIBDIRS+=("$d")
 done
-((${#LIBDIRS[@]})) || die "libc.so.6 not found in the extracted trixie libc6"
+((${#LIBDIRS[@]})) || die "libc.so.6 not found in the extracted $SUITE libc6"
 INTERP_REL=""
 for d in "${LIBDIRS[@]}" usr/lib64 lib64 usr/lib lib; do
     if [ -e "$ROOT/$d/$LDSO" ]; then
@@ -261,13 +283,13 @@ for d in "${LIBDIRS[@]}" usr/lib64 lib64 usr/lib lib; do
         break
     fi
 done
-[ -n "$INTERP_REL" ] || die "$LDSO not found in the extracted trixie libc6"
+[ -n "$INTERP_REL" ] || die "$LDSO not found in the extracted $SUITE libc6"
 INTERP=$CACHE_DIR/$INTERP_REL
 RPATH=$(printf "$CACHE_DIR/%s:" "${LIBDIRS[@]}")
 RPATH=${RPATH%:}
 
-[ -f "$ROOT/usr/bin/git" ] || die "usr/bin/git missing from the trixie git package"
-[ -d "$ROOT/usr/lib/git-core" ] || die "usr/lib/git-core missing from the trixie git package"
+[ -f "$ROOT/usr/bin/git" ] || die "usr/bin/git missing from the $SUITE git package"
+[ -d "$ROOT/usr/lib/git-core" ] || die "usr/lib/git-core missing from the $SUITE git package"
 
 # usr/lib/git-core/git must be the same patched binary as usr/bin/git
 # (git re-executes itself from GIT_EXEC_PATH).  Debian ships it as a
@@ -303,7 +325,7 @@ export GIT_TEMPLATE_DIR"
 fi
 cat >"$ROOT/bin/git" <<EOF
 #!/bin/sh
-# Generated by aioreftable scripts/ensure-git.sh: Debian trixie's git,
+# Generated by aioreftable scripts/ensure-git.sh: Debian $SUITE's git,
 # patched to run with its own glibc from this directory.
 GIT_EXEC_PATH='$CACHE_DIR/usr/lib/git-core'
 export GIT_EXEC_PATH
@@ -362,7 +384,7 @@ smoke_test() {
 
 if ! smoke_test "$WRAPPER"; then
     rm -rf "$CACHE_DIR"
-    die "the private trixie git does not work (see above)"
+    die "the private $SUITE git does not work (see above)"
 fi
 "$WRAPPER" --version >"$MARKER"
 log "ready: $("$WRAPPER" --version) at $WRAPPER"

@@ -112,6 +112,37 @@ def git() -> Git:
     return Git(_GIT)
 
 
+MIN_GIT_NEW = (2, 52)
+
+
+def find_git_new() -> tuple[str | None, str]:
+    """The newer git (AIOREFTABLE_TEST_GIT_NEW, from scripts/ensure-git-new.sh) and a
+    reason when there is none."""
+    env = os.environ.get("AIOREFTABLE_TEST_GIT_NEW")
+    want = ".".join(map(str, MIN_GIT_NEW))
+    if not env:
+        return (
+            None,
+            f"AIOREFTABLE_TEST_GIT_NEW is not set (a git >= {want}: scripts/ensure-git-new.sh)",
+        )
+    version = _git_version(env)
+    if version is None or version < MIN_GIT_NEW:
+        return None, f"AIOREFTABLE_TEST_GIT_NEW={env} is not a git >= {want} (version {version})"
+    return env, ""
+
+
+@pytest.fixture(scope="session")
+def git_new() -> Git:
+    """A real git >= 2.52 (AIOREFTABLE_TEST_GIT_NEW) for features the main test git lacks;
+    skips without one unless AIOREFTABLE_REQUIRE_GIT=1 (then fails)."""
+    path, reason = find_git_new()
+    if path is None:
+        if os.environ.get("AIOREFTABLE_REQUIRE_GIT") == "1":
+            pytest.fail(f"AIOREFTABLE_REQUIRE_GIT=1 but {reason}")
+        pytest.skip(reason)
+    return Git(path)
+
+
 @pytest.fixture
 def git_repo(git: Git, tmp_path: Path) -> Callable[..., Path]:
     """Factory: ``git_repo(name="repo", object_format="sha1", bare=False)`` -> path."""
