@@ -1,0 +1,277 @@
+"""Real git clients over HTTP onto reftable (issue 16 §2): examples/git_http_server.py.
+
+The server runs as a subprocess on 127.0.0.1 (port 0) serving bare reftable repositories
+through aioreftable.dulwich; the git that CI installs (AIOREFTABLE_TEST_GIT, with its
+``git-remote-http``) clones, fetches, lists and pushes: new branches, fast-forwards,
+forced updates, deletions, annotated tags, ``--atomic`` pushes whose expected old value
+has gone stale (nothing applied), 16 pushes at once to distinct branches and 8 pushes
+racing on one branch (one winner per round, git's rejection for the others, no commit
+lost: dulwich's own receive path reports success to every racer and loses all but one).
+After each test the server repository passes ``git refs verify`` and ``git fsck``, and
+git's view of every ref on the server equals what the clients were told.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+from conftest import Git
+from http_helpers import (
+    Client,
+    GitHttpServer,
+    Result,
+    assert_clean,
+    barrier_hook,
+    clone,
+    remote_refs,
+    run_all,
+    server_refs,
+)
+
+# The ref storage of the served repositories.
+SERVER_REF_FORMAT = "files"
+
+
+@pytest.fixture
+def served(git: Git, tmp_path: Path) -> Iterator[tuple[GitHttpServer, Path]]:
+    """The server on ``tmp_path/root`` and the root's path."""
+    root = tmp_path / "root"
+    root.mkdir()
+    with GitHttpServer(root) as server:
+        yield server, root
+
+
+def make_server_repo(git: Git, root: Path, name: str, object_format: str = "sha1") -> Path:
+    repo = root / name
+    git(
+        "init",
+        "-q",
+        "--bare",
+        f"--ref-format={SERVER_REF_FORMAT}",
+        f"--object-format={object_format}",
+        "-b",
+        "main",
+        str(repo),
+    )
+    return repo
+
+
+def seed(git: Git, tmp_path: Path, url: str, object_format: str = "sha1") -> Client:
+    """A first client that pushes ``main`` (one commit) into the empty server repository."""
+    path = tmp_path / "seed"
+    git("init", "-q", f"--object-format={object_format}", "-b", "main", str(path))
+    client = Client(git, path, url)
+    client.commit("root")
+    client("remote", "add", "origin", url)
+    client("push", "-q", "origin", "main")
+    client("fetch", "-q", "origin")
+    client("branch", "-q", "--set-upstream-to=origin/main", "main")
+    return client
+
+
+def porcelain(result: Result) -> dict[str, str]:
+    """``git push --porcelain``: remote ref -> flag (' ', '+', '-', '*', '!', '=')."""
+    flags: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and ":" in parts[1]:
+            flags[parts[1].split(":", 1)[1]] = parts[0]
+    return flags
+
+
+def push(client: Client, *args: str) -> Result:
+    return client.run("push", "--porcelain", *args)
+
+
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_clone_fetch_push_every_kind_of_update(
+    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path], object_format: str
+) -> None:
+    server, root = served
+    repo = make_server_repo(git, root, "project.git", object_format)
+    url = server.url("project.git")
+    a = seed(git, tmp_path, url, object_format)
+    told = {"refs/heads/main": a("rev-parse", "main").strip()}
+    assert remote_refs(git, url) == told == server_refs(git, repo)
+
+    b = clone(git, url, tmp_path / "b")
+    assert b("rev-parse", "HEAD").strip() == told["refs/heads/main"]
+    assert b("rev-parse", "--show-object-format").strip() == object_format
+
+    # new branches, a fast-forward, an annotated and a lightweight tag in one push
+    a("switch", "-q", "-c", "topic")
+    told["refs/heads/topic"] = a.commit("topic 1")
+    a("switch", "-q", "-c", "doomed")
+    told["refs/heads/doomed"] = a.commit("doomed 1")
+    a("switch", "-q", "main")
+    told["refs/heads/main"] = a.commit("main 2")
+    a("tag", "-a", "-m", "release 1", "v1")
+    a("tag", "light", "main~1")
+    told["refs/tags/v1"] = a("rev-parse", "v1").strip()
+    told["refs/tags/light"] = a("rev-parse", "light").strip()
+    result = push(a, "origin", "main", "topic", "doomed", "v1", "light")
+    assert result.returncode == 0, result.text
+    assert porcelain(result) == {
+        "refs/heads/main": " ",
+        "refs/heads/topic": "*",
+        "refs/heads/doomed": "*",
+        "refs/tags/v1": "*",
+        "refs/tags/light": "*",
+    }
+    assert server_refs(git, repo) == told
+
+    # a forced (non-fast-forward) update and a deletion
+    a("switch", "-q", "topic")
+    a("reset", "-q", "--hard", "main~1")
+    told["refs/heads/topic"] = a.commit("topic rewritten")
+    rejected = push(a, "origin", "topic")
+    assert rejected.returncode != 0 and porcelain(rejected) == {"refs/heads/topic": "!"}
+    result = push(a, "--force", "origin", "topic", ":doomed")
+    assert result.returncode == 0, result.text
+    assert porcelain(result) == {"refs/heads/topic": "+", "refs/heads/doomed": "-"}
+    del told["refs/heads/doomed"]
+    assert server_refs(git, repo) == told == remote_refs(git, url)
+
+    # fetch into the older clone, and a fresh clone, see exactly that
+    b("fetch", "-q", "--prune", "--tags", "origin")
+    fetched = b(
+        "for-each-ref", "--format=%(refname) %(objectname)", "refs/remotes/origin/", "refs/tags/"
+    )
+    seen = dict(
+        line.split(" ")
+        for line in fetched.splitlines()
+        if not line.startswith("refs/remotes/origin/HEAD ")
+    )
+    want = {name.replace("refs/heads/", "refs/remotes/origin/"): oid for name, oid in told.items()}
+    assert seen == want
+    c = clone(git, url, tmp_path / "c")
+    assert c("rev-parse", "v1^{commit}").strip() == told["refs/heads/main"]
+    assert c("cat-file", "-t", "v1").strip() == "tag"
+    assert server_refs(git, repo) == told
+    assert git("rev-parse", "--show-ref-format", cwd=repo).strip() == SERVER_REF_FORMAT
+    assert_clean(git, repo)
+
+
+def stale_hook(git: Git, client: Client, repo: Path, ref: str, oid: str) -> None:
+    """A pre-push hook that moves ``ref`` on the server after the client has read the
+    server's refs: the client's expected old value for it is stale when it pushes."""
+    hook = client.path / ".git" / "hooks" / "pre-push"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(
+        "#!/bin/sh\n"
+        "unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_PREFIX GIT_QUARANTINE_PATH\n"
+        f"'{git.path}' -C '{repo}' update-ref '{ref}' '{oid}' || exit 1\n"
+        "cat >/dev/null\n"
+    )
+    hook.chmod(0o755)
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_push_with_a_stale_expected_old_value(
+    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path], atomic: bool
+) -> None:
+    server, root = served
+    repo = make_server_repo(git, root, "a.git")
+    url = server.url("a.git")
+    a = seed(git, tmp_path, url)
+    base = a("rev-parse", "main").strip()
+    a("branch", "side")
+    result = push(a, "--atomic", "origin", "side")
+    assert result.returncode == 0 and porcelain(result) == {"refs/heads/side": "*"}, result.text
+    # a commit the server gets under another name, then moves `side` to
+    elsewhere = git(
+        "commit-tree", "-p", base, "-m", "elsewhere", f"{base}^{{tree}}", cwd=a.path
+    ).strip()
+    a("push", "-q", "origin", f"{elsewhere}:refs/heads/parking")
+
+    # both refs move on the client; the server's `side` moves after the client looked
+    new_main = a.commit("main 2")
+    a("switch", "-q", "side")
+    new_side = a.commit("side 2")
+    a("switch", "-q", "main")
+    stale_hook(git, a, repo, "refs/heads/side", elsewhere)
+    args = ["--atomic"] if atomic else []
+    result = push(a, *args, "origin", "main", "side")
+    assert result.returncode != 0, result.text
+    assert (
+        f"remote: error: cannot lock ref 'refs/heads/side': is at {elsewhere} but expected {base}"
+        in result.text
+    )
+    after = server_refs(git, repo)
+    if atomic:
+        assert result.text.count("(atomic transaction failed)") == 2, result.text
+        assert after["refs/heads/main"] == base  # nothing applied
+    else:
+        assert (
+            "!\trefs/heads/side:refs/heads/side\t[remote rejected] (failed to update ref)"
+            in result.text
+        )
+        assert after["refs/heads/main"] == new_main  # the other ref went in
+    assert after == {
+        "refs/heads/main": base if atomic else new_main,
+        "refs/heads/side": elsewhere,
+        "refs/heads/parking": elsewhere,
+    }
+    assert new_side not in after.values()
+    assert remote_refs(git, url) == after
+    assert_clean(git, repo)
+
+
+def test_sixteen_concurrent_pushes_to_distinct_branches(
+    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path]
+) -> None:
+    server, root = served
+    repo = make_server_repo(git, root, "many.git")
+    url = server.url("many.git")
+    a = seed(git, tmp_path, url)
+    told = {"refs/heads/main": a("rev-parse", "main").strip()}
+    for i in range(16):
+        a("switch", "-q", "-c", f"b{i:02}", "main")
+        told[f"refs/heads/b{i:02}"] = a.commit(f"branch {i}")
+    names = [f"refs/heads/b{i:02}" for i in range(16)]
+    jobs = [partial(a.run, "push", "--porcelain", url, f"{name}:{name}") for name in names]
+    results = run_all(jobs)
+    assert [r.returncode for r in results] == [0] * 16, [r.text for r in results if r.returncode]
+    assert server_refs(git, repo) == told == remote_refs(git, url)
+    assert_clean(git, repo)
+
+
+def test_eight_pushes_racing_on_one_branch(
+    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path]
+) -> None:
+    server, root = served
+    repo = make_server_repo(git, root, "race.git")
+    url = server.url("race.git")
+    seed(git, tmp_path, url)
+    clients = [clone(git, url, tmp_path / f"racer{i}") for i in range(8)]
+    winners: list[str] = []
+    for round_ in range(3):
+        barrier = tmp_path / f"barrier{round_}"
+        barrier.mkdir()
+        tips: list[str] = []
+        for c in clients:
+            c("fetch", "-q", "origin")
+            c("reset", "-q", "--hard", "origin/main")
+            tips.append(c.commit(f"round {round_} by {c.path.name}"))
+            barrier_hook(c, barrier, len(clients))
+        base = clients[0]("rev-parse", "origin/main").strip()
+        results = run_all([partial(c.run, "push", "origin", "HEAD:main") for c in clients])
+        won = [i for i, r in enumerate(results) if r.returncode == 0]
+        assert len(won) == 1, [r.text for r in results]
+        for i, r in enumerate(results):
+            if i != won[0]:
+                # every loser sent the same expected old value and the server refused it
+                assert "! [remote rejected] HEAD -> main (failed to update ref)" in r.text, r.text
+                assert "remote: error: cannot lock ref 'refs/heads/main': " in r.text, r.text
+                if SERVER_REF_FORMAT == "reftable":  # the store waits for the lock, then checks
+                    assert f"but expected {base}" in r.text, r.text
+        winners.append(tips[won[0]])
+        assert server_refs(git, repo)["refs/heads/main"] == tips[won[0]]
+    # nothing lost: main is the chain of the winners, one per round
+    chain = git("rev-list", "--first-parent", "main", cwd=repo).split()
+    assert chain[: len(winners)] == winners[::-1] and len(chain) == len(winners) + 1
+    assert remote_refs(git, url) == server_refs(git, repo)
+    assert_clean(git, repo)
