@@ -77,6 +77,7 @@ _LAZY: dict[str, str] = {
     "GroupCommit": "._refs._group",
     "GroupStatistics": "._refs._group",
 }
+    "migrate_refs": "._refs._migrate",
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._refs import Batch as Batch
@@ -102,6 +103,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._refs._group import GroupStatistics as GroupStatistics
     from ._refs._maintenance import VerifyFinding as VerifyFinding
     from ._refs._peel import ObjectDatabase as ObjectDatabase
+    from ._refs._migrate import migrate_refs as migrate_refs
     from ._refs._peel import ObjectInfo as ObjectInfo
     from ._stack import Addition as Addition
     from ._stack import LogExpiry as LogExpiry
@@ -171,6 +173,7 @@ __all__ = [
     "open_ref_store",
     "open_stack",
     "refname_is_safe",
+    "migrate_refs",
 ]
 
 
