@@ -47,6 +47,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "Addition": "._stack",
     "LogExpiry": "._stack",
+    "OS": "._stack",
     "Snapshot": "._stack",
     "Stack": "._stack",
     "StackOptions": "._stack",
@@ -76,8 +77,8 @@ _LAZY: dict[str, str] = {
     "RefChange": "._refs._feed",
     "GroupCommit": "._refs._group",
     "GroupStatistics": "._refs._group",
-}
     "migrate_refs": "._refs._migrate",
+}
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._refs import Batch as Batch
@@ -102,9 +103,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._refs._group import GroupCommit as GroupCommit
     from ._refs._group import GroupStatistics as GroupStatistics
     from ._refs._maintenance import VerifyFinding as VerifyFinding
-    from ._refs._peel import ObjectDatabase as ObjectDatabase
     from ._refs._migrate import migrate_refs as migrate_refs
+    from ._refs._peel import ObjectDatabase as ObjectDatabase
     from ._refs._peel import ObjectInfo as ObjectInfo
+    from ._stack import OS as OS
     from ._stack import Addition as Addition
     from ._stack import LogExpiry as LogExpiry
     from ._stack import Snapshot as Snapshot
@@ -137,6 +139,7 @@ __all__ = [
     "LimitsError",
     "LockError",
     "LogExpiry",
+    "OS",
     "MissingObjectError",
     "NameConflictError",
     "NotARepositoryError",

@@ -17,7 +17,7 @@ from .._errors import NameConflictError, ReftableError, WorktreeNotFoundError
 from .._format._layout import HashAlgorithm
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._repo import RepositoryLayout
-from .._stack import Addition, Snapshot, Stack, open_stack
+from .._stack import OS, Addition, Snapshot, Stack, open_stack
 from ._config import RepoConfig
 from ._ident import CommitterSource
 from ._peel import ObjectInfo, Peeler
@@ -222,6 +222,8 @@ class RefCore:
         worktree: Stack | None,
         peeler: Peeler | None,
         verify_objects: bool,
+        *,
+        fs: OS | None = None,
     ):
         if (worktree is None) != (layout.worktree_stack is None):
             raise ValueError("a worktree stack goes with a linked worktree's layout, and only then")
@@ -231,6 +233,7 @@ class RefCore:
         self.committer = CommitterSource(env, config)  # resolved on first write
         self.main = main
         self.worktree = worktree
+        self.fs = fs  # the OS seam of the stacks it opens (None: the real one)
         self.peeler = peeler
         self.verify_objects = verify_objects and peeler is not None and peeler.verifies
         self.hash = HashAlgorithm.by_name(config.object_format)
@@ -275,7 +278,7 @@ class RefCore:
         path = self.worktree_stack_dir(key)
         try:
             return await scope.enter_async_context(
-                open_stack(path, self.config.stack_options(), create=False)
+                open_stack(path, self.config.stack_options(), create=False, fs=self.fs)
             )
         except FileNotFoundError as e:
             if e.filename is None or os.fspath(e.filename) != os.fspath(path):

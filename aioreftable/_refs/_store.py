@@ -16,7 +16,7 @@ from .. import _repo_io as repo_io
 from .._errors import WorktreeNotFoundError
 from .._format._layout import HashAlgorithm
 from .._repo import RepositoryLayout, discover
-from .._stack import Snapshot, Stack, StackOptions, StackStatistics, open_stack
+from .._stack import OS, Snapshot, Stack, StackOptions, StackStatistics, open_stack
 from . import _maintenance, _reflogs, _rename
 from ._batch import Batch, open_batch
 from ._config import RepoConfig, load_store_config
@@ -267,14 +267,16 @@ class RefStore:
 
 
 async def _open_stacks(
-    scope: AsyncExitStack, layout: RepositoryLayout, options: StackOptions
+    scope: AsyncExitStack, layout: RepositoryLayout, options: StackOptions, fs: OS | None = None
 ) -> tuple[Stack, Stack | None]:
     """The main stack and, in a linked worktree, the worktree's own, opened into ``scope``."""
-    main = await scope.enter_async_context(open_stack(layout.main_stack, options, create=False))
+    main = await scope.enter_async_context(
+        open_stack(layout.main_stack, options, create=False, fs=fs)
+    )
     worktree = None
     if layout.worktree_stack is not None:
         worktree = await scope.enter_async_context(
-            open_stack(layout.worktree_stack, options, create=False)
+            open_stack(layout.worktree_stack, options, create=False, fs=fs)
         )
     return main, worktree
 
@@ -307,6 +309,7 @@ async def open_ref_store(
     verify_objects: bool = True,
     group_commit: bool | GroupCommit = True,
     reload: Literal["stat", "watch"] = "stat",
+    fs: OS | None = None,
 ) -> AsyncIterator[RefStore]:
     """Open the refs of the repository at ``path`` (a work tree, a ``.git`` dir, a linked
     worktree or a bare repository).
@@ -323,7 +326,10 @@ async def open_ref_store(
 
     ``reload="watch"`` (opt-in): an inotify watch on each stack's tables.list replaces the
     ``stat`` every read does, at the price of bounded staleness (``StackOptions.reload``;
-    docs/concurrency.md)."""
+    docs/concurrency.md).
+
+    ``fs`` replaces the OS seam of every stack the store opens (an :class:`OS` subclass
+    that injects faults: the stress harness's crash-point sweep)."""
     env = os.environ if env is None else env
     layout = await anyio.to_thread.run_sync(discover, path, env)
     config = await load_store_config(layout, env, path, partial(read_head_ref, layout, env))
@@ -341,8 +347,8 @@ async def open_ref_store(
         if database is not None:
             scope.push_async_callback(database.aclose)
         options = dataclasses.replace(config.stack_options(), reload=reload)
-        main, worktree = await _open_stacks(scope, layout, options)
-        core = RefCore(layout, config, env, main, worktree, peeler, verify_objects)
+        main, worktree = await _open_stacks(scope, layout, options, fs)
+        core = RefCore(layout, config, env, main, worktree, peeler, verify_objects, fs=fs)
         settings = GroupCommit() if group_commit is True else group_commit or None
         group = None if settings is None else GroupCommitter(core, settings)
         yield RefStore(core, database, group)
