@@ -173,10 +173,10 @@ __all__ = [
     "check_refname_format",
     "discover",
     "init_repo",
+    "migrate_refs",
     "open_ref_store",
     "open_stack",
     "refname_is_safe",
-    "migrate_refs",
 ]
 
 
