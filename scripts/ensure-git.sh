@@ -13,6 +13,11 @@
 #      added as an apt source pinned at priority 100, so nothing upgrades
 #      from it.
 #
+# The private trixie git must also clone and push over HTTP (tests/test_http_git.py):
+# its git-remote-http needs the system's libcurl3-gnutls, installed from Debian 12
+# if missing, and is smoke-tested against a local dumb-HTTP server once per cache
+# (marker .http-helper-ok; a cache from before that check gets it on the next run).
+#
 # Only the final path goes to stdout; all progress goes to stderr.
 # Cache: ${AIOREFTABLE_CACHE:-$HOME/.cache/aioreftable}/git-trixie
 #
@@ -72,20 +77,7 @@ abspath() {
     printf '%s\n' "$p"
 }
 
-# --- 1. explicit override ---------------------------------------------------
-if [ -n "${!OVERRIDE_VAR:-}" ]; then
-    if cand=$(abspath "${!OVERRIDE_VAR}") && git_ok "$cand"; then
-        answer "$cand"
-    fi
-    log "$OVERRIDE_VAR=${!OVERRIDE_VAR} is not a working git >= $MIN_MAJOR.$MIN_MINOR; looking elsewhere"
-fi
-
-# --- 2. git on PATH ---------------------------------------------------------
-if cand=$(command -v git 2>/dev/null) && git_ok "$cand"; then
-    answer "$(abspath "$cand")"
-fi
-
-# --- 3. cached private build (fast path) -------------------------------------
+# The private build's cache (step 3 and 5).
 if [ -z "${HOME:-}" ]; then
     HOME=$(getent passwd "$(id -u)" | cut -d: -f6) || true
 fi
@@ -94,10 +86,35 @@ case $CACHE_ROOT in /*) ;; *) CACHE_ROOT=$PWD/$CACHE_ROOT ;; esac
 CACHE_DIR=$CACHE_ROOT/git-$SUITE
 WRAPPER=$CACHE_DIR/bin/git
 MARKER=$CACHE_DIR/.complete
+# The tests push over HTTP with the trixie git: its git-remote-http links the
+# system's libcurl (libcurl-gnutls.so.4, Debian 12's libcurl3-gnutls), which a
+# clean Debian 12 lacks.  HTTP_MARKER says it was made to work and smoke-tested;
+# a cache built before this check existed is checked once, without a download.
+HTTP_MARKER=$CACHE_DIR/.http-helper-ok
 
 cache_ok() { [ -f "$MARKER" ] && git_ok "$WRAPPER"; }
+needs_http() { [ "$SUITE" = trixie ]; }
+http_checked() { ! needs_http || [ -f "$HTTP_MARKER" ]; }
 
-if cache_ok; then
+# --- 1. explicit override ---------------------------------------------------
+if [ -n "${!OVERRIDE_VAR:-}" ]; then
+    if cand=$(abspath "${!OVERRIDE_VAR}") && git_ok "$cand"; then
+        # our own cache whose http helper is unchecked: check it below (step 3)
+        if [ "$cand" != "$WRAPPER" ] || http_checked; then
+            answer "$cand"
+        fi
+    else
+        log "$OVERRIDE_VAR=${!OVERRIDE_VAR} is not a working git >= $MIN_MAJOR.$MIN_MINOR; looking elsewhere"
+    fi
+fi
+
+# --- 2. git on PATH ---------------------------------------------------------
+if cand=$(command -v git 2>/dev/null) && git_ok "$cand"; then
+    answer "$(abspath "$cand")"
+fi
+
+# --- 3. cached private build (fast path) -------------------------------------
+if cache_ok && http_checked; then
     answer "$WRAPPER"
 fi
 
@@ -125,6 +142,92 @@ apt_install() {
         as_root apt-get "${APT_OPTS[@]}" install -y --no-install-recommends "$@" >&2
     fi
 }
+
+# missing_libs BINARY: the shared libraries BINARY's own loader cannot find.
+missing_libs() { LD_TRACE_LOADED_OBJECTS=1 "$1" 2>&1 </dev/null | awk '/not found/ {print $1}'; }
+
+# http_smoke_test GIT: GIT lists and clones a repository from a local dumb-HTTP
+# server (python3 -m http.server on 127.0.0.1); without python3, it must at least
+# run git-remote-http far enough to fail connecting to a closed port.
+http_smoke_test() {
+    local g=$1 t rc=0 pid="" port="" oid out
+    t=$(mktemp -d)
+    (
+        set -e
+        cd "$t"
+        export HOME=$t GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+        export GIT_AUTHOR_NAME=ci GIT_AUTHOR_EMAIL=ci@example.invalid
+        export GIT_COMMITTER_NAME=ci GIT_COMMITTER_EMAIL=ci@example.invalid
+        unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY
+        "$g" init -q --bare --ref-format=files -b main srv/r.git
+        "$g" init -q -b main w
+        "$g" -C w commit -q --allow-empty -m x
+        "$g" -C w push -q ../srv/r.git main
+        "$g" -C srv/r.git update-server-info
+    ) >"$t.log" 2>&1 || rc=$?
+    if ((rc == 0)) && ! command -v python3 >/dev/null 2>&1; then
+        log "no python3 for a local HTTP server: only checking that git-remote-http runs"
+        out=$(GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null "$g" ls-remote http://127.0.0.1:9/r.git 2>&1) || true
+        grep -q "unable to access" <<<"$out" || { rc=1; printf '%s\n' "$out" >>"$t.log"; }
+    elif ((rc == 0)); then
+        python3 -u -m http.server --bind 127.0.0.1 --directory "$t/srv" 0 >"$t/http.log" 2>&1 &
+        pid=$!
+        for _ in $(seq 100); do
+            port=$(grep -o 'port [0-9]*' "$t/http.log" | head -n1 | cut -d' ' -f2) || true
+            [ -n "$port" ] && break
+            sleep 0.1
+        done
+        oid=$("$g" -C "$t/w" rev-parse HEAD)
+        (
+            set -e
+            [ -n "$port" ]
+            export HOME=$t GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
+            out=$("$g" ls-remote "http://127.0.0.1:$port/r.git")
+            grep -q "^$oid[[:space:]]refs/heads/main\$" <<<"$out"
+            "$g" clone -q "http://127.0.0.1:$port/r.git" "$t/c"
+            [ "$("$g" -C "$t/c" rev-parse HEAD)" = "$oid" ]
+        ) >>"$t.log" 2>&1 || rc=$?
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        cat "$t/http.log" >>"$t.log"
+    fi
+    if ((rc != 0)); then
+        log "HTTP smoke test of $g failed:"
+        cat "$t.log" >&2
+    fi
+    rm -rf "$t" "$t.log"
+    return $rc
+}
+
+# ensure_http_helper: the private git's git-remote-http finds its libraries
+# (installing Debian 12's libcurl3-gnutls if not) and passes the smoke test.
+ensure_http_helper() {
+    local helper=$CACHE_DIR/usr/lib/git-core/git-remote-http missing
+    [ -x "$helper" ] || { log "$helper is missing"; return 1; }
+    missing=$(missing_libs "$helper")
+    if [ -n "$missing" ]; then
+        log "git-remote-http cannot find $(echo "$missing" | tr '\n' ' '); installing libcurl3-gnutls"
+        apt_install libcurl3-gnutls
+        missing=$(missing_libs "$helper")
+        [ -z "$missing" ] || { log "git-remote-http still cannot find: $missing"; return 1; }
+    fi
+    http_smoke_test "$WRAPPER"
+}
+
+# --- 3b. a cached build whose http helper was not checked yet ----------------
+if cache_ok; then
+    mkdir -p "$CACHE_ROOT"
+    exec 9>"$CACHE_ROOT/git-$SUITE.lock"
+    if command -v flock >/dev/null 2>&1; then
+        flock 9
+    fi
+    if ! http_checked; then
+        log "checking the http helper of $WRAPPER"
+        ensure_http_helper || die "git-remote-http of $WRAPPER does not work (see above)"
+        touch "$HTTP_MARKER"
+    fi
+    answer "$WRAPPER"
+fi
 
 command -v apt-get >/dev/null 2>&1 || die "no git >= $MIN_MAJOR.$MIN_MINOR found and this is not an apt-based system; install git >= $MIN_MAJOR.$MIN_MINOR and set AIOREFTABLE_TEST_GIT"
 
@@ -171,7 +274,7 @@ exec 9>"$CACHE_ROOT/git-$SUITE.lock"
 if command -v flock >/dev/null 2>&1; then
     flock 9
 fi
-if cache_ok; then
+if cache_ok && http_checked; then
     answer "$WRAPPER"
 fi
 # We hold the lock: leftovers of interrupted builds can go.
@@ -239,8 +342,9 @@ if ! command -v patchelf >/dev/null 2>&1; then
 fi
 
 # Packages needed to *run* git for local, non-network commands: git itself,
-# trixie's glibc (git needs GLIBC_2.38+), pcre2 and zlib.  libcurl/libexpat
-# are only used by the http/imap helpers, perl only by a few scripts.
+# trixie's glibc (git needs GLIBC_2.38+), pcre2 and zlib.  libcurl is the
+# system's (ensure_http_helper), libexpat only for git-http-push (WebDAV),
+# perl only by a few scripts.
 PKGS=(git libc6 libpcre2-8-0 zlib1g)
 
 STAGE=$(mktemp -d "$CACHE_ROOT/git-$SUITE.tmp.XXXXXX")
@@ -387,5 +491,9 @@ if ! smoke_test "$WRAPPER"; then
     die "the private $SUITE git does not work (see above)"
 fi
 "$WRAPPER" --version >"$MARKER"
+if needs_http; then
+    ensure_http_helper || die "git-remote-http of $WRAPPER does not work (see above)"
+    touch "$HTTP_MARKER"
+fi
 log "ready: $("$WRAPPER" --version) at $WRAPPER"
 answer "$WRAPPER"
