@@ -18,24 +18,28 @@ repository, and ``dulwich.web`` is WSGI (it would need a thread-per-request WSGI
 both use dulwich's ``ReceivePackHandler``, whose receive path ignores the result of
 ``set_if_equals``: two ``git push`` racing to fast-forward one branch both report success
 while one commit is lost. So this module routes ``/<path>/info/refs`` and
-``/<path>/git-{upload,receive}-pack`` itself (as ``dulwich.aiohttp.server`` does for one
-repository: the blocking dulwich handler runs in a worker thread, request and response
-buffered in memory, bounded by ``--max-request-mb``) and receives with
+``/<path>/git-{upload,receive}-pack`` itself, as ``dulwich.aiohttp.server`` does for one
+repository (the blocking dulwich handler runs in a worker thread, request and response
+buffered in memory, bounded by ``--max-request-mb``), and receives with
 :class:`CasReceivePackHandler`:
 
-* every command is a compare-and-swap against the old value the client sent
+* on a reftable repository the commands of one push are one
+  ``ReftableRefsContainer.update_refs`` call, i.e. one table: a batch in which each
+  command's expected old value is checked under the stack's lock, or with ``--atomic``
+  one transaction (concurrent pushes share tables through the store's group commit);
+* on a files repository every command is a compare-and-swap of dulwich's container
   (``add_if_new`` for a creation, ``set_if_equals`` for an update, ``remove_if_equals``
-  for a deletion); a failed check is git's ``ng <ref> failed to update ref`` (the client
-  shows ``! [remote rejected] ... (failed to update ref)``) with git's
-  ``error: cannot lock ref ...`` on the progress channel;
-* an ``--atomic`` push is one transaction: on a reftable repository one ref-store
-  transaction (all checks under the stack's lock, one table), else the checks and
-  updates under a per-repository lock of this server (atomic among the pushes this server
-  receives, not against other writers of a files repository); if anything fails, nothing
-  is applied and every ref gets git's ``atomic transaction failed``.
+  for a deletion), and an ``--atomic`` push is checked and applied under a per-repository
+  lock of this server (atomic among the pushes this server receives, not against other
+  writers of the repository);
+* a failed check is git's ``ng <ref> failed to update ref`` (the client shows
+  ``! [remote rejected] ... (failed to update ref)``), with git's ``error: cannot lock
+  ref ...`` on the progress channel (``remote: error: ...``); a failed atomic push
+  applies nothing and every ref gets git's ``atomic transaction failed``.
 
-The receive side follows git's ``receive-pack``: refs outside ``refs/`` or with a name
-``git check-ref-format`` refuses get ``funny refname``; the reflog message is ``push``.
+As git's ``receive-pack``: refs outside ``refs/`` or with a name ``git check-ref-format``
+refuses get ``funny refname``, an ``update`` hook may refuse a ref, and the reflog message
+is ``push``.
 """
 
 from __future__ import annotations
@@ -66,22 +70,20 @@ from dulwich.protocol import (
     ReceivableProtocol,
 )
 from dulwich.refs import Ref, check_ref_format
-from dulwich.repo import Repo
 from dulwich.server import (
     Backend,
-    BackendRepo,
     ReceivePackHandler,
     UploadPackHandler,
 )
 
-import aioreftable
+from aioreftable.dulwich import Backend as ReftableBackend
+from aioreftable.dulwich import ReftableRefsContainer, RefUpdate
 
 log = logging.getLogger("git_http_server")
 
 REFLOG_MESSAGE = b"push"
 ATOMIC_FAILED = b"atomic transaction failed"
 UPDATE_FAILED = b"failed to update ref"
-DELETE_FAILED = b"failed to delete"
 
 # Atomic pushes to files repositories: one lock per repository path, this process only.
 ATOMIC_LOCKS: dict[str, threading.Lock] = {}
@@ -91,80 +93,23 @@ ATOMIC_LOCKS_GUARD = threading.Lock()
 # --------------------------------------------------------------------------- repositories
 
 
-def ref_format(gitdir: Path) -> str:
-    """The ref storage of a repository as git decides it: reftable iff its config says so."""
-    try:
-        text = (gitdir / "config").read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return "files"
-    in_extensions = False
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
-        if line.startswith("["):
-            in_extensions = line.lower().startswith("[extensions]")
-            continue
-        if in_extensions and "=" in line:
-            key, value = (part.strip() for part in line.split("=", 1))
-            if key.lower() == "refstorage":
-                return value.strip('"').lower()
-    return "files"
-
-
-def reftable_backend(root: Path) -> Backend:
-    """The backend for reftable repositories: aioreftable.dulwich's (one line to switch)."""
-    from aioreftable.dulwich import Backend as ReftableBackend
-
-    return ReftableBackend(str(root))
-
-
-class RootBackend(Backend):
-    """Every repository under ``root``: reftable ones through aioreftable.dulwich, others
-    through dulwich's own ``Repo``. Paths outside the root are not git repositories."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self._reftable: Backend | None = None
-        self._reftable_lock = threading.Lock()
-
-    def locate(self, path: str) -> Path:
-        """The git directory for a request path, or NotGitRepository."""
-        rel = path.strip("/")
-        target = (self.root / rel).resolve()
-        if target != self.root and self.root not in target.parents:
-            raise NotGitRepository(f"{path!r} is outside the served root")
-        for gitdir in (target / ".git", target):
-            if (gitdir / "HEAD").is_file() and (gitdir / "objects").is_dir():
-                return gitdir
-        raise NotGitRepository(f"no git repository at {path!r}")
-
-    def open_repository(self, path: str) -> BackendRepo:
-        gitdir = self.locate(path)
-        if ref_format(gitdir) == "reftable":
-            with self._reftable_lock:
-                if self._reftable is None:
-                    self._reftable = reftable_backend(self.root)
-            return self._reftable.open_repository(str(gitdir.relative_to(self.root)))
-        return Repo(str(gitdir))
+def make_backend(root: Path) -> ReftableBackend:
+    """Every repository under ``root``: reftable ones through aioreftable.dulwich (one
+    ref store per repository, shared by the requests), files ones through dulwich."""
+    return ReftableBackend(root, allow_files=True)
 
 
 # --------------------------------------------------------------------------- receive-pack
 
 
-class AtomicFailure(Exception):
-    """An atomic push was refused; ``reason`` is the error line git would print."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+Command = tuple[ObjectID, ObjectID, Ref]  # (old, new, name) as the client sends it
 
 
 class CasReceivePackHandler(ReceivePackHandler):
     """dulwich's receive-pack with every ref command a compare-and-swap (see the module
     docstring); ``atomic`` pushes are applied all or nothing."""
 
-    def _apply_pack(
-        self, refs: list[tuple[ObjectID, ObjectID, Ref]]
-    ) -> Iterator[tuple[bytes, bytes]]:
+    def _apply_pack(self, refs: list[Command]) -> Iterator[tuple[bytes, bytes]]:
         zero = ObjectID(b"0" * self.repo.object_format.hex_length)
         if any(new != zero for _, new, _ in refs):
             try:
@@ -174,29 +119,51 @@ class CasReceivePackHandler(ReceivePackHandler):
                     max_input_size=self._receive_max_input_size(),
                 )
             except Exception as e:  # reported to the client as git's unpacker does
-                log.warning("unpack failed: %s", e)
+                log.warning("unpack failed: %r", e)
                 yield (b"unpack", str(e).replace("\n", " ").encode("utf-8", "replace"))
                 return
         yield (b"unpack", b"ok")
 
-        checked: list[tuple[ObjectID, ObjectID, Ref, bytes | None]] = []
+        refused: dict[Ref, bytes] = {}
         for old, new, ref in refs:
             if not ref.startswith(b"refs/") or not check_ref_format(ref):
-                checked.append((old, new, ref, b"funny refname"))
-            else:
-                checked.append((old, new, ref, self._on_update(ref, old, new)))
-
-        if self.has_capability(CAPABILITY_ATOMIC):
-            yield from self._apply_atomic(checked, zero)
+                refused[ref] = b"funny refname"
+            elif (hook_error := self._on_update(ref, old, new)) is not None:
+                refused[ref] = hook_error
+        atomic = self.has_capability(CAPABILITY_ATOMIC)
+        if atomic and refused:
+            for _, _, ref in refs:
+                yield (ref, refused.get(ref, ATOMIC_FAILED))
             return
-        for old, new, ref, error in checked:
-            if error is None:
-                error = self._apply_one(old, new, ref, zero)
-            yield (ref, b"ok" if error is None else error)
+        errors = self._update([c for c in refs if c[2] not in refused], atomic, zero)
+        for line in errors.values():
+            if line != ATOMIC_FAILED.decode():
+                self._remote_error(line)
+        for _, _, ref in refs:
+            if ref in refused:
+                yield (ref, refused[ref])
+            elif errors:
+                yield (ref, ATOMIC_FAILED if atomic else UPDATE_FAILED if ref in errors else b"ok")
+            else:
+                yield (ref, b"ok")
 
-    # -- one ref at a time
+    def _update(self, commands: list[Command], atomic: bool, zero: ObjectID) -> dict[Ref, str]:
+        """Apply the commands; git's error line for each that failed."""
+        refs = self.repo.refs
+        if isinstance(refs, ReftableRefsContainer):
+            # one table: with ``atomic`` one transaction, else a batch checking each
+            updates = [
+                RefUpdate(ref, old, None if new == zero else new) for old, new, ref in commands
+            ]
+            results = refs.update_refs(updates, message=REFLOG_MESSAGE, atomic=atomic)
+            return {name: reason for name, reason in results.items() if reason is not None}
+        if atomic:
+            return self._atomic_under_lock(commands, zero)
+        errors = {ref: self._cas(old, new, ref, zero) for old, new, ref in commands}
+        return {ref: error for ref, error in errors.items() if error is not None}
 
-    def _apply_one(self, old: ObjectID, new: ObjectID, ref: Ref, zero: ObjectID) -> bytes | None:
+    def _cas(self, old: ObjectID, new: ObjectID, ref: Ref, zero: ObjectID) -> str | None:
+        """One compare-and-swap through the refs container; git's error line if it failed."""
         refs = self.repo.refs
         try:
             if new == zero:
@@ -207,65 +174,31 @@ class CasReceivePackHandler(ReceivePackHandler):
                 done = refs.set_if_equals(ref, old, new, message=REFLOG_MESSAGE)
         except Exception as e:  # one ref's failure is reported as git's ng line
             log.warning("update of %s failed: %r", ref.decode(errors="replace"), e)
-            self._remote_error(f"cannot lock ref '{ref.decode(errors='replace')}': {_reason(e)}")
-            return DELETE_FAILED if new == zero else UPDATE_FAILED
-        if done:
-            return None
-        self._remote_error(self._stale_message(ref, old, zero))
-        return DELETE_FAILED if new == zero else UPDATE_FAILED
+            return f"cannot lock ref '{ref.decode(errors='replace')}': {_reason(e)}"
+        return None if done else self._stale_message(ref, old, zero)
 
-    # -- all or nothing
-
-    def _apply_atomic(
-        self, checked: list[tuple[ObjectID, ObjectID, Ref, bytes | None]], zero: ObjectID
-    ) -> Iterator[tuple[bytes, bytes]]:
-        if any(error is not None for *_, error in checked):
-            for *_, ref, error in checked:
-                yield (ref, ATOMIC_FAILED if error is None else error)
-            return
-        commands = [(old, new, ref) for old, new, ref, _ in checked]
-        try:
-            store_path = self._reftable_path()
-            if store_path is not None:
-                _atomic_on_store(store_path, commands, zero)
-            else:
-                self._atomic_under_lock(commands, zero)
-        except AtomicFailure as e:
-            self._remote_error(e.reason)
-            for _, _, ref in commands:
-                yield (ref, ATOMIC_FAILED)
-            return
-        for _, _, ref in commands:
-            yield (ref, b"ok")
-
-    def _reftable_path(self) -> str | None:
-        """The repository's git directory if its refs are in reftable, else None."""
-        path = self.repo.controldir()  # type: ignore[attr-defined]
-        assert isinstance(path, str)
-        return path if ref_format(Path(path)) == "reftable" else None
-
-    def _atomic_under_lock(
-        self, commands: list[tuple[ObjectID, ObjectID, Ref]], zero: ObjectID
-    ) -> None:
+    def _atomic_under_lock(self, commands: list[Command], zero: ObjectID) -> dict[Ref, str]:
+        """All or nothing on a files repository: checked and applied under this server's
+        lock for the repository (other writers can still interleave)."""
         key = os.path.realpath(self.repo.controldir())  # type: ignore[attr-defined]
         with ATOMIC_LOCKS_GUARD:
             lock = ATOMIC_LOCKS.setdefault(key, threading.Lock())
-        refs = self.repo.refs
         with lock:
             for old, _, ref in commands:
-                if _current(refs, ref, zero) != old:
-                    raise AtomicFailure(self._stale_message(ref, old, zero))
-            applied: list[tuple[ObjectID, ObjectID, Ref]] = []
+                if _current(self.repo.refs, ref, zero) != old:
+                    return {ref: self._stale_message(ref, old, zero)}
+            applied: list[Command] = []
             for old, new, ref in commands:
-                if self._apply_one(old, new, ref, zero) is not None:
-                    for a_old, a_new, a_ref in reversed(applied):  # undo, as far as we still can
-                        self._apply_one(a_new, a_old, a_ref, zero)
-                    raise AtomicFailure(f"cannot update ref '{ref.decode(errors='replace')}'")
+                error = self._cas(old, new, ref, zero)
+                if error is not None:
+                    for a_old, a_new, a_ref in reversed(applied):  # undo, as far as we can
+                        self._cas(a_new, a_old, a_ref, zero)
+                    return {ref: error}
                 applied.append((old, new, ref))
-
-    # -- messages
+        return {}
 
     def _stale_message(self, ref: Ref, old: ObjectID, zero: ObjectID) -> str:
+        """git's message for an expected old value that did not hold."""
         name = ref.decode(errors="replace")
         current = _current(self.repo.refs, ref, zero)
         if old == zero:
@@ -290,30 +223,6 @@ def _reason(error: Exception) -> str:
 def _current(refs: Any, ref: Ref, zero: ObjectID) -> ObjectID:
     value = refs.read_ref(ref)
     return zero if value is None or value.startswith(b"ref: ") else ObjectID(value)
-
-
-def _atomic_on_store(
-    gitdir: str, commands: list[tuple[ObjectID, ObjectID, Ref]], zero: ObjectID
-) -> None:
-    """One ref-store transaction for an atomic push (called from a worker thread)."""
-    import anyio
-
-    async def commit() -> None:
-        async with aioreftable.open_ref_store(gitdir) as store:
-            try:
-                async with store.transaction(message=REFLOG_MESSAGE.decode()) as tx:
-                    for old, new, ref in commands:
-                        name = ref.decode("utf-8", "surrogateescape")
-                        if new == zero:
-                            tx.delete(name, old=old.decode())
-                        elif old == zero:
-                            tx.create(name, new.decode())
-                        else:
-                            tx.update(name, new.decode(), old=old.decode())
-            except aioreftable.TransactionError as e:
-                raise AtomicFailure(str(e)) from e
-
-    anyio.run(commit)
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -355,7 +264,7 @@ class GitHttpApp:
     """The aiohttp application: smart HTTP only (no dumb protocol)."""
 
     def __init__(self, root: Path, threads: int, max_request_mb: int) -> None:
-        self.backend = RootBackend(root)
+        self.backend = make_backend(root)
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="git-http")
         self.app = web.Application(client_max_size=max_request_mb * 1024 * 1024)
         self.app.router.add_get("/{repo:.+}/info/refs", self.info_refs)
@@ -394,8 +303,7 @@ class GitHttpApp:
         return web.Response(body=body, headers=headers)
 
 
-async def serve(args: argparse.Namespace) -> None:
-    git_app = GitHttpApp(Path(args.root), args.threads, args.max_request_mb)
+async def serve(git_app: GitHttpApp, args: argparse.Namespace) -> None:
     runner = web.AppRunner(git_app.app, access_log=log if args.verbose else None)
     await runner.setup()
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
@@ -441,7 +349,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
-    asyncio.run(serve(args))
+    # The backend's sync API may not be used on the event loop's thread: made and closed here.
+    git_app = GitHttpApp(Path(args.root), args.threads, args.max_request_mb)
+    try:
+        asyncio.run(serve(git_app, args))
+    finally:
+        git_app.backend.close()
     return 0
 
 

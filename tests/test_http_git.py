@@ -32,7 +32,7 @@ from http_helpers import (
 )
 
 # The ref storage of the served repositories.
-SERVER_REF_FORMAT = "files"
+SERVER_REF_FORMAT = "reftable"
 
 
 @pytest.fixture
