@@ -1,0 +1,231 @@
+"""`aioreftable refs verify|exists` (and the `refs` family's usage) against git 2.55's `git
+refs`: stdout, stderr and exit status, on the scenario repositories and on broken copies."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+from cli_scenarios import SMALL, Outcome, Scenarios, run_git, run_ours, scenarios
+from conftest import Git
+
+from aioreftable import open_stack
+from aioreftable.lowlevel import RefRecord
+
+__all__ = ["scenarios"]  # the session fixture
+
+VERIFY = [["refs", "verify"], ["refs", "verify", "--strict"]]
+VERBOSE = [["refs", "verify", "--verbose"], ["refs", "verify", "--verbose", "--strict"]]
+
+
+def same(git_new: Git, repo: Path, args: list[str]) -> Outcome:
+    ours = run_ours(repo, args)
+    assert ours == run_git(git_new, repo, args), args
+    return ours
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_verify_clean_scenarios(git_new: Git, scenarios: Scenarios, name: str) -> None:
+    repo = scenarios[name]
+    for args in [*VERIFY, ["refs", "verify", "--no-strict", "--no-verbose"]]:
+        assert same(git_new, repo, args) == (b"", b"", 0)
+    if not (repo / ".git" / "worktrees").exists() and ".wt" not in repo.name:
+        # --verbose lists every worktree's tables; the public API lists no worktrees
+        _, err, code = same(git_new, repo, VERBOSE[0])
+        assert err.startswith(b"Checking references consistency\n") and code == 0
+
+
+def stack(repo: Path) -> Path:
+    return (repo / ".git" if (repo / ".git").is_dir() else repo) / "reftable"
+
+
+def listed(repo: Path) -> list[str]:
+    return (stack(repo) / "tables.list").read_text().splitlines()
+
+
+def rename_table(repo: Path, new: str) -> None:
+    names = listed(repo)
+    (stack(repo) / names[0]).rename(stack(repo) / new)
+    (stack(repo) / "tables.list").write_text("".join(n + "\n" for n in [new, *names[1:]]))
+
+
+def write_records(repo: Path, *records: Callable[[int], RefRecord]) -> None:
+    """Records git refuses to write (a null id, an odd symref target), in a table of ours."""
+
+    async def write() -> None:
+        async with open_stack(stack(repo)) as opened, opened.addition() as add:
+            for make in records:
+                add.writer.add_ref(make(add.update_index))
+
+    anyio.run(write)
+
+
+def symrefs(git: Git) -> Callable[[Path], None]:
+    def damage(repo: Path) -> None:
+        git("symbolic-ref", "refs/heads/garbage-target", "garbage", cwd=repo)
+        git("symbolic-ref", "HEAD", "refs/tags/v1.0", cwd=repo)
+
+    return damage
+
+
+BROKEN: dict[str, Callable[[Git], Callable[[Path], None]]] = {
+    "table-name": lambda git: lambda repo: rename_table(repo, "foo-bar-e4d12d59.ref"),
+    "table-name-suffix": lambda git: (
+        lambda repo: rename_table(repo, "0x000000000001-0x000000000002-e4d12d59.refabc")
+    ),
+    "symrefs": symrefs,
+    "null-oid-and-odd-target": lambda git: (
+        lambda repo: write_records(
+            repo,
+            lambda ts: RefRecord.val1(b"refs/heads/null", ts, bytes(20)),
+            lambda ts: RefRecord.symref(b"refs/heads/odd", ts, b"odd/target"),
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(BROKEN))
+def test_verify_broken_like_git(
+    git: Git, git_new: Git, scenarios: Scenarios, tmp_path: Path, damage: str
+) -> None:
+    repo = scenarios.copy("tombstones-sha1", tmp_path / "repo")
+    git("tag", "v1.0", "main", cwd=repo)
+    BROKEN[damage](git)(repo)
+    outcomes = [same(git_new, repo, args) for args in VERIFY + VERBOSE]
+    plain, strict = outcomes[:2]
+    assert plain[1] and plain[0] == b""
+    assert strict[2] == 255
+    if damage.startswith("table-name"):  # a warning, an error with --strict
+        assert plain[2] == 0 and plain[1].startswith(b"warning: ")
+        assert strict[1] == plain[1].replace(b"warning: ", b"error: ")
+    if damage == "null-oid-and-odd-target":  # symrefTargetIsNotARef stays a warning
+        assert plain[1].count(b"warning: ") == strict[1].count(b"warning: ") == 1
+
+
+def test_verify_broken_worktree_stack(git_new: Git, scenarios: Scenarios, tmp_path: Path) -> None:
+    """git reports a worktree's stack that does not open and goes on; the details are ours
+    (--deep)."""
+    repo = scenarios.build("rich-sha1", tmp_path / "repo")
+    wt = Path(f"{repo}.wt")
+    (repo / ".git" / "worktrees" / wt.name / "reftable" / "tables.list").write_text("garbage\n")
+    for where in (repo, wt):
+        for args in VERIFY:
+            out, err, code = same(git_new, where, args)
+            assert (out, err, code) == (
+                b"",
+                f"error: reftable stack for worktree '{wt.name}' is broken\n".encode(),
+                255,
+            )
+        out, err, code = run_ours(where, ["refs", "verify", "--deep"])
+        assert code == 255 and err.splitlines()[1:] == [
+            b"aioreftable: error: garbage: badReftableTable: listed in tables.list but missing"
+        ]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_verify_broken_main_stack(
+    git_new: Git, scenarios: Scenarios, tmp_path: Path, damage: str
+) -> None:
+    """git 2.55 crashes (SIGSEGV) on a main stack that does not open; we say why."""
+    repo = scenarios.copy("tombstones-sha1", tmp_path / "repo")
+    first = stack(repo) / listed(repo)[0]
+    if damage == "corrupt":
+        first.write_bytes(b"XXXX" + first.read_bytes()[4:])
+        why = f"{first}: offset 0: not a reftable file (bad magic)"
+    else:
+        first.unlink()
+        why = f"{first}: listed in tables.list but missing"
+    assert run_git(git_new, repo, VERIFY[0])[2] not in (0, 255)
+    want = b"error: reftable stack for worktree 'main' is broken\naioreftable: error: "
+    assert run_ours(repo, VERIFY[0]) == (b"", want + why.encode() + b"\n", 255)
+
+
+def test_verify_deep_reports_our_checks(
+    git: Git, git_new: Git, scenarios: Scenarios, tmp_path: Path
+) -> None:
+    """Our checks only with --deep, each line marked; git's output is unchanged without."""
+    repo = scenarios.copy("tombstones-sha1", tmp_path / "repo")
+    (stack(repo) / "tables.list.lock").touch()
+    shutil.copy(
+        stack(repo) / listed(repo)[0], stack(repo) / "0x000000000001-0x000000000001-0badf00d.ref"
+    )
+    assert same(git_new, repo, VERIFY[0]) == (b"", b"", 0)
+    out, err, code = run_ours(repo, ["refs", "verify", "--deep"])
+    lines = err.decode().splitlines()
+    assert (out, code) == (b"", 0)
+    assert [line.split(": ")[:4] for line in lines] == [
+        [
+            "aioreftable",
+            "warning",
+            "0x000000000001-0x000000000001-0badf00d.ref",
+            "staleReftableTable",
+        ],
+        ["aioreftable", "warning", "tables.list.lock", "reftableLockPresent"],
+    ]
+    out, err, code = run_ours(repo, ["refs", "verify", "--deep", "--strict"])
+    assert code == 255 and err.decode() == "\n".join(lines).replace("warning:", "error:") + "\n"
+
+
+EXISTS = [
+    ["refs", "exists", "refs/heads/main"],
+    ["refs", "exists", "refs/heads/dangling"],  # a dangling symref exists
+    ["refs", "exists", "refs/heads/gone"],  # a tombstone
+    ["refs", "exists", "refs/heads/nope"],
+    ["refs", "exists", "HEAD"],
+    ["refs", "exists", "ORIG_HEAD"],
+    ["refs", "exists", "refs/bisect/bad"],
+    ["refs", "exists", "refs/bisect/good"],  # the worktree's own
+    ["refs", "exists", "refs/worktree/wt-only"],
+    ["refs", "exists", "main-worktree/HEAD"],
+    ["refs", "exists", "worktrees/nope/HEAD"],
+    ["refs", "exists", "refs/heads/"],
+    ["refs", "exists", "refs//heads/main"],
+    ["refs", "exists", "refs/heads/../main"],
+    ["refs", "exists", "--", "refs/heads/main"],
+    ["refs", "exists"],
+    ["refs", "exists", "HEAD", "refs/heads/main"],
+]
+
+
+@pytest.mark.parametrize("name", ["rich-sha1", "rich-sha256", "worktree-sha1", "empty-sha1"])
+def test_exists_like_git(git_new: Git, scenarios: Scenarios, name: str) -> None:
+    repo = scenarios[name]
+    statuses = set()
+    for args in EXISTS:
+        statuses.add(same(git_new, repo, args)[2])
+    wt = "rich-sha1.wt"
+    for ref in (f"worktrees/{wt}/HEAD", f"worktrees/{wt}/refs/bisect/good"):
+        statuses.add(same(git_new, repo, ["refs", "exists", ref])[2])
+    assert statuses >= {2, 128} and (name == "empty-sha1" or 0 in statuses)
+
+
+def test_exists_on_a_broken_stack(git_new: Git, scenarios: Scenarios, tmp_path: Path) -> None:
+    repo = scenarios.copy("tombstones-sha1", tmp_path / "repo")
+    (stack(repo) / listed(repo)[0]).write_bytes(b"garbage")
+    assert same(git_new, repo, EXISTS[0]) == (
+        b"",
+        b"error: failed to look up reference: Success\n",
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["refs"],
+        ["refs", "bogus"],
+        ["refs", "verify", "extra"],
+        ["refs", "verify", "--bogus"],
+        ["refs", "exists", "--bogus", "x"],
+    ],
+)
+def test_refs_usage_like_git(git_new: Git, scenarios: Scenarios, args: list[str]) -> None:
+    """Status and git's first line; the usage text that follows is ours."""
+    repo = scenarios["empty-sha1"]
+    out, err, code = run_ours(repo, args)
+    want_out, want_err, want_code = run_git(git_new, repo, args)
+    assert (out, code) == (want_out, want_code) == (b"", 129)
+    assert err.splitlines()[0] == want_err.splitlines()[0]
