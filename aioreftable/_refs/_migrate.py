@@ -19,8 +19,9 @@ from .. import _repo_io as repo_io
 from .._errors import LockError, UsageError
 from .._format._layout import HashAlgorithm
 from .._format._records import LogRecord, RefRecord, RefValueType
+from .._format._writer import WriteOptions
 from .._repo import NotARepositoryError, RepositoryLayout
-from .._stack import open_stack
+from .._stack import StackOptions, open_stack
 from ._config import load_store_config
 from ._configfile import parse_config
 from ._core import decode_name, encode_name, is_root_ref, parse_loose_ref
@@ -196,10 +197,11 @@ async def _peel(
             refs[name] = ref._replace(peeled=bytes.fromhex(info.peeled))
 
 
-async def _read_reftable(repo: _Repo, reflogs: bool) -> _Refs:
+async def _read_reftable(repo: _Repo, algorithm: HashAlgorithm, reflogs: bool) -> _Refs:
     refs: list[_Ref] = []
     logs: list[tuple[str, list[LogLine]]] = []
-    async with open_stack(repo.common_dir / "reftable") as stack:
+    options = StackOptions(write_options=WriteOptions(hash=algorithm.name), auto_compact=False)
+    async with open_stack(repo.common_dir / "reftable", options) as stack:
         snap = await stack.snapshot()
         null = snap.hash.null_id
         for rec in snap.iter_refs():
@@ -452,7 +454,7 @@ async def migrate_refs(
     if repo.ref_format == "files":
         refs = await _read_files(repo, algorithm, reflogs)
     else:
-        refs = await _read_reftable(repo, reflogs)
+        refs = await _read_reftable(repo, algorithm, reflogs)
     if progress is not None:
         progress.total(refs.count())
     layout = RepositoryLayout(repo.git_dir, repo.common_dir, repo.work_tree, repo.object_format)
