@@ -13,6 +13,8 @@ git's view of every ref on the server equals what the clients were told.
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -28,11 +30,14 @@ from http_helpers import (
     clone,
     remote_refs,
     run_all,
+    run_git,
     server_refs,
 )
 
-# The ref storage of the served repositories.
+# The ref storage of the served repositories; the stale-value and racing tests also run
+# on a files repository (dulwich's own refs container under this server's receive path).
 SERVER_REF_FORMAT = "reftable"
+REF_FORMATS = [SERVER_REF_FORMAT, "files"]
 
 
 @pytest.fixture
@@ -44,13 +49,19 @@ def served(git: Git, tmp_path: Path) -> Iterator[tuple[GitHttpServer, Path]]:
         yield server, root
 
 
-def make_server_repo(git: Git, root: Path, name: str, object_format: str = "sha1") -> Path:
+def make_server_repo(
+    git: Git,
+    root: Path,
+    name: str,
+    object_format: str = "sha1",
+    ref_format: str = SERVER_REF_FORMAT,
+) -> Path:
     repo = root / name
     git(
         "init",
         "-q",
         "--bare",
-        f"--ref-format={SERVER_REF_FORMAT}",
+        f"--ref-format={ref_format}",
         f"--object-format={object_format}",
         "-b",
         "main",
@@ -169,12 +180,13 @@ def stale_hook(git: Git, client: Client, repo: Path, ref: str, oid: str) -> None
     hook.chmod(0o755)
 
 
+@pytest.mark.parametrize("ref_format", REF_FORMATS)
 @pytest.mark.parametrize("atomic", [True, False])
 def test_push_with_a_stale_expected_old_value(
-    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path], atomic: bool
+    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path], atomic: bool, ref_format: str
 ) -> None:
     server, root = served
-    repo = make_server_repo(git, root, "a.git")
+    repo = make_server_repo(git, root, "a.git", ref_format=ref_format)
     url = server.url("a.git")
     a = seed(git, tmp_path, url)
     base = a("rev-parse", "main").strip()
@@ -239,11 +251,12 @@ def test_sixteen_concurrent_pushes_to_distinct_branches(
     assert_clean(git, repo)
 
 
+@pytest.mark.parametrize("ref_format", REF_FORMATS)
 def test_eight_pushes_racing_on_one_branch(
-    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path]
+    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path], ref_format: str
 ) -> None:
     server, root = served
-    repo = make_server_repo(git, root, "race.git")
+    repo = make_server_repo(git, root, "race.git", ref_format=ref_format)
     url = server.url("race.git")
     seed(git, tmp_path, url)
     clients = [clone(git, url, tmp_path / f"racer{i}") for i in range(8)]
@@ -266,7 +279,7 @@ def test_eight_pushes_racing_on_one_branch(
                 # every loser sent the same expected old value and the server refused it
                 assert "! [remote rejected] HEAD -> main (failed to update ref)" in r.text, r.text
                 assert "remote: error: cannot lock ref 'refs/heads/main': " in r.text, r.text
-                if SERVER_REF_FORMAT == "reftable":  # the store waits for the lock, then checks
+                if ref_format == "reftable":  # the store waits for the lock, then checks
                     assert f"but expected {base}" in r.text, r.text
         winners.append(tips[won[0]])
         assert server_refs(git, repo)["refs/heads/main"] == tips[won[0]]
@@ -275,3 +288,26 @@ def test_eight_pushes_racing_on_one_branch(
     assert chain[: len(winners)] == winners[::-1] and len(chain) == len(winners) + 1
     assert remote_refs(git, url) == server_refs(git, repo)
     assert_clean(git, repo)
+
+
+def test_what_is_not_a_served_repository(
+    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path]
+) -> None:
+    """Paths outside the root, directories that are not repositories and the dumb
+    protocol are refused with HTTP errors git reports; the server keeps serving."""
+    server, root = served
+    repo = make_server_repo(git, root, "ok.git")
+    (root / "plain").mkdir()
+    (tmp_path / "outside.git").mkdir()
+    git("init", "-q", "--bare", "--ref-format=reftable", str(tmp_path / "outside.git"))
+    for path in ("missing.git", "plain", "../outside.git", "%2e%2e/outside.git"):
+        result = run_git(git, "ls-remote", server.url(path))
+        assert result.returncode == 128 and "not found" in result.stderr, (path, result.text)
+    with urllib.request.urlopen(server.url("ok.git/info/refs?service=git-upload-pack")) as r:
+        assert r.headers["Content-Type"] == "application/x-git-upload-pack-advertisement"
+        assert r.read().startswith(b"001e# service=git-upload-pack\n0000")
+    with pytest.raises(urllib.error.HTTPError) as dumb:
+        urllib.request.urlopen(server.url("ok.git/info/refs")).close()
+    dumb.value.close()
+    assert dumb.value.code == 403
+    assert remote_refs(git, server.url("ok.git")) == server_refs(git, repo) == {}
