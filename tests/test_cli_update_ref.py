@@ -10,7 +10,6 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import GIT_ENV, Git
@@ -33,7 +32,7 @@ def ours(cwd: Path, args: tuple[str, ...], data: bytes = b"") -> Result:
     out, err = io.StringIO(), io.StringIO()
     old_cwd, old_stdin = os.getcwd(), sys.stdin
     os.chdir(cwd)
-    sys.stdin = _Stdin(data)  # type: ignore[assignment]
+    sys.stdin = _Stdin(data)  # type: ignore[assignment,unused-ignore]
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(["update-ref", *args])

@@ -1,0 +1,319 @@
+"""`aioreftable update-ref --stdin` against git's: sessions answered line for line (stdout,
+stderr, exit status) and the same refs, reflogs and `git refs verify` afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import Git
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_cli_update_ref import Twins, git_env, ours, state
+
+__all__ = ["git_env"]  # the fixture, imported to be used here
+
+STDIN = ("--stdin",)
+MSG = ("-m", "session", "--stdin")
+
+# (arguments, stdin): run in this order on both twins (git 2.47: the classic protocol)
+SESSIONS: list[tuple[tuple[str, ...], str]] = [
+    # every command kind, committed at the end of input
+    (MSG, "create refs/heads/a {c0}\nupdate refs/heads/b {c1}\nverify refs/heads/main {c2}\n"),
+    (MSG, "update refs/heads/a {c1} {c0}\ndelete refs/heads/b {c1}\nverify refs/heads/b\n"),
+    (
+        STDIN,
+        "update refs/heads/c HEAD\nupdate refs/tags/t refs/tags/v1\ncreate refs/tags/u {tree}\n",
+    ),
+    (STDIN, "update refs/heads/c {c0} \n"),  # an empty old value: must not exist
+    (STDIN, 'update "refs/heads/q\\165oted" {c0}\ndelete "refs/heads/c"\n'),
+    # transactions: start/prepare/commit, abort, several in one session, EOF aborts
+    (MSG, "start\nupdate refs/heads/a {c2}\nprepare\ncommit\n"),
+    (MSG, "start\nupdate refs/heads/a {c0}\nabort\n"),
+    (MSG, "start\nupdate refs/heads/a {c0}\nprepare\nabort\n"),
+    (MSG, "start\ncreate refs/heads/t1 {c0}\ncommit\nstart\ncreate refs/heads/t2 {c1}\ncommit\n"),
+    (MSG, "start\ncreate refs/heads/never {c0}\n"),
+    (MSG, "start\ncreate refs/heads/never {c0}\nprepare\n"),
+    (MSG, "update refs/heads/t1 {c1}\ncommit\n"),  # an implicit transaction, closed
+    # failures mid-transaction: git's fatal text and status, nothing applied
+    (MSG, "start\ncreate refs/heads/f1 {c0}\nverify refs/heads/a {c0}\ncommit\n"),
+    (MSG, "create refs/heads/f1 {c0}\ncreate refs/heads/a {c0}\n"),
+    (MSG, "create refs/heads/f1 {c0}\nupdate refs/heads/a {c1} {c0}\n"),
+    (MSG, "create refs/heads/f1 {c0}\ndelete refs/heads/nothing {c0}\n"),
+    (MSG, "create refs/heads/f1 {c0}\nupdate refs/heads/f2 {missing}\n"),
+    (MSG, "create refs/heads/f1 {c0}\nupdate refs/heads/f2 {tag}\n"),
+    (MSG, "create refs/heads/f1 {c0}\ncreate refs/heads/a/b {c0}\n"),
+    (MSG, "create refs/heads/f1 {c0}\ncreate refs/heads/f1/b {c0}\n"),
+    (MSG, "create refs/heads/f1 {c0}\nupdate refs/heads/f1 {c1}\n"),
+    (MSG, "create refs/heads/f1 {c0}\nupdate HEAD {c1}\nupdate refs/heads/main {c0}\n"),
+    (MSG, "create refs/heads/f1 {c0}\ndelete foo\n"),
+    (MSG, "create refs/heads/f1 {c0}\nupdate FETCH_HEAD {c0}\n"),
+    # protocol errors
+    (STDIN, "update refs/heads/a {c0}"),  # no final LF: extra input
+    (STDIN, "update refs/heads/a"),
+    (STDIN, "\n"),
+    (STDIN, " update refs/heads/a {c0}\n"),
+    (STDIN, "frobnicate refs/heads/a\n"),
+    (STDIN, "update\n"),
+    (STDIN, "update \n"),
+    (STDIN, "update refs/heads/a\n"),
+    (STDIN, "update refs/heads/a {c0} {c1} extra\n"),
+    (STDIN, "update refs/heads/a  {c0}\n"),
+    (STDIN, "update refs/heads/a nope\n"),
+    (STDIN, "update refs/heads/a {c0} nope\n"),
+    (STDIN, "update refs/heads/a refs/heads/dangling\n"),
+    (STDIN, "update refs/heads/a..b {c0}\n"),
+    (STDIN, 'update "refs/heads/a {c0}\n'),
+    (STDIN, 'update "refs/heads/a"x {c0}\n'),
+    (STDIN, 'update "refs/heads/\\q" {c0}\n'),
+    (STDIN, "create refs/heads/z {null}\n"),
+    (STDIN, "create refs/heads/z\n"),
+    (STDIN, "delete refs/heads/a {null}\n"),
+    (STDIN, "delete\n"),
+    (STDIN, "verify refs/heads/a {c0} x\n"),
+    (STDIN, "option deref\n"),
+    (STDIN, "option no-deref x\n"),
+    (STDIN, "start x\n"),
+    (STDIN, "start\nstart\n"),
+    (STDIN, "start\nprepare\nupdate refs/heads/a {c0}\n"),
+    (STDIN, "start\ncommit\nupdate refs/heads/a {c0}\n"),
+    (STDIN, "update refs/heads/z {c0}\nstart\n"),
+    (STDIN, "start"),  # no LF: unknown command
+    (STDIN, "symref-delete refs/heads/s\n"),
+    (STDIN, "symref-verify refs/heads/s\n"),
+    (STDIN, "symref-update refs/heads/s\n"),
+    (STDIN, "symref-update refs/heads/s refs/heads/a bogus x\n"),
+    (STDIN, "symref-update refs/heads/s refs/heads/a oid\n"),
+    (STDIN, "symref-update refs/heads/s refs/heads/a oid nope\n"),
+    (STDIN, "symref-update refs/heads/s refs/heads/a ref a..b\n"),
+    (STDIN, "symref-create refs/heads/s\n"),
+    # no-deref, symrefs
+    (MSG, "option no-deref\nsymref-create refs/heads/s refs/heads/a\n"),
+    (MSG, "symref-update refs/heads/s2 refs/heads/t1\nsymref-verify refs/heads/s2\n"),
+    (MSG, "option no-deref\nsymref-verify refs/heads/s refs/heads/a\n"),
+    (MSG, "option no-deref\nsymref-verify refs/heads/s refs/heads/t1\n"),
+    (MSG, "option no-deref\nsymref-update refs/heads/s refs/heads/t1 ref refs/heads/a\n"),
+    (MSG, "option no-deref\nsymref-update refs/heads/s refs/heads/a ref refs/heads/a\n"),
+    (MSG, "option no-deref\nsymref-update refs/heads/s refs/heads/a oid {c0}\n"),
+    (MSG, "option no-deref\nsymref-update refs/heads/a refs/heads/t2 ref refs/heads/x\n"),
+    (MSG, "update refs/heads/s {c0}\n"),  # through the symref: moves t1
+    (MSG, "option no-deref\nupdate refs/heads/s {c1}\nupdate refs/heads/t2 {c0}\n"),
+    (MSG, "symref-create refs/heads/s3 refs/heads/t2\noption no-deref\ndelete refs/heads/s3\n"),
+    (MSG, "option no-deref\nsymref-delete refs/heads/dangling refs/heads/other\n"),
+    (MSG, "option no-deref\nsymref-delete refs/heads/dangling refs/heads/nowhere\n"),
+    (MSG, "option no-deref\nupdate HEAD {c0}\n"),  # detaches HEAD
+    (MSG, "symref-update HEAD refs/heads/main\n"),  # ...which deref mode then follows
+    (("--no-deref", "-m", "nd", "--stdin"), "update HEAD {c1}\n"),
+    (MSG, "option no-deref\nsymref-update HEAD refs/heads/main\nupdate refs/heads/a {c1}\n"),
+    (("--create-reflog", "--stdin"), "create refs/tags/logged {c0}\n"),
+]
+
+Z_SESSIONS: list[tuple[tuple[str, ...], str]] = [
+    (("-z", *MSG), "create refs/heads/za\0{c0}\0update refs/heads/zb\0{c1}\0\0"),
+    (("-z", *MSG), "update refs/heads/zb\0{c2}\0{c1}\0delete refs/heads/za\0{c0}\0"),
+    (("-z", *MSG), "update refs/heads/zc\0\0\0"),  # warns: treating as zero
+    (("-z", *MSG), "start\0create refs/heads/zd\0{c0}\0prepare\0commit\0"),
+    (("-z", *MSG), "verify refs/heads/zb\0{c2}\0verify refs/heads/nope\0\0"),
+    (("-z", *MSG), "option no-deref\0symref-update refs/heads/zs\0refs/heads/zb\0\0"),
+    (("-z", *MSG), "update refs/heads/ze\0{c0}"),  # end of input in the record
+    (("-z", *MSG), "update refs/heads/ze\0"),
+    (("-z", *MSG), "update refs/heads/ze x\0{c0}\0\0"),
+    (("-z", *MSG), "update refs/heads/ze\0{c0}\0\0junk\0"),
+    (("-z", *MSG), "\0"),
+    (("-z", *MSG), "create refs/heads/ze\0{c0}\0create refs/heads/zb\0{c0}\0"),
+    (("-z", *MSG), "start\0abort\0"),
+    (("-z", *MSG), "update refs/heads/zf\0{c0}\0x\0"),
+]
+
+
+# Failures git reports at `prepare`: we answer `prepare: ok` (the library checks and writes
+# in one step) and report git's `fatal: prepare: ...` at `commit`; nothing is applied
+PREPARE_FAILURES: list[tuple[tuple[str, ...], str]] = [
+    (MSG, "start\ncreate refs/heads/f1 {c0}\nverify refs/heads/a {c0}\nprepare\ncommit\n"),
+    (MSG, "start\ncreate refs/heads/f1 {c0}\ncreate refs/heads/main {c0}\nprepare\nabort\n"),
+]
+
+
+def test_prepare_failures_come_at_commit(git: Git, git_env: None, tmp_path: Path) -> None:
+    twins = Twins(git, tmp_path)
+    for args, template in PREPARE_FAILURES:
+        want, got = twins.step(args, template)
+        assert want[0] == 128 and "fatal: prepare: " in want[2]
+        if template.endswith("commit\n"):
+            assert got == (want[0], want[1] + "prepare: ok\n", want[2])
+        else:  # aborted after prepare: we never ran the checks
+            assert got == (0, want[1] + "prepare: ok\nabort: ok\n", "")
+        assert state(git, twins.ours) == state(git, twins.theirs)
+
+
+def run_sessions(twins: Twins, sessions: list[tuple[tuple[str, ...], str]]) -> int:
+    failures = 0
+    for args, template in sessions:
+        code, _, _ = twins.check(args, template)
+        failures += code != 0
+    return failures
+
+
+@pytest.mark.parametrize("fmt", ["sha1", "sha256"])
+def test_stdin_sessions_match_git(git: Git, git_env: None, tmp_path: Path, fmt: str) -> None:
+    """Every command kind and protocol error, transactions committed, aborted and failing
+    midway, symrefs and no-deref: the same answers, refs, reflogs and verify as git 2.47."""
+    twins = Twins(git, tmp_path, fmt)
+    failures = run_sessions(twins, SESSIONS)
+    assert failures > 40  # the refusals really were refused (and matched git's)
+
+
+def test_stdin_nul_sessions_match_git(git: Git, git_env: None, tmp_path: Path) -> None:
+    twins = Twins(git, tmp_path)
+    failures = run_sessions(twins, Z_SESSIONS)
+    assert 3 < failures < len(Z_SESSIONS)
+
+
+def test_stdin_interactive_answers(git: Git, git_env: None, tmp_path: Path) -> None:
+    """Each answer is written when its command is read (a client waits for it)."""
+    import subprocess
+    import sys
+
+    twins = Twins(git, tmp_path)
+    with subprocess.Popen(
+        [sys.executable, "-m", "aioreftable", "update-ref", "--stdin"],
+        cwd=twins.ours,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(b"start\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline() == b"start: ok\n"
+            proc.stdin.write(twins.fill("create refs/heads/live {c0}\nprepare\n"))
+            proc.stdin.flush()
+            assert proc.stdout.readline() == b"prepare: ok\n"
+            proc.stdin.write(b"commit\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline() == b"commit: ok\n"
+            proc.stdin.close()
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert git("rev-parse", "refs/heads/live", cwd=twins.ours).strip() == twins.ids["c0"]
+
+
+# -- --batch-updates (git 2.55) -----------------------------------------------------------
+
+BATCH = ("-m", "batch", "--batch-updates", "--stdin")
+BATCH_SESSIONS: list[tuple[tuple[str, ...], str]] = [
+    (BATCH, "create refs/heads/a {c0}\ncreate refs/heads/b {c1}\n"),
+    # each kind of rejection next to updates that commit
+    (BATCH, "create refs/heads/a {c1}\ncreate refs/heads/n1 {c0}\n"),
+    (BATCH, "update refs/heads/a {c2} {c1}\nupdate refs/heads/n2 {c0}\n"),
+    (BATCH, "update refs/heads/nope {c2} {c1}\nupdate refs/heads/n3 {c0}\n"),
+    (BATCH, "update refs/heads/n4 {missing}\nupdate refs/heads/n5 {c0}\n"),
+    (BATCH, "create refs/heads/n6 {tag}\ncreate refs/heads/n7 {c0}\n"),
+    (BATCH, "create refs/heads/a/x {c0}\ncreate refs/heads/n8 {c0}\n"),
+    (BATCH, "option no-deref\nsymref-update refs/heads/b refs/heads/a ref refs/heads/x\n"),
+    (BATCH, "symref-create refs/heads/s refs/heads/a\nsymref-create refs/heads/s2 refs/heads/b\n"),
+    (BATCH, "option no-deref\nsymref-update refs/heads/s refs/heads/b ref refs/heads/x\n"),
+    (BATCH, "start\nupdate refs/heads/a {c2} {c0}\ncreate refs/heads/n9 {c0}\ncommit\n"),
+    (BATCH, "start\nupdate refs/heads/a {c2} {c1}\nprepare\ncommit\n"),
+    (BATCH, "update refs/heads/a {missing}\nupdate refs/heads/b {c2} {c1}\n"),
+    # generic errors still fail the whole batch
+    (BATCH, "create refs/heads/g1 {c0}\nupdate refs/heads/a..b {c0}\n"),
+    (BATCH, "create refs/heads/g1 {c0}\ncreate refs/heads/g1 {c1}\n"),
+    (BATCH, "create refs/heads/g1 {c0}\ndelete foo\n"),
+    # nothing rejected
+    (BATCH, "update refs/heads/a {c1}\n"),
+]
+
+
+@pytest.mark.parametrize("fmt", ["sha1", "sha256"])
+def test_batch_updates_match_git_255(
+    git: Git, git_new: Git, git_env: None, tmp_path: Path, fmt: str
+) -> None:
+    """--batch-updates: `rejected` lines and their errors as git 2.55 prints them while
+    the other updates commit; the same refs, reflogs and verify afterwards."""
+    twins = Twins(git, tmp_path, fmt, oracle=git_new)
+    rejected = 0
+    for args, template in BATCH_SESSIONS:
+        _, out, _ = twins.check(args, template)
+        rejected += out.count("rejected ")
+    assert rejected >= 10
+
+
+SYMREF_SESSIONS: list[tuple[tuple[str, ...], str]] = [
+    (MSG, "symref-create refs/heads/s refs/heads/main\nsymref-create refs/heads/s refs/x\n"),
+    (MSG, "option no-deref\nsymref-verify refs/heads/s refs/heads/main\n"),
+    (MSG, "option no-deref\nsymref-update refs/heads/s refs/tags/v1 oid {c2}\n"),
+    (MSG, "option no-deref\nsymref-delete refs/heads/s refs/tags/v1\n"),
+    (MSG, "symref-update HEAD refs/heads/other\n"),
+]
+
+
+def test_symref_commands_match_git_255(
+    git: Git, git_new: Git, git_env: None, tmp_path: Path
+) -> None:
+    twins = Twins(git, tmp_path, oracle=git_new)
+    run_sessions(twins, SYMREF_SESSIONS)
+
+
+# -- random sessions ----------------------------------------------------------------------
+
+NAMES = ["refs/heads/main", "refs/heads/r", "refs/heads/r/s", "refs/tags/t", "HEAD", "refs/heads/q"]
+VALUES = ["{c0}", "{c1}", "{c2}", "{null}", "{tag}", "HEAD", ""]
+
+
+@st.composite
+def commands(draw: st.DrawFn) -> str:
+    name = draw(st.sampled_from(NAMES))
+    value = draw(st.sampled_from(VALUES))
+    old = draw(st.sampled_from([*VALUES, None]))
+    kind = draw(
+        st.sampled_from(["create", "update", "delete", "verify", "symref-update", "option"])
+    )
+    if kind == "option":
+        return "option no-deref\n"
+    if kind == "symref-update":
+        target = draw(st.sampled_from(NAMES[:-1]))
+        return f"symref-update {name} {target}\n"
+    tail = "" if old is None else f" {old}"
+    if kind in ("delete", "verify"):
+        return f"{kind} {name}{tail}\n"
+    return f"{kind} {name} {value}{tail}\n"
+
+
+@st.composite
+def sessions(draw: st.DrawFn) -> str:
+    body = "".join(draw(st.lists(commands(), min_size=1, max_size=5)))
+    framing = draw(st.sampled_from(["", "start\n{}commit\n", "start\n{}prepare\ncommit\n"]))
+    return framing.format(body) if framing else body
+
+
+@pytest.fixture
+def random_twins(git: Git, git_env: None, tmp_path: Path) -> Twins:
+    return Twins(git, tmp_path)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    database=None,
+)
+@given(session=sessions())
+def test_random_sessions_match_git(random_twins: Twins, session: str) -> None:
+    """Random sessions on the same twins (their states stay equal, so they accumulate);
+    a failure git reports at `prepare` comes at `commit` (test_prepare_failures_...)."""
+    want, got = random_twins.step(MSG, session)
+    if want[2].startswith("fatal: prepare: "):
+        want = (want[0], want[1] + "prepare: ok\n", want[2])
+    assert got == want, session
+    assert state(random_twins.git, random_twins.ours) == state(
+        random_twins.git, random_twins.theirs
+    )
+
+
+def test_ours_reads_nothing_from_an_empty_stdin(git: Git, git_env: None, tmp_path: Path) -> None:
+    twins = Twins(git, tmp_path)
+    assert ours(twins.ours, STDIN, b"") == (0, "", "")
