@@ -1,0 +1,283 @@
+"""`aioreftable reflog [show]`: git's reflog walk (git log -g --oneline) over RefStore reads."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .. import ReflogEntry, RefStore, check_refname_format
+
+__all__ = ["ShowOptions", "Unsupported", "parse_show_args", "show"]
+
+DEFAULT_ABBREV = 7  # git's FALLBACK_DEFAULT_ABBREV: its "auto" length below 16384 objects
+_AMBIGUOUS = (
+    "ambiguous argument '{}': unknown revision or path not in the working tree.\n"
+    "Use '--' to separate paths from revisions, like this:\n"
+    "'git <command> [<revision>...] -- [<file>...]'"
+)
+# log options git accepts that this command does not implement (refused, not ignored)
+_KNOWN_LOG_OPTIONS = re.compile(
+    r"--(?:date|decorate|no-decorate|abbrev|no-abbrev|abbrev-commit|no-abbrev-commit|color|"
+    r"no-color|graph|reverse|all|branches|tags|remotes|glob|since|until|after|before|author|"
+    r"committer|grep|walk-reflogs|patch|stat|name-only|name-status|merges|no-merges|"
+    r"first-parent|skip|mailmap|use-mailmap|no-mailmap|relative-date|parents|children|"
+    r"boundary|source|pretty|format|encoding|notes|no-notes|show-signature|follow|"
+    r"left-right|cherry-pick|topo-order|date-order|author-date-order|log-size|raw)(?:=.*)?$"
+    r"|-[pgsS]$|-[GL].*"
+)
+
+
+class Unsupported(Exception):
+    """A form git accepts that aioreftable does not implement: ``fatal: <message>``, 128."""
+
+
+class Fatal(Exception):
+    """git's die() with this message (exit 128)."""
+
+
+@dataclass
+class ShowOptions:
+    """``reflog show``'s arguments: the ref (None: HEAD), how many entries (-1: all) and
+    the format (None: git's oneline; else (text, terminator after each entry))."""
+
+    ref: str | None = None
+    max_count: int = -1
+    format: tuple[str, bool] | None = None
+
+
+def _integer(text: str, option: str) -> int:
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise Fatal(f"'{text}': not an integer" if option == "-n" else f"{option}: bad number")
+    return int(text)
+
+
+_BUILTIN_FORMATS = ("oneline", "short", "medium", "full", "fuller", "reference", "email",
+                    "raw", "mboxrd")  # fmt: skip
+
+
+def _pretty(value: str) -> tuple[str, bool] | None:
+    """git's get_commit_format for the forms supported here (None: oneline)."""
+    for prefix, terminated in (("format:", False), ("tformat:", True)):
+        if value.startswith(prefix):
+            return value[len(prefix) :], terminated
+    if "%" in value:
+        return value, True  # a bare format is a tformat
+    builtin = [name for name in _BUILTIN_FORMATS if value and name.startswith(value)]
+    if not builtin:
+        raise Fatal(f"invalid --pretty format: {value}")
+    if builtin[0] == "oneline":
+        return None
+    raise Unsupported(f"--pretty={builtin[0]} needs commit parsing, which aioreftable does not do")
+
+
+def parse_show_args(argv: Sequence[str]) -> ShowOptions:
+    """The revision and log options ``reflog show`` supports (git's setup_revisions for
+    them); others git knows are refused as unsupported, unknown ones as git does."""
+    opts = ShowOptions()
+    refs: list[str] = []
+    paths: list[str] = []
+    it = iter(range(len(argv)))
+    for i in it:
+        arg = argv[i]
+        if arg == "--":
+            paths.extend(argv[i + 1 :])
+            break
+        if arg == "-n" or arg == "--max-count":
+            if i + 1 >= len(argv):
+                raise Fatal(f"{arg} requires an argument")
+            opts.max_count = _integer(argv[i + 1], "-n")
+            next(it, None)
+        elif arg.startswith("--max-count="):
+            opts.max_count = _integer(arg[len("--max-count=") :], "-n")
+        elif re.fullmatch(r"-n.+", arg):
+            opts.max_count = _integer(arg[2:], "-n")
+        elif re.fullmatch(r"-\d+", arg):
+            opts.max_count = int(arg[1:])
+        elif arg == "--oneline":
+            opts.format = None
+        elif arg.startswith("--format="):
+            opts.format = _pretty(arg[len("--format=") :])
+        elif arg.startswith("--pretty="):
+            opts.format = _pretty(arg[len("--pretty=") :])
+        elif arg.startswith("-") and arg != "-":
+            if _KNOWN_LOG_OPTIONS.match(arg):
+                raise Unsupported(f"reflog show: option '{arg}' is not supported by aioreftable")
+            raise Fatal(f"unrecognized argument: {arg}")
+        else:
+            refs.append(arg)
+    if paths:
+        raise Unsupported("reflog show: paths (after '--') are not supported by aioreftable")
+    if len(refs) > 1:
+        raise Unsupported("reflog show: more than one ref is not supported by aioreftable")
+    opts.ref = refs[0] if refs else None
+    return opts
+
+
+def _split(spec: str) -> tuple[str, int | None]:
+    """``name@{N}`` -> (name, N); ``name`` -> (name, None)."""
+    at = spec.find("@{")
+    if at < 0:
+        return spec, None
+    selector = spec[at + 2 :]
+    if not re.fullmatch(r"\d+\}", selector):
+        raise Unsupported(
+            f"reflog show: the selector '@{{{selector}' is not supported by aioreftable "
+            "(only @{N})"
+        )
+    return spec[:at], int(selector[:-1])
+
+
+def is_full_name(name: str) -> bool:
+    """A name git's dwim would read as it is, before any rule adds a prefix: HEAD, a
+    name below refs/, or an all-caps root ref."""
+    return name.startswith("refs/") or bool(re.fullmatch(r"[A-Z_]+", name))
+
+
+def refuse_short_name(name: str) -> None:
+    raise Unsupported(
+        f"short ref name '{name}': git's dwim rules (refs/heads/{name}, refs/tags/{name}...) "
+        "are not in aioreftable's library yet; give the full name"
+    )
+
+
+def rfc2822(epoch: int, tz: int) -> str:
+    """git's show_date(..., DATE_RFC2822)."""
+    sign = -1 if tz < 0 else 1
+    minutes = abs(tz) // 100 * 60 + abs(tz) % 100
+    t = time.gmtime(epoch + sign * minutes * 60)
+    day = time.strftime("%a", t)
+    month = time.strftime("%b", t)
+    return (
+        f"{day}, {t.tm_mday} {month} {t.tm_year} {t.tm_hour:02d}:{t.tm_min:02d}:"
+        f"{t.tm_sec:02d} {'-' if tz < 0 else '+'}{abs(tz):04d}"
+    )
+
+
+def _check_nth(name: str, typed: str, entries: list[ReflogEntry], n: int, tip: str | None) -> None:
+    """git's read_ref_at for ``name@{n}``: its dies, and its warnings about gaps."""
+    if not entries:
+        raise Fatal(f"log for {name} is empty")
+    if n >= len(entries):
+        raise Fatal(f"log for '{typed}' only has {len(entries)} entries")
+    previous_old: str | None = None
+    null = "0" * len(entries[0].old)
+    for k, entry in enumerate(entries[: n + 1]):
+        if k == n:
+            if previous_old is not None and previous_old != null:
+                if previous_old != entry.new:
+                    when = rfc2822(entry.time, entry.tz)
+                    print(f"warning: log for ref {name} has gap after {when}", file=sys.stderr)
+            elif tip is not None and entry.new != tip:
+                when = rfc2822(entry.time, entry.tz)
+                print(f"warning: log for ref {name} unexpectedly ended on {when}", file=sys.stderr)
+        previous_old = entry.old
+
+
+async def _walk_name(store: RefStore, typed_base: str) -> str:
+    """The reflog a walk of ``typed_base`` reads (git: an empty name is HEAD's branch)."""
+    if typed_base:
+        return typed_base
+    head = await store.read("HEAD")
+    if head is not None and head.target is not None:
+        return head.target
+    return "HEAD"
+
+
+async def show(store: RefStore, opts: ShowOptions) -> int:
+    """git's cmd_log_reflog: the entries whose new id is a commit, newest first."""
+    spec = opts.ref or "HEAD"
+    typed, nth = _split(spec)
+    name = await _walk_name(store, typed)
+    if not check_refname_format(name, allow_onelevel=True):
+        raise Unsupported(f"reflog show: '{spec}' is not a ref name (revision expressions are "
+                          "not supported by aioreftable)")  # fmt: skip
+    ref = await store.read(name)
+    if ref is None and not is_full_name(name):
+        refuse_short_name(name)
+    tip = await store.resolve(name)
+    entries = await store.reflog(name)
+    if nth is None:
+        if tip is None:
+            raise Fatal(_AMBIGUOUS.format(spec))
+    else:
+        if not await store.reflog_exists(name):
+            raise Fatal(_AMBIGUOUS.format(spec))
+        _check_nth(name, typed or name, entries, nth, tip)
+    if not entries:
+        return 0
+    oldest_first = entries[::-1]
+    start = len(entries) - (nth or 0) - 1
+    objects = store.objects
+    assert objects is not None
+    null = store.hash_algorithm.null_id.hex()
+    wanted = sorted({e.new for e in oldest_first[: start + 1] if e.new != null})
+    kinds = await objects.lookup(wanted)
+    picked: list[tuple[int, ReflogEntry]] = []
+    for i in range(start, -1, -1):
+        if opts.max_count >= 0 and len(picked) >= opts.max_count:
+            break
+        entry = oldest_first[i]
+        info = kinds.get(entry.new)
+        if info is not None and info.type == "commit":
+            picked.append((len(entries) - 1 - i, entry))
+    short = await objects.abbreviations({e.new for _, e in picked}, DEFAULT_ABBREV)
+    out = sys.stdout
+    for k, (n, entry) in enumerate(picked):
+        selector = f"{name}@{{{n}}}"
+        if opts.format is None:
+            message = entry.message if entry.message.endswith("\n") else entry.message + "\n"
+            out.write(f"{short[entry.new]} {selector}: {message}")
+            continue
+        text, terminated = opts.format
+        line = expand(text, entry, selector, name, short[entry.new])
+        out.write(line + ("\n" if terminated or k + 1 < len(picked) else ""))
+    return 0
+
+
+_PLACEHOLDER = re.compile(r"%(%|n|x[0-9a-fA-F]{2}|H|h|gD|gd|gs|gn|ge|g[NEt]|.)", re.S)
+
+
+def expand(text: str, entry: ReflogEntry, selector: str, name: str, short: str) -> str:
+    """git's format_commit_message for the placeholders a reflog entry answers without
+    parsing its commit; others are refused (Unsupported), unknown ones kept as git does."""
+
+    def one(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key == "%":
+            return "%"
+        if key == "n":
+            return "\n"
+        if key.startswith("x") and len(key) == 3:
+            return chr(int(key[1:], 16))
+        if key == "H":
+            return entry.new
+        if key == "h":
+            return short
+        if key == "gD":
+            return selector
+        if key == "gd":
+            if name.startswith("refs/"):
+                raise Unsupported(
+                    "%gd shortens the ref name by git's dwim rules, which aioreftable's "
+                    "library lacks: use %gD"
+                )
+            return selector
+        if key == "gs":
+            return entry.message[:-1] if entry.message else ""
+        if key == "gn":
+            return entry.name
+        if key == "ge":
+            return entry.email
+        if key in ("gN", "gE"):
+            raise Unsupported(f"%{key} (mailmap) is not supported by aioreftable")
+        if key in "sbBTtPpaAcCdDefNGmw<>+- ":
+            raise Unsupported(
+                f"the placeholder %{key} needs commit parsing or options aioreftable does "
+                "not implement"
+            )
+        return m.group(0)
+
+    return _PLACEHOLDER.sub(one, text)
