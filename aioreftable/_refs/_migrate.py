@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple, Protocol
 
 import anyio
+import anyio.lowlevel
 
 from .. import _files_io as files_io
 from .. import _repo_io as repo_io
@@ -464,6 +465,7 @@ async def migrate_refs(
             await _write_reftable(repo, layout, env, temp, refs, progress)
         else:
             await _write_files(temp, refs, progress)
+        await anyio.lowlevel.checkpoint()  # a cancellation now still leaves nothing behind
     except BaseException:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(files_io.remove_dir, temp)
