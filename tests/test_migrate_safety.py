@@ -5,6 +5,7 @@ migrated refs are; held locks refuse; broken loose refs do not cost the other re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import pytest
@@ -26,7 +27,7 @@ def leftovers(repo: Path) -> list[str]:
 
 @pytest.mark.parametrize("to", ["reftable", "files"])
 async def test_failure_while_writing_changes_nothing(
-    git: Git, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, to: str
+    git: Git, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, to: Literal["files", "reftable"]
 ) -> None:
     source = build_source(
         git, tmp_path / "source", ref_format="files" if to == "reftable" else "reftable"
@@ -59,7 +60,9 @@ class _Cancelling:
 
 
 @pytest.mark.parametrize("to", ["reftable", "files"])
-async def test_cancelled_migration_leaves_nothing(git: Git, tmp_path: Path, to: str) -> None:
+async def test_cancelled_migration_leaves_nothing(
+    git: Git, tmp_path: Path, to: Literal["files", "reftable"]
+) -> None:
     source = build_source(
         git, tmp_path / "source", ref_format="files" if to == "reftable" else "reftable"
     )
@@ -103,7 +106,7 @@ async def test_a_held_lock_refuses(git: Git, tmp_path: Path, ref_format: str, lo
     source = build_source(git, tmp_path / "source", ref_format=ref_format)
     (source / ".git" / lock).write_bytes(b"")
     before = git_view(git, source)
-    to = "reftable" if ref_format == "files" else "files"
+    to: Literal["files", "reftable"] = "reftable" if ref_format == "files" else "files"
     with pytest.raises(LockError, match=lock.replace(".", r"\.")):
         await migrate_refs(source, to=to)
     assert git_view(git, source) == before
