@@ -229,3 +229,28 @@ def test_refs_usage_like_git(git_new: Git, scenarios: Scenarios, args: list[str]
     want_out, want_err, want_code = run_git(git_new, repo, args)
     assert (out, code) == (want_out, want_code) == (b"", 129)
     assert err.splitlines()[0] == want_err.splitlines()[0]
+
+
+LIST = [
+    [],
+    ["--format=%(refname) %(objectname) %(symref)"],
+    ["refs/tags"],
+    ["--sort=-refname", "--count=3"],
+    ["--include-root-refs", "--format=%(refname)"],
+    ["--bogus-option"],
+]
+
+
+@pytest.mark.parametrize("name", ["rich-sha1", "bare-sha256", "worktree-sha1"])
+def test_list_is_for_each_ref_like_git(git_new: Git, scenarios: Scenarios, name: str) -> None:
+    """git refs list is for-each-ref with another usage: so is ours (its parser and run)."""
+    repo = scenarios[name]
+    for args in LIST:
+        ours = run_ours(repo, ["refs", "list", *args])
+        theirs = run_git(git_new, repo, ["refs", "list", *args])
+        if args == ["--bogus-option"]:  # the usage text is ours
+            assert ours[2] == theirs[2] == 129 and ours[0] == b""
+            assert ours[1].splitlines()[0] == theirs[1].splitlines()[0]
+            continue
+        assert ours == theirs, args
+        assert ours == run_ours(repo, ["for-each-ref", *args])

@@ -101,17 +101,23 @@ def add_parser(sub: Any) -> None:
     )
 
 
+class _AsList:
+    """`_for_each_ref.add_parser` adding its parser as `refs list` (git's cmd_refs_list is
+    for_each_ref_core with another usage): the options and run stay for-each-ref's."""
+
+    def __init__(self, refs: Any):
+        self.refs = refs
+
+    def add_parser(self, name: str, **kwargs: Any) -> GitArgumentParser:
+        kwargs["help"] = "list references (git refs list: for-each-ref's options)"
+        parser: GitArgumentParser = self.refs.add_parser("list", **kwargs)
+        return parser
+
+
 def _add_list(refs: Any) -> None:
-    """`refs list`: for-each-ref's parser and run, from `_for_each_ref` once it has them."""
     from . import _for_each_ref
 
-    add_options = getattr(_for_each_ref, "add_options", None)
-    run = getattr(_for_each_ref, "run_for_each_ref", None)
-    if add_options is None or run is None:
-        return  # for-each-ref is still being written
-    p = refs.add_parser("list", help="list references (git refs list, as for-each-ref)")
-    add_options(p)
-    p.set_defaults(run=run)
+    _for_each_ref.add_parser(_AsList(refs))
 
 
 def _need_subcommand(args: argparse.Namespace) -> int:
