@@ -223,6 +223,29 @@ BATCH_SESSIONS: list[tuple[tuple[str, ...], str]] = [
     (BATCH, "create refs/heads/g1 {c0}\nupdate refs/heads/a..b {c0}\n"),
     (BATCH, "create refs/heads/g1 {c0}\ncreate refs/heads/g1 {c1}\n"),
     (BATCH, "create refs/heads/g1 {c0}\ndelete foo\n"),
+    # several rejections in one batch: git's order (queue time, prepare, D/F checks)
+    (
+        BATCH,
+        "create refs/heads/a/x {c0}\nupdate refs/heads/a {c2} {c1}\n"
+        "create refs/heads/n10 {missing}\ncreate refs/heads/b {c0}\ncreate refs/heads/n11 {c0}\n",
+    ),
+    (BATCH, "create refs/heads/p/q {c0}\ncreate refs/heads/p {c0}\ncreate refs/heads/r {tag}\n"),
+    (BATCH, "create refs/heads/m7/x {c0}\ncreate refs/heads/m7 {c0}\n"),
+    (BATCH, "delete refs/heads/a {c2}\ndelete refs/heads/nope {c1}\nverify refs/heads/b {c2}\n"),
+    (BATCH, "update refs/heads/u1 {c0} {null}\nupdate refs/heads/a {c0} {null}\n"),
+    (BATCH, "option no-deref\nsymref-verify refs/heads/s refs/heads/zz\n"),
+    (
+        BATCH,
+        "start\ncreate refs/heads/m5 {c0}\nupdate refs/heads/a {c0} {c1}\ncommit\n"
+        "start\ncreate refs/heads/m5 {c0}\ncommit\n",
+    ),
+    (
+        ("-z", *BATCH),
+        "create refs/heads/z1\0{c0}\0update refs/heads/a\0{c1}\0{c0}\0"
+        "create refs/heads/z2\0{missing}\0",
+    ),
+    (("--create-reflog", *BATCH), "create refs/tags/lg {c0}\ncreate refs/tags/lg2 {missing}\n"),
+    (BATCH, "create refs/heads/a {c0}\nabort\n"),
     # nothing rejected
     (BATCH, "update refs/heads/a {c1}\n"),
 ]

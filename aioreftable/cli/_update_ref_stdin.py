@@ -101,6 +101,20 @@ def unquote_c_style(buf: bytes, pos: int) -> tuple[bytes, int] | None:
         return None
 
 
+def _printing_order(result: BatchResult) -> tuple[int, int]:
+    """When git 2.55 prints a rejection: a missing or non-commit new value when the update
+    is queued, the checks of prepare in update order, the D/F checks after all of them
+    (only the NAME_CONFLICT of two updates through one symref comes from the loop; the
+    order is all this reads of the message)."""
+    if result.reason is RejectReason.INVALID_NEW_VALUE:
+        return 0, result.index
+    if result.reason is RejectReason.NAME_CONFLICT and not (result.error or "").startswith(
+        "multiple updates for "
+    ):
+        return 2, result.index
+    return 1, result.index
+
+
 class ObjectNames:
     """The object names update-ref accepts for <new-oid>/<old-oid> (git's repo_get_oid,
     in part): a full hex id of the repository's hash, or a ref the store resolves under
@@ -281,10 +295,7 @@ class StdinSession:
             rejected = await self._end(None)
         except ReftableError as exc:
             _die(_encode(f"{prefix}{exc}"))
-        # git 2.55 rejects a missing or non-commit new value when the update is queued,
-        # printing it then: those come before the rejections of prepare
-        first = [r for r in rejected if r.reason is RejectReason.INVALID_NEW_VALUE]
-        for result in first + [r for r in rejected if r not in first]:
+        for result in sorted(rejected, key=_printing_order):
             if result.error:
                 self.err(f"error: {result.error}\n")
             line = result.rejected_line()
