@@ -215,10 +215,17 @@ def _argv_text(argv: Sequence[str | bytes]) -> list[str]:
     return [os.fsdecode(a) for a in argv]
 
 
-def run_ours(repo: Path, argv: Sequence[str | bytes], env: dict[str, str] | None = None) -> Outcome:
+def run_ours(
+    repo: Path,
+    argv: Sequence[str | bytes],
+    env: dict[str, str] | None = None,
+    stdin: bytes = b"",
+) -> Outcome:
     """``aioreftable -C repo argv`` in this process, with git's fixed environment."""
     out, err = _stream(), _stream()
     cwd = os.getcwd()
+    old_stdin = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8", errors="surrogateescape")
     try:
         with (
             _environment({**GIT_ENV, **(env or {})}),
@@ -227,6 +234,7 @@ def run_ours(repo: Path, argv: Sequence[str | bytes], env: dict[str, str] | None
         ):
             code = main(["-C", str(repo), *_argv_text(argv)])
     finally:
+        sys.stdin = old_stdin
         os.chdir(cwd)
     out.flush()
     err.flush()

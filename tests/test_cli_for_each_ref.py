@@ -1,15 +1,210 @@
-"""`aioreftable for-each-ref` against `git for-each-ref` on every scenario."""
+"""`aioreftable for-each-ref` against `git for-each-ref` on every scenario repository:
+same stdout, stderr and exit status, byte for byte."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
-from cli_scenarios import SCENARIOS, Scenarios, run_both, scenarios
+from cli_scenarios import SMALL, Scenarios, run_both, run_ours, run_ours_process, scenarios
 from conftest import Git
+
+from aioreftable.cli._ref_format import versioncmp
+from aioreftable.cli._wildmatch import wildmatch
 
 __all__ = ["scenarios"]
 
+FE = "for-each-ref"
+# (argv after for-each-ref); run on every small scenario against git 2.47
+ARGS: list[list[str]] = [
+    [],
+    ["--include-root-refs"],
+    ["--format=%(refname)"],
+    ["--format=%(objectname) %(refname)"],
+    ["--format=%(refname) %(symref) %(HEAD) %(flag)"],
+    ["--format=%(refname:short)|%(symref:short)"],
+    ["--format=%(refname:lstrip=2)|%(refname:strip=1)|%(refname:lstrip=-1)|%(refname:lstrip=9)"],
+    ["--format=%(refname:rstrip=1)|%(refname:rstrip=-2)|%(refname:rstrip=9)"],
+    ["--format=%(objectname:short) %(objectname:short=4) %(objectname:short=12)"],
+    ["--format=%(*objectname) %(*objecttype) %(*objectsize) %(objecttype) %(objectsize)"],
+    ["--format=%(*refname)%00%(refname)%%%(HEAD)%0a%41%zz%"],
+    ["--format=%(subject)|%(body)|%(contents:subject)|%(contents:body)|%(contents:size)"],
+    ["--format=%(contents)%(contents:lines=1)|%(contents:lines=2)|%(*subject)"],
+    ["--format=%(authorname)|%(authoremail)|%(authoremail:trim)|%(authoremail:localpart)"],
+    ["--format=%(author)|%(committer)|%(tagger)|%(creator)"],
+    ["--format=%(committername) %(committeremail:trim,localpart) %(taggername) %(taggeremail)"],
+    ["--format=%(authordate)|%(committerdate:iso)|%(taggerdate:iso8601)|%(creatordate:short)"],
+    ["--format=%(creatordate:rfc)|%(creatordate:raw)|%(creatordate:unix)|%(*authordate)"],
+    ["--format=%(tree)|%(tree:short)|%(parent)|%(parent:short=5)|%(numparent)"],
+    ["--format=%(object)|%(type)|%(tag)|%(*tree)"],
+    ["--format=%(refname)", "--shell"],
+    ["--format=%(refname) %(subject)", "--perl"],
+    ["--format=%(refname) %(subject)", "--python"],
+    ["--format=%(refname) [%(subject)]", "--tcl"],
+    ["--format=%(symref)", "--omit-empty"],
+    ["--sort=-refname", "--format=%(refname)"],
+    ["--sort=objectname", "--format=%(objectname) %(refname)"],
+    ["--sort=version:refname", "--format=%(refname)"],
+    ["--sort=-v:refname", "--format=%(refname)"],
+    ["--sort=objecttype", "--sort=-objectsize", "--format=%(objecttype) %(refname)"],
+    ["--sort=creatordate", "--format=%(creatordate:unix) %(refname)"],
+    ["--sort=-taggerdate", "--sort=subject", "--format=%(refname)"],
+    ["--sort=*objectname", "--format=%(refname)"],
+    ["--no-sort", "--format=%(refname)"],
+    ["--sort=-refname", "--no-sort", "--sort=objectname", "--format=%(refname)"],
+    ["--ignore-case", "--sort=refname", "--format=%(refname)"],
+    ["--count=3"],
+    ["--count=0", "--format=%(refname)"],
+    ["--count=2", "--sort=-refname", "--format=%(refname)"],
+    ["refs/heads"],
+    ["refs/heads/", "refs/tags"],
+    ["refs/heads/fea"],
+    ["refs/heads/feature"],
+    ["refs/heads/*"],
+    ["refs/heads/**"],
+    ["refs/**/x"],
+    ["refs/heads/[a-f]*", "refs/tags/v?.*"],
+    ["refs/heads/[!a-f]*"],
+    ["refs/heads/[[:digit:]v]*", "--format=%(refname)"],
+    ["*"],
+    ["**"],
+    ["refs/*/feature/*"],
+    ["HEAD"],
+    ["--include-root-refs", "HEAD", "ORIG_HEAD"],
+    ["--ignore-case", "REFS/HEADS/FEATURE/*"],
+    ["--exclude=refs/tags", "--format=%(refname)"],
+    ["--exclude=refs/heads/feature/*", "--exclude=refs/remotes/", "refs/heads", "refs/remotes"],
+    ["--points-at=HEAD", "--format=%(refname)"],
+    ["--points-at=refs/tags/v2.0", "--format=%(refname)"],
+    ["--points-at", "refs/heads/feature/a", "--points-at=ORIG_HEAD", "--format=%(refname)"],
+    ["--format=%(nosuch)"],
+    ["--format=%()"],
+    ["--format=%(*)"],
+    ["--format=%(refname:nosuch)"],
+    ["--format=%(refname:lstrip=x)"],
+    ["--format=%(objectname:short=0)"],
+    ["--format=%(objecttype:x)"],
+    ["--format=%(authoremail:bogus)"],
+    ["--format=%(authordate:bogus)"],
+    ["--format=%(refname"],
+    ["--sort=nosuch"],
+    ["--count=-1"],
+    ["--shell", "--perl"],
+]
+# git 2.55 only (2.47 lacks --start-after)
+NEW_ARGS: list[list[str]] = [
+    ["--start-after=refs/heads/feature", "--format=%(refname)"],
+    ["--start-after=refs/heads/v1.9", "--count=2"],
+    ["--start-after=refs/tags/zzz"],
+    ["--start-after=A", "--include-root-refs", "--format=%(refname)"],
+    ["--start-after=refs/heads", "refs/heads"],
+    ["--start-after=refs/heads", "--sort=refname"],
+    ["--start-after=refs/heads", "--no-sort", "--format=%(refname)"],
+    ["--format=%(symref) %(refname)"],
+]
+MANY_ARGS: list[list[str]] = [
+    ["--format=%(objectname) %(refname)"],
+    ["--sort=-version:refname", "--count=20"],
+    ["--format=%(refname:short) %(*objectname)", "refs/tags/", "refs/heads/sym"],
+]
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_scenarios_show_ref(git: Git, scenarios: Scenarios, name: str) -> None:
-    ours, theirs = run_both(git, scenarios[name], ["show-ref", "--head", "-d"])
-    assert ours == theirs
+
+def _same(git: Git, repo: object, argv: list[str]) -> None:
+    ours, theirs = run_both(git, repo, [FE, *argv])  # type: ignore[arg-type]
+    if ours[2] == 129 and theirs[2] == 129:  # usage: git's text differs, the error line not
+        assert ours[1].splitlines()[:1] == theirs[1].splitlines()[:1], argv
+        return
+    assert ours == theirs, argv
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_for_each_ref_matches_git(git: Git, scenarios: Scenarios, name: str) -> None:
+    repo = scenarios[name]
+    for argv in ARGS:
+        _same(git, repo, argv)
+
+
+@pytest.mark.parametrize("name", ["rich-sha1", "rich-sha256", "worktree-sha1", "empty-sha1"])
+def test_for_each_ref_matches_git_new(git_new: Git, scenarios: Scenarios, name: str) -> None:
+    repo = scenarios[name]
+    for argv in NEW_ARGS + ARGS[:12]:
+        _same(git_new, repo, argv)
+
+
+def test_for_each_ref_many_refs(git: Git, scenarios: Scenarios) -> None:
+    repo = scenarios["many-sha1"]
+    for argv in MANY_ARGS:
+        _same(git, repo, argv)
+
+
+def test_for_each_ref_stdin_patterns(git: Git, scenarios: Scenarios) -> None:
+    repo = scenarios["rich-sha1"]
+    data = b"refs/tags/v*\nrefs/heads/feature\n"
+    ours = run_ours(repo, [FE, "--stdin", "--format=%(refname)"], stdin=data)
+    proc = git.run("-C", str(repo), FE, "--stdin", "--format=%(refname)", input=data)
+    assert ours == (proc.stdout, proc.stderr, 0)
+    assert b"refs/heads/feature/a\n" in ours[0]
+    ours = run_ours(repo, [FE, "--stdin", "refs/heads"], stdin=b"")
+    proc = git.run("-C", str(repo), FE, "--stdin", "refs/heads", input=b"", check=False)
+    assert (
+        ours
+        == (proc.stdout, proc.stderr, proc.returncode)
+        == (
+            b"",
+            b"fatal: unknown arguments supplied with --stdin\n",
+            128,
+        )
+    )
+
+
+def test_for_each_ref_through_the_entry_point(git: Git, scenarios: Scenarios) -> None:
+    repo = scenarios["rich-sha1"]
+    ours = run_ours_process(repo, [FE, "--include-root-refs"])
+    proc = git.run("-C", str(repo), FE, "--include-root-refs")
+    assert ours == (proc.stdout, proc.stderr, 0)
+    assert b"refs/heads/caf\xe9\n" in ours[0]
+
+
+def test_unsupported_atoms_and_options_are_named(scenarios: Scenarios) -> None:
+    repo = scenarios["rich-sha1"]
+    for atom in ("upstream", "push:track", "color:red", "align:10", "if", "describe", "raw"):
+        out, err, code = run_ours(repo, [FE, f"--format=%({atom})"])
+        base = atom.split(":")[0]
+        assert (out, err, code) == (b"", f"fatal: %({base}) is not supported by aioreftable\n"
+                                    .encode(), 128)  # fmt: skip
+    out, err, code = run_ours(repo, [FE, "--merged"])
+    assert (out, code) == (b"", 128)
+    assert err == b"fatal: --merged is not supported by aioreftable for-each-ref\n"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "expected"),
+    [
+        ("refs/heads/*", "refs/heads/a", True),
+        ("refs/heads/*", "refs/heads/a/b", False),
+        ("refs/**/b", "refs/b", True),
+        ("refs/**/b", "refs/a/c/b", True),
+        ("**/b", "b", True),
+        ("refs/**", "refs/a/b", True),
+        ("refs/a**", "refs/ab/c", False),
+        ("refs/[a-c]", "refs/b", True),
+        ("refs/[!a-c]", "refs/d", True),
+        ("refs/[!a-c]", "refs/b", False),
+        ("refs?x", "refs/x", False),
+        ("refs/\\*", "refs/*", True),
+        ("refs/\\*", "refs/a", False),
+        ("refs/[[:upper:]]", "refs/A", True),
+        ("refs/[", "refs/[", False),
+        ("refs/[]]", "refs/]", True),
+    ],
+)
+def test_wildmatch(pattern: str, text: str, expected: bool) -> None:
+    assert wildmatch(pattern, text) is expected
+
+
+def test_versioncmp() -> None:
+    """glibc's documented strverscmp order, which git's versioncmp keeps."""
+    names = [b"000", b"00", b"01", b"010", b"09", b"0", b"1", b"9", b"10"]
+    got = sorted(reversed(names), key=functools.cmp_to_key(versioncmp))
+    assert got == names
+    assert versioncmp(b"v1.9", b"v1.10") < 0 < versioncmp(b"v1.10", b"v1.9-rc1")

@@ -1,0 +1,838 @@
+"""for-each-ref's --format and --sort atoms (git's ref-filter.c): parsing, values, quoting."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Atom",
+    "FormatError",
+    "Formatter",
+    "Item",
+    "ObjectSource",
+    "UNSUPPORTED_ATOMS",
+    "compile_format",
+    "parse_sort_key",
+    "versioncmp",
+]
+
+# Every atom git knows (ref-filter.c valid_atom), so that a typo gets git's message.
+_KNOWN = frozenset({
+    "refname", "objecttype", "objectsize", "objectname", "deltabase", "tree", "parent",
+    "numparent", "object", "type", "tag", "author", "authorname", "authoremail", "authordate",
+    "committer", "committername", "committeremail", "committerdate", "tagger", "taggername",
+    "taggeremail", "taggerdate", "creator", "creatordate", "describe", "subject", "body",
+    "trailers", "contents", "signature", "raw", "upstream", "push", "symref", "flag", "HEAD",
+    "color", "worktreepath", "align", "end", "if", "then", "else", "rest", "ahead-behind",
+    "is-base",
+})  # fmt: skip
+#: Atoms git has that this command does not compute (a fatal error names them).
+UNSUPPORTED_ATOMS = frozenset({
+    "deltabase", "describe", "trailers", "signature", "raw", "upstream", "push", "color",
+    "worktreepath", "align", "end", "if", "then", "else", "rest", "ahead-behind", "is-base",
+})  # fmt: skip
+_OBJECT_ATOMS = frozenset({
+    "tree", "parent", "numparent", "object", "type", "tag", "author", "authorname",
+    "authoremail", "authordate", "committer", "committername", "committeremail",
+    "committerdate", "tagger", "taggername", "taggeremail", "taggerdate", "creator",
+    "creatordate", "subject", "body", "contents",
+})  # fmt: skip
+_NUMERIC = frozenset({"objectsize", "numparent"})
+_DATES = frozenset({"authordate", "committerdate", "taggerdate", "creatordate"})
+_DATE_TYPES = (
+    ("relative", None),
+    ("iso8601-strict", "iso-strict"),
+    ("iso-strict", "iso-strict"),
+    ("iso8601", "iso"),
+    ("iso", "iso"),
+    ("rfc2822", "rfc"),
+    ("rfc", "rfc"),
+    ("short", "short"),
+    ("default", "default"),
+    ("human", None),
+    ("raw", "raw"),
+    ("unix", "unix"),
+    ("format", None),
+)
+_WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_SIGNATURE_STARTS = (
+    b"-----BEGIN PGP SIGNATURE-----",
+    b"-----BEGIN PGP MESSAGE-----",
+    b"-----BEGIN SSH SIGNATURE-----",
+    b"-----BEGIN SIGNED MESSAGE-----",
+)
+MINIMUM_ABBREV = 4
+
+
+class FormatError(Exception):
+    """A format or sort key git dies on (``fatal: <message>``)."""
+
+
+@dataclass
+class Atom:
+    """One distinct ``%(name)`` of the format and the sort keys (git's used_atom)."""
+
+    name: str  # as written, '*' included
+    base: str  # the atom without '*' and arguments
+    arg: str | None
+    deref: bool
+    numeric: bool = False
+    option: str = ""  # the parsed argument (per atom kind)
+    number: int = 0  # lstrip/rstrip count, abbreviation length, lines
+    date_mode: str = "default"
+    date_error: str | None = None  # git dies on a bad date format when it shows a date
+
+
+def _bad_arg(atom: Atom) -> FormatError:
+    return FormatError(f"unrecognized %({atom.base}) argument: {atom.arg}")
+
+
+_C_INT = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+")
+
+
+def _strtol_i(text: str) -> int | None:
+    """git's strtol_i: a whole decimal int (leading space and sign allowed), else None."""
+    if not _C_INT.fullmatch(text):
+        return None
+    value = int(text.strip(" \t\n\v\f\r"))
+    return value if -(2**31) <= value < 2**31 else None
+
+
+def _parse_args(atom: Atom) -> None:
+    base, arg = atom.base, atom.arg
+    if base in ("refname", "symref"):
+        if arg is None:
+            atom.option = "normal"
+        elif arg == "short":
+            atom.option = "short"
+        elif arg.startswith(("lstrip=", "strip=", "rstrip=")):
+            key, value = arg.split("=", 1)
+            number = _strtol_i(value)
+            if number is None:
+                shown = "lstrip" if key == "strip" else key
+                raise FormatError(f"Integer value expected refname:{shown}={value}")
+            atom.option = "rstrip" if key == "rstrip" else "lstrip"
+            atom.number = number
+        else:
+            raise _bad_arg(atom)
+    elif base in ("objectname", "tree", "parent"):
+        if arg is None:
+            atom.option = "full"
+        elif arg == "short":
+            atom.option = "short"
+        elif arg.startswith("short="):
+            value = arg[len("short=") :]
+            if not value.isdigit() or int(value) == 0:
+                raise FormatError(f"positive value expected '{value}' in %({atom.name})")
+            atom.option = "length"
+            atom.number = max(int(value), MINIMUM_ABBREV)
+        else:
+            raise _bad_arg(atom)
+    elif base == "objecttype":
+        if arg is not None:
+            raise FormatError("%(objecttype) does not take arguments")
+    elif base == "objectsize":
+        if arg == "disk":
+            raise FormatError("%(objectsize:disk) is not supported by aioreftable")
+        if arg is not None:
+            raise _bad_arg(atom)
+    elif base == "HEAD":
+        if arg is not None:
+            raise FormatError("%(HEAD) does not take arguments")
+    elif base in ("authorname", "committername", "taggername"):
+        if arg is not None:
+            if arg == "mailmap":
+                raise FormatError(f"%({base}:mailmap) is not supported by aioreftable")
+            raise _bad_arg(atom)
+    elif base in ("authoremail", "committeremail", "taggeremail"):
+        _parse_email(atom)
+    elif base in _DATES:
+        try:
+            atom.date_mode = _date_mode(arg) if arg is not None else "default"
+        except FormatError as e:
+            atom.date_error = str(e)
+    elif base == "subject":
+        if arg == "sanitize":
+            raise FormatError("%(subject:sanitize) is not supported by aioreftable")
+        if arg is not None:
+            raise _bad_arg(atom)
+        atom.option = "subject"
+    elif base == "body":
+        if arg is not None:
+            raise FormatError("%(body) does not take arguments")
+        atom.option = "body-dep"
+    elif base == "contents":
+        _parse_contents(atom)
+
+
+def _parse_email(atom: Atom) -> None:
+    arg = atom.arg
+    options: set[str] = set()
+    while True:
+        rest = arg or ""
+        for word in ("trim", "localpart", "mailmap"):
+            if rest.startswith(word):
+                options.add(word)
+                rest = rest[len(word) :]
+                break
+        else:
+            if arg:
+                raise FormatError(f"unrecognized %({atom.base}) argument: {arg}")
+        if not rest:
+            break
+        if rest[0] != ",":
+            raise FormatError(f"unrecognized %({atom.base}) argument: {arg}")
+        arg = rest[1:]
+    if "mailmap" in options:
+        raise FormatError(f"%({atom.base}:mailmap) is not supported by aioreftable")
+    atom.option = "localpart" if "localpart" in options else "trim" if "trim" in options else ""
+
+
+def _parse_contents(atom: Atom) -> None:
+    arg = atom.arg
+    if arg is None:
+        atom.option = "bare"
+    elif arg in ("body", "subject", "signature"):
+        atom.option = arg
+    elif arg == "size":
+        atom.option = "size"
+        atom.numeric = True
+    elif arg.startswith("lines="):
+        value = arg[len("lines=") :]
+        if not value.isdigit():
+            raise FormatError(f"positive value expected contents:lines={value}")
+        atom.option = "lines"
+        atom.number = int(value)
+    elif arg == "trailers" or arg.startswith("trailers:"):
+        raise FormatError("%(contents:trailers) is not supported by aioreftable")
+    else:
+        raise _bad_arg(atom)
+
+
+def _date_mode(arg: str) -> str:
+    """git's parse_date_format, for the modes computed here."""
+    if arg.startswith("auto:"):
+        arg = "default"  # not a terminal: git uses the default
+    if arg == "local":
+        arg = "default-local"
+    for prefix, mode in _DATE_TYPES:
+        if arg.startswith(prefix):
+            rest = arg[len(prefix) :]
+            if mode is None or rest.startswith("-local"):
+                raise FormatError(f"date format {arg} is not supported by aioreftable")
+            if rest:
+                raise FormatError(f"unknown date format {arg}")
+            return mode
+    raise FormatError(f"unknown date format {arg}")
+
+
+class Registry:
+    """The distinct atoms of one run, by name as written (git's used_atom array)."""
+
+    def __init__(self) -> None:
+        self.atoms: list[Atom] = []
+        self._by_name: dict[str, int] = {}
+
+    def parse(self, text: str) -> int:
+        """The index of the atom ``text`` (between ``%(`` and ``)``), or FormatError."""
+        found = self._by_name.get(text)
+        if found is not None:
+            return found
+        deref = text.startswith("*")
+        body = text[1:] if deref else text
+        if not body:
+            raise FormatError(f"malformed field name: {text}")
+        base, colon, arg = body.partition(":")
+        if base not in _KNOWN:
+            raise FormatError(f"unknown field name: {text}")
+        if base in UNSUPPORTED_ATOMS:
+            raise FormatError(f"%({base}) is not supported by aioreftable")
+        atom = Atom(text, base, (arg or None) if colon else None, deref)
+        atom.numeric = base in _NUMERIC or (base in _DATES and not colon)
+        _parse_args(atom)
+        self._by_name[text] = len(self.atoms)
+        self.atoms.append(atom)
+        return len(self.atoms) - 1
+
+    @property
+    def needs_objects(self) -> bool:
+        return any(
+            a.base in _OBJECT_ATOMS or a.base in ("objecttype", "objectsize") or a.deref
+            for a in self.atoms
+        )
+
+    @property
+    def needs_deref(self) -> bool:
+        return any(a.deref for a in self.atoms)
+
+
+def _literal(text: str) -> bytes:
+    """git's append_literal: ``%%`` is '%', ``%xx`` a byte in hex."""
+    raw = text.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if c == 0x25:  # %
+            if raw[i + 1 : i + 2] == b"%":
+                i += 1
+            elif _is_hex(raw[i + 1 : i + 3]):
+                out.append(int(raw[i + 1 : i + 3], 16))
+                i += 3
+                continue
+        out.append(raw[i])
+        i += 1
+    return bytes(out)
+
+
+def _is_hex(two: bytes) -> bool:
+    return len(two) == 2 and all(b in b"0123456789abcdefABCDEF" for b in two)
+
+
+def compile_format(fmt: str, registry: Registry) -> list[bytes | int]:
+    """The format as literals (bytes) and atom indexes; FormatError for a bad atom, and
+    ValueError('malformed format string ...') for a '%(' without ')' (git's usage error)."""
+    parts: list[bytes | int] = []
+    pos = 0
+    while pos < len(fmt):
+        start = _find_next(fmt, pos)
+        if start < 0:
+            break
+        end = fmt.find(")", start)
+        if end < 0:
+            raise ValueError(f"malformed format string {fmt[start:]}")
+        if start > pos:
+            parts.append(_literal(fmt[pos:start]))
+        parts.append(registry.parse(fmt[start + 2 : end]))
+        pos = end + 1
+    if pos < len(fmt):
+        parts.append(_literal(fmt[pos:]))
+    return parts
+
+
+def _find_next(fmt: str, pos: int) -> int:
+    while pos < len(fmt):
+        if fmt[pos] == "%":
+            if fmt[pos + 1 : pos + 2] == "(":
+                return pos
+            if fmt[pos + 1 : pos + 2] == "%":
+                pos += 1
+        pos += 1
+    return -1
+
+
+@dataclass(frozen=True)
+class SortKey:
+    atom: int
+    reverse: bool
+    version: bool
+
+
+def parse_sort_key(text: str, registry: Registry) -> SortKey:
+    """git's parse_sorting_atom: ``-`` reverses, ``version:``/``v:`` sorts as versions."""
+    reverse = text.startswith("-")
+    if reverse:
+        text = text[1:]
+    version = False
+    for prefix in ("version:", "v:"):
+        if text.startswith(prefix):
+            version = True
+            text = text[len(prefix) :]
+            break
+    return SortKey(registry.parse(text), reverse, version)
+
+
+# -- values ------------------------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    """One listed ref: its name (bytes), resolved id, symref target, peeled id."""
+
+    name: bytes
+    oid: str
+    symref: bytes | None
+    peeled: str | None
+    values: list[tuple[bytes, int]] | None = field(default=None)
+
+
+class ObjectSource:
+    """What the values need from outside: objects, abbreviations, short names, HEAD."""
+
+    def __init__(
+        self,
+        read: Callable[[str], tuple[str, bytes] | None],
+        abbreviate: Callable[[str, int], str],
+        shorten: Callable[[bytes], bytes],
+        head: bytes | None,
+        default_abbrev: int,
+    ):
+        self.read = read
+        self.abbreviate = abbreviate
+        self.shorten = shorten
+        self.head = head
+        self.default_abbrev = default_abbrev
+
+
+def _strip_components(name: bytes, count: int, left: bool) -> bytes:
+    if count < 0:
+        count = name.count(b"/") + count + 1
+    if left:
+        rest = name
+        while count > 0:
+            slash = rest.find(b"/")
+            if slash < 0:
+                return b""
+            rest = rest[slash + 1 :]
+            count -= 1
+        return rest
+    end = len(name)
+    while count > 0:
+        if end == 0:
+            return b""
+        slash = name.rfind(b"/", 0, end)
+        if slash < 0:
+            return b""
+        end = slash
+        count -= 1
+    return name[:end]
+
+
+def _show_ref(atom: Atom, name: bytes, source: ObjectSource) -> bytes:
+    if atom.option == "short":
+        return source.shorten(name)
+    if atom.option == "lstrip":
+        return _strip_components(name, atom.number, True)
+    if atom.option == "rstrip":
+        return _strip_components(name, atom.number, False)
+    return name
+
+
+def _oid_text(atom: Atom, oid: str, source: ObjectSource) -> bytes:
+    if atom.option == "short":
+        return source.abbreviate(oid, source.default_abbrev).encode()
+    if atom.option == "length":
+        return source.abbreviate(oid, atom.number).encode()
+    return oid.encode()
+
+
+def _header_lines(body: bytes) -> list[bytes]:
+    end = body.find(b"\n\n")
+    head = body if end < 0 else body[: end + 1]
+    return head.split(b"\n")
+
+
+def _header(body: bytes, key: bytes) -> bytes | None:
+    for line in _header_lines(body):
+        if line.startswith(key + b" "):
+            return line[len(key) + 1 :]
+        if not line:
+            break
+    return None
+
+
+def _tz_minutes(tz: int) -> int:
+    sign = -1 if tz < 0 else 1
+    tz = abs(tz)
+    return sign * ((tz // 100) * 60 + tz % 100)
+
+
+def _show_date(stamp: int, tz: int, mode: str) -> bytes:
+    """git's show_date for the modes computed here (the object's own time zone)."""
+    if mode == "unix":
+        return str(stamp).encode()
+    if mode == "raw":
+        return f"{stamp} {tz:+05d}".encode()
+    try:
+        tm = time.gmtime(stamp + _tz_minutes(tz) * 60)
+    except (OverflowError, OSError, ValueError):
+        tm = time.gmtime(0)
+        tz = 0
+    ymd = f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}"
+    hms = f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+    wday = _WEEKDAYS[(tm.tm_wday + 1) % 7]
+    month = _MONTHS[tm.tm_mon - 1]
+    if mode == "short":
+        return ymd.encode()
+    if mode == "iso":
+        return f"{ymd} {hms} {tz:+05d}".encode()
+    if mode == "iso-strict":
+        if tz == 0:
+            return f"{ymd}T{hms}Z".encode()
+        sign = "+" if tz >= 0 else "-"
+        return f"{ymd}T{hms}{sign}{abs(tz) // 100:02d}:{abs(tz) % 100:02d}".encode()
+    if mode == "rfc":
+        return f"{wday}, {tm.tm_mday} {month} {tm.tm_year} {hms} {tz:+05d}".encode()
+    return f"{wday} {month} {tm.tm_mday} {hms} {tm.tm_year} {tz:+05d}".encode()
+
+
+def _parse_c_long(text: bytes) -> tuple[int, bytes] | None:
+    """strtoul-like: leading spaces, optional sign, digits; the number and the rest."""
+    s = text.lstrip(b" \t\n\v\f\r")
+    i = 0
+    if s[:1] in (b"+", b"-"):
+        i = 1
+    j = i
+    while j < len(s) and s[j : j + 1].isdigit():
+        j += 1
+    if j == i:
+        return None
+    return int(s[:j]), s[j:]
+
+
+def _date_value(line: bytes, atom: Atom) -> tuple[bytes, int]:
+    if atom.date_error is not None:
+        raise MissingObject(atom.date_error)
+    mode = atom.date_mode
+    at = line.find(b"> ")
+    if at < 0:
+        return b"", 0
+    parsed = _parse_c_long(line[at + 2 :])
+    if parsed is None:
+        return b"", 0
+    stamp, rest = parsed
+    zone = _parse_c_long(rest)
+    tz = zone[0] if zone is not None else 0
+    return _show_date(stamp, tz, mode), stamp
+
+
+def _copy_name(line: bytes) -> bytes:
+    at = line.find(b" <")
+    return b"" if at < 0 else line[:at]
+
+
+def _copy_email(line: bytes, option: str) -> bytes:
+    start = line.find(b"<")
+    if start < 0:
+        return b""
+    email = line[start + 1 :] if option else line[start:]
+    if option == "localpart":
+        end = email.find(b"@")
+        if end < 0:
+            end = email.find(b">")
+    elif option == "trim":
+        end = email.find(b">")
+    else:
+        end = email.find(b">")
+        if end >= 0:
+            end += 1
+    return b"" if end < 0 else email[:end]
+
+
+def _signature_start(message: bytes) -> int:
+    """git's parse_signed_buffer: where the last signature block starts."""
+    pos, match = 0, len(message)
+    while pos < len(message):
+        if message.startswith(_SIGNATURE_STARTS, pos):
+            match = pos
+        eol = message.find(b"\n", pos)
+        pos = len(message) if eol < 0 else eol + 1
+    return match
+
+
+def _message_parts(body: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """git's find_subpos: (subject, body with signature, body without, signature,
+    message from the subject on)."""
+    body = body.split(b"\0", 1)[0]  # git reads the object as a C string
+    pos = 0
+    while pos < len(body) and body[pos : pos + 1] != b"\n":
+        eol = body.find(b"\n", pos)
+        pos = len(body) if eol < 0 else eol + 1
+    while body[pos : pos + 1] == b"\n":
+        pos += 1
+    msg = body[pos:]
+    sig_at = _signature_start(msg)
+    for sep in (b"\n\n", b"\r\n\r\n"):
+        eol = msg.find(sep)
+        if eol >= 0:
+            eol = min(eol, sig_at)
+            break
+    else:
+        eol = sig_at
+    sub = msg[:eol].rstrip(b"\r\n")
+    rest = eol
+    while msg[rest : rest + 1] in (b"\n", b"\r"):
+        rest += 1
+    return sub, msg[rest:], msg[rest:sig_at], msg[sig_at:], msg
+
+
+def _copy_subject(sub: bytes) -> bytes:
+    return sub.replace(b"\r\n", b"\n").replace(b"\n", b" ")
+
+
+def _append_lines(text: bytes, lines: int) -> bytes:
+    out: list[bytes] = []
+    pos = 0
+    for _ in range(lines):
+        if pos >= len(text):
+            break
+        eol = text.find(b"\n", pos)
+        if eol < 0:
+            out.append(text[pos:])
+            break
+        out.append(text[pos:eol])
+        pos = eol + 1
+    return b"\n    ".join(out)
+
+
+def _object_value(atom: Atom, kind: str, body: bytes, source: ObjectSource) -> tuple[bytes, int]:
+    """The value of an atom that parses a commit or tag (git's grab_values), else empty."""
+    base = atom.base
+    if base in ("subject", "body", "contents"):
+        if kind not in ("commit", "tag"):
+            return b"", 0
+        sub, body_all, body_nonsig, sig, msg = _message_parts(body)
+        opt = atom.option
+        if opt == "subject":
+            return _copy_subject(sub), 0
+        if opt == "body-dep":
+            return body_all, 0
+        if opt == "body":
+            return body_nonsig, 0
+        if opt == "signature":
+            return sig, 0
+        if opt == "size":
+            return str(len(msg)).encode(), len(msg)
+        if opt == "lines":
+            return _append_lines(msg[: len(msg) - len(sig)], atom.number), 0
+        return msg, 0
+    if kind == "tag":
+        if base == "tag":
+            return _header(body, b"tag") or b"", 0
+        if base == "type":
+            return _header(body, b"type") or b"", 0
+        if base == "object":
+            value = _header(body, b"object")
+            return (b"" if value is None else value), 0
+    if kind == "commit":
+        if base == "tree":
+            value = _header(body, b"tree")
+            return (b"" if value is None else _oid_text(atom, value.decode(), source)), 0
+        if base in ("parent", "numparent"):
+            parents = [line[7:] for line in _header_lines(body) if line.startswith(b"parent ")]
+            if base == "numparent":
+                return str(len(parents)).encode(), len(parents)
+            return b" ".join(_oid_text(atom, p.decode(), source) for p in parents), 0
+    for who in (b"author", b"committer", b"tagger"):
+        word = who.decode()
+        if not base.startswith(word):
+            continue
+        line = _header(body, who) if kind in ("commit", "tag") else None
+        if line is None:
+            return b"", 0
+        suffix = base[len(word) :]
+        if suffix == "":
+            return line, 0
+        if suffix == "name":
+            return _copy_name(line), 0
+        if suffix == "email":
+            return _copy_email(line, atom.option), 0
+        if suffix == "date":
+            return _date_value(line, atom)
+    if base in ("creator", "creatordate"):
+        who = b"tagger" if kind == "tag" else b"committer"
+        line = _header(body, who) if kind in ("commit", "tag") else None
+        if line is None:
+            return b"", 0
+        if base == "creator":
+            return line, 0
+        return _date_value(line, atom)
+    return b"", 0
+
+
+class MissingObject(Exception):
+    """What git dies on while it computes a value (``missing object <id> for <ref>``)."""
+
+
+class Formatter:
+    """Computes the atoms' values of items (once each) and formats them."""
+
+    def __init__(
+        self, registry: Registry, parts: list[bytes | int], source: ObjectSource, quote: str
+    ):
+        self.registry = registry
+        self.parts = parts
+        self.source = source
+        self.quote = _QUOTES[quote]
+
+    def values(self, item: Item) -> list[tuple[bytes, int]]:
+        if item.values is None:
+            item.values = self._compute(item)
+        return item.values
+
+    def _compute(self, item: Item) -> list[tuple[bytes, int]]:
+        atoms = self.registry.atoms
+        out: list[tuple[bytes, int]] = [(b"", 0)] * len(atoms)
+        obj: tuple[str, bytes] | None = None
+        deref: tuple[str, bytes] | None = None
+        deref_oid: str | None = None
+        need_obj = any(
+            a.base in _OBJECT_ATOMS or a.base in ("objecttype", "objectsize") or a.deref
+            for a in atoms
+        )
+        if need_obj:
+            obj = self.source.read(item.oid)
+            if obj is None:
+                raise MissingObject(f"missing object {item.oid} for {_text(item.name)}")
+            if obj[0] == "tag" and self.registry.needs_deref:
+                deref_oid = item.peeled or _peel(obj, self.source)
+                if deref_oid is not None:
+                    deref = self.source.read(deref_oid)
+                    if deref is None:
+                        raise MissingObject(f"missing object {deref_oid} for {_text(item.name)}")
+        for i, atom in enumerate(atoms):
+            base = atom.base
+            if atom.deref:
+                if base == "refname":
+                    out[i] = (item.name + b"^{}", 0)
+                    continue
+                if deref is None or deref_oid is None:
+                    continue
+                target: tuple[str, bytes] | None = deref
+                target_oid = deref_oid
+            else:
+                target, target_oid = obj, item.oid
+            if base == "refname":
+                out[i] = (_show_ref(atom, item.name, self.source), 0)
+            elif base == "symref":
+                if not atom.deref:
+                    name = item.symref or b""
+                    out[i] = (_show_ref(atom, name, self.source) if name else b"", 0)
+            elif base == "objectname":
+                out[i] = (_oid_text(atom, target_oid, self.source), 0)
+            elif base == "HEAD":
+                out[i] = (b"*" if self.source.head == item.name else b" ", 0)
+            elif base == "flag":
+                out[i] = (b"symref" if item.symref is not None else b"", 0)
+            elif target is None:
+                continue
+            elif base == "objecttype":
+                out[i] = (target[0].encode(), 0)
+            elif base == "objectsize":
+                out[i] = (str(len(target[1])).encode(), len(target[1]))
+            else:
+                out[i] = _object_value(atom, target[0], target[1], self.source)
+        return out
+
+    def format(self, item: Item) -> bytes:
+        values = self.values(item)
+        quote = self.quote
+        return b"".join(
+            part if isinstance(part, bytes) else quote(values[part][0]) for part in self.parts
+        )
+
+
+def _peel(obj: tuple[str, bytes], source: ObjectSource) -> str | None:
+    """git's peel_object: follow tags to the first object that is not a tag."""
+    for _ in range(64):
+        target = _header(obj[1], b"object")
+        if target is None:
+            return None
+        found = source.read(target.decode())
+        if found is None:
+            return None
+        if found[0] != "tag":
+            return target.decode()
+        obj = found
+    return None
+
+
+def _text(name: bytes) -> str:
+    return name.decode("utf-8", "surrogateescape")
+
+
+def _cstr(value: bytes) -> bytes:
+    return value.split(b"\0", 1)[0]
+
+
+def _quote_none(value: bytes) -> bytes:
+    return value
+
+
+def _quote_shell(value: bytes) -> bytes:
+    value = _cstr(value)
+    return b"'" + value.replace(b"'", b"'\\''").replace(b"!", b"'\\!'") + b"'"
+
+
+def _quote_perl(value: bytes) -> bytes:
+    value = _cstr(value)
+    return b"'" + value.replace(b"\\", b"\\\\").replace(b"'", b"\\'") + b"'"
+
+
+def _quote_python(value: bytes) -> bytes:
+    value = _cstr(value).replace(b"\\", b"\\\\").replace(b"'", b"\\'").replace(b"\n", b"\\n")
+    return b"'" + value + b"'"
+
+
+_TCL = {ord(c): "\\" + c for c in '[]{}$\\"'} | {
+    ord("\f"): "\\f",
+    ord("\r"): "\\r",
+    ord("\n"): "\\n",
+    ord("\t"): "\\t",
+    ord("\v"): "\\v",
+}
+
+
+def _quote_tcl(value: bytes) -> bytes:
+    text = _cstr(value).decode("latin-1").translate(_TCL)
+    return b'"' + text.encode("latin-1") + b'"'
+
+
+_QUOTES: dict[str, Callable[[bytes], bytes]] = {
+    "": _quote_none,
+    "shell": _quote_shell,
+    "perl": _quote_perl,
+    "python": _quote_python,
+    "tcl": _quote_tcl,
+}
+
+
+# -- sorting -----------------------------------------------------------------------------
+
+_S_N, _S_I, _S_F, _S_Z = 0, 3, 6, 9
+_CMP, _LEN = 2, 3
+_NEXT = (_S_N, _S_I, _S_Z, _S_N, _S_I, _S_I, _S_N, _S_F, _S_F, _S_N, _S_F, _S_Z)
+_RESULT = (
+    _CMP, _CMP, _CMP, _CMP, _LEN, _CMP, _CMP, _CMP, _CMP,
+    _CMP, -1, -1, +1, _LEN, _LEN, +1, _LEN, _LEN,
+    _CMP, _CMP, _CMP, _CMP, _CMP, _CMP, _CMP, _CMP, _CMP,
+    _CMP, +1, +1, -1, _CMP, _CMP, -1, _CMP, _CMP,
+)  # fmt: skip
+
+
+def _cls(c: int) -> int:
+    return (c == 0x30) + (0x30 <= c <= 0x39)
+
+
+def versioncmp(a: bytes, b: bytes) -> int:
+    """git's versioncmp (glibc's strverscmp; no versionsort.suffix)."""
+    if a == b:
+        return 0
+    a0, b0 = a + b"\0", b + b"\0"
+    i = 0
+    c1, c2 = a0[0], b0[0]
+    state = _S_N + _cls(c1)
+    while c1 == c2:
+        if c1 == 0:
+            return 0
+        state = _NEXT[state]
+        i += 1
+        c1, c2 = a0[i], b0[i]
+        state += _cls(c1)
+    diff = c1 - c2
+    result = _RESULT[state * 3 + _cls(c2)]
+    if result == _CMP:
+        return diff
+    if result == _LEN:
+        p1 = p2 = i + 1
+        while 0x30 <= a0[p1] <= 0x39:
+            p1 += 1
+            if not 0x30 <= b0[p2] <= 0x39:
+                return 1
+            p2 += 1
+        return -1 if 0x30 <= b0[p2] <= 0x39 else diff
+    return result
