@@ -4,7 +4,9 @@ auto-compaction then does on a twin."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,8 @@ from typing import Any
 import pytest
 from cli_scenarios import NO_COMPACTION, Scenarios, run_git, run_ours, scenarios
 from conftest import Git
+
+from aioreftable.cli import main
 
 __all__ = ["scenarios"]  # the session fixture
 
@@ -147,3 +151,46 @@ def test_stats_of_a_linked_worktree(scenarios: Scenarios) -> None:
     assert from_wt[0] == main[0]
     assert from_wt[1]["path"].endswith(f"/worktrees/{wt.name}/reftable")
     assert sum(t["refs"]["records"] for t in from_wt[1]["tables"]) >= 3  # HEAD, bisect, wt-only
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, repo: Path, argv: list[str]
+) -> tuple[int, str, str]:
+    """Our command with stderr a terminal (stdout is not one)."""
+    err, out = _Terminal(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.chdir(repo)
+    code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("argv", "label"),
+    [
+        (["stats"], "Reading tables"),
+        (["stats", "--json"], "Reading tables"),
+        (["refs", "verify"], "Checking references"),
+        (["pack-refs"], "Compacting references"),
+        (["compact"], "Compacting tables"),
+    ],
+)
+def test_progress_bar_on_a_terminal_only(
+    scenarios: Scenarios, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str],
+    label: str,
+) -> None:  # fmt: skip
+    repo = scenarios.copy("tombstones-sha1", tmp_path / "repo")
+    tables = len(listed(repo))
+    code, out, err = on_a_terminal(monkeypatch, repo, argv)
+    assert code == 0 and label in err
+    if argv[0] == "stats":
+        assert f"{tables}/{tables}" in err  # one step per table
+        assert out == run_ours(repo, argv)[0].decode()  # stdout as when piped
+    quiet = on_a_terminal(monkeypatch, repo, [*argv, "-q"])
+    assert quiet[0] == 0 and quiet[2] == ""  # -q: nothing on the terminal
+    assert run_ours(repo, argv)[1] == b""  # piped: no bar
