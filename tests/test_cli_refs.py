@@ -254,3 +254,11 @@ def test_list_is_for_each_ref_like_git(git_new: Git, scenarios: Scenarios, name:
             continue
         assert ours == theirs, args
         assert ours == run_ours(repo, ["for-each-ref", *args])
+
+
+def test_verify_and_exists_on_10k_refs(git_new: Git, scenarios: Scenarios) -> None:
+    repo = scenarios["many-sha1"]
+    for args in [*VERIFY, VERBOSE[0]]:
+        assert same(git_new, repo, args)[2] == 0
+    assert same(git_new, repo, ["refs", "exists", "refs/tags/t/03978"])[2] == 0
+    assert same(git_new, repo, ["refs", "exists", "refs/tags/t/03979"])[2] == 2
