@@ -246,17 +246,13 @@ def run_handler(backend: Backend, service: str, path: str, body: bytes | None) -
     proto = ReceivableProtocol(BytesIO(body or b"").read, out.write)
     handler_cls = HANDLERS[service]
     advertise = body is None
+    # The backend owns the Repo (one per repository, shared by the requests; closed with it).
     handler = handler_cls(backend, [path], proto, stateless_rpc=True, advertise_refs=advertise)
-    try:
-        if advertise:
-            proto.write_pkt_line(b"# service=" + service.encode() + b"\n")
-            proto.write_pkt_line(None)
-        with contextlib.suppress(HangupException):
-            handler.handle()
-    finally:
-        close = getattr(handler.repo, "close", None)
-        if close is not None:
-            close()
+    if advertise:
+        proto.write_pkt_line(b"# service=" + service.encode() + b"\n")
+        proto.write_pkt_line(None)
+    with contextlib.suppress(HangupException):
+        handler.handle()
     return out.getvalue()
 
 

@@ -81,7 +81,7 @@ class GitHttpServer:
     def stop(self) -> int:
         """Stop the server; its exit status (0 after a clean SIGTERM)."""
         assert self.proc is not None
-        if self.proc.poll() is None:
+        if self.proc.poll() is None:  # (idempotent: a second call only reports)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)

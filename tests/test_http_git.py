@@ -47,6 +47,7 @@ def served(git: Git, tmp_path: Path) -> Iterator[tuple[GitHttpServer, Path]]:
     root.mkdir()
     with GitHttpServer(root) as server:
         yield server, root
+        assert server.stop() == 0, server.stderr()  # SIGTERM: a clean exit
 
 
 def make_server_repo(
@@ -311,3 +312,44 @@ def test_what_is_not_a_served_repository(
     dumb.value.close()
     assert dumb.value.code == 403
     assert remote_refs(git, server.url("ok.git")) == server_refs(git, repo) == {}
+
+
+def pkt_line(data: bytes) -> bytes:
+    return b"%04x" % (len(data) + 4) + data
+
+
+def test_funny_refnames_are_refused(
+    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path]
+) -> None:
+    """A receive-pack request naming refs outside refs/ or with names git refuses (git's
+    client never sends them): each gets git's ``ng <ref> funny refname``; the others apply."""
+    server, root = served
+    repo = make_server_repo(git, root, "f.git")
+    url = server.url("f.git")
+    a = seed(git, tmp_path, url)
+    main = a("rev-parse", "main").strip()
+    a("push", "-q", "origin", "main:refs/heads/gone")
+    zero = "0" * 40
+    commands = [
+        f"{main} {zero} refs/heads/a..b",
+        f"{main} {zero} HEAD",
+        f"{main} {zero} refs/heads/gone",
+    ]
+    body = pkt_line(f"{commands[0]}\0report-status delete-refs\n".encode())
+    body += b"".join(pkt_line(f"{c}\n".encode()) for c in commands[1:]) + b"0000"
+    request = urllib.request.Request(
+        server.url("f.git/git-receive-pack"),
+        data=body,
+        headers={"Content-Type": "application/x-git-receive-pack-request"},
+    )
+    with urllib.request.urlopen(request) as r:
+        answer = r.read()
+    assert answer == (
+        pkt_line(b"unpack ok\n")
+        + pkt_line(b"ng refs/heads/a..b funny refname\n")
+        + pkt_line(b"ng HEAD funny refname\n")
+        + pkt_line(b"ok refs/heads/gone\n")
+        + b"0000"
+    )
+    assert server_refs(git, repo) == {"refs/heads/main": main}
+    assert_clean(git, repo)

@@ -1,0 +1,221 @@
+"""``git push`` over HTTP: 100 branches as 100 concurrent pushes, reftable against files.
+
+    python benchmarks/bench_push.py                  # 100 pushes, 3 runs per backend
+    python benchmarks/bench_push.py --pushes 50 --runs 5
+
+Starts ``examples/git_http_server.py`` on 127.0.0.1 (one server for the whole run) and,
+per run and backend, a fresh bare repository holding ``main``: ``reftable`` (git init
+--ref-format=reftable: served through aioreftable.dulwich, one ref-store batch per push,
+concurrent pushes sharing tables through group commit) and ``files`` (served through
+dulwich's own ``DiskRefsContainer``, the same receive path otherwise). One client
+repository has the branches (one commit each on ``main``); all pushes
+(``git push URL bN:refs/heads/bN``) start at once, each in its own thread. Measured: the
+wall time until the last push has finished, pushes per second, and each push's own time
+(p50, max). Every push must succeed and the server must then hold exactly the pushed
+refs (``git for-each-ref``), else the run fails. The backends alternate; the table shows
+the median run of each, with the server's CPU time (user+sys, from /proc) during that run.
+The files repository gets ``logs/refs/heads`` beforehand: dulwich's reflog writer creates
+it racily, and concurrent first pushes then fail (FileExistsError). Needs git >= 2.45 with
+git-remote-http (AIOREFTABLE_TEST_GIT or git on PATH; scripts/ensure-git.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import selectors
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import dulwich
+
+SERVER = Path(__file__).resolve().parent.parent / "examples" / "git_http_server.py"
+GIT = os.environ.get("AIOREFTABLE_TEST_GIT") or shutil.which("git") or "git"
+ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "A U Thor",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "C O Mitter",
+    "GIT_COMMITTER_EMAIL": "committer@example.com",
+    "GIT_AUTHOR_DATE": "1112354055 +0200",
+    "GIT_COMMITTER_DATE": "1112354055 +0200",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+}
+BACKENDS = ("reftable", "files")
+
+
+def git(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> str:
+    proc = subprocess.run(
+        [GIT, *args], cwd=cwd, env=ENV, input=stdin, capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
+    return proc.stdout.decode()
+
+
+def make_client(path: Path, pushes: int) -> dict[str, str]:
+    """A client repository with ``main`` and branches b000.. (one commit each on main),
+    made by one ``git fast-import``; the branch -> commit id map."""
+    git("init", "-q", "-b", "main", str(path))
+    lines = ["commit refs/heads/main", "mark :1", "committer C <c@example.com> 1 +0000"]
+    lines += ["data 5", "base", "M 644 inline base.txt", "data 5", "base", ""]
+    for i in range(pushes):
+        body = f"branch {i}"
+        lines += [f"commit refs/heads/b{i:03}", "committer C <c@example.com> 1 +0000"]
+        lines += [f"data {len(body)}", body, "from :1"]
+        lines += [f"M 644 inline b{i:03}.txt", f"data {len(body)}", body, ""]
+    git("fast-import", "--quiet", cwd=path, stdin=("\n".join(lines) + "\n").encode())
+    out = git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/", cwd=path)
+    return dict(line.split(" ") for line in out.splitlines())
+
+
+class Server:
+    """examples/git_http_server.py on 127.0.0.1, a free port."""
+
+    def __init__(self, root: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SERVER), "--root", str(root), "--port", "0"],
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        line = b""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while not line.endswith(b"\n"):
+                if not sel.select(30):
+                    raise SystemExit("the server did not start in 30 s")
+                chunk = os.read(self.proc.stdout.fileno(), 1)
+                if not chunk:
+                    raise SystemExit("the server exited")
+                line += chunk
+        found = re.match(rb"listening on (http://\S+/)", line)
+        assert found, line
+        self.base = found.group(1).decode()
+
+    def cpu(self) -> float:
+        """The server's CPU time so far (user+sys, seconds)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+@dataclass
+class Run:
+    backend: str
+    wall: float
+    each: list[float]
+    server_cpu: float
+
+
+def one_push(client: Path, url: str, branch: str) -> tuple[float, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [GIT, "push", "-q", url, f"{branch}:{branch}"],
+        cwd=client,
+        env=ENV,
+        capture_output=True,
+        check=False,
+    )
+    error = "" if proc.returncode == 0 else proc.stderr.decode(errors="replace")
+    return time.perf_counter() - start, error
+
+
+def run(
+    server: Server, root: Path, client: Path, want: dict[str, str], backend: str, n: int
+) -> Run:
+    name = f"{backend}-{n}.git"
+    repo = root / name
+    git("init", "-q", "--bare", f"--ref-format={backend}", "-b", "main", str(repo))
+    git("push", "-q", str(repo), "main", cwd=client)
+    if backend == "files":
+        # dulwich 1.2.21's reflog writer makes missing directories with a racy
+        # exists-then-mkdir: concurrent first pushes fail with FileExistsError on
+        # logs/refs/heads (the receive path reports it as git's rejection). Not timed here.
+        (repo / "logs" / "refs" / "heads").mkdir(parents=True, exist_ok=True)
+    branches = sorted(b for b in want if b != "refs/heads/main")
+    url = server.base + name
+    cpu = server.cpu()
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(branches)) as pool:
+        results = list(pool.map(lambda b: one_push(client, url, b), branches))
+    wall = time.perf_counter() - start
+    cpu = server.cpu() - cpu
+    errors = [e for _, e in results if e]
+    if errors:
+        raise SystemExit(f"{len(errors)} pushes to {backend} failed, e.g.:\n{errors[0]}")
+    out = git("for-each-ref", "--format=%(refname) %(objectname)", cwd=repo)
+    if dict(line.split(" ") for line in out.splitlines()) != want:
+        raise SystemExit(f"the {backend} repository does not hold what was pushed")
+    return Run(backend, wall, [t for t, _ in results], cpu)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pushes", type=int, default=100, help="branches = concurrent pushes")
+    parser.add_argument("--runs", type=int, default=3, help="runs per backend")
+    args = parser.parse_args()
+    git_version = git("--version").strip()
+    with tempfile.TemporaryDirectory(prefix="bench_push.") as tmp:
+        root = Path(tmp) / "root"
+        root.mkdir()
+        client = Path(tmp) / "client"
+        want = make_client(client, args.pushes)
+        server = Server(root)
+        runs: list[Run] = []
+        try:
+            for n in range(args.runs):
+                for backend in BACKENDS if n % 2 == 0 else BACKENDS[::-1]:
+                    r = run(server, root, client, want, backend, n)
+                    print(
+                        f"run {n + 1} {backend:8} {r.wall:6.2f} s"
+                        f" (server CPU {r.server_cpu:.2f} s)",
+                        file=sys.stderr,
+                    )
+                    runs.append(r)
+        finally:
+            server.stop()
+    print(f"# {args.pushes} concurrent git push over HTTP, {args.runs} runs per backend (median)")
+    print(
+        f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()},"
+        f" {git_version}, dulwich {'.'.join(map(str, dulwich.__version__))}"
+    )
+    print(
+        "| server repository | wall (s) | pushes/s | push p50 (s) | push max (s)"
+        " | server CPU (s) | runs (s) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for backend in BACKENDS:
+        mine = sorted((r for r in runs if r.backend == backend), key=lambda r: r.wall)
+        mid = mine[len(mine) // 2]
+        label = (
+            "reftable (aioreftable.dulwich)"
+            if backend == "reftable"
+            else "files (DiskRefsContainer)"
+        )
+        walls = ", ".join(f"{r.wall:.2f}" for r in mine)
+        print(
+            f"| {label} | {mid.wall:.2f} | {args.pushes / mid.wall:.1f} |"
+            f" {statistics.median(mid.each):.2f} | {max(mid.each):.2f} | {mid.server_cpu:.2f} |"
+            f" {walls} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
