@@ -22,7 +22,7 @@ from .._format._layout import HashAlgorithm
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._format._writer import WriteOptions
 from .._repo import NotARepositoryError, RepositoryLayout
-from .._stack import StackOptions, open_stack
+from .._stack import Snapshot, StackOptions, open_stack
 from ._config import load_store_config
 from ._configfile import parse_config
 from ._core import decode_name, encode_name, is_root_ref, parse_loose_ref
@@ -143,6 +143,17 @@ def _config_values(config: bytes, name: str) -> dict[str, str | None]:
 # -- reading the old backend -----------------------------------------------------------------
 async def _read_files(repo: _Repo, algorithm: HashAlgorithm, reflogs: bool) -> _Refs:
     tree = await anyio.to_thread.run_sync(files_io.read_files_tree, repo.common_dir, is_root_ref)
+    refs, unpeeled, logs = await anyio.to_thread.run_sync(_parse_files, tree, algorithm, reflogs)
+    if unpeeled:
+        await _peel(repo, algorithm, refs, unpeeled)
+    return _Refs([refs[n] for n in sorted(refs, key=encode_name)], logs)
+
+
+def _parse_files(
+    tree: files_io.FilesTree, algorithm: HashAlgorithm, reflogs: bool
+) -> tuple[dict[str, _Ref], set[str], list[tuple[str, list[LogLine]]]]:
+    """The refs (loose over packed), the names whose peeled ids are not known, the reflogs
+    (CPU work: run in a worker thread)."""
     packed: dict[str, PackedRef] = {}
     fully_peeled = False
     if tree.packed is not None:
@@ -164,8 +175,6 @@ async def _read_files(repo: _Repo, algorithm: HashAlgorithm, reflogs: bool) -> _
         elif oid is not None:
             refs[name] = _Ref(name, bytes.fromhex(oid), None, None)
             unpeeled.add(name)
-    if unpeeled:
-        await _peel(repo, algorithm, refs, unpeeled)
     logs: list[tuple[str, list[LogLine]]] = []
     if reflogs:
         for name, data in tree.logs.items():
@@ -174,7 +183,7 @@ async def _read_files(repo: _Repo, algorithm: HashAlgorithm, reflogs: bool) -> _
             lines = parse_reflog(data, algorithm)
             if lines:
                 logs.append((name, lines))
-    return _Refs([refs[n] for n in sorted(refs, key=encode_name)], logs)
+    return refs, unpeeled, logs
 
 
 async def _peel(
@@ -199,35 +208,40 @@ async def _peel(
 
 
 async def _read_reftable(repo: _Repo, algorithm: HashAlgorithm, reflogs: bool) -> _Refs:
-    refs: list[_Ref] = []
-    logs: list[tuple[str, list[LogLine]]] = []
     options = StackOptions(write_options=WriteOptions(hash=algorithm.name), auto_compact=False)
     async with open_stack(repo.common_dir / "reftable", options) as stack:
         snap = await stack.snapshot()
-        null = snap.hash.null_id
-        for rec in snap.iter_refs():
-            name = decode_name(rec.refname)
-            if rec.value_type == RefValueType.SYMREF:
-                assert rec.target is not None
-                refs.append(_Ref(name, None, decode_name(rec.target), None))
-            else:
-                refs.append(_Ref(name, rec.oid, None, rec.peeled))
-        if reflogs:
-            current: bytes | None = None
-            entries: list[LogLine] = []
-            for log in snap.iter_logs():
-                if log.refname != current:
-                    _add_log(logs, current, entries)
-                    current, entries = log.refname, []
-                if log.old_id == null and log.new_id == null:
-                    continue  # the existence marker: no entry
-                entries.append(
-                    LogLine(
-                        log.old_id, log.new_id, log.name, log.email, log.time, log.tz_offset,
-                        log.message,
-                    )
-                )  # fmt: skip
-            _add_log(logs, current, entries)
+        return await anyio.to_thread.run_sync(_collect, snap, reflogs)
+
+
+def _collect(snap: Snapshot, reflogs: bool) -> _Refs:
+    """Every ref and reflog of a snapshot (CPU work: run in a worker thread)."""
+    refs: list[_Ref] = []
+    logs: list[tuple[str, list[LogLine]]] = []
+    null = snap.hash.null_id
+    for rec in snap.iter_refs():
+        name = decode_name(rec.refname)
+        if rec.value_type == RefValueType.SYMREF:
+            assert rec.target is not None
+            refs.append(_Ref(name, None, decode_name(rec.target), None))
+        else:
+            refs.append(_Ref(name, rec.oid, None, rec.peeled))
+    if reflogs:
+        current: bytes | None = None
+        entries: list[LogLine] = []
+        for log in snap.iter_logs():
+            if log.refname != current:
+                _add_log(logs, current, entries)
+                current, entries = log.refname, []
+            if log.old_id == null and log.new_id == null:
+                continue  # the existence marker: no entry
+            entries.append(
+                LogLine(
+                    log.old_id, log.new_id, log.name, log.email, log.time, log.tz_offset,
+                    log.message,
+                )
+            )  # fmt: skip
+        _add_log(logs, current, entries)
     return _Refs(refs, logs)
 
 
@@ -242,12 +256,59 @@ def _add_log(
 
 
 # -- writing the new backend -----------------------------------------------------------------
-def _ident(entry: LogLine) -> tuple[bytes, bytes]:
-    """git's fmt_ident on the entry's name and email (crud trimmed)."""
-    return (
-        strip_crud(entry.name.decode("utf-8", "surrogateescape")),
-        strip_crud(entry.email.decode("utf-8", "surrogateescape")),
-    )
+class _Idents:
+    """git's fmt_ident on entries' names and emails (crud trimmed), once per pair."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+
+    def __call__(self, entry: LogLine) -> tuple[bytes, bytes]:
+        key = (entry.name, entry.email)
+        found = self._seen.get(key)
+        if found is None:
+            found = self._seen[key] = (
+                strip_crud(entry.name.decode("utf-8", "surrogateescape")),
+                strip_crud(entry.email.decode("utf-8", "surrogateescape")),
+            )
+        return found
+
+
+_TS = 1  # the update index of the refs; reflog entry i gets _TS + i (git's migration)
+_CHUNK = 20_000  # records encoded per worker-thread call (a progress step)
+
+
+def _records(refs: _Refs, block_size: int) -> tuple[list[RefRecord], list[LogRecord], int]:
+    """The table's records in key order and the last update index (CPU work: run in a
+    worker thread)."""
+    ref_records = []
+    for ref in refs.refs:
+        raw = encode_name(ref.name)
+        if ref.target is not None:
+            ref_records.append(RefRecord.symref(raw, _TS, encode_name(ref.target)))
+        elif ref.peeled is not None:
+            assert ref.oid is not None
+            ref_records.append(RefRecord.val2(raw, _TS, ref.oid, ref.peeled))
+        else:
+            assert ref.oid is not None
+            ref_records.append(RefRecord.val1(raw, _TS, ref.oid))
+    ref_records.sort(key=lambda r: r.refname)
+    log_records: list[LogRecord] = []
+    ident = _Idents()
+    index = 0
+    for name, entries in refs.logs:
+        raw = encode_name(name)
+        for entry in entries:
+            who, mail = ident(entry)
+            log_records.append(
+                LogRecord(
+                    raw, _TS + index, old_id=entry.old_id, new_id=entry.new_id, name=who,
+                    email=mail, time=entry.time, tz_offset=entry.tz,
+                    message=reflog_message(entry.message, block_size),
+                )
+            )  # fmt: skip
+            index += 1
+    log_records.sort(key=lambda r: (r.refname, -r.update_index))
+    return ref_records, log_records, _TS + max(index - 1, 0)
 
 
 async def _write_reftable(
@@ -262,46 +323,25 @@ async def _write_reftable(
     reflog entry at its own index after it (git's migration), plus git's stubs."""
     config = await load_store_config(layout, env, repo.git_dir)
     options = dataclasses.replace(config.stack_options(), auto_compact=False)
-    block_size = config.block_size
-    ts = 1
-    ref_records = []
-    for ref in refs.refs:
-        raw = encode_name(ref.name)
-        if ref.target is not None:
-            ref_records.append(RefRecord.symref(raw, ts, encode_name(ref.target)))
-        elif ref.peeled is not None:
-            assert ref.oid is not None
-            ref_records.append(RefRecord.val2(raw, ts, ref.oid, ref.peeled))
-        else:
-            assert ref.oid is not None
-            ref_records.append(RefRecord.val1(raw, ts, ref.oid))
-    log_records: list[LogRecord] = []
-    index = 0
-    for name, entries in refs.logs:
-        raw = encode_name(name)
-        for entry in entries:
-            who, mail = _ident(entry)
-            log_records.append(
-                LogRecord(
-                    raw, ts + index, old_id=entry.old_id, new_id=entry.new_id, name=who,
-                    email=mail, time=entry.time, tz_offset=entry.tz,
-                    message=reflog_message(entry.message, block_size),
-                )
-            )  # fmt: skip
-            index += 1
-    log_records.sort(key=lambda r: (r.refname, -r.update_index))
+    ref_records, log_records, last = await anyio.to_thread.run_sync(
+        _records, refs, config.block_size
+    )
     if ref_records or log_records:
         async with (
             open_stack(temp / "reftable", options, create=True) as stack,
             stack.addition() as add,
         ):
-            add.writer.set_limits(ts, ts + max(index - 1, 0))
-            add.writer.add_refs(sorted(ref_records, key=lambda r: r.refname))
-            if progress is not None:
-                progress.advance(len(ref_records))
-            add.writer.add_logs(log_records)
-            if progress is not None:
-                progress.advance(len(log_records))
+            add.writer.set_limits(_TS, last)
+            for i in range(0, len(ref_records), _CHUNK):
+                batch = ref_records[i : i + _CHUNK]
+                await anyio.to_thread.run_sync(add.writer.add_refs, batch)
+                if progress is not None:
+                    progress.advance(len(batch))
+            for i in range(0, len(log_records), _CHUNK):
+                logs = log_records[i : i + _CHUNK]
+                await anyio.to_thread.run_sync(add.writer.add_logs, logs)
+                if progress is not None:
+                    progress.advance(len(logs))
     else:
         await anyio.to_thread.run_sync(
             partial(files_io.write_files_tree, temp, ["reftable"], [("reftable/tables.list", b"")])
@@ -314,9 +354,19 @@ async def _write_reftable(
 
 
 async def _write_files(temp: Path, refs: _Refs, progress: MigrationProgress | None) -> None:
-    """The new files store in ``temp``: git's initial transaction puts plain refs into
-    packed-refs (with their peeled ids) and symrefs and root refs into loose files; each
-    reflog into ``logs/``."""
+    """The new files store in ``temp`` (``_files_of``), written by one worker-thread call."""
+    files = await anyio.to_thread.run_sync(_files_of, refs)
+    await anyio.to_thread.run_sync(
+        partial(files_io.write_files_tree, temp, ["refs/heads", "refs/tags"], files)
+    )
+    if progress is not None:
+        progress.advance(refs.count())
+
+
+def _files_of(refs: _Refs) -> list[tuple[str, bytes]]:
+    """git's initial transaction: plain refs into packed-refs (with their peeled ids),
+    symrefs and root refs into loose files, each reflog into ``logs/`` (CPU work: run in a
+    worker thread)."""
     packed = []
     files: list[tuple[str, bytes]] = []
     for ref in refs.refs:
@@ -329,18 +379,15 @@ async def _write_files(temp: Path, refs: _Refs, progress: MigrationProgress | No
             packed.append(PackedRef(ref.name, ref.oid, ref.peeled))
     if packed:
         files.append(("packed-refs", format_packed_refs(packed)))
+    ident = _Idents()
     for name, entries in refs.logs:
         lines = []
         for entry in entries:
-            who, mail = _ident(entry)
+            who, mail = ident(entry)
             message = reflog_message(entry.message, _NO_TRUNCATION)
             lines.append(format_reflog_line(entry._replace(name=who, email=mail, message=message)))
         files.append((f"logs/{name}", b"".join(lines)))
-    await anyio.to_thread.run_sync(
-        partial(files_io.write_files_tree, temp, ["refs/heads", "refs/tags"], files)
-    )
-    if progress is not None:
-        progress.advance(refs.count())
+    return files
 
 
 # -- the config ------------------------------------------------------------------------------
