@@ -10,10 +10,12 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 from conftest import GIT_ENV, Git
-from refs_helpers import make_twins, object_ids
+from refs_helpers import live_records, make_twins, object_ids
 
 from aioreftable.cli import main
 
@@ -53,18 +55,16 @@ def theirs(git: Git, cwd: Path, args: tuple[str, ...], data: bytes = b"") -> Res
 
 def state(git: Git, repo: Path) -> tuple[str, dict[str, str], int, str]:
     """What a write leaves: every ref (symrefs named), every reflog, `git refs verify`."""
-    refs = git(
-        "for-each-ref",
-        "--include-root-refs",
-        "--format=%(refname) %(objectname) %(symref)",
-        cwd=repo,
+
+    def text(*args: str) -> str:
+        proc = git.run(*args, cwd=repo, check=False)
+        return proc.stdout.decode("utf-8", "surrogateescape")
+
+    refs = text(
+        "for-each-ref", "--include-root-refs", "--format=%(refname) %(objectname) %(symref)"
     )
-    names = git("reflog", "list", cwd=repo).split()
     fmt = "--format=%gd %H %gn <%ge> %gs"
-    logs = {
-        n: git.run("reflog", "show", fmt, n, "--", cwd=repo, check=False).stdout.decode()
-        for n in names
-    }
+    logs = {n: text("reflog", "show", fmt, n, "--") for n in text("reflog", "list").split()}
     verify = git.run("refs", "verify", cwd=repo, check=False)
     return refs, logs, verify.returncode, verify.stderr.decode()
 
@@ -82,6 +82,7 @@ class Twins:
         self.ids["null"] = "0" * len(self.ids["c0"])
         self.ids["missing"] = "1" * len(self.ids["c0"])
         self.ids["blob"] = self.blob()
+        self.ids["C0"] = self.ids["c0"].upper()
 
     def blob(self) -> str:
         oid = ""
@@ -101,11 +102,22 @@ class Twins:
         return want, got
 
     def check(self, args: tuple[str, ...], template: str = "") -> Result:
-        """One step on both twins: the same output and exit status, the same state."""
+        """One step on both twins: the same output and exit status, the same records."""
         want, got = self.step(args, template)
         assert got == want, (args, template)
-        assert state(self.git, self.ours) == state(self.git, self.theirs), (args, template)
+        assert self.records(self.ours) == self.records(self.theirs), (args, template)
         return got
+
+    @staticmethod
+    def records(repo: Path) -> tuple[list[Any], list[Any]]:
+        """Every live ref and log record (update indexes, dates, messages included)."""
+        return anyio.run(live_records, repo / ".git" / "reftable")
+
+    def check_state(self) -> None:
+        """git's view of both twins: refs, every reflog, `git refs verify` (clean)."""
+        theirs = state(self.git, self.theirs)
+        assert state(self.git, self.ours) == theirs
+        assert theirs[2:] == (0, "")
 
 
 @pytest.fixture
@@ -174,6 +186,7 @@ def test_update_ref_matches_git(git: Git, git_env: None, tmp_path: Path, fmt: st
             continue
         got = twins.check(args)
         assert got[0] == code, (args, got)
+    twins.check_state()
 
 
 def test_update_ref_usage_is_git_255s(git_new: Git, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ stderr, exit status) and the same refs, reflogs and `git refs verify` afterwards
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,10 @@ SESSIONS: list[tuple[tuple[str, ...], str]] = [
     ),
     (STDIN, "update refs/heads/c {c0} \n"),  # an empty old value: must not exist
     (STDIN, 'update "refs/heads/q\\165oted" {c0}\ndelete "refs/heads/c"\n'),
+    (MSG, 'create "refs/heads/\\303\\251t\\303\\251" {C0}\ncreate "refs/heads/\\377" {c1}\n'),
+    (MSG, 'update "refs/heads/\\377" {c2} {c1}\nverify "refs/heads/\\303\\251t\\303\\251" {c0}\n'),
+    (MSG, 'update "refs/heads/\\377" {c0} {c1}\n'),  # the name in git's error, as bytes
+    (MSG, "update refs/heads/tab\t{c0}\n"),  # a tab ends an argument too
     # transactions: start/prepare/commit, abort, several in one session, EOF aborts
     (MSG, "start\nupdate refs/heads/a {c2}\nprepare\ncommit\n"),
     (MSG, "start\nupdate refs/heads/a {c0}\nabort\n"),
@@ -143,14 +148,18 @@ def test_prepare_failures_come_at_commit(git: Git, git_env: None, tmp_path: Path
             assert got == (want[0], want[1] + "prepare: ok\n", want[2])
         else:  # aborted after prepare: we never ran the checks
             assert got == (0, want[1] + "prepare: ok\nabort: ok\n", "")
-        assert state(git, twins.ours) == state(git, twins.theirs)
+        assert twins.records(twins.ours) == twins.records(twins.theirs)
+    twins.check_state()
 
 
 def run_sessions(twins: Twins, sessions: list[tuple[tuple[str, ...], str]]) -> int:
+    """Each session on both twins (the same answers and records after each), then git's
+    view of both; how many sessions failed."""
     failures = 0
     for args, template in sessions:
         code, _, _ = twins.check(args, template)
         failures += code != 0
+    twins.check_state()
     return failures
 
 
@@ -223,6 +232,7 @@ BATCH_SESSIONS: list[tuple[tuple[str, ...], str]] = [
     (BATCH, "create refs/heads/g1 {c0}\nupdate refs/heads/a..b {c0}\n"),
     (BATCH, "create refs/heads/g1 {c0}\ncreate refs/heads/g1 {c1}\n"),
     (BATCH, "create refs/heads/g1 {c0}\ndelete foo\n"),
+    (BATCH, "create refs/heads/g1 {c0}\nupdate FETCH_HEAD {c0}\n"),
     # several rejections in one batch: git's order (queue time, prepare, D/F checks)
     (
         BATCH,
@@ -262,6 +272,7 @@ def test_batch_updates_match_git_255(
     for args, template in BATCH_SESSIONS:
         _, out, _ = twins.check(args, template)
         rejected += out.count("rejected ")
+    twins.check_state()
     assert rejected >= 10
 
 
@@ -314,8 +325,10 @@ def sessions(draw: st.DrawFn) -> str:
 
 
 @pytest.fixture
-def random_twins(git: Git, git_env: None, tmp_path: Path) -> Twins:
-    return Twins(git, tmp_path)
+def random_twins(git: Git, git_env: None, tmp_path: Path) -> Iterator[Twins]:
+    twins = Twins(git, tmp_path)
+    yield twins
+    twins.check_state()  # git's view of both after all the examples
 
 
 @settings(
@@ -332,9 +345,27 @@ def test_random_sessions_match_git(random_twins: Twins, session: str) -> None:
     if want[2].startswith("fatal: prepare: "):
         want = (want[0], want[1] + "prepare: ok\n", want[2])
     assert got == want, session
-    assert state(random_twins.git, random_twins.ours) == state(
-        random_twins.git, random_twins.theirs
-    )
+    assert random_twins.records(random_twins.ours) == random_twins.records(random_twins.theirs)
+
+
+def test_refused_object_names(git: Git, git_env: None, tmp_path: Path) -> None:
+    """The forms git resolves and we do not (no rev-parse in the library): refused with
+    git's text for a name that resolves to nothing; nothing is written."""
+    twins = Twins(git, tmp_path)
+    before = state(git, twins.ours)
+    for name in ["main", "heads/main", "v1", twins.ids["c0"][:10], "@", "HEAD~1", "v1^{}"]:
+        data = f"update refs/heads/x {name}\n".encode()
+        assert ours(twins.ours, STDIN, data) == (
+            128,
+            "",
+            f"fatal: update refs/heads/x: invalid <new-oid>: {name}\n",
+        )
+        assert ours(twins.ours, ("refs/heads/x", name)) == (
+            128,
+            "",
+            f"fatal: {name}: not a valid SHA1\n",
+        )
+    assert state(git, twins.ours) == before
 
 
 def test_ours_reads_nothing_from_an_empty_stdin(git: Git, git_env: None, tmp_path: Path) -> None:
