@@ -10,7 +10,14 @@ from dataclasses import dataclass, replace
 
 from ._ident import DateError
 
-__all__ = ["EXPIRE_ALL", "approxidate_careful", "now_for_dates", "parse_expiry_date"]
+__all__ = [
+    "EXPIRE_ALL",
+    "approxidate",
+    "approxidate_careful",
+    "now_for_dates",
+    "parse_date_basic",
+    "parse_expiry_date",
+]
 
 #: git's TIME_MAX for ``now``/``all``: every entry is older.
 EXPIRE_ALL = 2**64 - 1
@@ -553,6 +560,15 @@ def approxidate_careful(text: str, now: int) -> int:
     if not touched:
         raise DateError(f"invalid date format: {text}")
     return stamp
+
+
+def approxidate(text: str, now: int) -> int:
+    """git's approxidate: as :func:`approxidate_careful`, but what it does not recognize
+    is ``now`` (``reflog delete ref@{<date>}`` reads its date so)."""
+    stamp = parse_date_basic(text)
+    if stamp is not None:
+        return stamp
+    return _approxidate_str(text, now)[0]
 
 
 def parse_expiry_date(text: str, now: int) -> int:

@@ -26,7 +26,7 @@ from .. import (
 
 # git's parse_expiry_date is in the library; aioreftable does not export it yet (reported)
 from .._refs._approxidate import (
-    approxidate_careful,
+    approxidate,
     now_for_dates,
     parse_expiry_date,
 )
@@ -198,7 +198,7 @@ async def _delete_one(store: RefStore, rev: str, options: ExpireOptions, verbose
     elif m is not None:
         recno = len(entries) - int(m.group(2))  # the recno-th oldest entry goes
     else:
-        cutoff = _approxidate(spec)
+        cutoff = approxidate(spec, now_for_dates())
         recno = sum(1 for e in entries if not cutoff or e.time < cutoff)
     seen = 0
     report = _verbose_prune(options.dry_run) if verbose else None
@@ -213,15 +213,6 @@ async def _delete_one(store: RefStore, rev: str, options: ExpireOptions, verbose
 
     await store.expire_reflog(name, ExpirePolicy(should_prune=prune), **options.flags())
     return 0
-
-
-def _approxidate(text: str) -> int:
-    """git's approxidate (not careful: anything is a date, at worst now)."""
-    now = now_for_dates()
-    try:
-        return approxidate_careful(text, now)
-    except DateError:
-        return now
 
 
 async def _delete(store: RefStore, parsed: Parsed) -> int:

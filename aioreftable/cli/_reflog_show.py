@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .. import ReflogEntry, RefStore, check_refname_format
+import anyio.to_thread
+
+from .. import Ref, ReflogEntry, RefStore, check_refname_format
 
 __all__ = ["ShowOptions", "Unsupported", "parse_show_args", "show"]
 
@@ -46,6 +49,8 @@ class ShowOptions:
     ref: str | None = None
     max_count: int = -1
     format: tuple[str, bool] | None = None
+    paths: tuple[str, ...] = ()
+    unrecognized: str | None = None  # git dies on it after the revisions are checked
 
 
 def _integer(text: str, option: str) -> int:
@@ -70,7 +75,9 @@ def _pretty(value: str) -> tuple[str, bool] | None:
         raise Fatal(f"invalid --pretty format: {value}")
     if builtin[0] == "oneline":
         return None
-    raise Unsupported(f"--pretty={builtin[0]} needs commit parsing, which aioreftable does not do")
+    raise Unsupported(
+        f"--pretty={builtin[0]} is not supported by aioreftable (it needs commit parsing)"
+    )
 
 
 def parse_show_args(argv: Sequence[str]) -> ShowOptions:
@@ -105,14 +112,14 @@ def parse_show_args(argv: Sequence[str]) -> ShowOptions:
         elif arg.startswith("-") and arg != "-":
             if _KNOWN_LOG_OPTIONS.match(arg):
                 raise Unsupported(f"reflog show: option '{arg}' is not supported by aioreftable")
-            raise Fatal(f"unrecognized argument: {arg}")
+            if opts.unrecognized is None:
+                opts.unrecognized = arg
         else:
             refs.append(arg)
-    if paths:
-        raise Unsupported("reflog show: paths (after '--') are not supported by aioreftable")
     if len(refs) > 1:
         raise Unsupported("reflog show: more than one ref is not supported by aioreftable")
     opts.ref = refs[0] if refs else None
+    opts.paths = tuple(paths)
     return opts
 
 
@@ -138,8 +145,8 @@ def is_full_name(name: str) -> bool:
 
 def refuse_short_name(name: str) -> None:
     raise Unsupported(
-        f"short ref name '{name}': git's dwim rules (refs/heads/{name}, refs/tags/{name}...) "
-        "are not in aioreftable's library yet; give the full name"
+        f"short ref name '{name}' is not supported by aioreftable (git's dwim rules, "
+        f"refs/heads/{name}, refs/tags/{name}..., are not in its library yet): give the full name"
     )
 
 
@@ -154,6 +161,26 @@ def rfc2822(epoch: int, tz: int) -> str:
         f"{day}, {t.tm_mday} {month} {t.tm_year} {t.tm_hour:02d}:{t.tm_min:02d}:"
         f"{t.tm_sec:02d} {'-' if tz < 0 else '+'}{abs(tz):04d}"
     )
+
+
+async def _missing_revision(
+    store: RefStore, spec: str, name: str, ref: Ref | None, *, given: bool
+) -> None:
+    """What git says when the revision names no object: a missing default (HEAD), or a
+    given name that is neither a revision nor a file (git's verify_filename)."""
+    if not given:
+        raise await _diagnose_missing_default(store)
+    dangling = ref is not None and ref.target is not None and name != "HEAD"
+    warning = f"warning: ignoring dangling symref {name}\n"
+    if await anyio.to_thread.run_sync(os.path.lexists, spec):
+        if dangling:
+            sys.stderr.write(warning)
+        if await store.resolve("HEAD") is None:  # a path: the default revision is used
+            raise await _diagnose_missing_default(store)
+        raise _paths_unsupported()
+    if dangling:
+        sys.stderr.write(warning * 2)  # git resolves the name twice before it dies
+    raise Fatal(_AMBIGUOUS.format(spec))
 
 
 def _check_nth(name: str, typed: str, entries: list[ReflogEntry], n: int, tip: str | None) -> None:
@@ -186,26 +213,46 @@ async def _walk_name(store: RefStore, typed_base: str) -> str:
     return "HEAD"
 
 
+async def _diagnose_missing_default(store: RefStore) -> Fatal:
+    """git's diagnose_missing_default: no revision given and HEAD names no commit."""
+    head = await store.read("HEAD")
+    if head is None or head.target is None:
+        return Fatal("your current branch appears to be broken")
+    branch = head.target.removeprefix("refs/heads/")
+    return Fatal(f"your current branch '{branch}' does not have any commits yet")
+
+
+def _paths_unsupported() -> Unsupported:
+    return Unsupported(
+        "reflog show: a path (after '--', or a file) is not supported by aioreftable"
+    )
+
+
 async def show(store: RefStore, opts: ShowOptions) -> int:
     """git's cmd_log_reflog: the entries whose new id is a commit, newest first."""
     spec = opts.ref or "HEAD"
     typed, nth = _split(spec)
     name = await _walk_name(store, typed)
     if not check_refname_format(name, allow_onelevel=True):
-        raise Unsupported(f"reflog show: '{spec}' is not a ref name (revision expressions are "
-                          "not supported by aioreftable)")  # fmt: skip
+        raise Unsupported(
+            f"reflog show: the revision expression '{spec}' is not supported by aioreftable "
+            "(only ref names)"
+        )
     ref = await store.read(name)
     if ref is None and not is_full_name(name):
         refuse_short_name(name)
     tip = await store.resolve(name)
     entries = await store.reflog(name)
-    if nth is None:
-        if tip is None:
-            raise Fatal(_AMBIGUOUS.format(spec))
-    else:
+    if nth is None and tip is None:
+        await _missing_revision(store, spec, name, ref, given=opts.ref is not None)
+    if nth is not None:
         if not await store.reflog_exists(name):
             raise Fatal(_AMBIGUOUS.format(spec))
         _check_nth(name, typed or name, entries, nth, tip)
+    if opts.unrecognized is not None:
+        raise Fatal(f"unrecognized argument: {opts.unrecognized}")
+    if opts.paths:
+        raise _paths_unsupported()
     if not entries:
         return 0
     oldest_first = entries[::-1]
@@ -261,8 +308,8 @@ def expand(text: str, entry: ReflogEntry, selector: str, name: str, short: str) 
         if key == "gd":
             if name.startswith("refs/"):
                 raise Unsupported(
-                    "%gd shortens the ref name by git's dwim rules, which aioreftable's "
-                    "library lacks: use %gD"
+                    "%gd of a name below refs/ is not supported by aioreftable (it shortens "
+                    "by git's dwim rules, not in its library yet): use %gD"
                 )
             return selector
         if key == "gs":
@@ -275,8 +322,7 @@ def expand(text: str, entry: ReflogEntry, selector: str, name: str, short: str) 
             raise Unsupported(f"%{key} (mailmap) is not supported by aioreftable")
         if key in "sbBTtPpaAcCdDefNGmw<>+- ":
             raise Unsupported(
-                f"the placeholder %{key} needs commit parsing or options aioreftable does "
-                "not implement"
+                f"the placeholder %{key} is not supported by aioreftable (it needs commit parsing)"
             )
         return m.group(0)
 
