@@ -187,8 +187,6 @@ class _Run:
             return await self.run(store)
 
     async def run(self, store: RefStore) -> int:
-        listing = [ref async for ref in store.iterate("", include_root_refs=True)]
-        by_name = {os.fsencode(ref.name): ref for ref in listing}
         resolved: dict[str, str | None] = {}
 
         async def resolve(name: str) -> str | None:
@@ -206,6 +204,10 @@ class _Run:
                 print(f"error: malformed object name '{name}'", file=sys.stderr)
                 return USAGE_EXIT
             points_at.add(oid)
+        template = self.simple_template()
+        if template is not None:
+            return await self.run_simple(store, resolve, template)
+        listing = [ref async for ref in store.iterate("", include_root_refs=True)]
         items: list[Item] = []
         for ref in listing:
             if not self.args.include_root_refs and not ref.name.startswith("refs/"):
@@ -217,7 +219,7 @@ class _Run:
             if ref.target is not None:
                 final = await resolved_name(store, ref.name)
                 target = b"" if final is None else os.fsencode(final)
-            items.append(Item(os.fsencode(ref.name), oid, target, ref.peeled))
+            items.append(Item(_encode(ref.name), oid, target, ref.peeled))
         assert store.objects is not None
         objects = store.objects
         missing = set(await objects.missing({item.oid for item in items}))
@@ -234,6 +236,7 @@ class _Run:
         if any(
             a.option == "short" and a.base in ("refname", "symref") for a in self.registry.atoms
         ):
+            by_name = {_encode(ref.name): ref for ref in listing}
             wanted = {item.name for item in items} | {i.symref for i in items if i.symref}
             for full in wanted:
                 short_names[full] = await self.shorten(full, by_name, resolve)
@@ -265,6 +268,65 @@ class _Run:
         _write(out)
         if error is not None:
             return _die(error)
+        return 0
+
+    def simple_template(self) -> str | None:
+        """A str.format template when every atom is ``%(refname)`` or ``%(objectname)`` and
+        nothing filters, quotes or sorts beyond the listing's order (the common case, kept
+        fast for big repositories: no per-ref objects); None otherwise."""
+        args = self.args
+        if (
+            self.quote
+            or args.omit_empty
+            or args.ignore_case
+            or self.patterns
+            or self.excludes
+            or args.points_at
+            or args.start_after is not None
+            or not (not self.keys or self._by_refname_only())
+        ):
+            return None
+        pieces: list[str] = []
+        for part in self.parts:
+            if isinstance(part, bytes):
+                text = part.decode("utf-8", "surrogateescape")
+                pieces.append(text.replace("{", "{{").replace("}", "}}"))
+                continue
+            atom = self.registry.atoms[part]
+            if atom.deref or atom.base not in ("refname", "objectname"):
+                return None
+            if atom.option not in ("normal", "full"):
+                return None
+            pieces.append("{0}" if atom.base == "refname" else "{1}")
+        return "".join(pieces) + "\n"
+
+    async def run_simple(
+        self,
+        store: RefStore,
+        resolve: Callable[[str], Any],
+        template: str,
+    ) -> int:
+        """The listing's refs straight to their lines (see simple_template)."""
+        include_root = self.args.include_root_refs
+        pairs: list[tuple[str, str]] = []
+        async for ref in store.iterate("", include_root_refs=include_root):
+            if not include_root and not ref.name.startswith("refs/"):
+                continue
+            oid = ref.oid if ref.target is None else await resolve(ref.name)
+            if oid is not None:
+                pairs.append((ref.name, oid))
+        assert store.objects is not None
+        missing = set(await store.objects.missing({oid for _, oid in pairs}))
+        if missing:
+            for name, oid in pairs:
+                if oid in missing:
+                    print(f"error: {name} does not point to a valid object!", file=sys.stderr)
+            pairs = [(name, oid) for name, oid in pairs if oid not in missing]
+        if self.count:
+            pairs = pairs[: self.count]
+        fmt = template.format
+        out = "".join([fmt(name, oid) for name, oid in pairs])
+        _write(out.encode("utf-8", "surrogateescape"))
         return 0
 
     def filter(self, items: list[Item]) -> list[Item]:
@@ -444,6 +506,11 @@ def _tag_object(body: bytes) -> str | None:
         return None
     end = body.find(b"\n")
     return body[7:end].decode("ascii", "replace") if end > 0 else None
+
+
+def _encode(name: str) -> bytes:
+    """A ref name's bytes (names are decoded with surrogateescape)."""
+    return name.encode("utf-8", "surrogateescape")
 
 
 def _cstr(value: bytes) -> bytes:
