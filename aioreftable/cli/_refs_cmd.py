@@ -19,7 +19,7 @@ from .. import (
     discover,
     open_ref_store,
 )
-from . import _migrate, _pack_refs
+from . import _for_each_ref, _migrate, _pack_refs
 from ._progress import progress
 from ._usage import USAGE_EXIT, GitArgumentParser, GitUsageError
 
@@ -57,7 +57,7 @@ class _RefsParser(GitArgumentParser):
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("refs", help="verify, list, check and optimize references (git refs)")
-    p.__class__ = _RefsParser
+    p.__class__ = _RefsParser  # argparse builds every subparser with the action's one class
     refs = p.add_subparsers(dest="refs_command", metavar="SUBCOMMAND")
     _migrate.add_parser(refs)
 
@@ -115,8 +115,6 @@ class _AsList:
 
 
 def _add_list(refs: Any) -> None:
-    from . import _for_each_ref
-
     _for_each_ref.add_parser(_AsList(refs))
 
 
@@ -170,7 +168,8 @@ def _stack_of(finding: VerifyFinding) -> str | None:
 
 
 def _is_git(finding: VerifyFinding) -> bool:
-    return finding.from_git or (finding.code == BROKEN_STACK and _stack_of(finding) is not None)
+    """Whether git 2.55 prints this finding (a broken main stack: git crashes instead)."""
+    return finding.from_git or finding.code == BROKEN_STACK
 
 
 def git_lines(
@@ -248,7 +247,8 @@ async def _verify(args: argparse.Namespace) -> int:
     for line, is_error in git_lines(findings, strict=args.strict, main_tables=tables):
         print(line, file=sys.stderr)
         failed |= is_error
-    if args.deep:
+    main_broken = any(f.code == BROKEN_STACK and _stack_of(f) is None for f in findings)
+    if args.deep or main_broken:  # git crashes on a broken main stack: say why
         for f in findings:
             if _is_git(f):
                 continue
