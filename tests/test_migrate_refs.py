@@ -3,10 +3,15 @@ migrates reflogs) on twin repositories, both directions, sha1 and sha256."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import Git
+from conftest import GIT_ENV, Git
 from migrate_helpers import (
     TEMP_NAME,
     assert_healthy,
@@ -22,6 +27,7 @@ from migrate_helpers import (
 )
 
 from aioreftable import migrate_refs
+from aioreftable.cli import main
 from aioreftable.lowlevel import RefValueType
 
 pytestmark = [pytest.mark.anyio, pytest.mark.git]
@@ -189,3 +195,60 @@ def test_cli_refuses_worktrees_like_git(git_new: Git, tmp_path: Path, ref_format
     assert ours(tmp_path / "wt", f"--ref-format={to}") == theirs(
         git_new, tmp_path / "wt", f"--ref-format={to}"
     )
+
+
+def test_entry_point_beside_git(git_new: Git, tmp_path: Path) -> None:
+    """The installed command (a whole process) migrates as git does and prints nothing."""
+    source = build_source(git_new, tmp_path / "source")
+    before = git_view(git_new, source)
+    mine, gits = twin(source, "ours"), twin(source, "git")
+    proc = subprocess.run(
+        [sys.executable, "-m", "aioreftable", "-C", str(mine), "refs", "migrate",
+         "--ref-format=reftable"],
+        capture_output=True, env={**os.environ, **GIT_ENV}, timeout=120,
+    )  # fmt: skip
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    git_new("refs", "migrate", "--ref-format=reftable", cwd=gits)
+    assert git_view(git_new, mine) == git_view(git_new, gits) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--ref-format"], ["--bogus"], ["--no-ref-format"], ["--ref-format=files", "x"]],
+    ids=lambda a: " ".join(a),
+)
+def test_usage_errors_through_the_command_line(
+    git_new: Git, tmp_path: Path, args: list[str]
+) -> None:
+    """Through ``aioreftable.cli.main``: git's status and first line (the usage text after
+    it is ours)."""
+    source = build_source(git_new, tmp_path / "source")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["-C", str(source), "refs", "migrate", *args])
+    proc = git_new.run("refs", "migrate", *args, cwd=source, check=False)
+    assert code == proc.returncode == 129
+    assert out.getvalue() == proc.stdout.decode() == ""
+    assert err.getvalue().splitlines()[0] == proc.stderr.decode().splitlines()[0]
+
+
+@pytest.mark.parametrize("where", ["bare", "GIT_DIR"])
+def test_dry_run_names_the_directory_as_git(
+    git_new: Git, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    source = build_source(git_new, tmp_path / "source")
+    if where == "bare":
+        git_new("clone", "-q", "--bare", str(source), str(tmp_path / "bare.git"))
+        mine, gits, env = tmp_path / "bare.git", twin(tmp_path / "bare.git", "git.git"), {}
+    else:
+        mine, gits, env = tmp_path, tmp_path, {"GIT_DIR": "ours/.git"}
+        twin(source, "ours")
+        monkeypatch.setenv("GIT_DIR", "ours/.git")
+    code, out, err = ours(mine, "--ref-format=reftable", "--dry-run")
+    if where == "GIT_DIR":
+        env = {"GIT_DIR": "source/.git"}
+        out = out.replace("ours/.git", "source/.git")
+    proc = git_new.run("refs", "migrate", "--ref-format=reftable", "--dry-run", cwd=gits, env=env)
+    assert (code, TEMP_NAME.sub("X", out), err) == (0, TEMP_NAME.sub("X", proc.stdout.decode()), "")
+    prefix = "./" if where == "bare" else "source/.git/"
+    assert f"can be found at '{prefix}ref_migration." in out

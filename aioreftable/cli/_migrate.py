@@ -18,6 +18,7 @@ __all__ = ["add_parser", "run_migrate"]
 USAGE_EXIT = 129
 ERROR_EXIT = 255  # git's cmd_refs_migrate returns error()'s -1: exit(-1)
 FORMATS = ("files", "reftable")
+_NO_VALUE = "\0no value"  # --ref-format given without one
 
 
 def add_parser(sub: Any) -> None:
@@ -31,7 +32,11 @@ def add_parser(sub: Any) -> None:
         "<git dir>/ref_migration.XXXXXX, then swapped in and the config updated.",
     )
     p.add_argument(
-        "--ref-format", metavar="<format>", help="specify the reference format to convert to"
+        "--ref-format",
+        metavar="<format>",
+        nargs="?",
+        const=_NO_VALUE,
+        help="specify the reference format to convert to",
     )
     p.add_argument("--dry-run", action="store_true", help="perform a non-destructive dry-run")
     p.add_argument("--no-dry-run", dest="dry_run", action="store_false", help=argparse.SUPPRESS)
@@ -44,7 +49,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--reflog", dest="reflog", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (ours)")
     p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
-    p.set_defaults(run=run_migrate, reflog=True)
+    p.set_defaults(run=run_migrate, reflog=True, migrate_parser=p)
 
 
 def _shown(temp: Path, env: os._Environ[str] | dict[str, str]) -> str:
@@ -78,6 +83,10 @@ def _message(exc: BaseException) -> str:
 def run_migrate(args: argparse.Namespace) -> int:
     """git refs migrate: usage errors exit 129, refusals and failures print ``error:`` and
     exit 255; a dry run prints where its result is."""
+    if args.ref_format == _NO_VALUE:
+        print("error: option `ref-format' requires a value", file=sys.stderr)
+        args.migrate_parser.print_usage(sys.stderr)
+        return USAGE_EXIT
     if args.rest:
         print("usage: too many arguments", file=sys.stderr)
         return USAGE_EXIT
