@@ -13,7 +13,7 @@ from cli_scenarios import SMALL, Outcome, Scenarios, run_git, run_ours, scenario
 from conftest import Git
 
 from aioreftable import open_stack
-from aioreftable.lowlevel import RefRecord
+from aioreftable.lowlevel import RefRecord, TableReader
 
 __all__ = ["scenarios"]  # the session fixture
 
@@ -263,3 +263,30 @@ def test_verify_and_exists_on_10k_refs(git_new: Git, scenarios: Scenarios) -> No
         assert same(git_new, repo, args)[2] == 0
     assert same(git_new, repo, ["refs", "exists", "refs/tags/t/03978"])[2] == 0
     assert same(git_new, repo, ["refs", "exists", "refs/tags/t/03979"])[2] == 2
+
+
+def damage_log_block(repo: Path) -> str:
+    """Flip a byte inside the first log block git never reads for verify; its table name."""
+    for name in listed(repo):
+        path = stack(repo) / name
+        with TableReader.from_path(path) as reader:
+            logs = [b.offset for b in reader.blocks() if b.typ == ord("g")]
+        if logs:
+            data = bytearray(path.read_bytes())
+            data[logs[0] + 12] ^= 0xFF
+            path.write_bytes(bytes(data))
+            return name
+    raise AssertionError("no log block")
+
+
+def test_verify_deep_finds_what_git_does_not_read(
+    git_new: Git, scenarios: Scenarios, tmp_path: Path
+) -> None:
+    repo = scenarios.copy("rich-sha1", tmp_path / "repo")
+    name = damage_log_block(repo)
+    for args in VERIFY:  # git checks names and ref values only: nothing to see
+        assert same(git_new, repo, args) == (b"", b"", 0)
+    out, err, code = run_ours(repo, ["refs", "verify", "--deep"])
+    assert (out, code) == (b"", 255)
+    assert err.startswith(f"aioreftable: error: {name}: badReftableTable: ".encode())
+    assert b"log block" in err

@@ -16,6 +16,7 @@ from cli_scenarios import NO_COMPACTION, Scenarios, run_git, run_ours, scenarios
 from conftest import Git
 
 from aioreftable.cli import main
+from aioreftable.lowlevel import TableReader
 
 __all__ = ["scenarios"]  # the session fixture
 
@@ -194,3 +195,17 @@ def test_progress_bar_on_a_terminal_only(
     quiet = on_a_terminal(monkeypatch, repo, [*argv, "-q"])
     assert quiet[0] == 0 and quiet[2] == ""  # -q: nothing on the terminal
     assert run_ours(repo, argv)[1] == b""  # piped: no bar
+
+
+def test_stats_of_a_damaged_table_is_one_fatal_line(scenarios: Scenarios, tmp_path: Path) -> None:
+    """A log block that does not inflate: the table opens, stats' full read fails."""
+    repo = scenarios.copy("tombstones-sha1", tmp_path / "repo")
+    path = repo / ".git" / "reftable" / listed(repo)[-1]
+    with TableReader.from_path(path) as reader:
+        (offset,) = [b.offset for b in reader.blocks() if b.typ == ord("g")]
+    data = bytearray(path.read_bytes())
+    data[offset + 12] ^= 0xFF
+    path.write_bytes(bytes(data))
+    out, err, code = run_ours(repo, ["stats"])
+    assert (out, code) == (b"", 128)
+    assert err.startswith(f"fatal: {path}: ".encode()) and err.count(b"\n") == 1
