@@ -97,6 +97,7 @@ class Twins:
 
     def step(self, args: tuple[str, ...], template: str = "") -> tuple[Result, Result]:
         data = self.fill(template)
+        args = tuple(self.fill(arg).decode("utf-8", "surrogateescape") for arg in args)
         want = theirs(self.oracle, self.theirs, args, data)
         got = ours(self.ours, args, data)
         return want, got

@@ -371,3 +371,54 @@ def test_refused_object_names(git: Git, git_env: None, tmp_path: Path) -> None:
 def test_ours_reads_nothing_from_an_empty_stdin(git: Git, git_env: None, tmp_path: Path) -> None:
     twins = Twins(git, tmp_path)
     assert ours(twins.ours, STDIN, b"") == (0, "", "")
+
+
+def test_locked_and_missing_worktree_stacks(git: Git, git_env: None, tmp_path: Path) -> None:
+    """git's backend texts where ours say more: a stack someone holds locked, a write into
+    a linked worktree that does not exist; and sessions run in a linked worktree."""
+    twins = Twins(git, tmp_path)
+    for repo in (twins.theirs, twins.ours):
+        git("config", "reftable.lockTimeout", "0", cwd=repo)
+        git(
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            str(repo.parent / f"{repo.name}-wts" / "wt"),
+            cwd=repo,
+        )
+    lock_sessions: list[tuple[tuple[str, ...], str]] = [
+        (MSG, "update refs/heads/a {c0}\n"),
+        (MSG, "start\nupdate refs/heads/a {c0}\ncommit\n"),
+        (("refs/heads/a", "{c0}"), ""),
+        (("-d", "refs/heads/main"), ""),
+    ]
+    for repo in (twins.theirs, twins.ours):
+        (repo / ".git" / "reftable" / "tables.list.lock").write_bytes(b"")
+    for args, template in lock_sessions:
+        code, _, err = twins.check(args, template)
+        assert code in (1, 128) and "cannot lock references" in err
+    for repo in (twins.theirs, twins.ours):
+        (repo / ".git" / "reftable" / "tables.list.lock").unlink()
+    nope: list[tuple[tuple[str, ...], str]] = [
+        (MSG, "update worktrees/nope/refs/bisect/z {c0}\n"),
+        (MSG, "start\nupdate worktrees/nope/refs/bisect/z {c0}\ncommit\n"),
+        (("worktrees/nope/refs/bisect/z", "{c0}"), ""),
+        (STDIN, "update refs/heads/q worktrees/nope/HEAD\n"),
+    ]
+    run_sessions(twins, nope)
+    in_worktree: list[tuple[tuple[str, ...], str]] = [
+        (MSG, "update refs/bisect/x {c0}\nupdate refs/worktree/y {c1}\nupdate HEAD {c0}\n"),
+        (MSG, "update main-worktree/HEAD {c1}\nverify refs/bisect/x {c0}\n"),
+        (MSG, "update worktrees/wt/refs/bisect/z {c0}\n"),
+        (MSG, "create refs/heads/from-wt {c2}\nupdate refs/bisect/x {c2} {c1}\n"),
+        (("-d", "refs/bisect/x"), ""),
+        (MSG, "option no-deref\nsymref-update HEAD refs/heads/main\n"),
+    ]
+    twins.theirs, twins.ours = (
+        r.parent / f"{r.name}-wts" / "wt" for r in (twins.theirs, twins.ours)
+    )
+    for args, template in in_worktree:
+        want, got = twins.step(args, template)
+        assert got == want, template
+    assert state(git, twins.ours) == state(git, twins.theirs)

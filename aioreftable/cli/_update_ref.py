@@ -8,8 +8,8 @@ from typing import Any, BinaryIO
 
 import anyio
 
-from .. import RefStore, TransactionError, open_ref_store
-from ._update_ref_stdin import Die, ObjectNames, StdinSession, die_text
+from .. import RefStore, ReftableError, open_ref_store
+from ._update_ref_stdin import Die, ObjectNames, StdinSession, die_text, reason
 
 __all__ = ["add_parser"]
 
@@ -142,8 +142,8 @@ async def _update_ref(store: RefStore, args: argparse.Namespace) -> int:
     try:
         async with store.transaction(message, create_reflog=args.create_reflog) as tx:
             tx.update(refname, new, old=old, no_deref=args.no_deref)
-    except TransactionError as exc:
-        raise Die(_encode(f"update_ref failed for ref '{refname}': {exc}")) from None
+    except ReftableError as exc:
+        raise Die(_encode(f"update_ref failed for ref '{refname}': {reason(exc)}")) from None
     return 0
 
 
@@ -154,8 +154,8 @@ async def _delete(
     try:
         async with store.transaction(message) as tx:
             tx.delete(refname, old=old, no_deref=args.no_deref)
-    except TransactionError as exc:
-        _err(f"error: {exc}\n")
+    except ReftableError as exc:
+        _err(f"error: {reason(exc)}\n")
         return 1
     return 0
 

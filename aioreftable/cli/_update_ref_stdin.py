@@ -13,6 +13,7 @@ import anyio.to_thread
 from .. import (
     Batch,
     BatchResult,
+    LockError,
     RefnameError,
     RefStore,
     ReftableError,
@@ -20,10 +21,11 @@ from .. import (
     SymrefDepthError,
     Transaction,
     TransactionError,
+    WorktreeNotFoundError,
     check_refname_format,
 )
 
-__all__ = ["Die", "ObjectNames", "StdinSession", "bytes_text", "die_text"]
+__all__ = ["Die", "ObjectNames", "StdinSession", "bytes_text", "die_text", "reason"]
 
 _C_SPACE = frozenset(b" \t\n\v\f\r")  # C's isspace
 _HEX = frozenset(b"0123456789abcdefABCDEF")
@@ -99,6 +101,16 @@ def unquote_c_style(buf: bytes, pos: int) -> tuple[bytes, int] | None:
             i = j + 4
             continue
         return None
+
+
+def reason(exc: ReftableError) -> str:
+    """git's text for a failed commit: ours, but where git's backend says less (a stack
+    locked by someone else; a write into a linked worktree that does not exist)."""
+    if isinstance(exc, LockError):
+        return "cannot lock references"
+    if isinstance(exc, WorktreeNotFoundError):
+        return "reftable: transaction prepare: I/O error"
+    return str(exc)
 
 
 def _printing_order(result: BatchResult) -> tuple[int, int]:
@@ -294,7 +306,7 @@ class StdinSession:
         try:
             rejected = await self._end(None)
         except ReftableError as exc:
-            _die(_encode(f"{prefix}{exc}"))
+            _die(_encode(f"{prefix}{reason(exc)}"))
         for result in sorted(rejected, key=_printing_order):
             if result.error:
                 self.err(f"error: {result.error}\n")
