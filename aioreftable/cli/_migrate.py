@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run_migrate, reflog=True, migrate_parser=p)
 
 
-def _shown(temp: Path, env: os._Environ[str] | dict[str, str]) -> str:
+def _shown(temp: Path, env: Mapping[str, str]) -> str:
     """The directory as git names it: under the git dir as git holds it (``GIT_DIR`` as
     given, ``.git`` from the work tree's top, ``.`` in a bare repository), else absolute."""
     given = env.get("GIT_DIR")
