@@ -28,10 +28,11 @@ def same(git_new: Git, repo: Path, args: list[str]) -> Outcome:
 
 
 @pytest.mark.parametrize("name", SMALL)
-def test_verify_clean_scenarios(git_new: Git, scenarios: Scenarios, name: str) -> None:
+def test_verify_clean_scenarios(git: Git, git_new: Git, scenarios: Scenarios, name: str) -> None:
     repo = scenarios[name]
     for args in [*VERIFY, ["refs", "verify", "--no-strict", "--no-verbose"]]:
         assert same(git_new, repo, args) == (b"", b"", 0)
+        assert run_git(git, repo, args) == (b"", b"", 0)  # 2.47 checks nothing on reftable
     if not (repo / ".git" / "worktrees").exists() and ".wt" not in repo.name:
         # --verbose lists every worktree's tables; the public API lists no worktrees
         _, err, code = same(git_new, repo, VERBOSE[0])
@@ -71,12 +72,28 @@ def symrefs(git: Git) -> Callable[[Path], None]:
     return damage
 
 
+def bad_names(git: Git) -> Callable[[Path], None]:
+    """Names git refuses to write; git's verify does not check the names of reftable
+    records: ours (--deep) do."""
+
+    def damage(repo: Path) -> None:
+        oid = bytes.fromhex(git("rev-parse", "main", cwd=repo).strip())
+        write_records(
+            repo,
+            lambda ts: RefRecord.val1(b"refs/heads/a..b", ts, oid),
+            lambda ts: RefRecord.val1(b"refs/heads/x.lock", ts, oid),
+        )
+
+    return damage
+
+
 BROKEN: dict[str, Callable[[Git], Callable[[Path], None]]] = {
     "table-name": lambda git: lambda repo: rename_table(repo, "foo-bar-e4d12d59.ref"),
     "table-name-suffix": lambda git: (
         lambda repo: rename_table(repo, "0x000000000001-0x000000000002-e4d12d59.refabc")
     ),
     "symrefs": symrefs,
+    "bad-ref-names": bad_names,
     "null-oid-and-odd-target": lambda git: (
         lambda repo: write_records(
             repo,
@@ -96,6 +113,17 @@ def test_verify_broken_like_git(
     BROKEN[damage](git)(repo)
     outcomes = [same(git_new, repo, args) for args in VERIFY + VERBOSE]
     plain, strict = outcomes[:2]
+    if damage == "bad-ref-names":
+        assert plain == strict == (b"", b"", 0)
+        out, err, code = run_ours(repo, ["refs", "verify", "--deep"])
+        assert (out, code) == (b"", 0)  # safe names git ignores: warnings
+        assert err.decode().splitlines() == [
+            f"aioreftable: warning: {name}: badRefName: ref name is not a valid refname "
+            "(git ignores it)"
+            for name in ("refs/heads/a..b", "refs/heads/x.lock")
+        ]
+        assert run_ours(repo, ["refs", "verify", "--deep", "--strict"])[2] == 255
+        return
     assert plain[1] and plain[0] == b""
     assert strict[2] == 255
     if damage.startswith("table-name"):  # a warning, an error with --strict
