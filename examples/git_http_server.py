@@ -70,6 +70,7 @@ from dulwich.protocol import (
     ReceivableProtocol,
 )
 from dulwich.refs import Ref, check_ref_format
+from dulwich.repo import Repo
 from dulwich.server import (
     Backend,
     ReceivePackHandler,
@@ -77,7 +78,7 @@ from dulwich.server import (
 )
 
 from aioreftable.dulwich import Backend as ReftableBackend
-from aioreftable.dulwich import ReftableRefsContainer, RefUpdate
+from aioreftable.dulwich import ReftableRefsContainer, ReftableRepo, RefUpdate
 
 log = logging.getLogger("git_http_server")
 
@@ -97,6 +98,25 @@ def make_backend(root: Path) -> ReftableBackend:
     """Every repository under ``root``: reftable ones through aioreftable.dulwich (one
     ref store per repository, shared by the requests), files ones through dulwich."""
     return ReftableBackend(root, allow_files=True)
+
+
+class RequestBackend(Backend):
+    """A Repo of its own for each request, on the shared refs of ``backend``'s.
+
+    dulwich's object store is not safe to share between threads: with one Repo for
+    concurrent pushes, ``add_thin_pack`` fails now and then with ``ValueError: mmap closed
+    or invalid`` (dulwich 1.2.21, ``_complete_pack`` reading another pack's index while
+    another thread updates the pack cache). So each request opens its own object store
+    (closed by :func:`run_handler`); the ref store stays shared."""
+
+    def __init__(self, backend: ReftableBackend) -> None:
+        self.backend = backend
+
+    def open_repository(self, path: str) -> Repo:
+        shared = self.backend.open_repository(path)
+        if isinstance(shared, ReftableRepo):
+            return ReftableRepo(shared.path, shared.refs, owns_refs=False)
+        return Repo(shared.path)
 
 
 # --------------------------------------------------------------------------- receive-pack
@@ -238,7 +258,7 @@ NO_CACHE = {
 }
 
 
-def run_handler(backend: Backend, service: str, path: str, body: bytes | None) -> bytes:
+def run_handler(backend: ReftableBackend, service: str, path: str, body: bytes | None) -> bytes:
     """Run one dulwich protocol handler (blocking, in a worker thread); its whole output.
 
     ``body`` None: the ref advertisement of ``GET info/refs``; else a POSTed request."""
@@ -246,13 +266,17 @@ def run_handler(backend: Backend, service: str, path: str, body: bytes | None) -
     proto = ReceivableProtocol(BytesIO(body or b"").read, out.write)
     handler_cls = HANDLERS[service]
     advertise = body is None
-    # The backend owns the Repo (one per repository, shared by the requests; closed with it).
-    handler = handler_cls(backend, [path], proto, stateless_rpc=True, advertise_refs=advertise)
-    if advertise:
-        proto.write_pkt_line(b"# service=" + service.encode() + b"\n")
-        proto.write_pkt_line(None)
-    with contextlib.suppress(HangupException):
-        handler.handle()
+    handler = handler_cls(
+        RequestBackend(backend), [path], proto, stateless_rpc=True, advertise_refs=advertise
+    )
+    try:
+        if advertise:
+            proto.write_pkt_line(b"# service=" + service.encode() + b"\n")
+            proto.write_pkt_line(None)
+        with contextlib.suppress(HangupException):
+            handler.handle()
+    finally:
+        handler.repo.close()  # this request's object store (the refs stay open)
     return out.getvalue()
 
 
