@@ -20,6 +20,8 @@ from cli_scenarios import (
 from conftest import Git
 from refs_helpers import show_refs
 
+from aioreftable.lowlevel import TableReader
+
 __all__ = ["scenarios"]  # the session fixture
 
 STACK_NAMES = re.compile(r"^0x[0-9a-f]{12}-0x[0-9a-f]{12}-[0-9a-f]{8}\.ref$")
@@ -214,3 +216,24 @@ def test_entry_point(git: Git, scenarios: Scenarios, tmp_path: Path) -> None:
     assert run_ours_process(ours, ["pack-refs"]) == run_git(git, theirs, ["pack-refs"])
     assert ranges(ours) == ranges(theirs)
     assert show_refs(git, ours) == show_refs(git, theirs)
+
+
+def test_damaged_table_fails_the_compaction_like_git(
+    git: Git, git_new: Git, scenarios: Scenarios, tmp_path: Path
+) -> None:
+    """A log block that does not inflate: the stack opens, the compaction fails."""
+    repos = [scenarios.build("empty-sha1", tmp_path / name) for name in ("a", "b", "c")]
+    for repo in repos:
+        git("commit", "-q", "--allow-empty", "-m", "one", cwd=repo, env=NO_COMPACTION)
+        git("branch", "b1", cwd=repo, env=NO_COMPACTION)
+        path = stack_dir(repo) / listed(repo)[1]
+        with TableReader.from_path(path) as reader:
+            (offset,) = [b.offset for b in reader.blocks() if b.typ == ord("g")]
+        data = bytearray(path.read_bytes())
+        data[offset + 12] ^= 0xFF
+        path.write_bytes(bytes(data))
+    want = (b"", b"error: unable to compact stack: zlib failure\n", 255)
+    assert run_git(git, repos[0], ["pack-refs"]) == want
+    assert run_git(git_new, repos[1], ["refs", "optimize"]) == want
+    assert run_ours(repos[2], ["pack-refs"]) == want
+    assert ranges(repos[2]) == ranges(repos[0]) == ranges(repos[1])

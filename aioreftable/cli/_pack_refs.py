@@ -9,7 +9,16 @@ from typing import Any
 
 import anyio
 
-from .. import FormatError, LockError, NotExistError, RefStore, ReftableError, open_ref_store
+from .. import (
+    DecompressionError,
+    FormatError,
+    LockError,
+    NotExistError,
+    OutdatedError,
+    RefStore,
+    ReftableError,
+    open_ref_store,
+)
 from ..lowlevel import suggest_compaction_segment
 from ._progress import progress
 from ._usage import USAGE_EXIT, GitArgumentParser
@@ -22,6 +31,14 @@ PACK_REFS_OPTIONS = "[--all] [--no-prune] [--auto] [--include <pattern>] [--excl
 # git's reftable error codes as the exit status of a command that returns them (exit(-n)),
 # for the errors that stop the stack from opening; git prints nothing then.
 _SILENT_EXIT = ((FormatError, 256 - 3), (NotExistError, 256 - 4))
+# git's reftable_error_str of the errors a compaction meets (the first class that matches)
+_GIT_REASONS: tuple[tuple[type[ReftableError], str], ...] = (
+    (LockError, "data is locked"),
+    (DecompressionError, "zlib failure"),
+    (FormatError, "corrupt reftable file"),
+    (NotExistError, "file does not exist"),
+    (OutdatedError, "data concurrently modified"),
+)
 _LOCKED_CLEAN_EXIT = 256 - 5  # REFTABLE_LOCK_ERROR from reftable_stack_clean, no message
 _ERROR_EXIT = 255  # git's error() returned from the command: exit(-1)
 
@@ -99,14 +116,21 @@ async def _optimize(auto: bool, quiet: bool) -> int:
                 except LockError:
                     if await planned_compaction(store, auto=auto) is None:
                         return _LOCKED_CLEAN_EXIT  # git only failed to lock for its clean
-                    print("error: unable to compact stack: data is locked", file=sys.stderr)
-                    return _ERROR_EXIT
+                    return _compaction_failed(LockError)
+                except (FormatError, NotExistError, OutdatedError) as e:
+                    return _compaction_failed(type(e))
     except ReftableError as e:
         for kind, status in _SILENT_EXIT:
             if isinstance(e, kind):
                 return status  # git's refs->err: the stack did not open
         raise
     return 0
+
+
+def _compaction_failed(kind: type[ReftableError]) -> int:
+    reason = next(text for cls, text in _GIT_REASONS if issubclass(kind, cls))
+    print(f"error: unable to compact stack: {reason}", file=sys.stderr)
+    return _ERROR_EXIT
 
 
 def run_pack_refs(args: argparse.Namespace) -> int:
