@@ -147,6 +147,8 @@ def test_verify_broken_worktree_stack(git_new: Git, scenarios: Scenarios, tmp_pa
                 f"error: reftable stack for worktree '{wt.name}' is broken\n".encode(),
                 255,
             )
+        for ref in ("HEAD", f"worktrees/{wt.name}/HEAD", "refs/heads/main"):
+            same(git_new, where, ["refs", "exists", ref])  # 1: the broken stack is read
         out, err, code = run_ours(where, ["refs", "verify", "--deep"])
         assert code == 255 and err.splitlines()[1:] == [
             b"aioreftable: error: garbage: badReftableTable: listed in tables.list but missing"
