@@ -3,16 +3,17 @@
     python benchmarks/bench_push.py                  # 100 pushes, 3 runs per backend
     python benchmarks/bench_push.py --pushes 50 --runs 5
 
-Starts ``examples/git_http_server.py`` on 127.0.0.1 (one server for the whole run) and,
-per run and backend, a fresh bare repository holding ``main``: ``reftable`` (git init
+Starts ``examples/git_http_server.py`` on 127.0.0.1 (servers for the whole run) and,
+per run and variant, a fresh bare repository holding ``main``: ``reftable`` (git init
 --ref-format=reftable: served through aioreftable.dulwich, one ref-store batch per push,
-concurrent pushes sharing tables through group commit) and ``files`` (served through
-dulwich's own ``DiskRefsContainer``, the same receive path otherwise). One client
+concurrent pushes sharing tables through group commit), ``reftable-solo`` (the same on a
+second server started with ``--no-group-commit``) and ``files`` (served through dulwich's
+own ``DiskRefsContainer``, the same receive path otherwise). One client
 repository has the branches (one commit each on ``main``); all pushes
 (``git push URL bN:refs/heads/bN``) start at once, each in its own thread. Measured: the
 wall time until the last push has finished, pushes per second, and each push's own time
 (p50, max). Every push must succeed and the server must then hold exactly the pushed
-refs (``git for-each-ref``), else the run fails. The backends alternate; the table shows
+refs (``git for-each-ref``), else the run fails. The variants alternate; the table shows
 the median run of each, with the server's CPU time (user+sys, from /proc) during that run.
 The files repository gets ``logs/refs/heads`` beforehand: dulwich's reflog writer creates
 it racily, and concurrent first pushes then fail (FileExistsError). Needs git >= 2.45 with
@@ -53,7 +54,12 @@ ENV = {
     "GIT_CONFIG_GLOBAL": os.devnull,
     "GIT_TERMINAL_PROMPT": "0",
 }
-BACKENDS = ("reftable", "files")
+# variant -> (ref format of the server repository, server options, label)
+VARIANTS = {
+    "reftable": ("reftable", (), "reftable (aioreftable.dulwich, group commit)"),
+    "reftable-solo": ("reftable", ("--no-group-commit",), "reftable, no group commit"),
+    "files": ("files", (), "files (DiskRefsContainer)"),
+}
 
 
 def git(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> str:
@@ -84,9 +90,9 @@ def make_client(path: Path, pushes: int) -> dict[str, str]:
 class Server:
     """examples/git_http_server.py on 127.0.0.1, a free port."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *options: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(SERVER), "--root", str(root), "--port", "0"],
+            [sys.executable, str(SERVER), "--root", str(root), "--port", "0", *options],
             stdout=subprocess.PIPE,
         )
         assert self.proc.stdout is not None
@@ -142,9 +148,10 @@ def run(
 ) -> Run:
     name = f"{backend}-{n}.git"
     repo = root / name
-    git("init", "-q", "--bare", f"--ref-format={backend}", "-b", "main", str(repo))
+    ref_format = VARIANTS[backend][0]
+    git("init", "-q", "--bare", f"--ref-format={ref_format}", "-b", "main", str(repo))
     git("push", "-q", str(repo), "main", cwd=client)
-    if backend == "files":
+    if ref_format == "files":
         # dulwich 1.2.21's reflog writer makes missing directories with a racy
         # exists-then-mkdir: concurrent first pushes fail with FileExistsError on
         # logs/refs/heads (the receive path reports it as git's rejection). Not timed here.
@@ -169,7 +176,7 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushes", type=int, default=100, help="branches = concurrent pushes")
-    parser.add_argument("--runs", type=int, default=3, help="runs per backend")
+    parser.add_argument("--runs", type=int, default=3, help="runs per variant")
     args = parser.parse_args()
     git_version = git("--version").strip()
     with tempfile.TemporaryDirectory(prefix="bench_push.") as tmp:
@@ -177,21 +184,25 @@ def main() -> None:
         root.mkdir()
         client = Path(tmp) / "client"
         want = make_client(client, args.pushes)
-        server = Server(root)
+        servers: dict[str, Server] = {}
         runs: list[Run] = []
         try:
+            for variant, (_, options, _) in VARIANTS.items():
+                servers[variant] = Server(root, *options)
+            order = list(VARIANTS)
             for n in range(args.runs):
-                for backend in BACKENDS if n % 2 == 0 else BACKENDS[::-1]:
-                    r = run(server, root, client, want, backend, n)
+                for backend in order if n % 2 == 0 else order[::-1]:
+                    r = run(servers[backend], root, client, want, backend, n)
                     print(
-                        f"run {n + 1} {backend:8} {r.wall:6.2f} s"
+                        f"run {n + 1} {backend:13} {r.wall:6.2f} s"
                         f" (server CPU {r.server_cpu:.2f} s)",
                         file=sys.stderr,
                     )
                     runs.append(r)
         finally:
-            server.stop()
-    print(f"# {args.pushes} concurrent git push over HTTP, {args.runs} runs per backend (median)")
+            for server in servers.values():
+                server.stop()
+    print(f"# {args.pushes} concurrent git push over HTTP, {args.runs} runs per variant (median)")
     print(
         f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()},"
         f" {git_version}, dulwich {'.'.join(map(str, dulwich.__version__))}"
@@ -201,14 +212,9 @@ def main() -> None:
         " | server CPU (s) | runs (s) |"
     )
     print("|---|---|---|---|---|---|---|")
-    for backend in BACKENDS:
+    for backend, (_, _, label) in VARIANTS.items():
         mine = sorted((r for r in runs if r.backend == backend), key=lambda r: r.wall)
         mid = mine[len(mine) // 2]
-        label = (
-            "reftable (aioreftable.dulwich)"
-            if backend == "reftable"
-            else "files (DiskRefsContainer)"
-        )
         walls = ", ".join(f"{r.wall:.2f}" for r in mine)
         print(
             f"| {label} | {mid.wall:.2f} | {args.pushes / mid.wall:.1f} |"

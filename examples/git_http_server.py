@@ -94,10 +94,10 @@ ATOMIC_LOCKS_GUARD = threading.Lock()
 # --------------------------------------------------------------------------- repositories
 
 
-def make_backend(root: Path) -> ReftableBackend:
+def make_backend(root: Path, group_commit: bool = True) -> ReftableBackend:
     """Every repository under ``root``: reftable ones through aioreftable.dulwich (one
     ref store per repository, shared by the requests), files ones through dulwich."""
-    return ReftableBackend(root, allow_files=True)
+    return ReftableBackend(root, allow_files=True, group_commit=group_commit)
 
 
 class RequestBackend(Backend):
@@ -283,8 +283,10 @@ def run_handler(backend: ReftableBackend, service: str, path: str, body: bytes |
 class GitHttpApp:
     """The aiohttp application: smart HTTP only (no dumb protocol)."""
 
-    def __init__(self, root: Path, threads: int, max_request_mb: int) -> None:
-        self.backend = make_backend(root)
+    def __init__(
+        self, root: Path, threads: int, max_request_mb: int, group_commit: bool = True
+    ) -> None:
+        self.backend = make_backend(root, group_commit)
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="git-http")
         self.app = web.Application(client_max_size=max_request_mb * 1024 * 1024)
         self.app.router.add_get("/{repo:.+}/info/refs", self.info_refs)
@@ -361,6 +363,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--max-request-mb", type=int, default=1024, help="largest request body (MiB)"
     )
+    parser.add_argument(
+        "--no-group-commit",
+        dest="group_commit",
+        action="store_false",
+        help="commit every push to a reftable repository on its own (no shared tables)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     if not Path(args.root).is_dir():
@@ -370,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
     # The backend's sync API may not be used on the event loop's thread: made and closed here.
-    git_app = GitHttpApp(Path(args.root), args.threads, args.max_request_mb)
+    git_app = GitHttpApp(Path(args.root), args.threads, args.max_request_mb, args.group_commit)
     try:
         asyncio.run(serve(git_app, args))
     finally:
