@@ -239,7 +239,9 @@ class _Run:
             by_name = {_encode(ref.name): ref for ref in listing}
             wanted = {item.name for item in items} | {i.symref for i in items if i.symref}
             for full in wanted:
-                short_names[full] = await self.shorten(full, by_name, resolve)
+                short_names[full] = await shorten_unambiguous(
+                    full, _listed_exists(by_name, resolve), strict=True
+                )
         abbrevs: dict[tuple[str, int], str] = {}
         lengths = {
             (DEFAULT_ABBREV if a.option == "short" else a.number)
@@ -366,40 +368,6 @@ class _Run:
             print(f"warning: refname '{name}' is ambiguous.", file=sys.stderr)
         return found[0] if found else None
 
-    async def shorten(
-        self,
-        name: bytes,
-        by_name: dict[bytes, Any],
-        resolve: Callable[[str], Any],
-    ) -> bytes:
-        """git's refs_shorten_unambiguous_ref in strict mode (core.warnAmbiguousRefs):
-        the shortest form no other rule resolves to an existing ref."""
-
-        async def exists(candidate: bytes) -> bool:
-            if candidate.startswith(b"refs/"):
-                ref = by_name.get(candidate)
-                if ref is None:
-                    return False
-                if ref.target is None:
-                    return True
-            return await resolve(os.fsdecode(candidate)) is not None
-
-        for i in range(len(_RULES) - 1, 0, -1):
-            prefix, suffix = _RULES[i]
-            if not (name.startswith(prefix) and name.endswith(suffix)):
-                continue
-            if len(name) < len(prefix) + len(suffix):
-                continue
-            short = name[len(prefix) : len(name) - len(suffix)]
-            ambiguous = False
-            for j, (pre, suf) in enumerate(_RULES):
-                if j != i and await exists(pre + short + suf):
-                    ambiguous = True
-                    break
-            if not ambiguous:
-                return short
-        return name
-
     def render(self, items: list[Item], source: ObjectSource) -> tuple[bytes, str | None]:
         """Sort and format (a worker thread: objects are read here); the output and the
         error that stopped it."""
@@ -461,6 +429,46 @@ class _Run:
             return (na > nb) - (na < nb)
 
         return sorted(items, key=functools.cmp_to_key(compare))
+
+
+def _listed_exists(
+    by_name: dict[bytes, Any], resolve: Callable[[str], Any]
+) -> Callable[[bytes], Any]:
+    """git's refs_ref_exists, asking the listing first: a name under refs/ that is not
+    listed does not exist; a listed direct ref does; anything else is resolved."""
+
+    async def exists(candidate: bytes) -> bool:
+        if candidate.startswith(b"refs/"):
+            ref = by_name.get(candidate)
+            if ref is None:
+                return False
+            if ref.target is None:
+                return True
+        return await resolve(os.fsdecode(candidate)) is not None
+
+    return exists
+
+
+async def shorten_unambiguous(
+    name: bytes, exists: Callable[[bytes], Any], *, strict: bool
+) -> bytes:
+    """git's refs_shorten_unambiguous_ref: the shortest form of ``name`` by the rev-parse
+    rules that no earlier rule (``strict``: no other rule) resolves to an existing ref."""
+    for i in range(len(_RULES) - 1, 0, -1):
+        prefix, suffix = _RULES[i]
+        if len(name) < len(prefix) + len(suffix):
+            continue
+        if not (name.startswith(prefix) and name.endswith(suffix)):
+            continue
+        short = name[len(prefix) : len(name) - len(suffix)]
+        rules_to_fail = len(_RULES) if strict else i
+        for j in range(rules_to_fail):
+            pre, suf = _RULES[j]
+            if j != i and await exists(pre + short + suf):
+                break
+        else:
+            return short
+    return name
 
 
 async def resolved_name(store: RefStore, name: str) -> str | None:
