@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from typing import Any, BinaryIO
 
@@ -78,7 +79,10 @@ def _usage() -> int:
 
 
 def _stdin() -> BinaryIO:
+    """stdin's bytes (none when the process has no stdin, as git reads a closed one)."""
     stream: Any = sys.stdin
+    if stream is None:
+        return io.BytesIO()
     raw: BinaryIO = stream.buffer if hasattr(stream, "buffer") else stream
     return raw
 

@@ -140,9 +140,6 @@ class ObjectNames:
         self.hexsz = store.hash_algorithm.hex_size
         self.null = store.hash_algorithm.null_hex
 
-    def null_hex(self) -> str:
-        return self.null
-
     async def get(self, name: bytes) -> str | None:
         """The hex id ``name`` stands for, or None."""
         if len(name) == self.hexsz and _HEX.issuperset(name):
@@ -629,7 +626,7 @@ class Parser:
             self.pos += 1
             arg = self._arg()
             if not arg:
-                return self.names.null_hex()
+                return self.names.null
         else:
             if c:
                 _die(what + b": expected NUL but got: " + _cstr(self.rest()))
@@ -643,7 +640,7 @@ class Parser:
                 self.names.warn(
                     f"warning: {bytes_text(what)}: missing <new-oid>, treating as zero\n"
                 )
-                return self.names.null_hex()
+                return self.names.null
         arg = _cstr(arg)
         oid = await self.names.get(arg)
         if oid is None:
