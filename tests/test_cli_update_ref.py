@@ -160,6 +160,10 @@ CLASSIC: list[tuple[tuple[str, ...], int]] = [
     (("-d", "foo"), 1),  # a one-level name that is not safe to delete
     (("refs/heads/z", "{null}"), 0),  # a null new value deletes (nothing here)
     (("refs/heads/a", "{null}", "{c1}"), 0),  # deletes a, checked
+    (("-m", "bye", "-d", "refs/heads/main"), 0),  # HEAD is detached: main goes alone
+    (("--no-deref", "-m", "back", "HEAD", "{c0}"), 0),
+    (("-m", "gone", "-d", "HEAD"), 0),  # a detached HEAD itself
+    (("-m", "again", "HEAD", "{c1}"), 0),
     (("-d",), 129),
     (("-d", "a", "b", "c"), 129),
     (("refs/heads/a",), 129),

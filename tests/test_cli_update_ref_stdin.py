@@ -32,6 +32,7 @@ SESSIONS: list[tuple[tuple[str, ...], str]] = [
     (MSG, 'update "refs/heads/\\377" {c2} {c1}\nverify "refs/heads/\\303\\251t\\303\\251" {c0}\n'),
     (MSG, 'update "refs/heads/\\377" {c0} {c1}\n'),  # the name in git's error, as bytes
     (MSG, "update refs/heads/tab\t{c0}\n"),  # a tab ends an argument too
+    (MSG, "update refs/heads/crlf {c0}\r\n"),  # CR is no terminator: extra input
     # transactions: start/prepare/commit, abort, several in one session, EOF aborts
     (MSG, "start\nupdate refs/heads/a {c2}\nprepare\ncommit\n"),
     (MSG, "start\nupdate refs/heads/a {c0}\nabort\n"),
