@@ -3,6 +3,7 @@ refs`: stdout, stderr and exit status, on the scenario repositories and on broke
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -320,3 +321,49 @@ def test_verify_deep_finds_what_git_does_not_read(
     assert (out, code) == (b"", 255)
     assert err.startswith(f"aioreftable: error: {name}: badReftableTable: ".encode())
     assert b"log block" in err
+
+
+def _fifo_table(repo: Path) -> None:
+    path = stack(repo) / listed(repo)[0]
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _list_is_a_directory(repo: Path) -> None:
+    (stack(repo) / "tables.list").unlink()
+    (stack(repo) / "tables.list").mkdir()
+
+
+HOSTILE: dict[str, Callable[[Path], object]] = {
+    "truncated-table": lambda repo: (stack(repo) / listed(repo)[0]).write_bytes(b""),
+    "fifo-table": _fifo_table,
+    "garbage-list": lambda repo: (stack(repo) / "tables.list").write_bytes(b"\xff\x00/../x\n"),
+    "list-is-a-directory": _list_is_a_directory,
+    "no-stack": lambda repo: shutil.rmtree(stack(repo)),
+}
+COMMANDS = [
+    ["pack-refs"],
+    ["refs", "optimize", "--auto"],
+    ["refs", "verify"],
+    ["refs", "verify", "--deep", "--verbose"],
+    ["refs", "exists", "HEAD"],
+    ["refs", "list"],
+    ["stats"],
+    ["stats", "--json"],
+    ["compact"],
+]
+
+
+@pytest.mark.parametrize("damage", sorted(HOSTILE))
+def test_hostile_repositories_never_crash(
+    scenarios: Scenarios, tmp_path: Path, damage: str
+) -> None:
+    """Each command on a repository broken in each way: git's silent status or our one
+    error line (a second with --deep), never a traceback, never a hang."""
+    repo = scenarios.copy("tombstones-sha1", tmp_path / "repo")
+    HOSTILE[damage](repo)
+    for args in COMMANDS:
+        out, err, code = run_ours(repo, args)  # a FIFO is refused, never opened
+        assert code in (1, 128, 252, 253, 255), (args, code, err)
+        assert b"Traceback" not in err and len(err.splitlines()) <= 2, (args, err)
+        assert out == b"", args
