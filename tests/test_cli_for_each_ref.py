@@ -4,6 +4,7 @@ same stdout, stderr and exit status, byte for byte."""
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import pytest
 from cli_scenarios import SMALL, Scenarios, run_both, run_ours, run_ours_process, scenarios
@@ -208,3 +209,27 @@ def test_versioncmp() -> None:
     got = sorted(reversed(names), key=functools.cmp_to_key(versioncmp))
     assert got == names
     assert versioncmp(b"v1.9", b"v1.10") < 0 < versioncmp(b"v1.10", b"v1.9-rc1")
+
+
+def test_for_each_ref_with_a_missing_object(
+    git: Git, git_new: Git, scenarios: Scenarios, tmp_path: Path
+) -> None:
+    """Listed like any ref (no existence check); git dies on the first value that needs
+    the object: after the lines before it in the listing's order (2.55; 2.47 printed
+    none), before any line when sorting."""
+    repo = scenarios.copy("rich-sha1", tmp_path / "repo")
+    blob = git.run("hash-object", "-w", "--stdin", cwd=repo, input=b"soon gone\n").stdout
+    oid = blob.decode().strip()
+    git("update-ref", "refs/tags/ghost", oid, cwd=repo)
+    (repo / ".git" / "objects" / oid[:2] / oid[2:]).unlink()
+    fatal = f"fatal: missing object {oid} for refs/tags/ghost\n".encode()
+    for oracle, argv in (
+        (git, ["--format=%(refname)"]),
+        (git, ["--format=%(objectname) %(refname)", "refs/tags"]),
+        (git_new, []),
+        (git_new, ["--format=%(objecttype) %(refname)", "refs/tags/"]),
+        (git_new, ["--sort=-refname", "--format=%(objecttype) %(refname)", "refs/tags/"]),
+    ):
+        ours, theirs = run_both(oracle, repo, [FE, *argv])
+        assert ours == theirs, argv
+    assert run_ours(repo, [FE, "--format=%(objecttype)", "refs/tags/"]) == (b"blob\n", fatal, 128)

@@ -222,13 +222,6 @@ class _Run:
             items.append(Item(_encode(ref.name), oid, target, ref.peeled))
         assert store.objects is not None
         objects = store.objects
-        missing = set(await objects.missing({item.oid for item in items}))
-        if missing:
-            for item in items:
-                if item.oid in missing:
-                    name = os.fsdecode(item.name)
-                    print(f"error: {name} does not point to a valid object!", file=sys.stderr)
-            items = [item for item in items if item.oid not in missing]
         items = self.filter(items)
         self.points_at = points_at
         head = await self.head_name(store)
@@ -317,13 +310,6 @@ class _Run:
             oid = ref.oid if ref.target is None else await resolve(ref.name)
             if oid is not None:
                 pairs.append((ref.name, oid))
-        assert store.objects is not None
-        missing = set(await store.objects.missing({oid for _, oid in pairs}))
-        if missing:
-            for name, oid in pairs:
-                if oid in missing:
-                    print(f"error: {name} does not point to a valid object!", file=sys.stderr)
-            pairs = [(name, oid) for name, oid in pairs if oid not in missing]
         if self.count:
             pairs = pairs[: self.count]
         fmt = template.format
