@@ -104,9 +104,11 @@ def test_clone_fetch_push_every_kind_of_update(
 ) -> None:
     server, root = served
     repo = make_server_repo(git, root, "project.git", object_format)
+    git("config", "core.logAllRefUpdates", "true", cwd=repo)  # bare: no reflogs by default
     url = server.url("project.git")
     a = seed(git, tmp_path, url, object_format)
     told = {"refs/heads/main": a("rev-parse", "main").strip()}
+    first_main = told["refs/heads/main"]
     assert remote_refs(git, url) == told == server_refs(git, repo)
 
     b = clone(git, url, tmp_path / "b")
@@ -164,6 +166,11 @@ def test_clone_fetch_push_every_kind_of_update(
     assert c("cat-file", "-t", "v1").strip() == "tag"
     assert server_refs(git, repo) == told
     assert git("rev-parse", "--show-ref-format", cwd=repo).strip() == SERVER_REF_FORMAT
+    # the server's reflogs: one "push" entry per update, as git receive-pack writes them
+    log = git("reflog", "show", "--format=%H %gs", "refs/heads/main", cwd=repo).splitlines()
+    assert log == [f"{told['refs/heads/main']} push", f"{first_main} push"]
+    log = git("reflog", "show", "--format=%H %gs", "refs/heads/topic", cwd=repo).splitlines()
+    assert len(log) == 2 and log[0] == f"{told['refs/heads/topic']} push"
     assert_clean(git, repo)
 
 
