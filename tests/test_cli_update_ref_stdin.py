@@ -33,6 +33,8 @@ SESSIONS: list[tuple[tuple[str, ...], str]] = [
     (MSG, 'update "refs/heads/\\377" {c0} {c1}\n'),  # the name in git's error, as bytes
     (MSG, "update refs/heads/tab\t{c0}\n"),  # a tab ends an argument too
     (MSG, "update refs/heads/crlf {c0}\r\n"),  # CR is no terminator: extra input
+    (STDIN, 'update "refs/heads/\\001\\033[31m" {c0}\n'),  # control characters as "?"
+    (STDIN, "frobnicate " + "x" * 5000 + "\n"),  # git's message is cut at 4095 bytes
     # transactions: start/prepare/commit, abort, several in one session, EOF aborts
     (MSG, "start\nupdate refs/heads/a {c2}\nprepare\ncommit\n"),
     (MSG, "start\nupdate refs/heads/a {c0}\nabort\n"),

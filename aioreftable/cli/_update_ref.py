@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 import anyio
 
 from .. import RefStore, ReftableError, open_ref_store
-from ._update_ref_stdin import Die, ObjectNames, StdinSession, die_text, reason
+from ._update_ref_stdin import Die, ObjectNames, StdinSession, die_text, reason, report
 
 __all__ = ["add_parser"]
 
@@ -159,7 +159,7 @@ async def _delete(
         async with store.transaction(message) as tx:
             tx.delete(refname, old=old, no_deref=args.no_deref)
     except ReftableError as exc:
-        _err(f"error: {reason(exc)}\n")
+        _err(report("error: ", reason(exc)))
         return 1
     return 0
 

@@ -25,7 +25,7 @@ from .. import (
     check_refname_format,
 )
 
-__all__ = ["Die", "ObjectNames", "StdinSession", "bytes_text", "die_text", "reason"]
+__all__ = ["Die", "ObjectNames", "StdinSession", "bytes_text", "die_text", "reason", "report"]
 
 _C_SPACE = frozenset(b" \t\n\v\f\r")  # C's isspace
 _HEX = frozenset(b"0123456789abcdefABCDEF")
@@ -65,8 +65,21 @@ class Die(Exception):
         self.message = message
 
 
+_CONTROL = bytes(c for c in [*range(32), 127] if c not in b"\t\n")
+_SANE = bytes.maketrans(_CONTROL, b"?" * len(_CONTROL))  # git's iscntrl but TAB and LF
+_REPORT_MAX = 4095  # git's vfreportf formats into char msg[4096], the LF included
+
+
+def report(prefix: str, message: bytes | str) -> str:
+    """One line as git's die/error/warning write it (vfreportf): control characters but
+    TAB and LF as ``?``, at most 4095 bytes, then LF."""
+    raw = message if isinstance(message, bytes) else _encode(message)
+    line = (_encode(prefix) + raw.split(b"\0", 1)[0])[:_REPORT_MAX]
+    return bytes_text(line.translate(_SANE)) + "\n"
+
+
 def die_text(message: bytes) -> str:
-    return f"fatal: {bytes_text(message)}\n"
+    return report("fatal: ", message)
 
 
 def _die(message: bytes) -> NoReturn:
@@ -157,7 +170,7 @@ class ObjectNames:
             except RefnameError:
                 ref = None
             if ref is not None and ref.target is not None:
-                self.warn(f"warning: ignoring dangling symref {text}\n")
+                self.warn(report("warning: ", f"ignoring dangling symref {text}"))
         return None
 
 
@@ -306,7 +319,7 @@ class StdinSession:
             _die(_encode(f"{prefix}{reason(exc)}"))
         for result in sorted(rejected, key=_printing_order):
             if result.error:
-                self.err(f"error: {result.error}\n")
+                self.err(report("error: ", result.error))
             line = result.rejected_line()
             if result.index in self.creates and result.reason is RejectReason.INVALID_NEW_VALUE:
                 line = f"rejected {result.refname} {result.new} (null) {result.reason.value}"
@@ -638,7 +651,7 @@ class Parser:
                 if not allow_empty:
                     return None
                 self.names.warn(
-                    f"warning: {bytes_text(what)}: missing <new-oid>, treating as zero\n"
+                    report("warning: ", what + b": missing <new-oid>, treating as zero")
                 )
                 return self.names.null
         arg = _cstr(arg)
