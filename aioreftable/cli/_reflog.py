@@ -19,6 +19,7 @@ from .. import (
     ExpirePolicy,
     ReflogEntry,
     RefStore,
+    WorktreeNotFoundError,
     check_refname_format,
     discover,
     open_ref_store,
@@ -39,7 +40,14 @@ from ._reflog_options import (
     print_usage,
 )
 from ._reflog_reach import Reachability
-from ._reflog_show import Fatal, Unsupported, is_full_name, parse_show_args, refuse_short_name
+from ._reflog_show import (
+    Fatal,
+    Unsupported,
+    final_name,
+    is_full_name,
+    parse_show_args,
+    refuse_short_name,
+)
 
 __all__ = ["add_parser"]
 
@@ -106,6 +114,13 @@ def _error(message: str) -> None:
 
 # -- which reflog a name means -------------------------------------------------------------
 async def _dwim_log(store: RefStore, name: str) -> str | None:
+    try:
+        return await _dwim_log_in(store, name)
+    except WorktreeNotFoundError:  # git: a ref that does not exist
+        return None
+
+
+async def _dwim_log_in(store: RefStore, name: str) -> str | None:
     """git's repo_dwim_log for a full name: the ref must resolve, and it or (one level)
     its symref target must have a reflog. A short name is refused (no dwim rules yet)."""
     if not check_refname_format(name, allow_onelevel=True):
@@ -117,8 +132,10 @@ async def _dwim_log(store: RefStore, name: str) -> str | None:
     if await store.reflog_exists(name):
         return name
     ref = await store.read(name)
-    if ref is not None and ref.target is not None and await store.reflog_exists(ref.target):
-        return ref.target
+    if ref is not None and ref.target is not None:
+        final = await final_name(store, name)
+        if await store.reflog_exists(final):
+            return final
     return None
 
 
@@ -164,7 +181,10 @@ async def _exists(store: RefStore, parsed: Parsed) -> int:
     name = parsed.args[0]
     if not check_refname_format(name, allow_onelevel=True):
         raise Fatal(f"invalid ref format: {name}")
-    return 0 if await store.reflog_exists(name) else 1
+    try:
+        return 0 if await store.reflog_exists(name) else 1
+    except WorktreeNotFoundError:
+        return 1
 
 
 def _verbose_prune(dry_run: bool) -> Callable[[ReflogEntry, bool], None]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
-from .. import Ref, ReflogEntry, RefStore, check_refname_format
+from .. import Ref, ReflogEntry, RefStore, WorktreeNotFoundError, check_refname_format
 
 __all__ = ["ShowOptions", "Unsupported", "parse_show_args", "show"]
 
@@ -203,14 +203,31 @@ def _check_nth(name: str, typed: str, entries: list[ReflogEntry], n: int, tip: s
         previous_old = entry.old
 
 
+async def final_name(store: RefStore, name: str) -> str:
+    """The ref a symref resolves to (git's refs_resolve_ref_unsafe name); one level here:
+    a chain is refused until the library's resolve returns the name it reached."""
+    ref = await store.read(name)
+    if ref is None or ref.target is None:
+        return name
+    target = await store.read(ref.target)
+    if target is not None and target.target is not None:
+        raise Unsupported(
+            f"the reflog behind the chain of symrefs '{name}' is not supported by aioreftable "
+            "(RefStore.resolve does not return the name it reached)"
+        )
+    return ref.target
+
+
+def _current_branch(name: str) -> str:
+    """How git names HEAD's branch in its messages about ``@{N}``."""
+    return name.removeprefix("refs/heads/") if name.startswith("refs/heads/") else "HEAD"
+
+
 async def _walk_name(store: RefStore, typed_base: str) -> str:
     """The reflog a walk of ``typed_base`` reads (git: an empty name is HEAD's branch)."""
     if typed_base:
         return typed_base
-    head = await store.read("HEAD")
-    if head is not None and head.target is not None:
-        return head.target
-    return "HEAD"
+    return await final_name(store, "HEAD")
 
 
 async def _diagnose_missing_default(store: RefStore) -> Fatal:
@@ -238,17 +255,27 @@ async def show(store: RefStore, opts: ShowOptions) -> int:
             f"reflog show: the revision expression '{spec}' is not supported by aioreftable "
             "(only ref names)"
         )
-    ref = await store.read(name)
-    if ref is None and not is_full_name(name):
-        refuse_short_name(name)
-    tip = await store.resolve(name)
-    entries = await store.reflog(name)
+    try:
+        ref = await store.read(name)
+        if ref is None and not is_full_name(name):
+            refuse_short_name(name)
+        tip = await store.resolve(name)
+        entries = await store.reflog(name)
+    except WorktreeNotFoundError:  # git: a ref that does not exist
+        raise Fatal(_AMBIGUOUS.format(spec)) from None
     if nth is None and tip is None:
         await _missing_revision(store, spec, name, ref, given=opts.ref is not None)
+    symref = ref is not None and ref.target is not None and tip is not None
     if nth is not None:
+        real = name
         if not await store.reflog_exists(name):
-            raise Fatal(_AMBIGUOUS.format(spec))
-        _check_nth(name, typed or name, entries, nth, tip)
+            real = await final_name(store, name) if symref else ""
+            if not real or not await store.reflog_exists(real):
+                raise Fatal(_AMBIGUOUS.format(spec))
+        checked = entries if real == name else await store.reflog(real)
+        _check_nth(real, typed or _current_branch(name), checked, nth, tip)
+    if not entries and symref:  # git reads the reflog of the ref the symref resolves to
+        entries = await store.reflog(await final_name(store, name))
     if opts.unrecognized is not None:
         raise Fatal(f"unrecognized argument: {opts.unrecognized}")
     if opts.paths:
