@@ -100,8 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             argv = [*argv[: len(argv) - len(rest)], *options]
         args, extra = parser.parse_known_args(argv)
         if extra:  # reported with the usage of the command they were given to
-            where = parser.commands.get(args.command or "", parser)
-            where.error(f"unrecognized arguments: {' '.join(extra)}")
+            parser.innermost(args).error(f"unrecognized arguments: {' '.join(extra)}")
         vars(args).update(values)
         if args.version:
             from .. import __version__

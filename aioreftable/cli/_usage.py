@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = ["USAGE_EXIT", "GitArgumentParser", "GitUsageError", "HelpShown"]
 
@@ -47,6 +47,24 @@ class GitArgumentParser(argparse.ArgumentParser):
     """Raises instead of exiting, so the entry point decides output and status like git."""
 
     commands: dict[str, GitArgumentParser]  # the subcommands' parsers, by name
+    # the destination and the parsers of this parser's subcommands (None: it has none)
+    subcommands: tuple[str, dict[str, GitArgumentParser]] | None = None
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        action = super().add_subparsers(**kwargs)
+        self.subcommands = (kwargs.get("dest") or "", action.choices)
+        return action
+
+    def innermost(self, args: argparse.Namespace) -> GitArgumentParser:
+        """The parser of the (sub)subcommand ``args`` was parsed for, for its usage line."""
+        where = self
+        while where.subcommands is not None:
+            dest, choices = where.subcommands
+            name = getattr(args, dest, None)
+            if not isinstance(name, str) or name not in choices:
+                break
+            where = choices[name]
+        return where
 
     def error(self, message: str) -> NoReturn:
         raise GitUsageError(_git_message(message), self)
