@@ -360,3 +360,28 @@ def test_funny_refnames_are_refused(
     )
     assert server_refs(git, repo) == {"refs/heads/main": main}
     assert_clean(git, repo)
+
+
+def test_fetch_with_a_gzipped_negotiation(
+    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path]
+) -> None:
+    """A client with 300 commits the server lacks sends its haves gzip-compressed
+    (git compresses upload-pack requests over 1 KiB): the fetch still negotiates."""
+    server, root = served
+    make_server_repo(git, root, "gz.git")
+    url = server.url("gz.git")
+    a = seed(git, tmp_path, url)
+    lines = []  # dated after the seed: the client's walk offers these haves first
+    for i in range(300):
+        lines += ["commit refs/heads/main", f"committer C <c@example.com> {2000000000 + i} +0000"]
+        lines += [f"data {len(str(i))}", str(i)]
+        lines += ["from refs/heads/main^0", ""] if i == 0 else [""]
+    git("fast-import", "--quiet", cwd=a.path, input="\n".join(lines) + "\n")
+    assert a("rev-list", "--count", "main").strip() == "301"
+    b = clone(git, url, tmp_path / "b")
+    other = b.commit("other")
+    b("push", "-q", "origin", "HEAD:refs/heads/other")
+    trace = a.run("fetch", url, "other", env={"GIT_TRACE_CURL": "1", "GIT_TRACE_CURL_NO_DATA": "1"})
+    assert trace.returncode == 0, trace.text
+    assert "Content-Encoding: gzip" in trace.stderr
+    assert a("rev-parse", "FETCH_HEAD").strip() == other
