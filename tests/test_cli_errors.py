@@ -332,3 +332,18 @@ def test_usage_errors(
     for args in [("-h",), ("show-ref", "-h"), ("dump", "-h")]:
         code, out, err = run_in(repo, monkeypatch, capsys, *args)
         assert (code, err) == (129, "") and out.startswith("usage: aioreftable"), args
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        (["refs", "exists", "--bogus"], "usage: aioreftable refs exists <ref>"),
+        (["show-ref", "--bogus"], "usage: aioreftable show-ref"),
+    ],
+)
+def test_an_unknown_option_prints_the_usage_of_the_innermost_command(
+    argv: list[str], usage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 129
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown option `bogus'\n" + usage), err
