@@ -335,6 +335,8 @@ def _history(git: Git, path: Path, fmt: str) -> None:
     quiet = ("-c", "core.logAllRefUpdates=false", "symbolic-ref")
     at(22, *quiet, "refs/heads/quiet", "refs/heads/side")
     at(23, *quiet, "refs/heads/quiet2", "refs/heads/quiet")  # a chain, no reflogs
+    latin = {"GIT_COMMITTER_NAME": "Jos\udce9"}  # not UTF-8: printed as stored
+    git("update-ref", "-m", "caf\udce9", "refs/heads/latin", "HEAD", cwd=path, env=latin)
 
 
 WRITE_ARGS: list[tuple[str, ...]] = [
@@ -354,6 +356,7 @@ WRITE_ARGS: list[tuple[str, ...]] = [
     ("delete", "HEAD@{2005-04-10}"),
     ("delete", "--verbose", "refs/heads/link@{0}"),  # a symref without its own reflog
     ("delete", "refs/tags/moving@{1}"),
+    ("delete", "--verbose", "refs/heads/latin@{0}"),
     ("delete", "--verbose", "refs/heads/quiet@{1}"),  # a symref without a reflog: its target's
     ("expire", "--expire=now", "--all"),
     ("expire", "--expire=all", "--verbose", "HEAD"),
@@ -450,6 +453,8 @@ HISTORY_READ_ARGS: list[tuple[str, ...]] = [
     ("show", "refs/stash"),
     ("show", "--format=[%gs] %gD", "refs/heads/nomsg"),
     ("show", "--format=%h %gd %gs", "HEAD"),
+    ("show", "refs/heads/latin"),
+    ("show", "--format=%gs|%gn|%ge", "refs/heads/latin"),
     ("show", "@{1}"),
     ("show", "@{99}"),
     ("list",),

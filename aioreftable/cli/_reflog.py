@@ -46,6 +46,7 @@ from ._reflog_show import (
     final_name,
     is_full_name,
     parse_show_args,
+    read_reflog,
     refuse_short_name,
 )
 
@@ -187,12 +188,29 @@ async def _exists(store: RefStore, parsed: Parsed) -> int:
         return 1
 
 
-def _verbose_prune(dry_run: bool) -> Callable[[ReflogEntry, bool], None]:
-    def report(entry: ReflogEntry, prune: bool) -> None:
-        verb = "keep" if not prune else ("would prune" if dry_run else "prune")
-        sys.stdout.write(f"{verb} {entry.message}")
+class Verbose:
+    """git's should_expire_reflog_ent_verbose: ``keep``, ``prune`` or ``would prune`` and
+    the entry's message, as stored (the library's entries decode it lossily, so the
+    messages are read first, oldest first, and matched to the entries by position)."""
 
-    return report
+    def __init__(self, dry_run: bool):
+        self.dry_run = dry_run
+        self.raw: list[ReflogEntry] = []
+        self.seen = 0
+
+    async def prepare(self, store: RefStore, name: str) -> None:
+        self.raw = (await read_reflog(store, name))[::-1]
+        self.seen = 0
+
+    def __call__(self, entry: ReflogEntry, prune: bool) -> None:
+        message = entry.message
+        if self.seen < len(self.raw):
+            raw = self.raw[self.seen]
+            if (raw.old, raw.new, raw.time) == (entry.old, entry.new, entry.time):
+                message = raw.message
+        self.seen += 1
+        verb = "keep" if not prune else ("would prune" if self.dry_run else "prune")
+        sys.stdout.write(f"{verb} {message}")
 
 
 _INDEX = re.compile(r"[ \t\n\v\f\r]*([+-]?)(\d+)\}")
@@ -221,7 +239,9 @@ async def _delete_one(store: RefStore, rev: str, options: ExpireOptions, verbose
         cutoff = approxidate(spec, now_for_dates())
         recno = sum(1 for e in entries if not cutoff or e.time < cutoff)
     seen = 0
-    report = _verbose_prune(options.dry_run) if verbose else None
+    report = Verbose(options.dry_run) if verbose else None
+    if report is not None:
+        await report.prepare(store, name)
 
     def prune(entry: ReflogEntry) -> bool:
         nonlocal seen
@@ -294,10 +314,12 @@ async def _expire_one(
     name: str,
     plan: _ExpirePlan,
     options: ExpireOptions,
-    report: Callable[[ReflogEntry, bool], None] | None,
+    report: Verbose | None,
     reach: Reachability,
 ) -> int:
     """refs_reflog_expire with git's should_expire_reflog_ent for one reflog."""
+    if report is not None:
+        await report.prepare(store, name)
     total, unreachable_before = plan.for_ref(name)
     mode = "always"
     if not unreachable_before or _is_head(name):
@@ -345,7 +367,7 @@ async def _expire(store: RefStore, parsed: Parsed) -> int:
     status = 0
     if parsed.flag("all"):
         await _refuse_other_worktrees(store, parsed)
-        report = _verbose_prune(dry_run) if verbose else None
+        report = Verbose(dry_run) if verbose else None
         for name in await _reflog_names(store):
             status |= await _expire_one(store, name, plan, options, report, reach)
     for arg in parsed.args:
@@ -355,7 +377,7 @@ async def _expire(store: RefStore, parsed: Parsed) -> int:
             status = ERROR_EXIT
             continue
         # git leaves dry_run unset for named refs: verbose says "prune" even with -n
-        report = _verbose_prune(False) if verbose else None
+        report = Verbose(False) if verbose else None
         status |= await _expire_one(store, found, plan, options, report, reach)
     return status
 

@@ -7,6 +7,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -218,6 +219,33 @@ async def final_name(store: RefStore, name: str) -> str:
     return ref.target
 
 
+async def read_reflog(store: RefStore, name: str) -> list[ReflogEntry]:
+    """``store.reflog(name)`` with names, emails and messages decoded losslessly (bytes
+    that are not UTF-8 are written back as git prints them); newest first."""
+    async with AsyncExitStack() as scope:
+        snapshot, bare = await store.snapshot_for(name, scope)
+        raw = bare.encode("utf-8", "surrogateescape")
+        logs = list(snapshot.iter_logs(raw))
+    null = store.hash_algorithm.null_id
+
+    def text(b: bytes) -> str:
+        return b.decode("utf-8", "surrogateescape")
+
+    return [
+        ReflogEntry(
+            log.old_id.hex(),
+            log.new_id.hex(),
+            text(log.name),
+            text(log.email),
+            log.time,
+            log.tz_offset,
+            text(log.message),
+        )
+        for log in logs
+        if log.old_id != null or log.new_id != null  # git's existence marker
+    ]
+
+
 def _current_branch(name: str) -> str:
     """How git names HEAD's branch in its messages about ``@{N}``."""
     return name.removeprefix("refs/heads/") if name.startswith("refs/heads/") else "HEAD"
@@ -260,7 +288,7 @@ async def show(store: RefStore, opts: ShowOptions) -> int:
         if ref is None and not is_full_name(name):
             refuse_short_name(name)
         tip = await store.resolve(name)
-        entries = await store.reflog(name)
+        entries = await read_reflog(store, name)
     except WorktreeNotFoundError:  # git: a ref that does not exist
         raise Fatal(_AMBIGUOUS.format(spec)) from None
     if nth is None and tip is None:
@@ -272,10 +300,10 @@ async def show(store: RefStore, opts: ShowOptions) -> int:
             real = await final_name(store, name) if symref else ""
             if not real or not await store.reflog_exists(real):
                 raise Fatal(_AMBIGUOUS.format(spec))
-        checked = entries if real == name else await store.reflog(real)
+        checked = entries if real == name else await read_reflog(store, real)
         _check_nth(real, typed or _current_branch(name), checked, nth, tip)
     if not entries and symref:  # git reads the reflog of the ref the symref resolves to
-        entries = await store.reflog(await final_name(store, name))
+        entries = await read_reflog(store, await final_name(store, name))
     if opts.unrecognized is not None:
         raise Fatal(f"unrecognized argument: {opts.unrecognized}")
     if opts.paths:
