@@ -101,13 +101,13 @@ def make_backend(root: Path, group_commit: bool = True) -> ReftableBackend:
 
 
 class RequestBackend(Backend):
-    """A Repo of its own for each request, on the shared refs of ``backend``'s.
+    """A Repo of its own for each request, on the refs container of ``backend``'s Repo.
 
     dulwich's object store is not safe to share between threads: with one Repo for
     concurrent pushes, ``add_thin_pack`` fails now and then with ``ValueError: mmap closed
-    or invalid`` (dulwich 1.2.21, ``_complete_pack`` reading another pack's index while
-    another thread updates the pack cache). So each request opens its own object store
-    (closed by :func:`run_handler`); the ref store stays shared."""
+    or invalid`` (dulwich 1.2.21: ``_complete_pack`` finds the index of a cached pack
+    closed under it). So each request opens its own object store (closed by
+    :func:`run_handler`); the ref store stays shared."""
 
     def __init__(self, backend: ReftableBackend) -> None:
         self.backend = backend
@@ -175,7 +175,11 @@ class CasReceivePackHandler(ReceivePackHandler):
             updates = [
                 RefUpdate(ref, old, None if new == zero else new) for old, new, ref in commands
             ]
-            results = refs.update_refs(updates, message=REFLOG_MESSAGE, atomic=atomic)
+            try:
+                results = refs.update_refs(updates, message=REFLOG_MESSAGE, atomic=atomic)
+            except Exception as e:  # e.g. the lock stayed taken: every command failed
+                log.warning("update_refs failed: %r", e)
+                return {u.name: f"cannot lock ref '{_text(u.name)}': {_reason(e)}" for u in updates}
             return {name: reason for name, reason in results.items() if reason is not None}
         if atomic:
             return self._atomic_under_lock(commands, zero)
@@ -193,8 +197,8 @@ class CasReceivePackHandler(ReceivePackHandler):
             else:
                 done = refs.set_if_equals(ref, old, new, message=REFLOG_MESSAGE)
         except Exception as e:  # one ref's failure is reported as git's ng line
-            log.warning("update of %s failed: %r", ref.decode(errors="replace"), e)
-            return f"cannot lock ref '{ref.decode(errors='replace')}': {_reason(e)}"
+            log.warning("update of %s failed: %r", _text(ref), e)
+            return f"cannot lock ref '{_text(ref)}': {_reason(e)}"
         return None if done else self._stale_message(ref, old, zero)
 
     def _atomic_under_lock(self, commands: list[Command], zero: ObjectID) -> dict[Ref, str]:
@@ -219,7 +223,7 @@ class CasReceivePackHandler(ReceivePackHandler):
 
     def _stale_message(self, ref: Ref, old: ObjectID, zero: ObjectID) -> str:
         """git's message for an expected old value that did not hold."""
-        name = ref.decode(errors="replace")
+        name = _text(ref)
         current = _current(self.repo.refs, ref, zero)
         if old == zero:
             return f"cannot lock ref '{name}': reference already exists"
@@ -231,6 +235,10 @@ class CasReceivePackHandler(ReceivePackHandler):
         """git's rp_error: shown by the client as ``remote: error: ...``."""
         if self.has_capability(CAPABILITY_SIDE_BAND_64K):
             self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, f"error: {message}\n".encode())
+
+
+def _text(name: bytes) -> str:
+    return name.decode("utf-8", "replace")
 
 
 def _reason(error: Exception) -> str:

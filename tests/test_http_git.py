@@ -385,3 +385,29 @@ def test_fetch_with_a_gzipped_negotiation(
     assert trace.returncode == 0, trace.text
     assert "Content-Encoding: gzip" in trace.stderr
     assert a("rev-parse", "FETCH_HEAD").strip() == other
+
+
+def test_push_while_another_writer_holds_the_lock(
+    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path]
+) -> None:
+    """``tables.list.lock`` held (by git, say) past reftable.lockTimeout: the push is git's
+    rejection with the store's lock error, not a server error; once released it goes in."""
+    server, root = served
+    repo = make_server_repo(git, root, "locked.git")
+    url = server.url("locked.git")
+    a = seed(git, tmp_path, url)
+    base = a("rev-parse", "main").strip()
+    new = a.commit("second")
+    lock = repo / "reftable" / "tables.list.lock"
+    lock.write_bytes(b"")
+    result = push(a, "origin", "main")
+    lock.unlink()
+    assert result.returncode == 1, result.text
+    assert porcelain(result) == {"refs/heads/main": "!"}
+    assert "[remote rejected] (failed to update ref)" in result.text
+    assert "remote: error: cannot lock ref 'refs/heads/main': " in result.text
+    assert server_refs(git, repo) == {"refs/heads/main": base}
+    result = push(a, "origin", "main")
+    assert result.returncode == 0 and porcelain(result) == {"refs/heads/main": " "}, result.text
+    assert server_refs(git, repo) == {"refs/heads/main": new}
+    assert_clean(git, repo)
