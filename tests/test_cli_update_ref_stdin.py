@@ -213,6 +213,42 @@ def test_stdin_interactive_answers(git: Git, git_env: None, tmp_path: Path) -> N
     assert git("rev-parse", "refs/heads/live", cwd=twins.ours).strip() == twins.ids["c0"]
 
 
+def test_stdin_interrupted_session_ends_at_once(git: Git, git_env: None, tmp_path: Path) -> None:
+    """Ctrl-C while waiting for the next command ends the process at once (status 130),
+    with nothing written, though stdin stays open (no thread is left reading it)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    twins = Twins(git, tmp_path)
+    before = twins.records(twins.ours)
+    # Python's own SIGINT handler even where the test runner's SIGINT is ignored
+    code = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from aioreftable.cli import main; sys.exit(main(['update-ref', '--stdin']))"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=twins.ours,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(twins.fill("start\ncreate refs/heads/never {c0}\n"))
+            proc.stdin.flush()
+            assert proc.stdout.readline() == b"start: ok\n"
+            time.sleep(0.3)  # now waiting for the next command
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 130
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert twins.records(twins.ours) == before
+
+
 # -- --batch-updates (git 2.55) -----------------------------------------------------------
 
 BATCH = ("-m", "batch", "--batch-updates", "--stdin")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import BinaryIO, NoReturn
 
+import anyio
 import anyio.to_thread
 
 from .. import (
@@ -28,6 +30,7 @@ from .. import (
 __all__ = ["Die", "ObjectNames", "StdinSession", "bytes_text", "die_text", "reason", "report"]
 
 _C_SPACE = frozenset(b" \t\n\v\f\r")  # C's isspace
+_CHUNK = 65536
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _ESCAPES = {
     ord("a"): 7,
@@ -213,20 +216,38 @@ class _Aborted(Exception):
 
 class Records:
     """stdin read as git's strbuf_getwholeline does: records ending at the terminator
-    (included), the last one possibly without. Reads happen in a worker thread."""
+    (included), the last one possibly without.
+
+    A pipe or terminal is waited on by the event loop and read when ready, so that an
+    interrupted session ends at once; a regular file (or /dev/null, which cannot be
+    polled) is read in a worker thread; a stream without a descriptor is read directly
+    (it is in memory)."""
 
     def __init__(self, stream: BinaryIO, term: int):
         self.stream = stream
         self.term = bytes([term])
         self.buffer = bytearray()
         self.eof = False
+        try:
+            self.fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # io.BytesIO and the like
+            self.fd = None
+        self.pollable = self.fd is not None
 
-    def _fill(self) -> None:
-        read = getattr(self.stream, "read1", self.stream.read)
-        chunk = read(65536)
-        if not chunk:
-            self.eof = True
-        self.buffer += chunk
+    async def _read(self) -> bytes:
+        fd = self.fd
+        if fd is None:
+            read = getattr(self.stream, "read1", self.stream.read)
+            chunk: bytes = read(_CHUNK)
+            return chunk
+        if self.pollable:
+            try:
+                await anyio.wait_readable(fd)
+            except OSError:  # a regular file or /dev/null: epoll refuses them
+                self.pollable = False
+            else:
+                return os.read(fd, _CHUNK)  # ready: does not block
+        return await anyio.to_thread.run_sync(os.read, fd, _CHUNK)
 
     async def next(self) -> bytes | None:
         while True:
@@ -241,7 +262,9 @@ class Records:
                 record = bytes(self.buffer)
                 self.buffer.clear()
                 return record
-            await anyio.to_thread.run_sync(self._fill)
+            chunk = await self._read()
+            self.eof = not chunk
+            self.buffer += chunk
 
 
 Queue = Transaction | Batch
