@@ -206,7 +206,7 @@ ensure_http_helper() {
     [ -x "$helper" ] || { log "$helper is missing"; return 1; }
     missing=$(missing_libs "$helper")
     if [ -n "$missing" ]; then
-        log "git-remote-http cannot find $(echo "$missing" | tr '\n' ' '); installing libcurl3-gnutls"
+        log "git-remote-http cannot find ${missing//$'\n'/ }; installing libcurl3-gnutls"
         apt_install libcurl3-gnutls
         missing=$(missing_libs "$helper")
         [ -z "$missing" ] || { log "git-remote-http still cannot find: $missing"; return 1; }
