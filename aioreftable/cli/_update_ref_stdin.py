@@ -240,13 +240,16 @@ class Records:
             read = getattr(self.stream, "read1", self.stream.read)
             chunk: bytes = read(_CHUNK)
             return chunk
-        if self.pollable:
+        while self.pollable:
             try:
                 await anyio.wait_readable(fd)
             except OSError:  # a regular file or /dev/null: epoll refuses them
                 self.pollable = False
-            else:
+                break
+            try:
                 return os.read(fd, _CHUNK)  # ready: does not block
+            except BlockingIOError:  # a non-blocking descriptor woken for nothing
+                continue
         return await anyio.to_thread.run_sync(os.read, fd, _CHUNK)
 
     async def next(self) -> bytes | None:
