@@ -53,8 +53,11 @@ def theirs(git: Git, cwd: Path, args: tuple[str, ...], data: bytes = b"") -> Res
     )
 
 
-def state(git: Git, repo: Path) -> tuple[str, dict[str, str], int, str]:
-    """What a write leaves: every ref (symrefs named), every reflog, `git refs verify`."""
+def state(
+    git: Git, repo: Path, verifier: Git | None = None
+) -> tuple[str, dict[str, str], int, str]:
+    """What a write leaves: every ref (symrefs named), every reflog, `git refs verify` (of
+    ``verifier``: git 2.47 checks nothing on reftable, 2.55 does)."""
 
     def text(*args: str) -> str:
         proc = git.run(*args, cwd=repo, check=False)
@@ -65,16 +68,24 @@ def state(git: Git, repo: Path) -> tuple[str, dict[str, str], int, str]:
     )
     fmt = "--format=%gd %H %gn <%ge> %gs"
     logs = {n: text("reflog", "show", fmt, n, "--") for n in text("reflog", "list").split()}
-    verify = git.run("refs", "verify", cwd=repo, check=False)
+    verify = (verifier or git).run("refs", "verify", "--strict", cwd=repo, check=False)
     return refs, logs, verify.returncode, verify.stderr.decode()
 
 
 class Twins:
     """Two repositories with the same commits; ``step`` runs one update-ref on both."""
 
-    def __init__(self, git: Git, tmp_path: Path, fmt: str = "sha1", oracle: Git | None = None):
+    def __init__(
+        self,
+        git: Git,
+        tmp_path: Path,
+        fmt: str = "sha1",
+        oracle: Git | None = None,
+        verifier: Git | None = None,
+    ):
         self.git = git
-        self.oracle = oracle or git
+        self.oracle = oracle or git  # the git whose answers ours must equal
+        self.verifier = verifier or self.oracle  # the git that runs `refs verify`
         self.theirs, self.ours = make_twins(git, tmp_path, fmt)
         git("symbolic-ref", "refs/heads/dangling", "refs/heads/nowhere", cwd=self.theirs)
         git("symbolic-ref", "refs/heads/dangling", "refs/heads/nowhere", cwd=self.ours)
@@ -116,8 +127,8 @@ class Twins:
 
     def check_state(self) -> None:
         """git's view of both twins: refs, every reflog, `git refs verify` (clean)."""
-        theirs = state(self.git, self.theirs)
-        assert state(self.git, self.ours) == theirs
+        theirs = state(self.git, self.theirs, self.verifier)
+        assert state(self.git, self.ours, self.verifier) == theirs
         assert theirs[2:] == (0, "")
 
 
@@ -177,11 +188,13 @@ CLASSIC: list[tuple[tuple[str, ...], int]] = [
 
 
 @pytest.mark.parametrize("fmt", ["sha1", "sha256"])
-def test_update_ref_matches_git(git: Git, git_env: None, tmp_path: Path, fmt: str) -> None:
+def test_update_ref_matches_git(
+    git: Git, git_new: Git, git_env: None, tmp_path: Path, fmt: str
+) -> None:
     """Every form and refusal of the command line, one after the other on twins: the same
     stdout, stderr and status (usage texts are git 2.55's: compared there), refs and
     reflogs. git 2.47 for what it has; its usage text lacks --batch-updates."""
-    twins = Twins(git, tmp_path, fmt)
+    twins = Twins(git, tmp_path, fmt, verifier=git_new)
     for template, code in CLASSIC:
         args = tuple(twins.fill(a).decode() for a in template)
         if code == 129 or "--batch-updates" in args:

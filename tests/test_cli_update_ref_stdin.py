@@ -167,16 +167,20 @@ def run_sessions(twins: Twins, sessions: list[tuple[tuple[str, ...], str]]) -> i
 
 
 @pytest.mark.parametrize("fmt", ["sha1", "sha256"])
-def test_stdin_sessions_match_git(git: Git, git_env: None, tmp_path: Path, fmt: str) -> None:
+def test_stdin_sessions_match_git(
+    git: Git, git_new: Git, git_env: None, tmp_path: Path, fmt: str
+) -> None:
     """Every command kind and protocol error, transactions committed, aborted and failing
     midway, symrefs and no-deref: the same answers, refs, reflogs and verify as git 2.47."""
-    twins = Twins(git, tmp_path, fmt)
+    twins = Twins(git, tmp_path, fmt, verifier=git_new)
     failures = run_sessions(twins, SESSIONS)
     assert failures > 40  # the refusals really were refused (and matched git's)
 
 
-def test_stdin_nul_sessions_match_git(git: Git, git_env: None, tmp_path: Path) -> None:
-    twins = Twins(git, tmp_path)
+def test_stdin_nul_sessions_match_git(
+    git: Git, git_new: Git, git_env: None, tmp_path: Path
+) -> None:
+    twins = Twins(git, tmp_path, verifier=git_new)
     failures = run_sessions(twins, Z_SESSIONS)
     assert 3 < failures < len(Z_SESSIONS)
 
@@ -377,8 +381,8 @@ def sessions(draw: st.DrawFn) -> str:
 
 
 @pytest.fixture
-def random_twins(git: Git, git_env: None, tmp_path: Path) -> Iterator[Twins]:
-    twins = Twins(git, tmp_path)
+def random_twins(git: Git, git_new: Git, git_env: None, tmp_path: Path) -> Iterator[Twins]:
+    twins = Twins(git, tmp_path, verifier=git_new)
     yield twins
     twins.check_state()  # git's view of both after all the examples
 
