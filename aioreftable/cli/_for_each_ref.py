@@ -302,19 +302,21 @@ class _Run:
         template: str,
     ) -> int:
         """The listing's refs straight to their lines (see simple_template)."""
-        include_root = self.args.include_root_refs
-        pairs: list[tuple[str, str]] = []
-        async for ref in store.iterate("", include_root_refs=include_root):
-            if not include_root and not ref.name.startswith("refs/"):
-                continue
-            oid = ref.oid if ref.target is None else await resolve(ref.name)
-            if oid is not None:
-                pairs.append((ref.name, oid))
-        if self.count:
-            pairs = pairs[: self.count]
         fmt = template.format
-        out = "".join([fmt(name, oid) for name, oid in pairs])
-        _write(out.encode("utf-8", "surrogateescape"))
+        lines: list[str] = []
+        append = lines.append
+        left = self.count or -1
+        async for ref in store.iterate("", include_root_refs=self.args.include_root_refs):
+            oid = ref.oid
+            if ref.target is not None:
+                oid = await resolve(ref.name)
+                if oid is None:
+                    continue  # dangling: skipped, as by git's iterator
+            append(fmt(ref.name, oid))
+            left -= 1
+            if not left:
+                break
+        _write("".join(lines).encode("utf-8", "surrogateescape"))
         return 0
 
     def filter(self, items: list[Item]) -> list[Item]:
