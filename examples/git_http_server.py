@@ -259,6 +259,8 @@ HANDLERS: dict[str, type] = {
     "git-upload-pack": UploadPackHandler,
     "git-receive-pack": CasReceivePackHandler,
 }
+# --receive-pack dulwich: dulwich's own handler, which loses racing pushes (for comparison)
+DULWICH_HANDLERS: dict[str, type] = {**HANDLERS, "git-receive-pack": ReceivePackHandler}
 NO_CACHE = {
     "Expires": "Fri, 01 Jan 1980 00:00:00 GMT",
     "Pragma": "no-cache",
@@ -266,13 +268,14 @@ NO_CACHE = {
 }
 
 
-def run_handler(backend: ReftableBackend, service: str, path: str, body: bytes | None) -> bytes:
+def run_handler(
+    backend: ReftableBackend, handler_cls: type, service: str, path: str, body: bytes | None
+) -> bytes:
     """Run one dulwich protocol handler (blocking, in a worker thread); its whole output.
 
     ``body`` None: the ref advertisement of ``GET info/refs``; else a POSTed request."""
     out = BytesIO()
     proto = ReceivableProtocol(BytesIO(body or b"").read, out.write)
-    handler_cls = HANDLERS[service]
     advertise = body is None
     handler = handler_cls(
         RequestBackend(backend), [path], proto, stateless_rpc=True, advertise_refs=advertise
@@ -292,9 +295,15 @@ class GitHttpApp:
     """The aiohttp application: smart HTTP only (no dumb protocol)."""
 
     def __init__(
-        self, root: Path, threads: int, max_request_mb: int, group_commit: bool = True
+        self,
+        root: Path,
+        threads: int,
+        max_request_mb: int,
+        group_commit: bool = True,
+        handlers: dict[str, type] = HANDLERS,
     ) -> None:
         self.backend = make_backend(root, group_commit)
+        self.handlers = handlers
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="git-http")
         self.app = web.Application(client_max_size=max_request_mb * 1024 * 1024)
         self.app.router.add_get("/{repo:.+}/info/refs", self.info_refs)
@@ -307,13 +316,15 @@ class GitHttpApp:
 
     async def info_refs(self, request: web.Request) -> web.Response:
         service = request.query.get("service", "")
-        if service not in HANDLERS:
+        if service not in self.handlers:
             raise web.HTTPForbidden(
                 text="only smart HTTP is served (?service=git-upload-pack|git-receive-pack)\n"
             )
         path = request.match_info["repo"]
         try:
-            body = await self._run(lambda: run_handler(self.backend, service, path, None))
+            body = await self._run(
+                lambda: run_handler(self.backend, self.handlers[service], service, path, None)
+            )
         except NotGitRepository as e:
             raise web.HTTPNotFound(text=f"{e}\n") from None
         headers = {"Content-Type": f"application/x-{service}-advertisement", **NO_CACHE}
@@ -326,7 +337,9 @@ class GitHttpApp:
         path = request.match_info["repo"]
         data = await request.read()
         try:
-            body = await self._run(lambda: run_handler(self.backend, service, path, data))
+            body = await self._run(
+                lambda: run_handler(self.backend, self.handlers[service], service, path, data)
+            )
         except NotGitRepository as e:
             raise web.HTTPNotFound(text=f"{e}\n") from None
         headers = {"Content-Type": f"application/x-{service}-result", **NO_CACHE}
@@ -377,6 +390,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_false",
         help="commit every push to a reftable repository on its own (no shared tables)",
     )
+    parser.add_argument(
+        "--receive-pack",
+        choices=["cas", "dulwich"],
+        default="cas",
+        help="cas (default): every push checked as git does; dulwich: dulwich's own"
+        " handler, which tells racing pushes 'ok' and loses commits (for comparison only)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     if not Path(args.root).is_dir():
@@ -386,7 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
     # The backend's sync API may not be used on the event loop's thread: made and closed here.
-    git_app = GitHttpApp(Path(args.root), args.threads, args.max_request_mb, args.group_commit)
+    handlers = DULWICH_HANDLERS if args.receive_pack == "dulwich" else HANDLERS
+    git_app = GitHttpApp(
+        Path(args.root), args.threads, args.max_request_mb, args.group_commit, handlers
+    )
     try:
         asyncio.run(serve(git_app, args))
     finally:

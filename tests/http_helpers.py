@@ -29,12 +29,13 @@ LISTENING = re.compile(rb"^listening on (http://127\.0\.0\.1:\d+/)")
 
 
 class GitHttpServer:
-    """``with GitHttpServer(root) as server``: the example server on a free port;
+    """``with GitHttpServer(root, *options) as server``: the example server on a free port;
     ``server.url(path)`` is a repository's URL. Stopped with SIGTERM on exit (killed after
     10 s); its stderr is kept for failure messages (``server.stderr()``)."""
 
-    def __init__(self, root: Path, timeout: float = 20.0) -> None:
+    def __init__(self, root: Path, *options: str, timeout: float = 20.0) -> None:
         self.root = root
+        self.options = options
         self.timeout = timeout
         self.base = ""
         self.errlog = root.parent / f"{root.name}.server-stderr.log"
@@ -44,7 +45,15 @@ class GitHttpServer:
         err = self.errlog.open("wb")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, str(SERVER), "--root", str(self.root), "--port", "0"],
+                [
+                    sys.executable,
+                    str(SERVER),
+                    "--root",
+                    str(self.root),
+                    "--port",
+                    "0",
+                    *self.options,
+                ],
                 stdout=subprocess.PIPE,
                 stderr=err,
             )
