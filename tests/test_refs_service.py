@@ -302,6 +302,18 @@ async def test_bad_requests(git: Git, service: Service, client: httpx.AsyncClien
         assert r.status_code == 404, (raw, r.text)
     r = await client.get(f"/repos/{repo.name}/events", headers={"Last-Event-ID": "-1"})
     assert r.status_code == 400
+
+    # the stack's lock held by someone else past git's lock timeout: 503, nothing applied
+    lock = repo.path / "reftable" / "tables.list.lock"
+    lock.write_bytes(b"")
+    try:
+        r = await post(client, repo, upd("refs/heads/x", c[0]))
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "1" and r.json()["error"] == "locked"
+    finally:
+        lock.unlink()
+    assert for_each_ref(git, repo) == before
+    assert (await post(client, repo, upd("refs/heads/x", c[0]))).status_code == 200
     refs_verify(git, repo.path)
 
 
@@ -591,10 +603,13 @@ async def test_events_gap_after_compaction(
 
 
 def test_stops_cleanly_with_open_streams(git: Git, tmp_path: Path) -> None:
-    """SIGTERM ends the event streams, closes the stores and exits 0 within seconds."""
+    """SIGTERM ends the event streams, closes the stores and exits 0 within seconds,
+    leaving no lock behind."""
     root = tmp_path / "repos"
     root.mkdir()
-    git("init", "-q", "--bare", "--ref-format=reftable", str(root / "r"))
+    repo = root / "r"
+    git("init", "-q", "--bare", "--ref-format=reftable", str(repo))
+    blob = git("hash-object", "-w", "--stdin", cwd=repo, input="x\n").strip()
     with Service(root, "--no-group-commit") as svc:
         proc = svc.proc
         assert proc is not None
@@ -607,13 +622,21 @@ def test_stops_cleanly_with_open_streams(git: Git, tmp_path: Path) -> None:
             ):
                 async for line in r.aiter_lines():
                     lines.append(line)
-                    if line == "":
+                    if line == "" and lines.count("") == 1:  # ready: write something
+                        update = {"ref": "refs/tags/x", "new": blob}
+                        answer = await client.post("/repos/r/refs", json={"updates": [update]})
+                        assert answer.status_code == 200
+                    elif line == "":  # its event: stop the service
                         proc.send_signal(signal.SIGTERM)
             return lines
 
         started = time.monotonic()
         lines = anyio.run(listen)
         assert lines[0] == "event: ready"
+        assert json.loads(lines[-2].removeprefix("data: "))["ref"] == "refs/tags/x"
         assert svc.stop() == 0, svc.stderr()
         assert time.monotonic() - started < 10
     assert "Traceback" not in svc.stderr()
+    assert not list((repo / "reftable").glob("*.lock"))
+    assert git("show-ref", cwd=repo).split() == [blob, "refs/tags/x"]
+    refs_verify(git, repo)
