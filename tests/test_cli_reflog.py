@@ -199,7 +199,7 @@ def test_read_commands_match_git(git: Git, scenarios: Scenarios, name: str) -> N
     mismatches = []
     for args in READ_ARGS:
         argv = ["reflog", *args]
-        ours, theirs = run_ours(repo, argv), run_git(git, repo, argv)
+        ours, theirs = run_ours(repo, argv), run_git(git, repo, argv, env=_date_env())
         if ours != theirs:
             mismatches.append((args, ours, theirs))
     assert mismatches == []
@@ -209,7 +209,7 @@ def test_show_reads_a_big_repository_like_git(git: Git, scenarios: Scenarios) ->
     repo = scenarios["many-sha1"]
     for args in (("list",), ("show", "refs/heads/sym"), ("exists", "refs/heads/b/00042")):
         argv = ["reflog", *args]
-        assert run_ours(repo, argv) == run_git(git, repo, argv), args
+        assert run_ours(repo, argv) == run_git(git, repo, argv, env=_date_env()), args
 
 
 USAGE_ARGS: list[tuple[str, ...]] = [
@@ -252,7 +252,9 @@ def test_usage_and_errors_match_git_2_55(
     theirs_repo = _fresh_copy(src, tmp_path / "theirs")
     for args in USAGE_ARGS:
         argv = ["reflog", *args]
-        assert run_ours(ours_repo, argv) == run_git(git_new, theirs_repo, argv), args
+        assert run_ours(ours_repo, argv) == run_git(git_new, theirs_repo, argv, env=_date_env()), (
+            args
+        )
     # none of them wrote anything, on either side
     assert _state(git_new, ours_repo) == _state(git_new, theirs_repo) == _state(git_new, src)
 
@@ -266,10 +268,12 @@ def _fresh_copy(src: Path, dest: Path) -> Path:
 
 UNSUPPORTED: list[tuple[str, ...]] = [
     ("show", "main"),  # short names need git's dwim rules
-    ("show", "HEAD@{yesterday}"),
+    ("show", "HEAD@{-1}"),  # the previous branch, not a reflog entry
+    ("show", "HEAD@{u}"),
     ("show", "HEAD", "refs/heads/main"),
     ("show", "HEAD", "--", "path"),
-    ("show", "--date=iso"),
+    ("show", "--date=format:%Y"),
+    ("show", "--graph"),
     ("show", "--pretty=medium"),
     ("show", "--format=%s"),
     ("show", "--format=%gN"),
@@ -294,7 +298,7 @@ def test_unsupported_forms_are_refused_with_a_fatal_line(scenarios: Scenarios) -
 def test_entry_point_runs_reflog(git: Git, scenarios: Scenarios) -> None:
     repo = scenarios["rich-sha1"]
     argv = ["reflog", "show", "--format=%h %gD %gs", "refs/heads/main"]
-    assert run_ours_process(repo, argv) == run_git(git, repo, argv)
+    assert run_ours_process(repo, argv) == run_git(git, repo, argv, env=_date_env())
 
 
 # -- writing commands on twins -------------------------------------------------------------
@@ -335,6 +339,10 @@ def _history(git: Git, path: Path, fmt: str) -> None:
     quiet = ("-c", "core.logAllRefUpdates=false", "symbolic-ref")
     at(22, *quiet, "refs/heads/quiet", "refs/heads/side")
     at(23, *quiet, "refs/heads/quiet2", "refs/heads/quiet")  # a chain, no reflogs
+    for ago, tz in ((20 * day, "+0945"), (2 * day, "+0000"), (3600, "-0530"), (30, "+0100")):
+        when = {"GIT_COMMITTER_DATE": f"{NOW - ago} {tz}"}  # near "now": git's human dates
+        git("update-ref", "-m", f"{ago}s before now", "refs/heads/recent", "HEAD", cwd=path,
+            env=when)  # fmt: skip
     latin = {"GIT_COMMITTER_NAME": "Jos\udce9"}  # not UTF-8: printed as stored
     git("update-ref", "-m", "caf\udce9", "refs/heads/latin", "HEAD", cwd=path, env=latin)
 
@@ -458,6 +466,42 @@ HISTORY_READ_ARGS: list[tuple[str, ...]] = [
     ("show", "@{1}"),
     ("show", "@{99}"),
     ("list",),
+    ("show", "HEAD@{2005-04-08}"),  # a date selector: the newest entry not after it
+    ("show", "-n2", "HEAD@{2005-04-09.12:00}"),
+    ("show", "HEAD@{2000-01-01}"),  # before the reflog: a warning, nothing shown
+    ("show", "HEAD@{2030-01-01}"),
+    ("show", "HEAD@{1.year.ago}"),
+    ("show", "refs/heads/quiet@{2005-04-10}"),
+    ("show", "@{2005-04-10}"),
+    ("show", "--format=%gd %gD", "HEAD@{2005-04-09}"),
+    ("show", "--date=nonsense"),
+    ("show", "--date="),
+    ("show", "--date=isox"),
+    ("show", "--relative-date", "-3"),
+    *[
+        ("show", f"--date={mode}", "refs/heads/recent")
+        for mode in (
+            "default",
+            "iso",
+            "iso8601",
+            "iso-strict",
+            "iso8601-strict",
+            "rfc",
+            "rfc2822",
+            "short",
+            "raw",
+            "unix",
+            "relative",
+            "human",
+            "local",
+            "iso-local",
+            "raw-local",
+            "human-local",
+            "auto:iso",
+        )
+    ],
+    ("show", "--date", "iso", "-2", "HEAD"),
+    ("show", "--date=human", "HEAD@{2}"),
     ("exists", "refs/heads/quiet"),
     ("exists", "refs/heads/link"),
 ]
@@ -467,7 +511,7 @@ def test_history_reads_match_git(git: Git, history: Path) -> None:
     mismatches = []
     for args in HISTORY_READ_ARGS:
         argv = ["reflog", *args]
-        ours, theirs = run_ours(history, argv), run_git(git, history, argv)
+        ours, theirs = run_ours(history, argv), run_git(git, history, argv, env=_date_env())
         if ours != theirs:
             mismatches.append((args, ours, theirs))
     assert mismatches == []
@@ -504,7 +548,10 @@ def test_worktree_names_match_git(git: Git, scenarios: Scenarios) -> None:
     for repo in (main_repo, linked):
         for args in cases:
             argv = ["reflog", *args]
-            assert run_ours(repo, argv) == run_git(git, repo, argv), (repo.name, args)
+            assert run_ours(repo, argv) == run_git(git, repo, argv, env=_date_env()), (
+                repo.name,
+                args,
+            )
 
 
 def test_write_commands_match_git(git: Git, history: Path, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -13,6 +12,10 @@ from dataclasses import dataclass
 import anyio.to_thread
 
 from .. import Ref, ReflogEntry, RefStore, WorktreeNotFoundError, check_refname_format
+
+# git's approxidate is in the library; aioreftable does not export it yet (reported)
+from .._refs._approxidate import approxidate, now_for_dates
+from ._reflog_dates import DateModeError, DateModeUnsupported, parse_date_mode, show_date
 
 __all__ = ["ShowOptions", "Unsupported", "parse_show_args", "show"]
 
@@ -24,10 +27,10 @@ _AMBIGUOUS = (
 )
 # log options git accepts that this command does not implement (refused, not ignored)
 _KNOWN_LOG_OPTIONS = re.compile(
-    r"--(?:date|decorate|no-decorate|abbrev|no-abbrev|abbrev-commit|no-abbrev-commit|color|"
+    r"--(?:decorate|no-decorate|abbrev|no-abbrev|abbrev-commit|no-abbrev-commit|color|"
     r"no-color|graph|reverse|all|branches|tags|remotes|glob|since|until|after|before|author|"
     r"committer|grep|walk-reflogs|patch|stat|name-only|name-status|merges|no-merges|"
-    r"first-parent|skip|mailmap|use-mailmap|no-mailmap|relative-date|parents|children|"
+    r"first-parent|skip|mailmap|use-mailmap|no-mailmap|parents|children|"
     r"boundary|source|pretty|format|encoding|notes|no-notes|show-signature|follow|"
     r"left-right|cherry-pick|topo-order|date-order|author-date-order|log-size|raw)(?:=.*)?$"
     r"|-[pgsS]$|-[GL].*"
@@ -52,6 +55,16 @@ class ShowOptions:
     format: tuple[str, bool] | None = None
     paths: tuple[str, ...] = ()
     unrecognized: str | None = None  # git dies on it after the revisions are checked
+    date: str | None = None  # --date's mode (git's date_mode_explicit), None: not given
+
+
+def _date_mode(value: str) -> str:
+    try:
+        return parse_date_mode(value)
+    except DateModeError:
+        raise Fatal(f"unknown date format {value}") from None
+    except DateModeUnsupported:
+        raise Unsupported(f"--date={value} is not supported by aioreftable") from None
 
 
 def _integer(text: str, option: str) -> int:
@@ -106,6 +119,17 @@ def parse_show_args(argv: Sequence[str]) -> ShowOptions:
             opts.max_count = int(arg[1:])
         elif arg == "--oneline":
             opts.format = None
+        elif arg == "--date" or arg.startswith("--date="):
+            if arg == "--date":
+                if i + 1 >= len(argv):
+                    raise Fatal("--date requires an argument")
+                value = argv[i + 1]
+                next(it, None)
+            else:
+                value = arg[len("--date=") :]
+            opts.date = _date_mode(value)
+        elif arg == "--relative-date":
+            opts.date = "relative"
         elif arg.startswith("--format="):
             opts.format = _pretty(arg[len("--format=") :])
         elif arg.startswith("--pretty="):
@@ -124,18 +148,29 @@ def parse_show_args(argv: Sequence[str]) -> ShowOptions:
     return opts
 
 
-def _split(spec: str) -> tuple[str, int | None]:
-    """``name@{N}`` -> (name, N); ``name`` -> (name, None)."""
+@dataclass(frozen=True)
+class Selector:
+    """``@{<n>}`` (``index``) or ``@{<date>}`` (``at``: git's approxidate of the text
+    after the brace, closing brace included, as git reads it)."""
+
+    index: int | None = None
+    at: int | None = None
+
+
+def _split(spec: str) -> tuple[str, Selector | None]:
+    """``name@{...}`` -> (name, selector); ``name`` -> (name, None)."""
     at = spec.find("@{")
     if at < 0:
         return spec, None
-    selector = spec[at + 2 :]
-    if not re.fullmatch(r"\d+\}", selector):
+    text = spec[at + 2 :]
+    if re.fullmatch(r"\d+\}", text):
+        return spec[:at], Selector(index=int(text[:-1]))
+    if re.match(r"(?i)-|(?:u|upstream|push)\}", text):
         raise Unsupported(
-            f"reflog show: the selector '@{{{selector}' is not supported by aioreftable "
-            "(only @{N})"
+            f"reflog show: the selector '@{{{text}' is not supported by aioreftable "
+            "(only @{<n>} and @{<date>})"
         )
-    return spec[:at], int(selector[:-1])
+    return spec[:at], Selector(at=approxidate(text, now_for_dates()))
 
 
 def is_full_name(name: str) -> bool:
@@ -153,15 +188,37 @@ def refuse_short_name(name: str) -> None:
 
 def rfc2822(epoch: int, tz: int) -> str:
     """git's show_date(..., DATE_RFC2822)."""
-    sign = -1 if tz < 0 else 1
-    minutes = abs(tz) // 100 * 60 + abs(tz) % 100
-    t = time.gmtime(epoch + sign * minutes * 60)
-    day = time.strftime("%a", t)
-    month = time.strftime("%b", t)
-    return (
-        f"{day}, {t.tm_mday} {month} {t.tm_year} {t.tm_hour:02d}:{t.tm_min:02d}:"
-        f"{t.tm_sec:02d} {'-' if tz < 0 else '+'}{abs(tz):04d}"
-    )
+    return show_date(epoch, tz, "rfc", 0)
+
+
+def _read_ref_at(
+    name: str, typed: str, entries: list[ReflogEntry], sel: Selector, tip: str | None
+) -> int | None:
+    """git's read_ref_at for ``name@{...}`` (entries newest first): the entry it selects,
+    its dies and its warnings (gaps; a date before the reflog: None)."""
+    if not entries:
+        raise Fatal(f"log for {name} is empty")
+    null = "0" * len(entries[0].old)
+    previous_old: str | None = None
+    for k, entry in enumerate(entries):
+        hit = k == sel.index if sel.at is None else entry.time <= sel.at
+        if hit:
+            when = rfc2822(entry.time, entry.tz)
+            if previous_old is not None and previous_old != null:
+                if previous_old != entry.new:
+                    print(f"warning: log for ref {name} has gap after {when}", file=sys.stderr)
+            elif sel.at is not None and entry.time == sel.at:
+                pass
+            elif tip is not None and entry.new != tip:
+                print(f"warning: log for ref {name} unexpectedly ended on {when}", file=sys.stderr)
+            return k
+        previous_old = entry.old
+    if sel.at is None:
+        raise Fatal(f"log for '{typed}' only has {len(entries)} entries")
+    oldest = entries[-1]
+    when = rfc2822(oldest.time, oldest.tz)
+    print(f"warning: log for '{typed}' only goes back to {when}", file=sys.stderr)
+    return None
 
 
 async def _missing_revision(
@@ -182,26 +239,6 @@ async def _missing_revision(
     if dangling:
         sys.stderr.write(warning * 2)  # git resolves the name twice before it dies
     raise Fatal(_AMBIGUOUS.format(spec))
-
-
-def _check_nth(name: str, typed: str, entries: list[ReflogEntry], n: int, tip: str | None) -> None:
-    """git's read_ref_at for ``name@{n}``: its dies, and its warnings about gaps."""
-    if not entries:
-        raise Fatal(f"log for {name} is empty")
-    if n >= len(entries):
-        raise Fatal(f"log for '{typed}' only has {len(entries)} entries")
-    previous_old: str | None = None
-    null = "0" * len(entries[0].old)
-    for k, entry in enumerate(entries[: n + 1]):
-        if k == n:
-            if previous_old is not None and previous_old != null:
-                if previous_old != entry.new:
-                    when = rfc2822(entry.time, entry.tz)
-                    print(f"warning: log for ref {name} has gap after {when}", file=sys.stderr)
-            elif tip is not None and entry.new != tip:
-                when = rfc2822(entry.time, entry.tz)
-                print(f"warning: log for ref {name} unexpectedly ended on {when}", file=sys.stderr)
-        previous_old = entry.old
 
 
 async def final_name(store: RefStore, name: str) -> str:
@@ -276,7 +313,7 @@ def _paths_unsupported() -> Unsupported:
 async def show(store: RefStore, opts: ShowOptions) -> int:
     """git's cmd_log_reflog: the entries whose new id is a commit, newest first."""
     spec = opts.ref or "HEAD"
-    typed, nth = _split(spec)
+    typed, sel = _split(spec)
     name = await _walk_name(store, typed)
     if not check_refname_format(name, allow_onelevel=True):
         raise Unsupported(
@@ -291,17 +328,17 @@ async def show(store: RefStore, opts: ShowOptions) -> int:
         entries = await read_reflog(store, name)
     except WorktreeNotFoundError:  # git: a ref that does not exist
         raise Fatal(_AMBIGUOUS.format(spec)) from None
-    if nth is None and tip is None:
+    if sel is None and tip is None:
         await _missing_revision(store, spec, name, ref, given=opts.ref is not None)
     symref = ref is not None and ref.target is not None and tip is not None
-    if nth is not None:
+    if sel is not None:
         real = name
         if not await store.reflog_exists(name):
             real = await final_name(store, name) if symref else ""
             if not real or not await store.reflog_exists(real):
                 raise Fatal(_AMBIGUOUS.format(spec))
         checked = entries if real == name else await read_reflog(store, real)
-        _check_nth(real, typed or _current_branch(name), checked, nth, tip)
+        _read_ref_at(real, typed or _current_branch(name), checked, sel, tip)
     if not entries and symref:  # git reads the reflog of the ref the symref resolves to
         entries = await read_reflog(store, await final_name(store, name))
     if opts.unrecognized is not None:
@@ -310,8 +347,18 @@ async def show(store: RefStore, opts: ShowOptions) -> int:
         raise _paths_unsupported()
     if not entries:
         return 0
+    first = 0  # newest first: where the walk starts (git's recno)
+    if sel is not None and sel.index is not None:
+        first = sel.index
+    elif sel is not None and sel.at is not None:
+        older = [k for k, e in enumerate(entries) if e.time <= sel.at]
+        if not older:
+            return 0
+        first = older[0]
+    by_date = (sel is not None and sel.at is not None) or (sel is None and opts.date is not None)
+    now = now_for_dates()
     oldest_first = entries[::-1]
-    start = len(entries) - (nth or 0) - 1
+    start = len(entries) - first - 1
     objects = store.objects
     assert objects is not None
     null = store.hash_algorithm.null_id.hex()
@@ -328,7 +375,8 @@ async def show(store: RefStore, opts: ShowOptions) -> int:
     short = await objects.abbreviations({e.new for _, e in picked}, DEFAULT_ABBREV)
     out = sys.stdout
     for k, (n, entry) in enumerate(picked):
-        selector = f"{name}@{{{n}}}"
+        when = show_date(entry.time, entry.tz, opts.date or "default", now) if by_date else n
+        selector = f"{name}@{{{when}}}"
         if opts.format is None:
             message = entry.message if entry.message.endswith("\n") else entry.message + "\n"
             out.write(f"{short[entry.new]} {selector}: {message}")
