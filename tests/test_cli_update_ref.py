@@ -82,14 +82,22 @@ class Twins:
         fmt: str = "sha1",
         oracle: Git | None = None,
         verifier: Git | None = None,
+        *,
+        repos: tuple[Path, Path] | None = None,
     ):
+        """Twins made by make_twins (with a dangling symref), or ``repos`` built alike."""
         self.git = git
         self.oracle = oracle or git  # the git whose answers ours must equal
         self.verifier = verifier or self.oracle  # the git that runs `refs verify`
-        self.theirs, self.ours = make_twins(git, tmp_path, fmt)
-        git("symbolic-ref", "refs/heads/dangling", "refs/heads/nowhere", cwd=self.theirs)
-        git("symbolic-ref", "refs/heads/dangling", "refs/heads/nowhere", cwd=self.ours)
-        self.ids = object_ids(git, self.theirs)
+        if repos is None:
+            self.theirs, self.ours = make_twins(git, tmp_path, fmt)
+            for repo in (self.theirs, self.ours):
+                git("symbolic-ref", "refs/heads/dangling", "refs/heads/nowhere", cwd=repo)
+            self.ids = object_ids(git, self.theirs)
+        else:
+            self.theirs, self.ours = repos
+            commits = git("rev-list", "--all", "--reverse", cwd=self.theirs).split()
+            self.ids = {f"c{n}": commits[n] for n in range(3)}
         self.ids["null"] = "0" * len(self.ids["c0"])
         self.ids["missing"] = "1" * len(self.ids["c0"])
         self.ids["blob"] = self.blob()
@@ -122,8 +130,10 @@ class Twins:
 
     @staticmethod
     def records(repo: Path) -> tuple[list[Any], list[Any]]:
-        """Every live ref and log record (update indexes, dates, messages included)."""
-        return anyio.run(live_records, repo / ".git" / "reftable")
+        """Every live ref and log record of the main stack (update indexes, dates,
+        messages included)."""
+        stack = repo / ".git" / "reftable"
+        return anyio.run(live_records, stack if stack.is_dir() else repo / "reftable")
 
     def check_state(self) -> None:
         """git's view of both twins: refs, every reflog, `git refs verify` (clean)."""

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_scenarios import Scenarios, scenarios
 from conftest import Git
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli_update_ref import Twins, git_env, ours, state
 
-__all__ = ["git_env"]  # the fixture, imported to be used here
+__all__ = ["git_env", "scenarios"]  # the fixtures, imported to be used here
 
 STDIN = ("--stdin",)
 MSG = ("-m", "session", "--stdin")
@@ -527,3 +528,53 @@ def batch_twins(git: Git, git_new: Git, git_env: None, tmp_path: Path) -> Iterat
 def test_random_batches_match_git_255(batch_twins: Twins, session: str) -> None:
     """Random --batch-updates sessions against git 2.55 on the same twins."""
     batch_twins.check(BATCH, session)
+
+
+# -- the shared scenario repositories (tests/cli_scenarios.py) ---------------------------
+
+SCENARIO_SESSIONS: dict[str, list[tuple[tuple[str, ...], str]]] = {
+    "rich-sha256": [
+        (MSG, "update refs/heads/alias2 {c0}\n"),  # through a chain of two symrefs
+        (MSG, "option no-deref\nupdate refs/heads/alias {c1}\nverify refs/heads/alias2 {c1}\n"),
+        (MSG, "create refs/heads/gone {c2}\nupdate refs/tags/tree refs/tags/v1.0\n"),
+        (MSG, 'update "refs/heads/caf\\351" {c0}\ndelete refs/heads/dangling\n'),
+        (MSG, "update refs/remotes/origin/HEAD {c0}\nupdate ORIG_HEAD {c1}\n"),
+        (MSG, "delete refs/bisect/bad\nverify refs/heads/v1.9 refs/heads/v1.9-rc1\n"),
+        (MSG, "create refs/heads/a/b/c {c0}\n"),  # D/F with an existing ref
+        (MSG, "delete refs/heads/a/b\ncreate refs/heads/a/b/c {c0}\n"),
+        (MSG, "start\nupdate refs/heads/feature/a {c2} {c1}\ncommit\n"),
+        (MSG, "update refs/heads/wt-branch {c0}\n"),  # checked out in the linked worktree
+    ],
+    "tombstones-sha1": [
+        (MSG, "update refs/heads/r/00 {c0}\ndelete refs/heads/r/01\ncreate refs/heads/r/02 {c1}\n"),
+        (MSG, "create refs/heads/r/00/x {c0}\n"),
+        (MSG, "delete refs/heads/r/03\ndelete refs/heads/r/07\nverify refs/heads/r/04 {c2}\n"),
+    ],
+    "bare-sha256": [
+        (MSG, "update HEAD {c0}\ncreate refs/heads/x HEAD\n"),  # the unborn branch is born
+        (("--create-reflog", *MSG), "update refs/heads/b0 {c2}\n"),
+        (MSG, "option no-deref\nsymref-update HEAD refs/heads/b1\ndelete refs/heads/x\n"),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIO_SESSIONS))
+def test_sessions_on_scenario_repositories(
+    git: Git, git_new: Git, git_env: None, scenarios: Scenarios, tmp_path: Path, name: str
+) -> None:
+    """Sessions on twins of the shared scenarios (many tables, tombstones, chained and
+    dangling symrefs, a non-UTF-8 name, a linked worktree, bare SHA-256), and in the rich
+    one's linked worktree."""
+    repos = (scenarios.build(name, tmp_path / "theirs"), scenarios.build(name, tmp_path / "ours"))
+    twins = Twins(git, tmp_path, verifier=git_new, repos=repos)
+    run_sessions(twins, SCENARIO_SESSIONS[name])
+    if name.startswith("rich"):
+        twins.theirs, twins.ours = (Path(f"{repo}.wt") for repo in repos)
+        for args, template in [
+            (MSG, "update HEAD {c0}\nupdate refs/worktree/wt-only {c1}\n"),
+            (MSG, "update refs/bisect/good {c2} {c0}\n"),
+            (MSG, "update main-worktree/HEAD {c1}\nupdate refs/bisect/good {c2}\n"),
+        ]:
+            want, got = twins.step(args, template)
+            assert got == want, template
+        assert state(git, twins.ours, git_new) == state(git, twins.theirs, git_new)
