@@ -16,7 +16,7 @@ import anyio.to_thread
 
 from .. import RefStore, ReftableError, SymrefDepthError, open_ref_store
 from ._ref_format import (
-    FormatError,
+    AtomError,
     Formatter,
     Item,
     MissingObject,
@@ -116,7 +116,7 @@ def run_for_each_ref(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         args.parser.print_usage(sys.stderr)
         return USAGE_EXIT
-    except FormatError as e:
+    except AtomError as e:
         return _die(str(e))
     sort_texts = ["refname"]  # git's default key stays, below those given
     for text in args.sort:
@@ -128,7 +128,7 @@ def run_for_each_ref(args: argparse.Namespace) -> int:
         return _die("cannot use --start-after with custom sort options")
     try:
         keys = [parse_sort_key(text, registry) for text in reversed(sort_texts)]
-    except FormatError as e:
+    except AtomError as e:
         return _die(str(e))
     patterns: list[str] = list(args.patterns)
     if args.stdin:

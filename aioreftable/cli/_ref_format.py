@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "Atom",
-    "FormatError",
+    "AtomError",
     "Formatter",
     "Item",
     "ObjectSource",
@@ -68,7 +68,7 @@ _SIGNATURE_STARTS = (
 MINIMUM_ABBREV = 4
 
 
-class FormatError(Exception):
+class AtomError(Exception):
     """A format or sort key git dies on (``fatal: <message>``)."""
 
 
@@ -87,8 +87,8 @@ class Atom:
     date_error: str | None = None  # git dies on a bad date format when it shows a date
 
 
-def _bad_arg(atom: Atom) -> FormatError:
-    return FormatError(f"unrecognized %({atom.base}) argument: {atom.arg}")
+def _bad_arg(atom: Atom) -> AtomError:
+    return AtomError(f"unrecognized %({atom.base}) argument: {atom.arg}")
 
 
 _C_INT = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+")
@@ -114,7 +114,7 @@ def _parse_args(atom: Atom) -> None:
             number = _strtol_i(value)
             if number is None:
                 shown = "lstrip" if key == "strip" else key
-                raise FormatError(f"Integer value expected refname:{shown}={value}")
+                raise AtomError(f"Integer value expected refname:{shown}={value}")
             atom.option = "rstrip" if key == "rstrip" else "lstrip"
             atom.number = number
         else:
@@ -127,43 +127,43 @@ def _parse_args(atom: Atom) -> None:
         elif arg.startswith("short="):
             value = arg[len("short=") :]
             if not value.isdigit() or int(value) == 0:
-                raise FormatError(f"positive value expected '{value}' in %({atom.name})")
+                raise AtomError(f"positive value expected '{value}' in %({atom.name})")
             atom.option = "length"
             atom.number = max(int(value), MINIMUM_ABBREV)
         else:
             raise _bad_arg(atom)
     elif base == "objecttype":
         if arg is not None:
-            raise FormatError("%(objecttype) does not take arguments")
+            raise AtomError("%(objecttype) does not take arguments")
     elif base == "objectsize":
         if arg == "disk":
-            raise FormatError("%(objectsize:disk) is not supported by aioreftable")
+            raise AtomError("%(objectsize:disk) is not supported by aioreftable")
         if arg is not None:
             raise _bad_arg(atom)
     elif base == "HEAD":
         if arg is not None:
-            raise FormatError("%(HEAD) does not take arguments")
+            raise AtomError("%(HEAD) does not take arguments")
     elif base in ("authorname", "committername", "taggername"):
         if arg is not None:
             if arg == "mailmap":
-                raise FormatError(f"%({base}:mailmap) is not supported by aioreftable")
+                raise AtomError(f"%({base}:mailmap) is not supported by aioreftable")
             raise _bad_arg(atom)
     elif base in ("authoremail", "committeremail", "taggeremail"):
         _parse_email(atom)
     elif base in _DATES:
         try:
             atom.date_mode = _date_mode(arg) if arg is not None else "default"
-        except FormatError as e:
+        except AtomError as e:
             atom.date_error = str(e)
     elif base == "subject":
         if arg == "sanitize":
-            raise FormatError("%(subject:sanitize) is not supported by aioreftable")
+            raise AtomError("%(subject:sanitize) is not supported by aioreftable")
         if arg is not None:
             raise _bad_arg(atom)
         atom.option = "subject"
     elif base == "body":
         if arg is not None:
-            raise FormatError("%(body) does not take arguments")
+            raise AtomError("%(body) does not take arguments")
         atom.option = "body-dep"
     elif base == "contents":
         _parse_contents(atom)
@@ -181,14 +181,14 @@ def _parse_email(atom: Atom) -> None:
                 break
         else:
             if arg:
-                raise FormatError(f"unrecognized %({atom.base}) argument: {arg}")
+                raise AtomError(f"unrecognized %({atom.base}) argument: {arg}")
         if not rest:
             break
         if rest[0] != ",":
-            raise FormatError(f"unrecognized %({atom.base}) argument: {arg}")
+            raise AtomError(f"unrecognized %({atom.base}) argument: {arg}")
         arg = rest[1:]
     if "mailmap" in options:
-        raise FormatError(f"%({atom.base}:mailmap) is not supported by aioreftable")
+        raise AtomError(f"%({atom.base}:mailmap) is not supported by aioreftable")
     atom.option = "localpart" if "localpart" in options else "trim" if "trim" in options else ""
 
 
@@ -204,11 +204,11 @@ def _parse_contents(atom: Atom) -> None:
     elif arg.startswith("lines="):
         value = arg[len("lines=") :]
         if not value.isdigit():
-            raise FormatError(f"positive value expected contents:lines={value}")
+            raise AtomError(f"positive value expected contents:lines={value}")
         atom.option = "lines"
         atom.number = int(value)
     elif arg == "trailers" or arg.startswith("trailers:"):
-        raise FormatError("%(contents:trailers) is not supported by aioreftable")
+        raise AtomError("%(contents:trailers) is not supported by aioreftable")
     else:
         raise _bad_arg(atom)
 
@@ -223,11 +223,11 @@ def _date_mode(arg: str) -> str:
         if arg.startswith(prefix):
             rest = arg[len(prefix) :]
             if mode is None or rest.startswith("-local"):
-                raise FormatError(f"date format {arg} is not supported by aioreftable")
+                raise AtomError(f"date format {arg} is not supported by aioreftable")
             if rest:
-                raise FormatError(f"unknown date format {arg}")
+                raise AtomError(f"unknown date format {arg}")
             return mode
-    raise FormatError(f"unknown date format {arg}")
+    raise AtomError(f"unknown date format {arg}")
 
 
 class Registry:
@@ -238,19 +238,19 @@ class Registry:
         self._by_name: dict[str, int] = {}
 
     def parse(self, text: str) -> int:
-        """The index of the atom ``text`` (between ``%(`` and ``)``), or FormatError."""
+        """The index of the atom ``text`` (between ``%(`` and ``)``), or AtomError."""
         found = self._by_name.get(text)
         if found is not None:
             return found
         deref = text.startswith("*")
         body = text[1:] if deref else text
         if not body:
-            raise FormatError(f"malformed field name: {text}")
+            raise AtomError(f"malformed field name: {text}")
         base, colon, arg = body.partition(":")
         if base not in _KNOWN:
-            raise FormatError(f"unknown field name: {text}")
+            raise AtomError(f"unknown field name: {text}")
         if base in UNSUPPORTED_ATOMS:
-            raise FormatError(f"%({base}) is not supported by aioreftable")
+            raise AtomError(f"%({base}) is not supported by aioreftable")
         atom = Atom(text, base, (arg or None) if colon else None, deref)
         atom.numeric = base in _NUMERIC or (base in _DATES and not colon)
         _parse_args(atom)
@@ -294,7 +294,7 @@ def _is_hex(two: bytes) -> bool:
 
 
 def compile_format(fmt: str, registry: Registry) -> list[bytes | int]:
-    """The format as literals (bytes) and atom indexes; FormatError for a bad atom, and
+    """The format as literals (bytes) and atom indexes; AtomError for a bad atom, and
     ValueError('malformed format string ...') for a '%(' without ')' (git's usage error)."""
     parts: list[bytes | int] = []
     pos = 0
