@@ -3,6 +3,7 @@ and written as refs/files-backend.c and refs/packed-backend.c do."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -98,47 +99,35 @@ def format_loose(oid: bytes | None = None, target: str | None = None) -> bytes:
     return oid.hex().encode() + b"\n"
 
 
-def _parse_line(line: bytes, hexsz: int) -> LogLine | None:
-    """git's show_one_reflog_ent: ``<old> <new> <name> <<email>> <time> <tz>[\\t<msg>]``."""
-    old = _hex_id(line[:hexsz], hexsz)
-    new = _hex_id(line[hexsz + 1 : 2 * hexsz + 1], hexsz)
-    if old is None or new is None or line[hexsz : hexsz + 1] != b" ":
-        return None
-    if line[2 * hexsz + 1 : 2 * hexsz + 2] != b" ":
-        return None
-    rest = line[2 * hexsz + 2 :]
-    ident, tab, message = rest.partition(b"\t")
-    lt = ident.find(b"<")
-    gt = ident.find(b">", lt + 1)
-    if lt < 0 or gt < 0:
-        return None
-    name = ident[:lt].rstrip(b" ")
-    email = ident[lt + 1 : gt]
-    date = ident[gt + 1 :].split()
-    if len(date) != 2:
-        return None
-    try:
-        time = int(date[0])
-        zone = date[1]
-        if len(zone) != 5 or zone[:1] not in b"+-" or not zone[1:].isdigit():
-            return None
-        tz = int(zone)
-    except ValueError:
-        return None
-    return LogLine(old, new, name, email, time, tz, message if tab else b"")
+_LINE_CACHE: dict[int, re.Pattern[bytes]] = {}
+
+
+def _line_pattern(hexsz: int) -> re.Pattern[bytes]:
+    """git's show_one_reflog_ent as one expression: ``<old> <new> <name> <<email>> <time>
+    <tz>[\\t<msg>]`` (the name is what precedes ``<``, its trailing spaces dropped)."""
+    found = _LINE_CACHE.get(hexsz)
+    if found is None:
+        found = _LINE_CACHE[hexsz] = re.compile(
+            rb"^([0-9a-fA-F]{%d}) ([0-9a-fA-F]{%d}) ([^<\n]*)<([^>\n]*)> ?(\d+) ([+-]\d{4})"
+            rb"(?:\t([^\n]*))?$" % (hexsz, hexsz),
+            re.M,
+        )
+    return found
 
 
 def parse_reflog(data: bytes, algorithm: HashAlgorithm) -> list[LogLine]:
     """A reflog file's entries, oldest first; lines git cannot parse are skipped, as git's
     reflog iteration skips them."""
-    hexsz = algorithm.hex_size
-    out = []
-    for line in data.split(b"\n"):
-        if line:
-            parsed = _parse_line(line, hexsz)
-            if parsed is not None:
-                out.append(parsed)
-    return out
+    fromhex = bytes.fromhex
+    return [
+        LogLine(
+            fromhex(old.decode()), fromhex(new.decode()), name.rstrip(b" "), email,
+            int(time), int(tz), message or b"",
+        )
+        for old, new, name, email, time, tz, message in _line_pattern(
+            algorithm.hex_size
+        ).findall(data)
+    ]  # fmt: skip
 
 
 def format_reflog_line(entry: LogLine) -> bytes:
