@@ -548,22 +548,22 @@ class StdinSession:
         _die(b"option unknown: " + _cstr(rest))
 
     async def cmd_start(self, p: Parser) -> None:
-        p.end_bare(b"start")
+        p.end(b"start")
         self._ok("start")
 
     async def cmd_prepare(self, p: Parser) -> None:
-        p.end_bare(b"prepare")
+        p.end(b"prepare")
         self.prepared = True
         self._ok("prepare")
 
     async def cmd_abort(self, p: Parser) -> None:
-        p.end_bare(b"abort")
+        p.end(b"abort")
         await self._end(_Aborted())
         self.prepared = False
         self._ok("abort")
 
     async def cmd_commit(self, p: Parser) -> None:
-        p.end_bare(b"commit")
+        p.end(b"commit")
         await self._commit("prepare: " if self.prepared else "commit: ")
         self.prepared = False
         self._ok("commit")
@@ -687,10 +687,6 @@ class Parser:
         return oid
 
     def end(self, what: bytes) -> None:
-        """git's ``if (*next != line_termination) die("... extra input: ...")``."""
+        """git's ``if (*next != line_termination) die("<what>: extra input: %s", next)``."""
         if self.at(self.pos) != self.term:
             _die(what + b": extra input: " + _cstr(self.rest()))
-
-    def end_bare(self, command: bytes) -> None:
-        if self.at(self.pos) != self.term:
-            _die(command + b": extra input: " + _cstr(self.rest()))
