@@ -114,20 +114,15 @@ class Repo:
     commits: list[str]  # ids of commits in it; refs/heads/main is at the last one
 
 
-def make_repo(git: Git, service: Service, *, bare: bool = True, commits: int = 4) -> Repo:
+def make_repo(
+    git: Git, service: Service, *, bare: bool = True, commits: int = 4, fmt: str = "sha1"
+) -> Repo:
     """A reftable repository under the service's root with ``commits`` commits (one
     fast-import, on refs/heads/main)."""
     name = f"r{next(_names)}"
     path = service.root / name
-    git(
-        "init",
-        "-q",
-        "--ref-format=reftable",
-        "-b",
-        "main",
-        *(["--bare"] if bare else []),
-        str(path),
-    )
+    options = ["-b", "main", f"--object-format={fmt}", *(["--bare"] if bare else [])]
+    git("init", "-q", "--ref-format=reftable", *options, str(path))
     stream = "".join(
         f"commit refs/heads/main\nmark :{n + 1}\n"
         f"committer C O Mitter <committer@example.com> {1112354055 + n} +0200\n"
@@ -246,6 +241,29 @@ async def test_update_is_one_atomic_compare_and_swap(
     refs_verify(git, repo.path)
 
 
+async def test_sha256_repository(git: Git, service: Service, client: httpx.AsyncClient) -> None:
+    repo = make_repo(git, service, fmt="sha256")
+    c = repo.commits
+    assert len(c[0]) == 64
+    async with anyio.create_task_group() as tg:
+        stream = await open_stream(client, tg, repo)
+        r = await post(client, repo, upd("refs/heads/a", c[0], "0" * 64))
+        assert r.status_code == 200, r.text
+        index = r.json()["update_index"]
+        assert (await post(client, repo, upd("refs/heads/a", c[1]))).status_code == 409
+        r = await post(client, repo, upd("refs/heads/b", c[0][:40]))  # a SHA-1-sized id
+        assert r.status_code == 422, r.text
+        await stream.reader.wait_for(1)
+        assert stream.reader.changes() == [("refs/heads/a", None, c[0], index, str(index))]
+        stream.scope.cancel()
+    r = await client.get(f"/repos/{repo.name}/refs")
+    assert r.json() == [
+        {"name": "refs/heads/a", "value": c[0]},
+        {"name": "refs/heads/main", "value": c[-1]},
+    ]
+    refs_verify(git, repo.path)
+
+
 async def test_bad_requests(git: Git, service: Service, client: httpx.AsyncClient) -> None:
     repo = make_repo(git, service)
     c = repo.commits
@@ -320,10 +338,12 @@ async def test_bad_requests(git: Git, service: Service, client: httpx.AsyncClien
 async def test_32_clients_on_distinct_refs(
     git: Git, service: Service, client: httpx.AsyncClient
 ) -> None:
-    repo = make_repo(git, service)
+    """Every update applied, each with an update index of its own, and an event stream
+    watching meanwhile sees each of them once, in update-index order."""
+    repo = make_repo(git, service, bare=False)  # reflogs: steps survive compaction
     c = repo.commits
     rounds = 3
-    indexes: list[int] = []
+    sent: dict[int, tuple[str, str | None, str]] = {}
 
     async def one(n: int) -> None:
         ref, old = f"refs/heads/c{n:02d}", None
@@ -331,15 +351,22 @@ async def test_32_clients_on_distinct_refs(
             new = c[(n + i) % len(c)]
             r = await post(client, repo, upd(ref, new, old))
             assert r.status_code == 200, r.text
-            indexes.append(r.json()["update_index"])
+            sent[r.json()["update_index"]] = (ref, old, new)
             old = new
 
-    with anyio.fail_after(30):
-        async with anyio.create_task_group() as tg:
-            for n in range(CLIENTS):
-                tg.start_soon(one, n)
-    # every transaction has its own update index, even when group commit shares a table
-    assert len(set(indexes)) == CLIENTS * rounds
+    async with anyio.create_task_group() as streams:
+        stream = await open_stream(client, streams, repo)
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for n in range(CLIENTS):
+                    tg.start_soon(one, n)
+        # every transaction has its own update index, even when group commit shares a table
+        assert len(sent) == CLIENTS * rounds
+        await stream.reader.wait_for(CLIENTS * rounds)
+        assert stream.reader.changes() == [
+            (*sent[index], index, str(index)) for index in sorted(sent)
+        ]
+        stream.scope.cancel()
     expected = {f"refs/heads/c{n:02d}": c[(n + rounds - 1) % len(c)] for n in range(CLIENTS)}
     assert for_each_ref(git, repo, "refs/heads/") == {"refs/heads/main": c[-1], **expected}
     refs_verify(git, repo.path)
