@@ -163,7 +163,7 @@ class Stores:
 
     async def get(self, name: str) -> RefStore:
         """The open store of repository ``name`` (ServiceError 400/404/503)."""
-        if not NAME.match(name) or name.endswith(".lock"):
+        if not NAME.match(name):
             raise ServiceError(400, "bad-name", f"invalid repository name {name!r}")
         entry = self._entries.get(name)
         if entry is None:

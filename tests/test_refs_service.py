@@ -311,7 +311,7 @@ async def test_bad_requests(git: Git, service: Service, client: httpx.AsyncClien
     r = await client.get("/repos/nope/events")
     assert r.status_code == 404
     # names that could leave the root (percent-encoded so that no client normalizes them)
-    for raw in ("%2E%2E", "%2E", ".hidden", "a%00b", "x.lock"):
+    for raw in ("%2E%2E", "%2E", ".hidden", "a%00b", "a%20b", "%C3%A9"):
         r = await client.get(httpx.URL(service.url + f"repos/{raw}/refs"))
         assert r.status_code == 400, (raw, r.text)
         assert r.json()["error"] == "bad-name"
