@@ -121,7 +121,7 @@ async def table_records(repo: Path, object_format: str = "sha1") -> tuple[list[A
         return list(snap.iter_refs()), list(snap.iter_logs())
 
 
-def _parser() -> GitArgumentParser:
+def migrate_parser() -> GitArgumentParser:
     parser = GitArgumentParser(prog="aioreftable refs")
     sub = parser.add_subparsers(dest="refs_command")
     _migrate.add_parser(sub)
@@ -135,7 +135,7 @@ def ours(cwd: Path, *args: str) -> tuple[int, str, str]:
     os.chdir(cwd)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            parsed: argparse.Namespace = _parser().parse_args(["migrate", *args])
+            parsed: argparse.Namespace = migrate_parser().parse_args(["migrate", *args])
             code = parsed.run(parsed)
     finally:
         os.chdir(old)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+from conftest import Git
+from migrate_helpers import migrate_parser, build_source
 
 from aioreftable.cli._progress import progress, shown
 
@@ -54,3 +62,29 @@ def test_a_closed_stream_draws_nothing() -> None:
     stream = io.StringIO()
     stream.close()
     assert not shown(False, stream)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_refs_migrate_draws_its_bar_on_a_terminal_only(
+    git: Git, tmp_path: Path, quiet: bool
+) -> None:
+    """`refs migrate` on a terminal: a bar counting refs and reflog entries on stderr (git's
+    stdout unchanged); none with -q."""
+    repo = build_source(git, tmp_path / "repo")
+    terminal, out = _Terminal(), io.StringIO()
+    args = ["--ref-format=reftable", *(["-q"] if quiet else [])]
+    old = os.getcwd()
+    os.chdir(repo)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(terminal):
+            parsed = migrate_parser().parse_args(["migrate", *args])
+            code = parsed.run(parsed)
+    finally:
+        os.chdir(old)
+    assert (code, out.getvalue()) == (0, "")
+    assert git("config", "extensions.refstorage", cwd=repo) == "reftable\n"
+    if quiet:
+        assert terminal.getvalue() == ""
+    else:
+        assert "Migrating refs" in terminal.getvalue()
+        assert re.search(r"(\d+)/\1", terminal.getvalue())  # done: n/n
