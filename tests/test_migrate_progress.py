@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Git
-from migrate_helpers import migrate_parser, build_source
+from migrate_helpers import build_source, migrate_parser
 
 from aioreftable.cli._progress import progress, shown
 
