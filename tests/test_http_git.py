@@ -16,6 +16,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -40,14 +41,33 @@ SERVER_REF_FORMAT = "reftable"
 REF_FORMATS = [SERVER_REF_FORMAT, "files"]
 
 
-@pytest.fixture
-def served(git: Git, tmp_path: Path) -> Iterator[tuple[GitHttpServer, Path]]:
-    """The server on ``tmp_path/root`` and the root's path."""
-    root = tmp_path / "root"
+@dataclass
+class Site:
+    """One test's directory under the module's server root, and the URLs in it."""
+
+    server: GitHttpServer
+    prefix: str
+
+    def url(self, path: str) -> str:
+        return self.server.url(f"{self.prefix}/{path}")
+
+
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:
+    """One server for the module's tests (each in a directory of its own under the root)."""
+    root = tmp_path_factory.mktemp("http") / "root"
     root.mkdir()
     with GitHttpServer(root) as server:
-        yield server, root
+        yield server
         assert server.stop() == 0, server.stderr()  # SIGTERM: a clean exit
+
+
+@pytest.fixture
+def served(http_server: GitHttpServer, tmp_path: Path) -> tuple[Site, Path]:
+    """This test's part of the server: its URLs and its directory under the root."""
+    root = http_server.root / tmp_path.name
+    root.mkdir()
+    return Site(http_server, tmp_path.name), root
 
 
 def make_server_repo(
@@ -100,7 +120,7 @@ def push(client: Client, *args: str) -> Result:
 
 @pytest.mark.parametrize("object_format", ["sha1", "sha256"])
 def test_clone_fetch_push_every_kind_of_update(
-    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path], object_format: str
+    git: Git, tmp_path: Path, served: tuple[Site, Path], object_format: str
 ) -> None:
     server, root = served
     repo = make_server_repo(git, root, "project.git", object_format)
@@ -191,7 +211,7 @@ def stale_hook(git: Git, client: Client, repo: Path, ref: str, oid: str) -> None
 @pytest.mark.parametrize("ref_format", REF_FORMATS)
 @pytest.mark.parametrize("atomic", [True, False])
 def test_push_with_a_stale_expected_old_value(
-    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path], atomic: bool, ref_format: str
+    git: Git, tmp_path: Path, served: tuple[Site, Path], atomic: bool, ref_format: str
 ) -> None:
     server, root = served
     repo = make_server_repo(git, root, "a.git", ref_format=ref_format)
@@ -241,7 +261,7 @@ def test_push_with_a_stale_expected_old_value(
 
 
 def test_sixteen_concurrent_pushes_to_distinct_branches(
-    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path]
+    git: Git, tmp_path: Path, served: tuple[Site, Path]
 ) -> None:
     server, root = served
     repo = make_server_repo(git, root, "many.git")
@@ -278,7 +298,7 @@ def race_round(
 
 @pytest.mark.parametrize("ref_format", REF_FORMATS)
 def test_eight_pushes_racing_on_one_branch(
-    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path], ref_format: str
+    git: Git, tmp_path: Path, served: tuple[Site, Path], ref_format: str
 ) -> None:
     server, root = served
     repo = make_server_repo(git, root, "race.git", ref_format=ref_format)
@@ -307,16 +327,16 @@ def test_eight_pushes_racing_on_one_branch(
 
 
 def test_what_is_not_a_served_repository(
-    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path]
+    git: Git, tmp_path: Path, served: tuple[Site, Path]
 ) -> None:
     """Paths outside the root, directories that are not repositories and the dumb
     protocol are refused with HTTP errors git reports; the server keeps serving."""
     server, root = served
     repo = make_server_repo(git, root, "ok.git")
     (root / "plain").mkdir()
-    (tmp_path / "outside.git").mkdir()
-    git("init", "-q", "--bare", "--ref-format=reftable", str(tmp_path / "outside.git"))
-    for path in ("missing.git", "plain", "../outside.git", "%2e%2e/outside.git"):
+    outside = make_server_repo(git, root.parent.parent, "outside.git")  # a repository, not served
+    (root / "escape.git").symlink_to(outside)
+    for path in ("missing.git", "plain", "escape.git", "%2e%2e/%2e%2e/outside.git"):
         result = run_git(git, "ls-remote", server.url(path))
         assert result.returncode == 128 and "not found" in result.stderr, (path, result.text)
     with urllib.request.urlopen(server.url("ok.git/info/refs?service=git-upload-pack")) as r:
@@ -333,9 +353,7 @@ def pkt_line(data: bytes) -> bytes:
     return b"%04x" % (len(data) + 4) + data
 
 
-def test_funny_refnames_are_refused(
-    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path]
-) -> None:
+def test_funny_refnames_are_refused(git: Git, tmp_path: Path, served: tuple[Site, Path]) -> None:
     """A receive-pack request naming refs outside refs/ or with names git refuses (git's
     client never sends them): each gets git's ``ng <ref> funny refname``; the others apply."""
     server, root = served
@@ -371,7 +389,7 @@ def test_funny_refnames_are_refused(
 
 
 def test_fetch_with_a_gzipped_negotiation(
-    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path]
+    git: Git, tmp_path: Path, served: tuple[Site, Path]
 ) -> None:
     """A client with 300 commits the server lacks sends its haves gzip-compressed
     (git compresses upload-pack requests over 1 KiB): the fetch still negotiates."""
@@ -396,7 +414,7 @@ def test_fetch_with_a_gzipped_negotiation(
 
 
 def test_push_while_another_writer_holds_the_lock(
-    git: Git, tmp_path: Path, served: tuple[GitHttpServer, Path]
+    git: Git, tmp_path: Path, served: tuple[Site, Path]
 ) -> None:
     """``tables.list.lock`` held (by git, say) past reftable.lockTimeout: the push is git's
     rejection with the store's lock error, not a server error; once released it goes in."""
