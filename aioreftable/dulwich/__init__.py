@@ -10,11 +10,14 @@ runs an event loop (RuntimeError). See docs/dulwich.md.
 
 from ._container import CAS_FAILURES, ReftableRefsContainer, RefUpdate
 from ._loop import StoreLoop
+from ._receive import HANDLERS, ReceivePackHandler
 from ._repo import Backend, ReftableRepo, open_repo
 
 __all__ = [
     "CAS_FAILURES",
+    "HANDLERS",
     "Backend",
+    "ReceivePackHandler",
     "RefUpdate",
     "ReftableRefsContainer",
     "ReftableRepo",

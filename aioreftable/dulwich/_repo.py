@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 
 from dulwich.errors import NotGitRepository
@@ -107,11 +107,13 @@ class Backend(DulwichBackend):
 
     ``open_repository("/a/b.git")`` opens ``<root>/a/b.git`` (leading slashes are
     ignored): a path outside ``root`` (also through a symlink) or not naming a repository
-    itself is ``NotGitRepository``. A reftable repository is a :class:`ReftableRepo` whose
-    ref store is opened once and shared by every Repo of it, all on one
-    :class:`StoreLoop`; a files-backend one is ``NotGitRepository`` unless
-    ``allow_files`` (then dulwich's own ``Repo``). ``GIT_DIR``, ``GIT_COMMON_DIR`` and
-    ``GIT_WORK_TREE`` of the environment are ignored. :meth:`close` closes the stores."""
+    itself is ``NotGitRepository``. A reftable repository is a :class:`ReftableRepo`, a
+    files-backend one ``NotGitRepository`` unless ``allow_files`` (then dulwich's own
+    ``Repo``). Each repository is opened once and its Repo shared by every handler and
+    thread (as dulwich's aiohttp server shares its one Repo); the ref stores all run on
+    one :class:`StoreLoop`. ``GIT_DIR``, ``GIT_COMMON_DIR`` and ``GIT_WORK_TREE`` of the
+    environment are ignored. :meth:`close` closes the repositories and their stores;
+    callers do not close the Repos it returns."""
 
     def __init__(
         self,
@@ -128,7 +130,7 @@ class Backend(DulwichBackend):
         self.loop = StoreLoop() if loop is None else loop
         self._options = store_options
         self._env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
-        self._refs: dict[Path, ReftableRefsContainer] = {}
+        self._repos: dict[Path, Repo] = {}
         self._lock = threading.Lock()
 
     def resolve(self, path: str | bytes) -> Path:
@@ -141,37 +143,50 @@ class Backend(DulwichBackend):
 
     def open_repository(self, path: str) -> Repo:
         full = self.resolve(path)
+        with self._lock:
+            repo = self._repos.get(full)
+        if repo is not None:
+            return repo
         try:
             layout = discover(full, self._env)
         except NotARepositoryError as exc:
             raise NotGitRepository(str(exc)) from exc
         except UnsupportedRepositoryError as exc:
-            if self.allow_files:
-                return Repo(str(full))  # NotGitRepository unless a repository is there
-            raise NotGitRepository(str(exc)) from exc
+            if not self.allow_files:
+                raise NotGitRepository(str(exc)) from exc
+            return self._keep(full, lambda: Repo(str(full)))  # NotGitRepository if none
         if full not in (layout.git_dir, layout.work_tree):
             raise NotGitRepository(f"{os.fsdecode(path)!r} is not a repository itself")
-        return ReftableRepo(_root(layout), self._container(layout), owns_refs=False)
+        return self._keep(full, lambda: self._open_reftable(layout))
 
-    def _container(self, layout: RepositoryLayout) -> ReftableRefsContainer:
+    def _open_reftable(self, layout: RepositoryLayout) -> Repo:
+        _check_layout(layout)
+        refs = ReftableRefsContainer(layout.git_dir, loop=self.loop, env=self._env, **self._options)
+        try:
+            return ReftableRepo(_root(layout), refs, owns_refs=True)
+        except BaseException:
+            refs.close()
+            raise
+
+    def _keep(self, full: Path, opener: Callable[[], Repo]) -> Repo:
+        """One Repo per repository, opened once (dulwich's servers never close theirs;
+        its aiohttp server shares one Repo between worker threads the same way)."""
         with self._lock:
-            refs = self._refs.get(layout.git_dir)
-            if refs is None:
-                _check_layout(layout)
-                refs = ReftableRefsContainer(
-                    layout.git_dir, loop=self.loop, env=self._env, **self._options
-                )
-                self._refs[layout.git_dir] = refs
-            return refs
+            repo = self._repos.get(full)
+            if repo is None:
+                repo = self._repos[full] = opener()
+            return repo
 
     def close(self) -> None:
         """Close every store this backend opened (and its loop if it started it)."""
         with self._lock:
-            refs, self._refs = list(self._refs.values()), {}
-        for r in refs:
-            r.close()
-        if self._own_loop:
-            self.loop.close()
+            repos, self._repos = list(self._repos.values()), {}
+        try:
+            for repo in repos:
+                repo.close()
+        finally:
+            if self._own_loop:
+                self.loop.close()
 
     def __enter__(self) -> Backend:
         return self

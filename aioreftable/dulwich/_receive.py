@@ -1,0 +1,109 @@
+"""ReceivePackHandler: dulwich's receive-pack with the pushed old values checked (one table)."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+
+from dulwich.errors import ApplyDeltaError, ChecksumMismatch, ObjectFormatException
+from dulwich.objects import ObjectID
+from dulwich.refs import Ref, check_ref_format
+from dulwich.server import DEFAULT_HANDLERS
+from dulwich.server import ReceivePackHandler as DulwichReceivePackHandler
+
+from ._container import ReftableRefsContainer, RefUpdate
+
+__all__ = ["HANDLERS", "ReceivePackHandler"]
+
+# what dulwich's receive-pack reports as a failed unpack instead of raising
+_UNPACK_ERRORS = (
+    OSError,
+    ChecksumMismatch,
+    ApplyDeltaError,
+    AssertionError,
+    zlib.error,
+    ObjectFormatException,
+)
+
+#: git receive-pack's reasons (``ng <ref> <reason>``)
+FAILED = b"failed to update ref"
+ATOMIC_FAILED = b"atomic transaction failed"
+ATOMIC_OTHER = b"atomic push failure"
+
+
+def _funny(ref: bytes) -> bool:
+    """git's rule for pushed names: only well-formed refs under refs/."""
+    return not ref.startswith(b"refs/") or not check_ref_format(Ref(ref))
+
+
+class ReceivePackHandler(DulwichReceivePackHandler):
+    """dulwich's receive-pack whose ref updates keep the client's expected old values.
+
+    dulwich's own handler ignores what ``set_if_equals`` returns, so of two pushes racing
+    to fast-forward one branch both are told ``ok`` and one commit is lost. Here the
+    commands of one push are one :meth:`ReftableRefsContainer.update_refs` call (one
+    table): with ``--atomic`` one transaction (a failed check rejects every command, as
+    git's ``atomic transaction failed``), else a batch (each command on its own checks;
+    a failed one is git's ``failed to update ref``). On another refs container each
+    command is a ``set_if_equals``/``remove_if_equals`` whose result is reported."""
+
+    def _apply_pack(
+        self, refs: list[tuple[ObjectID, ObjectID, Ref]]
+    ) -> Iterator[tuple[bytes, bytes]]:
+        zero = ObjectID(b"0" * self.repo.object_format.hex_length)
+        if any(new != zero for _, new, _ in refs):
+            try:
+                self.repo.object_store.add_thin_pack(  # type: ignore[attr-defined]
+                    self.proto.read,
+                    getattr(self.proto, "recv", None),
+                    max_input_size=self._receive_max_input_size(),
+                )
+            except _UNPACK_ERRORS as e:
+                yield (b"unpack", str(e).replace("\n", "").encode("utf-8"))
+                return
+        yield (b"unpack", b"ok")
+        atomic = self.has_capability(b"atomic")
+        status: dict[bytes, bytes] = {}
+        wanted: list[tuple[ObjectID, ObjectID, Ref]] = []
+        for old, new, ref in refs:
+            if _funny(ref):
+                status[ref] = b"funny refname"
+                continue
+            hook_error = self._on_update(ref, old, new)
+            if hook_error:
+                status[ref] = hook_error
+                continue
+            wanted.append((old, new, ref))
+        if atomic and status:
+            for _, _, ref in refs:
+                yield (ref, status.get(ref, ATOMIC_OTHER))
+            return
+        status.update(self._update(wanted, atomic, zero))
+        for _, _, ref in refs:
+            yield (ref, status.get(ref, b"ok"))
+
+    def _update(
+        self, wanted: list[tuple[ObjectID, ObjectID, Ref]], atomic: bool, zero: ObjectID
+    ) -> dict[bytes, bytes]:
+        container = self.repo.refs
+        if isinstance(container, ReftableRefsContainer):
+            updates = [
+                RefUpdate(ref, old, None if new == zero else new) for old, new, ref in wanted
+            ]
+            results = container.update_refs(updates, atomic=atomic)
+            reason = ATOMIC_FAILED if atomic else FAILED
+            return {ref: reason for ref, error in results.items() if error is not None}
+        out: dict[bytes, bytes] = {}
+        for old, new, ref in wanted:
+            if new == zero:
+                ok = container.remove_if_equals(ref, old)
+            else:
+                ok = container.set_if_equals(ref, old, new)
+            if not ok:
+                out[ref] = FAILED
+        return out
+
+
+#: dulwich's handlers with this receive-pack: ``make_wsgi_chain(backend, handlers=HANDLERS)``,
+#: ``create_repo_app(repo, handlers=HANDLERS)``.
+HANDLERS: dict[bytes, type] = {**DEFAULT_HANDLERS, b"git-receive-pack": ReceivePackHandler}

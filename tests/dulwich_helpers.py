@@ -1,0 +1,115 @@
+"""Helpers for the aioreftable.dulwich tests: repositories made by git, a git:// server on
+our Backend, and git's view of a repository's refs, reflogs and checks to compare."""
+
+from __future__ import annotations
+
+import os
+import socketserver
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from conftest import GIT_ENV, Git
+from dulwich.server import Backend as DulwichBackend
+from dulwich.server import TCPGitServer
+
+from aioreftable.dulwich import HANDLERS
+
+#: the committer of reflog entries (GIT_ENV's), as open_repo(env=ENV) writes it
+ENV = {**os.environ, **GIT_ENV}
+IDENT = b"C O Mitter <committer@example.com>"
+AUTHOR = b"A U Thor <author@example.com>"
+WHEN = 1112354055  # GIT_ENV's date, +0200
+TZ = 7200
+
+
+def commit_kwargs(n: int = 0) -> dict[str, object]:
+    """porcelain.commit arguments giving the same commit on every run and twin."""
+    return {
+        "author": AUTHOR,
+        "committer": IDENT,
+        "author_timestamp": WHEN + n,
+        "commit_timestamp": WHEN + n,
+        "author_timezone": TZ,
+        "commit_timezone": TZ,
+    }
+
+
+def make_repo(
+    git: Git,
+    path: Path,
+    *,
+    object_format: str = "sha1",
+    ref_format: str = "reftable",
+    bare: bool = False,
+    commits: int = 1,
+) -> Path:
+    """A repository made by git with ``commits`` empty commits on main; its path."""
+    args = ["init", "-q", f"--ref-format={ref_format}", f"--object-format={object_format}"]
+    git(*args, "-b", "main", *(["--bare"] if bare else []), str(path))
+    if bare:
+        work = path.parent / (path.name + ".work")
+        git("init", "-q", f"--object-format={object_format}", "-b", "main", str(work))
+        for n in range(commits):
+            git("commit", "-q", "--allow-empty", "-m", f"c{n}", cwd=work)
+        if commits:
+            git("push", "-q", str(path), "main", cwd=work)
+        return path
+    for n in range(commits):
+        git("commit", "-q", "--allow-empty", "-m", f"c{n}", cwd=path)
+    return path
+
+
+@dataclass(frozen=True)
+class GitView:
+    """What git says about a repository's refs."""
+
+    refs: list[str]  # for-each-ref lines
+    reflogs: dict[str, list[str]]  # ref -> "new-id message" lines, newest first
+    verify: int  # git refs verify's exit status
+    verify_output: str
+
+    def reflog_messages(self, ref: str) -> list[str]:
+        return [line.partition(" ")[2] for line in self.reflogs.get(ref, [])]
+
+
+def git_view(git: Git, path: Path, *, reflogs_of: tuple[str, ...] = ()) -> GitView:
+    """for-each-ref, the reflogs of every ref plus HEAD (and ``reflogs_of``), refs verify."""
+    refs = git("for-each-ref", "--format=%(objectname) %(objecttype) %(refname)", cwd=path)
+    lines = refs.splitlines()
+    names = ["HEAD", *(line.split(" ")[2] for line in lines), *reflogs_of]
+    logs: dict[str, list[str]] = {}
+    for name in names:
+        if git.run("reflog", "exists", name, cwd=path, check=False).returncode != 0:
+            continue
+        logs[name] = git("reflog", "show", "--format=%H %gs", name, "--", cwd=path).splitlines()
+    proc = git.run("refs", "verify", "--verbose", cwd=path, check=False)
+    output = (proc.stdout + proc.stderr).decode(errors="replace")
+    return GitView(lines, logs, proc.returncode, output)
+
+
+def reflog_idents(git: Git, path: Path, name: str) -> list[str]:
+    """``name <email> date`` of each reflog entry of ``name``, newest first."""
+    out = git("reflog", "show", "--format=%gn <%ge> %gd", "--date=raw", name, "--", cwd=path)
+    return out.splitlines()
+
+
+class _ThreadingGitServer(socketserver.ThreadingMixIn, TCPGitServer):
+    daemon_threads = True
+
+
+@contextmanager
+def git_daemon(backend: DulwichBackend) -> Iterator[str]:
+    """dulwich's git:// server on ``backend`` (our receive-pack) at 127.0.0.1; its URL."""
+    server = _ThreadingGitServer(backend, "127.0.0.1", 0, handlers=HANDLERS)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"git://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
