@@ -405,6 +405,40 @@ def test_random_sessions_match_git(random_twins: Twins, session: str) -> None:
     assert random_twins.records(random_twins.ours) == random_twins.records(random_twins.theirs)
 
 
+FIELDS = {"update": 3, "create": 2, "delete": 2, "verify": 2, "symref-update": 4}
+
+
+def nul_form(session: str) -> str:
+    """A text session in -z form: the command and its name, then each further field
+    NUL-terminated, absent optional fields empty (symref commands as they come)."""
+    out = []
+    for line in session.splitlines():
+        command, _, rest = line.partition(" ")
+        words = rest.split(" ") if rest else []
+        if not words:
+            out.append(command + "\0")
+            continue
+        fields = words[1:] + [""] * (FIELDS.get(command, 0) - 1 - len(words[1:]))
+        out.append(f"{command} {words[0]}\0" + "".join(f + "\0" for f in fields))
+    return "".join(out)
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    database=None,
+)
+@given(session=sessions())
+def test_random_nul_sessions_match_git(random_twins: Twins, session: str) -> None:
+    """The random sessions again, with -z."""
+    want, got = random_twins.step(("-z", *MSG), nul_form(session))
+    if want[2].startswith("fatal: prepare: "):
+        want = (want[0], want[1] + "prepare: ok\n", want[2])
+    assert got == want, session
+    assert random_twins.records(random_twins.ours) == random_twins.records(random_twins.theirs)
+
+
 def test_refused_object_names(git: Git, git_env: None, tmp_path: Path) -> None:
     """The forms git resolves and we do not (no rev-parse in the library): refused with
     git's text for a name that resolves to nothing; nothing is written."""
