@@ -587,3 +587,27 @@ def test_expire_times_match_git(
     args = ("expire", f"--expire={when(total)}", f"--expire-unreachable={when(unreachable)}",
             *sorted(flags), "--all")  # fmt: skip
     _compare_writes(git, history, tmp_path_factory.mktemp("expire"), [args])
+
+
+_TOKENS = ["show", "list", "exists", "delete", "expire", "drop", "write", "-n", "-1", "--",
+           "-h", "--all", "--verbose", "--dry-run", "--rewrite", "--updateref", "--expire=now",
+           "--expire-unreachable=never", "--expire=x", "--date=iso", "--date=", "--format=%h",
+           "--pretty=oneline", "--bogus", "-x", "HEAD", "HEAD@{1}", "HEAD@{x}", "@{0}", "main",
+           "refs/heads/side", "refs/heads/side@{0}", "refs/heads/nope", "refs/heads/quiet2",
+           "a..b", "worktrees/nope/HEAD", "refs/heads/link@{2005-04-10}", "", "@", "@{",
+           "refs/heads/caf\udce9"]  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.sampled_from(_TOKENS), max_size=5))
+def test_any_command_line_ends_in_a_status_never_a_traceback(
+    history: Path, tmp_path_factory: pytest.TempPathFactory, argv: list[str]
+) -> None:
+    """Random reflog command lines on one copy (writes pile up): each returns one of git's
+    statuses; an exception escaping main() fails the test."""
+    repo = tmp_path_factory.getbasetemp() / f"fuzz-{history.name}"
+    if not repo.exists():
+        shutil.copytree(history, repo, symlinks=True)
+    _, err, code = run_ours(repo, ["reflog", *argv], env=_date_env())
+    assert code in (0, 1, 128, 129, 255), (argv, code, err)
+    assert b"Traceback" not in err
