@@ -29,14 +29,15 @@ def venv_tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([exe, *args], cwd=ROOT, capture_output=True, text=True, timeout=240)
 
 
-def test_mypy_strict_covers_the_package_tests_and_benchmarks() -> None:
+def test_mypy_strict_covers_the_package_tests_benchmarks_and_examples() -> None:
     """``mypy`` alone checks what pyproject's ``[tool.mypy] files`` lists, strictly: every
-    module (and stub) of the package, the tests, the benchmarks and the stress harness."""
+    module (and stub) of the package, the tests, the benchmarks, the stress harness and the
+    examples."""
     proc = venv_tool("mypy")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     found = re.search(r"^Success: no issues found in (\d+) source files$", proc.stdout, re.M)
     assert found, proc.stdout
-    dirs = ("aioreftable", "tests", "benchmarks", "stress")
+    dirs = ("aioreftable", "tests", "benchmarks", "stress", "examples")
     sources = [p for d in dirs for glob in ("*.py", "*.pyi") for p in (ROOT / d).rglob(glob)]
     assert int(found[1]) == len(sources)
 
