@@ -33,8 +33,8 @@ http://HOST:PORT/`` once it accepts connections and stops cleanly on SIGINT or S
   a ref there has no reflog to replay from), the answer is 410 ``{"error": "gap",
   "message", "since", "covers": [first, last]}`` with the feed's ``ChangeFeedGapError``
   text: resume from ``first - 1`` to receive that table's changes again, or from
-  ``last`` to skip them (or list the refs and start afresh). A comment line is sent every
-  15 s of silence so that proxies and clients see a live stream.
+  ``last`` to skip them (or list the refs and start afresh). A comment line is sent after
+  15 s of silence (``--heartbeat``) so that proxies and clients see a live stream.
 
 404 for a name that is not a reftable repository directly under the root; 400 for a name
 that could leave it (a leading dot, ``/``, anything outside ``[A-Za-z0-9._-]``).
@@ -112,7 +112,7 @@ log = logging.getLogger("refs_service")
 
 #: A repository name: one path component that cannot climb out of the root.
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}\Z")
-#: Seconds of silence after which an event stream sends a comment line.
+#: Seconds of silence after which an event stream sends a comment line (``--heartbeat``).
 HEARTBEAT = 15.0
 #: The most updates one request may carry.
 MAX_UPDATES = 10_000
@@ -346,8 +346,9 @@ async def events(request: Request) -> Response:
     except BaseException:
         await feed.aclose()
         raise
-    closing = request.app.state.service.streams_closing
-    return EventStream(feed, start, store.null_oid, closing)
+    service: Service = request.app.state.service
+    assert service.streams_closing is not None
+    return EventStream(feed, start, store.null_oid, service.streams_closing, service.heartbeat)
 
 
 def _since(request: Request) -> int | None:
@@ -363,8 +364,16 @@ class EventStream(Response):
     """An ASGI response: the change feed as server-sent events until the client leaves or
     the service stops. One task reads the feed into a memory stream; this one writes."""
 
-    def __init__(self, feed: ChangeFeed, start: int, null: str, closing: anyio.Event):
+    def __init__(
+        self,
+        feed: ChangeFeed,
+        start: int,
+        null: str,
+        closing: anyio.Event,
+        heartbeat: float = HEARTBEAT,
+    ):
         super().__init__(media_type="text/event-stream")
+        self.heartbeat = heartbeat
         self.feed = feed
         self.start = start
         self.null = null
@@ -425,7 +434,7 @@ class EventStream(Response):
                 if pending:
                     await self._send(send, pending)
                     continue
-                with anyio.move_on_after(HEARTBEAT) as idle:
+                with anyio.move_on_after(self.heartbeat) as idle:
                     item = await outbox.receive()
                 if idle.cancelled_caught:
                     pending.append(": keep-alive\n\n")
@@ -475,9 +484,11 @@ class Service:
         *,
         group_commit: bool = True,
         stop_requested: Callable[[], bool] | None = None,
+        heartbeat: float = HEARTBEAT,
     ):
         self.stores = Stores(root, group_commit=group_commit)
         self.stop_requested = stop_requested
+        self.heartbeat = heartbeat
         self.streams_closing: anyio.Event | None = None
 
     @asynccontextmanager
@@ -515,9 +526,13 @@ def create_app(
     *,
     group_commit: bool = True,
     stop_requested: Callable[[], bool] | None = None,
+    heartbeat: float = HEARTBEAT,
 ) -> Starlette:
-    """The ASGI application serving the repositories under ``root``."""
-    service = Service(Path(root), group_commit=group_commit, stop_requested=stop_requested)
+    """The ASGI application serving the repositories under ``root``; ``stop_requested``
+    (polled) ends the event streams, ``heartbeat`` is their comment interval."""
+    service = Service(
+        Path(root), group_commit=group_commit, stop_requested=stop_requested, heartbeat=heartbeat
+    )
     app = Starlette(
         routes=[
             Route("/repos/{name}/refs", list_refs, methods=["GET"]),
@@ -562,8 +577,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_false",
         help="commit every transaction on its own (one lock and one table each)",
     )
+    parser.add_argument(
+        "--heartbeat",
+        type=float,
+        default=HEARTBEAT,
+        help=f"seconds of silence before an event stream sends a comment (default {HEARTBEAT:g})",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn's log level")
     args = parser.parse_args(argv)
+    if not args.heartbeat > 0:
+        parser.error("--heartbeat must be positive")
     root = Path(args.root)
     if not root.is_dir():
         print(f"fatal: not a directory: {root}", file=sys.stderr)
@@ -580,6 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = create_app(
         root,
         group_commit=args.group_commit,
+        heartbeat=args.heartbeat,
         stop_requested=lambda: server is not None and server.should_exit,
     )
     config = uvicorn.Config(

@@ -98,7 +98,7 @@ class Service:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("service") / "repos"
     root.mkdir()
-    with Service(root) as svc:
+    with Service(root, "--heartbeat", "0.3") as svc:
         yield svc
     assert svc.status == 0, svc.stderr()
     assert "Traceback" not in svc.stderr(), svc.stderr()
@@ -412,6 +412,7 @@ class EventReader:
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.comments = 0
         self.last_id: str | None = None
         self.ready = anyio.Event()
         self.changed = anyio.Event()
@@ -420,6 +421,8 @@ class EventReader:
         fields: dict[str, str] = {}
         async for line in response.aiter_lines():
             if line.startswith(":"):
+                self.comments += 1
+                self._wake()
                 continue
             if line:
                 name, _, value = line.partition(":")
@@ -434,9 +437,12 @@ class EventReader:
                 self.events.append(event)
                 if event["type"] == "ready":
                     self.ready.set()
-                self.changed.set()
-                self.changed = anyio.Event()
+                self._wake()
             fields = {}
+
+    def _wake(self) -> None:
+        self.changed.set()
+        self.changed = anyio.Event()
 
     def changes(self) -> list[tuple[str, str | None, str | None, int, str | None]]:
         """(ref, old, new, update index, the event's id) of every change event."""
@@ -457,6 +463,11 @@ class EventReader:
             while len(self.changes()) < count:
                 await self.changed.wait()
 
+    async def wait_for_comment(self) -> None:
+        with anyio.fail_after(15):
+            while not self.comments:
+                await self.changed.wait()
+
 
 @dataclass
 class Stream:
@@ -471,16 +482,19 @@ async def open_stream(
     last_id: str | None = None,
     *,
     since: int | None = None,
+    prefix: str | None = None,
 ) -> Stream:
     """An event stream read by a task of ``tg`` (``Last-Event-ID: last_id`` or
     ``?since=``), once its ``ready`` event arrived."""
     reader = EventReader()
     headers = {} if last_id is None else {"Last-Event-ID": last_id}
-    url = f"/repos/{repo.name}/events" + ("" if since is None else f"?since={since}")
+    query = {"since": since, "prefix": prefix}
+    params = {key: str(value) for key, value in query.items() if value is not None}
+    url = f"/repos/{repo.name}/events"
 
     async def run(*, task_status: TaskStatus[anyio.CancelScope]) -> None:
         with anyio.CancelScope() as scope:
-            async with client.stream("GET", url, headers=headers) as r:
+            async with client.stream("GET", url, headers=headers, params=params) as r:
                 assert r.status_code == 200
                 assert r.headers["content-type"].startswith("text/event-stream")
                 task_status.started(scope)
@@ -626,6 +640,40 @@ async def test_events_gap_after_compaction(
         changes = stream.reader.changes()
         assert ("refs/tags/t", None, c[2], high, str(high)) in changes
         stream.scope.cancel()
+    refs_verify(git, repo.path)
+
+
+async def test_events_streams_side_by_side_with_prefix_and_heartbeat(
+    git: Git, service: Service, client: httpx.AsyncClient
+) -> None:
+    """Three streams at once, one of them with a prefix: each sees its changes; a quiet
+    stream gets comment lines (the module's service sends one after 0.3 s of silence)."""
+    repo = make_repo(git, service, bare=False)
+    c = repo.commits
+    async with anyio.create_task_group() as tg:
+        everything = [await open_stream(client, tg, repo) for _ in range(2)]
+        only_b = await open_stream(client, tg, repo, prefix="refs/heads/b")
+        await only_b.reader.wait_for_comment()
+        r = await post(client, repo, upd("refs/heads/a", c[0]), upd("refs/heads/b1", c[1]))
+        i1 = r.json()["update_index"]
+        r = await post(client, repo, *(upd(f"refs/heads/b{n}", c[n], None) for n in (2, 3)))
+        i2 = r.json()["update_index"]
+        for stream in everything:
+            await stream.reader.wait_for(4)
+            assert stream.reader.changes() == [
+                ("refs/heads/a", None, c[0], i1, None),
+                ("refs/heads/b1", None, c[1], i1, str(i1)),
+                ("refs/heads/b2", None, c[2], i2, None),
+                ("refs/heads/b3", None, c[3], i2, str(i2)),
+            ]
+        await only_b.reader.wait_for(3)
+        assert only_b.reader.changes() == [
+            ("refs/heads/b1", None, c[1], i1, str(i1)),
+            ("refs/heads/b2", None, c[2], i2, None),
+            ("refs/heads/b3", None, c[3], i2, str(i2)),
+        ]
+        for stream in (*everything, only_b):
+            stream.scope.cancel()
     refs_verify(git, repo.path)
 
 
