@@ -62,6 +62,30 @@ def make_repo(
     return path
 
 
+def make_commits(git: Git, path: Path, n: int) -> list[str]:
+    """``n`` new commits (a chain, empty trees) made by one git fast-import; their ids.
+    No ref is left behind."""
+    stream = []
+    for i in range(n):
+        body = f"c{i}\n".encode()
+        stream.append(b"commit refs/heads/fast-import-tmp\n")
+        stream.append(f"mark :{i + 1}\ncommitter C <c@e> {WHEN + i} +0000\n".encode())
+        stream.append(b"data %d\n" % len(body) + body)
+        stream.append(b"deleteall\n" if i == 0 else f"from :{i}\n".encode())
+    marks = path / "fast-import-marks"
+    git.run("fast-import", "--quiet", f"--export-marks={marks}", cwd=path, input=b"".join(stream))
+    ids = dict(line.split(" ") for line in marks.read_text().splitlines())
+    marks.unlink()
+    git("update-ref", "-d", "refs/heads/fast-import-tmp", cwd=path)
+    return [ids[f":{i + 1}"] for i in range(n)]
+
+
+def table_count(path: Path) -> int:
+    """How many tables the main stack of the repository at ``path`` lists."""
+    git_dir = path if (path / "reftable").is_dir() else path / ".git"
+    return len((git_dir / "reftable" / "tables.list").read_text().split())
+
+
 @dataclass(frozen=True)
 class GitView:
     """What git says about a repository's refs."""
@@ -107,8 +131,7 @@ def git_daemon(backend: DulwichBackend) -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        host, port = server.server_address[:2]
-        yield f"git://{host}:{port}"
+        yield f"git://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

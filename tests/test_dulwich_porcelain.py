@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import Git
 from dulwich import porcelain
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 from dulwich_helpers import (
     AUTHOR,
@@ -34,7 +35,6 @@ from aioreftable import InvalidObjectIdError
 from aioreftable.dulwich import Backend, open_repo
 
 FORMATS = ["sha1", "sha256"]
-QUIET = {"errstream": io.BytesIO()}
 
 
 def _same_refs(git: Git, ours: Path, twin: Path) -> None:
@@ -63,7 +63,7 @@ def _tag_create(repo: Repo, object_format: str) -> bool:
     except InvalidObjectIdError as exc:
         assert object_format == "sha256"
         assert "expected a 64-digit hex object id" in str(exc)
-        assert b"refs/tags/v1" not in repo.refs
+        assert Ref(b"refs/tags/v1") not in repo.refs
         return False
     return True
 
@@ -81,7 +81,7 @@ def test_commit_branch_tag_as_git_writes_them(git: Git, tmp_path: Path, object_f
         git("commit", "-q", "--allow-empty", "-m", "two", cwd=by_git)
         _same_refs(git, ours, files)
         _reflogs_as_git(git, ours, by_git)
-        head = repo.refs[b"HEAD"].decode()
+        head = repo.refs[Ref(b"HEAD")].decode()
         assert git_view(git, ours).reflogs["HEAD"][0] == f"{head} commit: two"
         # branch_create
         for r in (repo, twin):
@@ -100,7 +100,7 @@ def test_commit_branch_tag_as_git_writes_them(git: Git, tmp_path: Path, object_f
         _reflogs_as_git(git, ours, by_git)
         lines = git_view(git, ours).refs
         assert any(line.endswith(" tag refs/tags/v1") for line in lines), lines
-        peeled = repo.refs.get_peeled(b"refs/tags/v1")
+        peeled = repo.refs.get_peeled(Ref(b"refs/tags/v1"))
         assert peeled is not None and peeled.decode() == head  # stored with the tag (VAL2)
         # branch_delete: the ref and its reflog go
         for r in (repo, twin):
@@ -132,7 +132,7 @@ def test_clone_from_a_reftable_repository(git: Git, tmp_path: Path, object_forma
     git("branch", "topic", "main~1", cwd=src)
     git("tag", "-a", "-m", "t", "v1", "main", cwd=src)
     with Backend(root) as backend, git_daemon(backend) as url:
-        cloned = porcelain.clone(f"{url}/src.git", str(tmp_path / "clone"), **QUIET)
+        cloned = porcelain.clone(f"{url}/src.git", str(tmp_path / "clone"), errstream=io.BytesIO())
         cloned.close()
         git("clone", "-q", f"{url}/src.git", str(tmp_path / "by-git"))
     mine = git_view(git, tmp_path / "clone").refs
@@ -160,9 +160,9 @@ def test_fetch_into_a_reftable_repository(git: Git, tmp_path: Path, object_forma
     for r in (ours, by_git):
         git("remote", "add", "origin", str(upstream), cwd=r)
     with open_repo(ours, env=ENV) as repo:
-        porcelain.fetch(repo, "origin", **QUIET)  # type: ignore[arg-type]
+        porcelain.fetch(repo, "origin", errstream=io.BytesIO())
         # fetching again changes nothing and writes no entry
-        porcelain.fetch(repo, "origin", **QUIET)  # type: ignore[arg-type]
+        porcelain.fetch(repo, "origin", errstream=io.BytesIO())
     git("fetch", "-q", "origin", cwd=by_git)
     mine, theirs = git_view(git, ours), git_view(git, by_git)
     assert mine.refs == theirs.refs  # origin/main, origin/topic, v1 (git's view: by id)
@@ -178,7 +178,7 @@ def test_fetch_into_a_reftable_repository(git: Git, tmp_path: Path, object_forma
 def _push(git: Git, work: Path, remote: str, refspecs: list[bytes], *, dulwich: bool) -> None:
     if dulwich:
         with Repo(str(work)) as w:
-            porcelain.push(w, remote, refspecs, **QUIET)
+            porcelain.push(w, remote, refspecs, errstream=io.BytesIO())
     else:
         git("push", "-q", remote, *(r.decode() for r in refspecs), cwd=work)
 
