@@ -127,3 +127,14 @@ async def test_a_broken_loose_ref_costs_no_other_ref(git_new: Git, tmp_path: Pat
     assert git_view(git_new, source)["refs"] == before["refs"]
     git_new("refs", "migrate", "--ref-format=reftable", cwd=theirs)
     assert "refs/heads/main" not in git_new("for-each-ref", cwd=theirs)  # git's loss
+
+
+async def test_a_broken_root_ref_file_goes_with_the_old_store(git: Git, tmp_path: Path) -> None:
+    """git's remove_on_disk deletes every root ref file, a broken one too."""
+    source = build_source(git, tmp_path / "source")
+    (source / ".git" / "BROKEN_HEAD").write_bytes(b"garbage\n")
+    before = git_view(git, source)
+    await migrate_refs(source, to="reftable")
+    assert not (source / ".git" / "BROKEN_HEAD").exists()
+    assert not (source / ".git" / "ORIG_HEAD").exists()  # now in the table
+    assert git_view(git, source)["refs"] == before["refs"]

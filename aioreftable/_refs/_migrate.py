@@ -81,10 +81,12 @@ class _Ref(NamedTuple):
 
 @dataclass
 class _Refs:
-    """The refs and reflogs (oldest entry first) read from the old backend."""
+    """The refs and reflogs (oldest entry first) read from the old backend, and the root
+    ref files it has (broken ones too: the swap deletes them all, as git's does)."""
 
     refs: list[_Ref]
     logs: list[tuple[str, list[LogLine]]]
+    root_files: tuple[str, ...] = ()
 
     def count(self) -> int:
         return len(self.refs) + sum(len(entries) for _, entries in self.logs)
@@ -146,7 +148,8 @@ async def _read_files(repo: _Repo, algorithm: HashAlgorithm, reflogs: bool) -> _
     refs, unpeeled, logs = await anyio.to_thread.run_sync(_parse_files, tree, algorithm, reflogs)
     if unpeeled:
         await _peel(repo, algorithm, refs, unpeeled)
-    return _Refs([refs[n] for n in sorted(refs, key=encode_name)], logs)
+    roots = tuple(name for name in tree.loose if is_root_ref(name))
+    return _Refs([refs[n] for n in sorted(refs, key=encode_name)], logs, roots)
 
 
 def _parse_files(
@@ -533,10 +536,9 @@ async def _swap(
 ) -> None:
     """The destructive half: delete the old store, move the new one in, update the config."""
     if to == "reftable":
-        roots = [r.name for r in refs.refs if is_root_ref(r.name)]
         remove = partial(
             files_io.swap_in, repo.common_dir, temp, trees=["refs", "logs"],
-            files=[*roots, "packed-refs"],
+            files=[*refs.root_files, "packed-refs"],
         )  # fmt: skip
     else:
         remove = partial(
