@@ -46,9 +46,10 @@ def list_profiles() -> None:
     print("scenarios:")
     for p in profiles.SCENARIOS.values():
         print(f"  {p.name:26} {p.description}")
-    print("not available:")
-    for name, why in profiles.NOT_AVAILABLE.items():
-        print(f"  {name:26} {why}")
+    if profiles.NOT_AVAILABLE:
+        print("not available:")
+        for name, why in profiles.NOT_AVAILABLE.items():
+            print(f"  {name:26} {why}")
 
 
 def configure(args: argparse.Namespace) -> profiles.Profile:
@@ -89,6 +90,9 @@ def print_summary(summary: dict[str, object], out: Path) -> None:
     )
     for key in keys:
         print(f"{key}: {summary[key]}")
+    if "sweep" in summary:
+        sweep = summary["sweep"]
+        print(f"sweep: {sweep['crash_points']} fault points {sweep['points']}")  # type: ignore[index]
     print(f"latency: {summary['latency']['all']}")  # type: ignore[index]
     print(f"{'PASSED' if summary['passed'] else 'FAILED'}: {out / 'summary.json'}")
 

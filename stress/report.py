@@ -177,9 +177,28 @@ def charts(out: Path, summary: dict[str, Any], kill_times: list[float]) -> list[
         ax.plot(
             [r["second"] for r in rows], [r["tables"][repo] for r in rows], label=f"repo {repo}"
         )
-    ax.legend()
+    if repos:
+        ax.legend()
     finish(ax, fig, "tables.png", "tables in the stack")
     return made
+
+
+def add_sweep(out: Path, run: dict[str, Any], summary: dict[str, Any]) -> None:
+    """The crash-point sweep's numbers (``sweep/sweep.json``) join the run's: its points,
+    and its losses, corrupt stacks and violations counted with the workers'."""
+    if not run["profile"].get("sweep"):
+        return
+    path = out / "sweep" / "sweep.json"
+    if not path.exists():
+        summary["violations"]["sweep_did_not_finish"] = 1
+        return
+    sweep = json.loads(path.read_text())
+    summary["sweep"] = sweep
+    summary["crash_points"] = sweep["crash_points"]
+    summary["lost_acknowledged"] += sweep["lost_acknowledged"]
+    summary["corrupt_stacks"] += sweep["corrupt_stacks"]
+    for kind, n in sweep["violations"].items():
+        summary["violations"][f"sweep:{kind}"] = n
 
 
 async def build(out: Path) -> tuple[dict[str, Any], int]:
@@ -196,6 +215,7 @@ async def build(out: Path) -> tuple[dict[str, Any], int]:
         if ev.get("when") == "after kill"
     ]
     summary["charts"] = charts(out, summary, kill_times)
+    add_sweep(out, run, summary)
     bad = summary["lost_acknowledged"] or summary["corrupt_stacks"] or summary["violations"]
     summary["passed"] = not bad
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

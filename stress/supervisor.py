@@ -282,6 +282,30 @@ class Run:
             await p.reap()
 
 
+SWEEP_TIMEOUT = 600.0
+
+
+async def start_sweep(profile: Profile, out: Path, env: dict[str, str]) -> Process | None:
+    """The crash-point sweep (stress/sweep.py) in its own process beside the workers: its
+    own repositories under ``out/sweep``, its numbers in ``out/sweep/sweep.json``."""
+    if not profile.sweep:
+        return None
+    log = out / "logs" / "sweep.log"
+    command = [sys.executable, "-m", "stress.sweep", str(out / "sweep"), profile.sweep]
+    with open(log, "wb") as stream:  # noqa: ASYNC230 - the child keeps its own descriptor
+        return await anyio.open_process(command, stdout=stream, stderr=stream, cwd=ROOT, env=env)
+
+
+async def finish_sweep(sweep: Process, r: Run) -> None:
+    with anyio.move_on_after(SWEEP_TIMEOUT) as scope:
+        await sweep.wait()
+    if scope.cancelled_caught:
+        r.log("the sweep did not finish in time: killed")
+        sweep.kill()
+    await sweep.aclose()
+    r.log(f"sweep exited {sweep.returncode}")
+
+
 def prepare(profile: Profile, out: Path) -> tuple[dict[str, Any], list[Path]]:
     """Create the output directory, the repositories and run.json."""
     git = find_git()
@@ -333,14 +357,20 @@ async def supervise(profile: Profile, out: Path) -> dict[str, Any]:
             for p in r.procs:
                 tg.start_soon(p.start, out, r.env)
         r.started = time.time()
+        sweep = await start_sweep(profile, out, r.env)
         async with anyio.create_task_group() as tg:
             tg.start_soon(r.sample)
             try:
-                await r.main_loop()
+                if r.procs:
+                    await r.main_loop()
             finally:
                 ended = time.time()
                 await r.stop_all()
                 tg.cancel_scope.cancel()
+        if sweep is not None:
+            await finish_sweep(sweep, r)
+            if not r.procs:  # the sweep was the run
+                ended = time.time()
         final = r.sweep("end of run", "")
         r.record(events, final)
     times = {"started": r.started, "ended": ended, "kills": r.kills, "stalls": r.stalls}
