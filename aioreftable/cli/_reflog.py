@@ -24,9 +24,7 @@ from .. import (
     discover,
     open_ref_store,
 )
-
-# git's parse_expiry_date is in the library; aioreftable does not export it yet (reported)
-from .._refs._approxidate import (
+from ..dates import (
     approxidate,
     now_for_dates,
     parse_expiry_date,

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 
 from .. import Ref, ReflogEntry, RefStore, WorktreeNotFoundError, check_refname_format
-
-# git's approxidate is in the library; aioreftable does not export it yet (reported)
-from .._refs._approxidate import approxidate, now_for_dates
+from ..dates import approxidate, now_for_dates
 from ._reflog_dates import DateModeError, DateModeUnsupported, parse_date_mode, show_date
 
 __all__ = ["ShowOptions", "Unsupported", "parse_show_args", "show"]
