@@ -43,6 +43,24 @@ class FilesTree:
     logs: dict[str, bytes] = field(default_factory=dict)
 
 
+_READ_SIZE = 1 << 16
+
+
+def _slurp(path: str | os.PathLike[str]) -> bytes:
+    """A whole regular file (os.read without a file object: many small files are read)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, _READ_SIZE)
+        if len(data) < _READ_SIZE:
+            return data  # a short read of a regular file is its end
+        parts = [data]
+        while chunk := os.read(fd, _READ_SIZE):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 def _walk_files(top: Path, prefix: str, out: dict[str, bytes]) -> None:
     """Every regular file below ``top`` by ``prefix/relative/name``, in name order; hidden
     entries and ``*.lock`` skipped as git's loose-ref and reflog iterators skip them."""
@@ -57,23 +75,18 @@ def _walk_files(top: Path, prefix: str, out: dict[str, bytes]) -> None:
         if entry.is_dir(follow_symlinks=False):
             _walk_files(Path(entry.path), name, out)
         elif entry.is_file(follow_symlinks=False):
-            with open(entry.path, "rb") as f:
-                out[name] = f.read()
+            out[name] = _slurp(entry.path)
 
 
 def read_files_tree(git_dir: Path, is_root_ref: Callable[[str], bool]) -> FilesTree:
     """Read a files-backend repository's refs: packed-refs, ``refs/`` and the root refs
     in ``git_dir`` (``is_root_ref`` picks them by name), and every file of ``logs/``."""
     tree = FilesTree()
-    try:
-        with open(git_dir / "packed-refs", "rb") as f:
-            tree.packed = f.read()
-    except FileNotFoundError:
-        pass
+    with contextlib.suppress(FileNotFoundError):
+        tree.packed = _slurp(git_dir / "packed-refs")
     for entry in sorted(os.scandir(git_dir), key=lambda e: e.name):
         if is_root_ref(entry.name) and entry.is_file(follow_symlinks=False):
-            with open(entry.path, "rb") as f:
-                tree.loose[entry.name] = f.read()
+            tree.loose[entry.name] = _slurp(entry.path)
     _walk_files(git_dir / "refs", "refs", tree.loose)
     _walk_files(git_dir / "logs", "", tree.logs)
     return tree
