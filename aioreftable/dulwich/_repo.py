@@ -47,7 +47,7 @@ class ReftableRepo(Repo):
             committer = f"{e.name} <{e.email}>".encode("utf-8", "surrogateescape")
             message = e.message.removesuffix("\n").encode("utf-8", "surrogateescape")
             old, new = e.old.encode("ascii"), e.new.encode("ascii")
-            yield Entry(old, new, committer, e.time, e.tz * 60, message)
+            yield Entry(old, new, committer, e.time, _tz_seconds(e.tz), message)
 
     def close(self) -> None:
         """Close the object store, and the ref store if this repository opened it."""
@@ -56,6 +56,14 @@ class ReftableRepo(Repo):
         finally:
             if self._owns_refs:
                 self.refs.close()
+
+
+def _tz_seconds(tz: int) -> int:
+    """A reflog's time zone as reftable stores it (git's ``+hhmm`` as the number hhmm) in
+    seconds east of UTC, as dulwich's reflog entries have it."""
+    sign = -1 if tz < 0 else 1
+    hours, minutes = divmod(abs(tz), 100)
+    return sign * (hours * 3600 + minutes * 60)
 
 
 def _check_layout(layout: RepositoryLayout) -> None:
