@@ -66,7 +66,10 @@ def test_backend_serves_only_repositories_under_its_root(git: Git, tmp_path: Pat
     with Backend(root) as backend:
         a = backend.open_repository("/a.git")
         assert isinstance(a, ReftableRepo)
-        assert backend.open_repository("a.git") is a  # one Repo per repository
+        again = backend.open_repository("a.git")  # a Repo per request, one store
+        assert again is not a and isinstance(again, ReftableRepo) and again.refs is a.refs
+        backend.release(again)  # its object store closes, the ref store stays open
+        assert a.refs.allkeys() == {b"HEAD", b"refs/heads/main"}
         assert isinstance(backend.open_repository("/group/b"), ReftableRepo)
         for bad in ("/../outside.git", "/link.git", "/group", "/a.git/refs", "/missing"):
             with pytest.raises(NotGitRepository):

@@ -9,8 +9,8 @@ runs an event loop (RuntimeError). See docs/dulwich.md.
 """
 
 from ._container import CAS_FAILURES, ReftableRefsContainer, RefUpdate
+from ._handlers import HANDLERS, ReceivePackHandler, UploadArchiveHandler, UploadPackHandler
 from ._loop import StoreLoop
-from ._receive import HANDLERS, ReceivePackHandler
 from ._repo import Backend, ReftableRepo, open_repo
 
 __all__ = [
@@ -22,5 +22,7 @@ __all__ = [
     "ReftableRefsContainer",
     "ReftableRepo",
     "StoreLoop",
+    "UploadArchiveHandler",
+    "UploadPackHandler",
     "open_repo",
 ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Generator, Mapping
+import weakref
+from collections.abc import Generator, Mapping
 from pathlib import Path
 
 from dulwich.errors import NotGitRepository
@@ -117,11 +118,14 @@ class Backend(DulwichBackend):
     ignored): a path outside ``root`` (also through a symlink) or not naming a repository
     itself is ``NotGitRepository``. A reftable repository is a :class:`ReftableRepo`, a
     files-backend one ``NotGitRepository`` unless ``allow_files`` (then dulwich's own
-    ``Repo``). Each repository is opened once and its Repo shared by every handler and
-    thread (as dulwich's aiohttp server shares its one Repo); the ref stores all run on
-    one :class:`StoreLoop`. ``GIT_DIR``, ``GIT_COMMON_DIR`` and ``GIT_WORK_TREE`` of the
-    environment are ignored. :meth:`close` closes the repositories and their stores;
-    callers do not close the Repos it returns."""
+    ``Repo``). ``GIT_DIR``, ``GIT_COMMON_DIR`` and ``GIT_WORK_TREE`` of the environment
+    are ignored.
+
+    Every call returns a new Repo (dulwich's object store is not safe to share between
+    threads) on the one ref store of its repository, opened at the first request and
+    shared by all (one :class:`StoreLoop` runs them all). :meth:`release` closes a Repo
+    when its request is done (the handlers of :data:`HANDLERS` do); :meth:`close` closes
+    what is still open, the stores and the loop it started."""
 
     def __init__(
         self,
@@ -138,7 +142,8 @@ class Backend(DulwichBackend):
         self.loop = StoreLoop() if loop is None else loop
         self._options = store_options
         self._env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
-        self._repos: dict[Path, Repo] = {}
+        self._refs: dict[Path, ReftableRefsContainer] = {}  # git dir -> its shared store
+        self._open: weakref.WeakSet[Repo] = weakref.WeakSet()  # returned, not released
         self._lock = threading.Lock()
 
     def resolve(self, path: str | bytes) -> Path:
@@ -151,10 +156,6 @@ class Backend(DulwichBackend):
 
     def open_repository(self, path: str) -> Repo:
         full = self.resolve(path)
-        with self._lock:
-            repo = self._repos.get(full)
-        if repo is not None:
-            return repo
         try:
             layout = discover(full, self._env)
         except NotARepositoryError as exc:
@@ -162,36 +163,49 @@ class Backend(DulwichBackend):
         except UnsupportedRepositoryError as exc:
             if not self.allow_files:
                 raise NotGitRepository(str(exc)) from exc
-            return self._keep(full, lambda: Repo(str(full)))  # NotGitRepository if none
+            return self._track(Repo(str(full)))  # NotGitRepository if there is none
         if full not in (layout.git_dir, layout.work_tree):
             raise NotGitRepository(f"{os.fsdecode(path)!r} is not a repository itself")
-        return self._keep(full, lambda: self._open_reftable(layout))
+        return self._track(ReftableRepo(_root(layout), self._container(layout), owns_refs=False))
 
-    def _open_reftable(self, layout: RepositoryLayout) -> Repo:
-        _check_layout(layout)
-        refs = ReftableRefsContainer(layout.git_dir, loop=self.loop, env=self._env, **self._options)
-        try:
-            return ReftableRepo(_root(layout), refs, owns_refs=True)
-        except BaseException:
-            refs.close()
-            raise
-
-    def _keep(self, full: Path, opener: Callable[[], Repo]) -> Repo:
-        """One Repo per repository, opened once (dulwich's servers never close theirs;
-        its aiohttp server shares one Repo between worker threads the same way)."""
+    def _container(self, layout: RepositoryLayout) -> ReftableRefsContainer:
         with self._lock:
-            repo = self._repos.get(full)
-            if repo is None:
-                repo = self._repos[full] = opener()
-            return repo
+            refs = self._refs.get(layout.git_dir)
+            if refs is None:
+                _check_layout(layout)
+                refs = ReftableRefsContainer(
+                    layout.git_dir, loop=self.loop, env=self._env, **self._options
+                )
+                self._refs[layout.git_dir] = refs
+            return refs
+
+    def _track(self, repo: Repo) -> Repo:
+        with self._lock:
+            self._open.add(repo)
+        return repo
+
+    def release(self, repo: object) -> None:
+        """A request is done with ``repo`` (from :meth:`open_repository`): close its
+        object store; the ref store stays open for the next request."""
+        with self._lock:
+            if repo not in self._open:
+                return
+            self._open.discard(repo)  # type: ignore[arg-type]
+        assert isinstance(repo, Repo)
+        repo.close()
 
     def close(self) -> None:
-        """Close every store this backend opened (and its loop if it started it)."""
+        """Close the Repos not released yet, every ref store, and the loop if this backend
+        started it (idempotent)."""
         with self._lock:
-            repos, self._repos = list(self._repos.values()), {}
+            repos, refs = list(self._open), list(self._refs.values())
+            self._open.clear()
+            self._refs.clear()
         try:
             for repo in repos:
                 repo.close()
+            for container in refs:
+                container.close()
         finally:
             if self._own_loop:
                 self.loop.close()

@@ -1,4 +1,4 @@
-"""ReceivePackHandler: dulwich's receive-pack with the pushed old values checked (one table)."""
+"""dulwich's protocol handlers for Backend: receive-pack with old values checked, Repos released."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch, ObjectFormatException
 from dulwich.objects import ObjectID
 from dulwich.refs import Ref, check_ref_format
-from dulwich.server import DEFAULT_HANDLERS
 from dulwich.server import ReceivePackHandler as DulwichReceivePackHandler
+from dulwich.server import UploadArchiveHandler as DulwichUploadArchiveHandler
+from dulwich.server import UploadPackHandler as DulwichUploadPackHandler
 
 from ._container import ReftableRefsContainer, RefUpdate
 
-__all__ = ["HANDLERS", "ReceivePackHandler"]
+__all__ = ["HANDLERS", "ReceivePackHandler", "UploadArchiveHandler", "UploadPackHandler"]
 
 # what dulwich's receive-pack reports as a failed unpack instead of raising
 _UNPACK_ERRORS = (
@@ -36,7 +37,29 @@ def _funny(ref: bytes) -> bool:
     return not ref.startswith(b"refs/") or not check_ref_format(Ref(ref))
 
 
-class ReceivePackHandler(DulwichReceivePackHandler):
+class _Releasing:
+    """A handler that gives its Repo back to the backend when the request is done
+    (``Backend.release``: the Repo's object store is closed); dulwich's own handlers never
+    close theirs."""
+
+    def handle(self) -> None:
+        try:
+            super().handle()  # type: ignore[misc]
+        finally:
+            release = getattr(getattr(self, "backend", None), "release", None)
+            if release is not None:
+                release(getattr(self, "repo", None))
+
+
+class UploadPackHandler(_Releasing, DulwichUploadPackHandler):
+    """dulwich's upload-pack (fetch, clone) releasing its Repo when done."""
+
+
+class UploadArchiveHandler(_Releasing, DulwichUploadArchiveHandler):
+    """dulwich's upload-archive releasing its Repo when done."""
+
+
+class ReceivePackHandler(_Releasing, DulwichReceivePackHandler):
     """dulwich's receive-pack whose ref updates keep the client's expected old values.
 
     dulwich's own handler ignores what ``set_if_equals`` returns, so of two pushes racing
@@ -45,7 +68,8 @@ class ReceivePackHandler(DulwichReceivePackHandler):
     table): with ``--atomic`` one transaction (a failed check rejects every command, as
     git's ``atomic transaction failed``), else a batch (each command on its own checks;
     a failed one is git's ``failed to update ref``). On another refs container each
-    command is a ``set_if_equals``/``remove_if_equals`` whose result is reported."""
+    command is a ``set_if_equals``/``remove_if_equals`` whose result is reported. The
+    Repo is released when the request is done."""
 
     def _apply_pack(
         self, refs: list[tuple[ObjectID, ObjectID, Ref]]
@@ -104,6 +128,11 @@ class ReceivePackHandler(DulwichReceivePackHandler):
         return out
 
 
-#: dulwich's handlers with this receive-pack: ``make_wsgi_chain(backend, handlers=HANDLERS)``,
-#: ``create_repo_app(repo, handlers=HANDLERS)``.
-HANDLERS: dict[bytes, type] = {**DEFAULT_HANDLERS, b"git-receive-pack": ReceivePackHandler}
+#: The handlers to give dulwich's servers with a :class:`Backend`, e.g.
+#: ``make_wsgi_chain(backend, handlers=HANDLERS)`` or
+#: ``TCPGitServer(backend, host, port, handlers=HANDLERS)``.
+HANDLERS: dict[bytes, type] = {
+    b"git-upload-pack": UploadPackHandler,
+    b"git-receive-pack": ReceivePackHandler,
+    b"git-upload-archive": UploadArchiveHandler,
+}
