@@ -252,3 +252,13 @@ def test_dry_run_names_the_directory_as_git(
     assert (code, TEMP_NAME.sub("X", out), err) == (0, TEMP_NAME.sub("X", proc.stdout.decode()), "")
     prefix = "./" if where == "bare" else "source/.git/"
     assert f"can be found at '{prefix}ref_migration." in out
+
+
+def test_outside_a_repository_like_git(git_new: Git, tmp_path: Path) -> None:
+    nowhere = tmp_path / "nowhere"
+    nowhere.mkdir()
+    proc = git_new.run("refs", "migrate", "--ref-format=reftable", cwd=nowhere, check=False,
+                       env={"GIT_CEILING_DIRECTORIES": str(tmp_path)})  # fmt: skip
+    expected = (proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+    assert ours(nowhere, "--ref-format=reftable") == expected
+    assert expected[0] == 128

@@ -11,12 +11,14 @@ from typing import Any
 
 import anyio
 
-from .. import ReftableError, migrate_refs
+from .. import NotARepositoryError, ReftableError, migrate_refs
 from ._progress import progress
 
 __all__ = ["add_parser", "run_migrate"]
 
 USAGE_EXIT = 129
+FATAL_EXIT = 128
+NOT_A_REPOSITORY = "not a git repository (or any of the parent directories): .git"
 ERROR_EXIT = 255  # git's cmd_refs_migrate returns error()'s -1: exit(-1)
 FORMATS = ("files", "reftable")
 _NO_VALUE = "\0no value"  # --ref-format given without one
@@ -106,6 +108,9 @@ def run_migrate(args: argparse.Namespace) -> int:
 
     try:
         temp = anyio.run(migrate)
+    except NotARepositoryError:
+        print(f"fatal: {NOT_A_REPOSITORY}", file=sys.stderr)
+        return FATAL_EXIT
     except (ReftableError, OSError) as exc:
         print(f"error: {_message(exc)}", file=sys.stderr)
         return ERROR_EXIT
