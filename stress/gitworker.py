@@ -58,6 +58,8 @@ class GitWriter:
         self.names = [f"refs/heads/stress-g/{self.tag}/r{n}" for n in range(4)]
         self.values: dict[str, str] = {}
         self.env = git_env()
+        if not self.profile.git_autocompact:  # leave the compaction to the gc daemon
+            self.env["GIT_TEST_REFTABLE_AUTOCOMPACTION"] = "false"
         self.acked = 0
         self.counts: dict[str, int] = {}
         self.failures: dict[str, int] = {}

@@ -10,7 +10,9 @@ Records (``k`` is the kind):
   was written: a failed old-value check, a LockError);
 * ``{"k": "u", "id": n, "e": type}``: outcome unknown (cancelled, an unexpected error);
 * ``{"k": "f", "e": type, "t": ...}``: a failure that is no operation (a reader's check);
-* ``{"k": "s", ...}``: statistics of the worker's stacks.
+* ``{"k": "s", ...}``: statistics of the worker's stacks;
+* ``{"k": "w", "c": {counter: [first, last]}, "n": changes}``: a change-feed session (the
+  counter values its consumer saw, every step between them exactly once).
 
 An intent with no answer (the worker was killed) is *in doubt*, like ``u``: the write may
 or may not have happened. Verification accepts either outcome for those, and only those.
@@ -98,6 +100,7 @@ class LedgerData:
     ops: list[Op] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     stats: list[dict[str, Any]] = field(default_factory=list)
+    feeds: list[dict[str, Any]] = field(default_factory=list)
     torn_lines: int = 0
     corrupt_lines: list[str] = field(default_factory=list)
 
@@ -135,6 +138,9 @@ def read_ledger(path: Path, data: LedgerData) -> None:
             target.latency = rec.get("lat", 0.0)
         elif kind == "f":
             data.failures.append(rec)
+        elif kind == "w":
+            rec["file"] = path.stem
+            data.feeds.append(rec)
         elif kind == "s":
             rec["file"] = path.stem
             data.stats.append(rec)

@@ -21,6 +21,7 @@ WORKLOADS = (
     "reader",  # iterate refs/, check the snapshot's invariants
     "mass",  # create then delete 200 private refs in one transaction each (tombstones)
     "worktree",  # one transaction over a linked worktree's stack and the main stack
+    "feed",  # a change-feed consumer of the counters for 1-3 s: every change once, in order
 )
 
 # Operations of a git writer process (real git commands).
@@ -59,6 +60,8 @@ class Profile:
     stale_table_lock: bool = False  # plant a crashed compactor's <table>.ref.lock first
     worktree: bool = False  # a linked worktree per repository; odd workers open the store there
     pause_grace: float = 0.5  # seconds in-flight operations get before a pause cancels them
+    git_autocompact: bool = True  # False: git writers leave compaction to others (the daemon)
+    gc_daemon: bool = False  # `aioreftable gc --daemon` beside the writers (killed with --kill)
     sweep: str = ""  # faults of the crash-point sweep run beside the workers: crash,enospc,eintr
     seed: int = 1
 
@@ -116,6 +119,7 @@ MIX = {
     "compact_full": 1,
     "reader": 15,
     "mass": 1,
+    "feed": 2,
 }
 GIT_MIX = {"counter": 6, "private": 3, "pack_refs": 1, "expire": 1}
 
@@ -139,8 +143,10 @@ PROFILES: dict[str, Profile] = {
         _p(
             "quick",
             "CI: 60 s, 4 processes x 8 tasks + 2 git writers, every workload, SIGKILLs, "
-            "and beside them the crash-point sweep (crash + power cut, ENOSPC, EINTR)",
+            "the gc daemon, change-feed consumers, and beside them the crash-point sweep "
+            "(crash + power cut, ENOSPC, EINTR)",
             sweep="crash,enospc,eintr",
+            gc_daemon=True,
             processes=4,
             tasks=8,
             git_writers=2,
@@ -304,6 +310,33 @@ SCENARIOS: dict[str, Profile] = {
             duration=15,
             worktree=True,
             weights={"worktree": 6, "private": 3, "multi": 2, "counter": 2, "reader": 2},
+        ),
+        _p(
+            "gc-daemon",
+            "the gc daemon (aioreftable gc --daemon) compacting beside our writers and git "
+            "writers that do not compact, SIGKILLed and restarted with the others",
+            processes=2,
+            tasks=6,
+            git_writers=3,
+            git_autocompact=False,
+            gc_daemon=True,
+            duration=30,
+            kill=True,
+            kill_interval=(2.0, 5.0),
+            lock_timeout_ms=3000,
+            weights={"counter": 5, "private": 5, "multi": 2, "reader": 2, "feed": 1},
+            git_weights={"counter": 4, "private": 4},
+        ),
+        _p(
+            "feed-consumers",
+            "change-feed consumers of the counters (every change once, in order, across "
+            "compactions) while writers increment them and compact",
+            processes=3,
+            tasks=6,
+            git_writers=1,
+            duration=20,
+            weights={"feed": 4, "counter": 8, "compact_auto": 2, "compact_full": 1},
+            git_weights={"counter": 4, "pack_refs": 1},
         ),
         _p(
             "crash-sweep",

@@ -118,6 +118,7 @@ def summarize(out: Path, run: dict[str, Any], data: LedgerData, f: Findings) -> 
         "kills_leaving": dict(kills_leaving),
         "leftovers_at_end": {k: v for k, v in end.items() if k.startswith("repo")},
         "checks": f.checks,
+        "feed": f.checks.get("feed", {}),
         "details": f.details,
         "ledger_torn_lines": data.torn_lines,
         "timeline": timeline,
@@ -183,6 +184,20 @@ def charts(out: Path, summary: dict[str, Any], kill_times: list[float]) -> list[
     return made
 
 
+def daemon_report(out: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The gc daemon's incarnations, kills, and its log events by name (JSON lines)."""
+    logs = sorted((out / "logs").glob("d0-i*.log"))
+    counts: Counter[str] = Counter()
+    for path in logs:
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                counts[str(json.loads(line).get("event"))] += 1
+            except (ValueError, AttributeError):
+                counts["(not json)"] += 1
+    kills = sum(1 for ev in events if str(ev.get("victim", "")).startswith("d"))
+    return {"incarnations": len(logs), "kills": kills, "events": dict(sorted(counts.items()))}
+
+
 def add_sweep(out: Path, run: dict[str, Any], summary: dict[str, Any]) -> None:
     """The crash-point sweep's numbers (``sweep/sweep.json``) join the run's: its points,
     and its losses, corrupt stacks and violations counted with the workers'."""
@@ -216,6 +231,8 @@ async def build(out: Path) -> tuple[dict[str, Any], int]:
     ]
     summary["charts"] = charts(out, summary, kill_times)
     add_sweep(out, run, summary)
+    if run["profile"].get("gc_daemon"):
+        summary["gc_daemon"] = daemon_report(out, read_jsonl(out / "kills.jsonl"))
     bad = summary["lost_acknowledged"] or summary["corrupt_stacks"] or summary["violations"]
     summary["passed"] = not bad
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -128,6 +128,52 @@ class Proc:
 
 
 @dataclass
+class DaemonProc(Proc):
+    """``aioreftable gc --daemon`` over the run's repositories, beside the writers. It speaks
+    no protocol: a pause stops it with SIGTERM (its steps finish or are abandoned cleanly
+    within its shutdown timeout, so it holds no lock while the others are paused), a
+    resume starts a new incarnation; ``--kill`` SIGKILLs it like any worker."""
+
+    run_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def command(self, run_dir: Path) -> list[str]:
+        return [
+            *(sys.executable, "-m", "aioreftable", "gc", "--daemon", str(run_dir / "repos")),
+            *("--log-format", "json", "--shutdown-timeout", "2", "--max-tables", "12"),
+        ]
+
+    async def start(self, run_dir: Path, env: dict[str, str]) -> None:
+        self.run_dir, self.env = run_dir, env
+        self.log = open(run_dir / "logs" / f"{self.name}.log", "wb")  # noqa: SIM115, ASYNC230
+        self.process = await anyio.open_process(
+            self.command(run_dir),
+            stdin=-1,
+            stdout=self.log,
+            stderr=self.log,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+
+    async def send(self, line: str) -> None:
+        if line in ("pause", "stop") and self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+        elif line == "resume" and self.process is None and self.run_dir is not None:
+            self.incarnation += 1
+            await self.start(self.run_dir, self.env)
+
+    def dump_stacks(self) -> None:
+        pass  # SIGUSR1 would end it: the daemon installs no handler
+
+    async def expect(self, word: str) -> None:
+        if word in ("paused", "stopped"):
+            with anyio.fail_after(REPLY_TIMEOUT):
+                await self.reap()
+
+
+@dataclass
 class Run:
     profile: Profile
     out: Path
@@ -262,10 +308,12 @@ class Run:
             with anyio.move_on_after(deadline - time.time()):
                 async with anyio.create_task_group() as tg:
                     for p in self.procs:
-                        tg.start_soon(p.wait_done)
+                        if not isinstance(p, DaemonProc):  # it never has a quota
+                            tg.start_soon(p.wait_done)
             return
         next_kill = self.next_kill_time()
-        while time.time() < deadline and not all(p.done for p in self.procs):
+        workers = [p for p in self.procs if not isinstance(p, DaemonProc)]
+        while time.time() < deadline and not all(p.done for p in workers):
             await anyio.sleep(0.1)
             if self.profile.kill and time.time() >= next_kill and time.time() < deadline:
                 await self.kill_one()
@@ -347,6 +395,8 @@ async def supervise(profile: Profile, out: Path) -> dict[str, Any]:
     backends = ["asyncio", "trio"] if profile.backend == "mixed" else [profile.backend]
     r.procs = [Proc("w", n, backends[n % len(backends)]) for n in range(profile.processes)]
     r.procs += [Proc("g", n, "sync") for n in range(profile.git_writers)]
+    if profile.gc_daemon:
+        r.procs.append(DaemonProc("d", 0, "gc"))
     with (
         open(out / "kills.jsonl", "w") as events,  # noqa: ASYNC230
         open(out / "timeline.jsonl", "w") as samples,  # noqa: ASYNC230

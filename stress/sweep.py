@@ -214,8 +214,16 @@ async def check(
             res.note("unusable", f"{label}: the write after recovery is not there")
 
 
-async def crash_point(res: Result, git: str, t: Template, case: str, k: int, d: Path) -> None:
-    fs = FaultyOS()
+async def crash_point(
+    res: Result,
+    git: str,
+    t: Template,
+    case: str,
+    k: int,
+    d: Path,
+    seam: Callable[[], FaultyOS] = FaultyOS,
+) -> None:
+    fs = seam()
     acked = False
     label = f"{case} crash@{k}"
     try:

@@ -139,6 +139,31 @@ def check_changes(f: Findings, ops: list[Op], values: dict[str, str], repo: str)
             f.violation("unexpected_ref", f"{repo} {name} = {values[name]}")
 
 
+def check_feeds(
+    f: Findings,
+    feeds: list[dict[str, Any]],
+    ops: list[Op],
+    values: dict[str, str],
+    index: dict[str, int],
+    repo: str,
+) -> None:
+    """Change-feed sessions: the values a consumer saw are values the counter went through
+    (never past its final value); each session saw every step between its first and last
+    value exactly once (checked by the consumer), so every acknowledged increment there."""
+    total = f.checks.setdefault("feed", {"sessions": 0, "changes": 0, "acknowledged_seen": 0})
+    acked = [op for op in ops if op.op == "inc" and op.status == "ack"]
+    for session in feeds:
+        total["sessions"] += 1
+        total["changes"] += int(session.get("n", 0))
+        for counter, (first, last) in session["c"].items():
+            final = index.get(values.get(counter, ""), -1)
+            if last > final:
+                f.violation("feed_phantom", f"{repo} {counter}: feed saw {last}, final {final}")
+            total["acknowledged_seen"] += sum(
+                1 for op in acked if op.fields["c"] == counter and first <= op.fields["frm"] < last
+            )
+
+
 def git(gitpath: str, repo: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [gitpath, *args], cwd=repo, capture_output=True, text=True, env=git_env(), check=False
@@ -228,6 +253,8 @@ async def verify_run(run: dict[str, Any], chain: list[str], data: LedgerData) ->
         ops = by_repo[number]
         check_counters(f, ops, values, ours["reflogs"], index, counters, repo)
         check_changes(f, ops, values, repo)
+        feeds = [s for s in data.feeds if repo_of(str(s["file"]), len(run["repos"])) == number]
+        check_feeds(f, feeds, ops, values, index, repo)
         preload = [v for n, v in values.items() if n.startswith("refs/preload/")]
         if len(preload) != profile.preload_refs:
             f.lost(f"{repo}: {len(preload)} of {profile.preload_refs} preloaded refs")

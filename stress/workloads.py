@@ -23,6 +23,7 @@ from aioreftable import (
 
 from .ledger import Ledger
 from .profiles import Profile
+from .repos import COUNTER_PREFIX
 
 MASS_SIZE = 200
 ALL = 2**63 - 1  # git's --expire=all
@@ -394,6 +395,45 @@ async def op_reader(w: Worker, t: Task) -> None:
         raise Violation("read_your_writes", f"{t.prefix}: {own} != {t.values}")
 
 
+FEED_SECONDS = (1.0, 3.0)
+
+
+async def op_feed(w: Worker, t: Task) -> None:
+    """A change-feed consumer of the counters for 1-3 s: each change of a counter is the
+    next step of its chain from the value this consumer saw last (so every increment,
+    acknowledged ones included, exactly once and in order; counters keep reflogs, so the
+    feed promises every step across compactions too), update indexes never go back. The
+    session (first and last value per counter) goes to the ledger for the verifier."""
+    seen: dict[str, list[int]] = {}  # counter -> [first value, last value]
+    changes = 0
+    last_index = 0
+    try:
+        with anyio.move_on_after(t.rng.uniform(*FEED_SECONDS)):
+            async with store_of(w).watch(COUNTER_PREFIX) as feed:
+                async for change in feed:
+                    if change.refname not in w.counters:
+                        continue
+                    changes += 1
+                    old, new = w.index.get(change.old), w.index.get(change.new)
+                    if old is None or new is None:
+                        raise Violation("feed_value_unknown", f"{change}")
+                    if change.update_index < last_index:
+                        raise Violation("feed_order", f"{change} after index {last_index}")
+                    last_index = change.update_index
+                    span = seen.setdefault(change.refname, [old, old])
+                    if old != span[1]:
+                        kind = "feed_gap" if old > span[1] else "feed_duplicate"
+                        raise Violation(kind, f"{change.refname}: {old} -> {new}, saw {span[1]}")
+                    if new != old + 1:
+                        raise Violation("feed_skip", f"{change.refname}: {old} -> {new}")
+                    span[1] = new
+                    if not w.running:
+                        break
+    finally:
+        if seen:
+            w.ledger.write({"k": "w", "t": round(time.time(), 3), "c": seen, "n": changes})
+
+
 async def run_op(w: Worker, t: Task, kind: str) -> None:
     if t.resync:
         await resync(w, t)
@@ -417,5 +457,7 @@ async def run_op(w: Worker, t: Task, kind: str) -> None:
         await op_worktree(w, t)
     elif kind == "reader":
         await op_reader(w, t)
+    elif kind == "feed":
+        await op_feed(w, t)
     else:
         raise ValueError(kind)

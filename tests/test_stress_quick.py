@@ -82,9 +82,12 @@ def test_the_public_api_check_can_fail(tmp_path: Path) -> None:
 def test_list_names_every_profile_and_scenario() -> None:
     proc = stress("list")
     assert proc.returncode == 0, proc.stderr
-    for name in ("quick", "soak", "smoke", "killed-writers", "mixed-git", "stat-aba"):
+    for name in (
+        *("quick", "soak", "smoke", "killed-writers", "mixed-git", "stat-aba"),
+        *("power-cut", "crash-sweep", "gc-daemon", "feed-consumers"),
+    ):
         assert f"  {name} " in proc.stdout
-    assert "power-cut" in proc.stdout  # listed as not available, with the reason
+    assert "not available" not in proc.stdout
 
 
 def test_unknown_profile_is_a_fatal_message(tmp_path: Path) -> None:
@@ -196,6 +199,21 @@ def test_quick_profile_loses_nothing(quick_run: Path) -> None:
         assert (quick_run / "charts" / f"{chart}.png").stat().st_size > 5000
     assert len(summary["timeline"]) >= 60
     assert any(row["tables"] for row in summary["timeline"])
+    # the crash-point sweep ran beside the workers: every k of every case and fault
+    sweep = summary["sweep"]
+    assert summary["crash_points"] == sweep["crash_points"] >= 300
+    assert sweep["lost_acknowledged"] == 0 and sweep["corrupt_stacks"] == 0
+    assert sweep["violations"] == {}
+    cases = ("addition", "compaction", "auto-compaction")
+    assert {f"{c}/{f}" for c in cases for f in ("crash", "enospc", "eintr")} == set(sweep["points"])
+    assert all(n >= 20 for n in sweep["points"].values())
+    assert sweep["outcomes"]["error raised"] > 0 and sweep["outcomes"]["applied"] > 0
+    assert sweep["slow_fsync"]["reads_meanwhile"] >= 5
+    # change-feed consumers saw acknowledged increments (each once, in order)
+    assert summary["feed"]["sessions"] > 0 and summary["feed"]["acknowledged_seen"] > 0
+    # the gc daemon ran beside the writers, stopped at every pause and started again
+    daemon = summary["gc_daemon"]
+    assert daemon["incarnations"] >= 2 and daemon["events"].get("started", 0) >= 1
 
 
 def doctored_copy(quick_run: Path, tmp_path: Path) -> Path:
