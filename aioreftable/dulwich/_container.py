@@ -332,8 +332,9 @@ class ReftableRefsContainer(RefsContainer):
     ) -> dict[Ref, str | None]:
         """Apply ``updates`` in one table: with ``atomic`` all or none (one transaction: a
         failed check rejects them all), else each on its own checks (a batch: the others
-        still commit). ``{name: None if applied, else git's reason}``. Names are checked
-        like dulwich's (RefFormatError)."""
+        still commit; a single update is a transaction, which group commit may batch with
+        other threads' updates). ``{name: None if applied, else why not}``. Names are
+        checked like dulwich's (RefFormatError)."""
         for u in updates:
             self._check_refname(u.name)
         return self._loop.call(self._update_refs, list(updates), _message(message), atomic)
@@ -341,7 +342,7 @@ class ReftableRefsContainer(RefsContainer):
     async def _update_refs(
         self, updates: list[RefUpdate], message: str, atomic: bool
     ) -> dict[Ref, str | None]:
-        if atomic:
+        if atomic or len(updates) == 1:  # a transaction: group commit may share its table
             try:
                 await self._transact(message, updates, False, False)
             except TransactionError as exc:
