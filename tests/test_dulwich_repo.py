@@ -3,8 +3,14 @@ receive-pack, and the reason this module exists (dulwich's own reftable code).""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dulwich
@@ -16,7 +22,7 @@ from dulwich.repo import Repo
 from dulwich_helpers import ENV, git_daemon, git_view, make_repo
 
 from aioreftable import NotARepositoryError, UnsupportedRepositoryError
-from aioreftable.dulwich import Backend, ReftableRefsContainer, ReftableRepo, open_repo
+from aioreftable.dulwich import HANDLERS, Backend, ReftableRefsContainer, ReftableRepo, open_repo
 
 
 def test_open_repo_refuses_what_it_cannot_serve(git: Git, tmp_path: Path) -> None:
@@ -161,3 +167,51 @@ def test_dulwichs_own_reftable_code_is_why_this_module_exists(git: Git, tmp_path
                 own.refs[Ref(b"refs/heads/main")]
     finally:
         own.close()
+
+
+@contextmanager
+def _aiohttp_server(repo: Repo) -> Iterator[str]:
+    """dulwich's own smart-HTTP server on aiohttp for ``repo``, in a thread with its loop."""
+    from aiohttp import web
+    from dulwich.aiohttp.server import create_repo_app
+
+    runner = web.AppRunner(create_repo_app(repo, handlers=HANDLERS))
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+def test_dulwichs_aiohttp_server_calls_from_its_worker_threads(git: Git, tmp_path: Path) -> None:
+    """dulwich.aiohttp.server runs each git request in ``asyncio.to_thread``: the container
+    works there. Its dumb-HTTP fallback reads refs on the event loop itself: the container
+    refuses (RuntimeError, a 500) instead of blocking the loop."""
+    server = make_repo(git, tmp_path / "r.git", bare=True, commits=1)
+    work = tmp_path / "work"
+    with open_repo(server, env=ENV) as repo, _aiohttp_server(repo) as url:
+        git("clone", "-q", url, str(work))
+        git("commit", "-q", "--allow-empty", "-m", "over http", cwd=work)
+        git("push", "-q", "origin", "HEAD:refs/heads/main", "HEAD:refs/heads/new", cwd=work)
+        listed = git("ls-remote", url).split()
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(url + "info/refs", timeout=30)  # no ?service=: dumb
+        caught.value.close()
+        assert caught.value.code == 500
+    tip = git("rev-parse", "HEAD", cwd=work).strip()
+    assert listed == [tip, "HEAD", tip, "refs/heads/main", tip, "refs/heads/new"]
+    assert git("for-each-ref", "--format=%(objectname) %(refname)", cwd=server).split() == [
+        tip,
+        "refs/heads/main",
+        tip,
+        "refs/heads/new",
+    ]
+    assert git_view(git, server).verify == 0
