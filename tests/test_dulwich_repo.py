@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -60,6 +61,25 @@ def test_open_repo_is_a_dulwich_repo_on_the_store(git: Git, tmp_path: Path) -> N
         repo.refs.allkeys()
     with open_repo(bare / "refs" / "..") as repo:  # a bare repository by its git dir
         assert repo.bare and repo.refs.allkeys() == {b"HEAD", b"refs/heads/main"}
+
+
+def test_a_repo_nobody_closed_lets_the_interpreter_exit(git: Git, tmp_path: Path) -> None:
+    """The loop thread is a daemon closed by an atexit hook: forgetting close() neither
+    hangs the exit nor leaves a lock behind."""
+    path = make_repo(git, tmp_path / "r")
+    code = (
+        "import sys\n"
+        "from aioreftable.dulwich import open_repo\n"
+        "repo = open_repo(sys.argv[1])\n"
+        "repo.refs.set_if_equals(b'refs/heads/x', None, repo.refs[b'HEAD'])\n"
+        "print(len(repo.refs.allkeys()))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "3\n", "")
+    assert not list((path / ".git" / "reftable").glob("*.lock"))
+    assert git_view(git, path).verify == 0
 
 
 def test_backend_serves_only_repositories_under_its_root(git: Git, tmp_path: Path) -> None:

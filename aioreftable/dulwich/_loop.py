@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
+import anyio
 import sniffio
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 
 from .. import RefStore, open_ref_store
 
@@ -45,20 +48,45 @@ def refuse_in_event_loop(what: str) -> None:
         )
 
 
+def _run_portal(started: Future[BlockingPortal]) -> None:
+    """The loop thread: a blocking portal until it is stopped."""
+
+    async def serve() -> None:
+        async with BlockingPortal() as portal:
+            started.set_result(portal)
+            await portal.sleep_until_stopped()
+
+    try:
+        anyio.run(serve, backend="asyncio")
+    except BaseException as exc:  # reported to the constructor, if it still waits
+        if not started.done():
+            started.set_exception(exc)
+
+
 class StoreLoop:
     """A background thread running an asyncio event loop (an anyio blocking portal) that
     owns the ref stores opened through it; :meth:`call` runs one coroutine function there
     and waits for it, from any thread but an event loop's.
 
-    Thread-safe; :meth:`close` closes the stores it opened, then stops the thread."""
+    Thread-safe; :meth:`close` closes the stores it opened, then stops the thread. A loop
+    still open when the interpreter exits is closed by an ``atexit`` hook."""
 
     def __init__(self) -> None:
         refuse_in_event_loop("StoreLoop()")
-        self._portal_cm = start_blocking_portal("asyncio")
-        self._portal: BlockingPortal = self._portal_cm.__enter__()
+        started: Future[BlockingPortal] = Future()
+        # a daemon thread of our own: a loop nobody closed neither keeps the interpreter
+        # from exiting nor is called into while it shuts down (_close_at_exit closes it
+        # before that, while the thread still runs)
+        self._thread = threading.Thread(
+            target=_run_portal, args=(started,), name="aioreftable.dulwich", daemon=True
+        )
+        self._thread.start()
+        self._portal = started.result()
         self._stores: dict[int, AbstractContextManager[RefStore]] = {}  # id(store) -> its cm
         self._lock = threading.Lock()
         self._closed = False
+        with _LIVE_LOCK:
+            _LIVE.add(self)
 
     @property
     def closed(self) -> bool:
@@ -104,10 +132,27 @@ class StoreLoop:
             for cm in reversed(stores):
                 cm.__exit__(None, None, None)
         finally:
-            self._portal_cm.__exit__(None, None, None)
+            self._portal.call(self._portal.stop)
+            self._thread.join()
+            with _LIVE_LOCK:
+                _LIVE.discard(self)
 
     def __enter__(self) -> StoreLoop:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_LIVE: set[StoreLoop] = set()  # open loops (kept alive until closed)
+_LIVE_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Close the loops nobody closed, while their threads still run (after ``atexit`` the
+    interpreter freezes daemon threads: a call into one would never return)."""
+    with _LIVE_LOCK:
+        loops = list(_LIVE)
+    for loop in loops:
+        loop.close()
