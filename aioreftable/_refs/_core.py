@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Set
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableSet,
+    Set,
+)
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +51,7 @@ __all__ = [
     "WorktreeKey",
     "decode_name",
     "Held",
+    "NameSet",
     "encode_name",
     "is_root_ref",
     "merge_worktree",
@@ -397,7 +408,10 @@ class RefView:
     ) -> None:
         """git's refs_verify_refname_available: no ref (but those in ``skip``) is a prefix
         directory of ``refname`` nor lives under ``refname/``, and neither is a name in
-        ``extras`` (the other names of the same transaction). NameConflictError if one is."""
+        ``extras`` (the other names of the same transaction). NameConflictError if one is.
+
+        O(depth + log n) per call when ``extras`` is a :class:`NameSet` (a transaction's
+        names); any other set is indexed once per call."""
         parts = refname.split("/")
         for n in range(1, len(parts)):
             dirname = "/".join(parts[:n])
@@ -418,10 +432,51 @@ class RefView:
                 raise NameConflictError(
                     f"'{name}' exists; cannot create '{refname}'", name, refname
                 )
-        inside = sorted(name for name in extras if name.startswith(below))
-        if inside:
+        index = extras if isinstance(extras, NameSet) else NameSet(extras)
+        inside = index.first_with_prefix(below)
+        if inside is not None:
             raise NameConflictError(
-                f"cannot process '{refname}' and '{inside[0]}' at the same time",
+                f"cannot process '{refname}' and '{inside}' at the same time",
                 refname,
-                inside[0],
+                inside,
             )
+
+
+@final
+class NameSet(MutableSet[str]):
+    """A set of ref names also kept sorted (git's sorted string list): membership in O(1),
+    the first name under a prefix in O(log n) (git's iterator seek), so the D/F check of a
+    transaction of n names costs O(n log n), not O(n²). Iterates in sorted order."""
+
+    def __init__(self, names: Iterable[str] = ()):
+        self._members = set(names)
+        self._sorted = sorted(self._members)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._members
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sorted)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def add(self, value: str) -> None:
+        if value not in self._members:
+            self._members.add(value)
+            bisect.insort(self._sorted, value)
+
+    def discard(self, value: str) -> None:
+        if value in self._members:
+            self._members.remove(value)
+            del self._sorted[bisect.bisect_left(self._sorted, value)]
+
+    def first_with_prefix(self, prefix: str) -> str | None:
+        """The smallest name that starts with ``prefix`` (None if none does)."""
+        i = bisect.bisect_left(self._sorted, prefix)
+        if i < len(self._sorted) and self._sorted[i].startswith(prefix):
+            return self._sorted[i]
+        return None
+
+    def __repr__(self) -> str:
+        return f"NameSet({self._sorted!r})"

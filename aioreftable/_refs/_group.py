@@ -265,10 +265,10 @@ class _Queue:
             except Exception as exc:  # this transaction's own failure
                 plan.rejected.append((p, exc))
                 continue
-            if commit.affected & taken:  # a ref in common through a symref or HEAD
+            if not taken.isdisjoint(commit.affected):  # a ref in common through a symref or HEAD
                 plan.later.append(p)
                 continue
-            taken |= commit.affected
+            taken.update(commit.affected)
             plan.accepted.append(p)
             if writer.record_count:
                 snap = tables.push(writer)

@@ -24,6 +24,7 @@ from .._errors import (
 from .._format._records import LogRecord, RefRecord, RefValueType
 from .._stack import Addition, Snapshot, Stack
 from ._core import (
+    NameSet,
     RefCore,
     RefView,
     StackKey,
@@ -398,7 +399,7 @@ class Commit(Generic[R]):
         self.rejected: dict[int, tuple[TransactionError, R]] = {}
         self.root = {id(u): n for n, u in enumerate(updates)}  # derived -> its caller's
         self.deferred: list[tuple[str, int]] = []  # D/F checks of a batch
-        self.affected: set[str] = set()
+        self.affected = NameSet()  # the names it writes, sorted for the D/F check
         self.work: dict[StackKey, StackWork] = {}  # in order of first touch
         self.scope = AsyncExitStack()  # other worktrees' stacks
         self.objects: dict[str, ObjectInfo | None] = {}
@@ -482,7 +483,7 @@ class Commit(Generic[R]):
         for a, b in itertools.pairwise(names):
             if a == b:  # a generic error in git: a batch fails as a whole too
                 raise TransactionError(f"multiple updates for ref '{a}' not allowed", a)
-        self.affected = set(names)
+        self.affected = NameSet(names)
         head_key, head_bare = core.route("HEAD")
         head = (await self.snapshot(head_key)).ref(encode_name(head_bare))
         head_referent = (
