@@ -68,6 +68,10 @@ _LAZY: dict[str, str] = {
     "VerifyFinding": "._refs._maintenance",
     "ObjectDatabase": "._refs._peel",
     "ObjectInfo": "._refs._peel",
+    "DwimMatch": "._refs._dwim",
+    "DwimResult": "._refs._dwim",
+    "GitMessage": "._refs._objectname",
+    "ObjectName": "._refs._objectname",
     "SymrefDepthError": "._refs",
     "ConfigError": "._refs",
     "DateError": "._refs",
@@ -97,6 +101,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._refs import open_ref_store as open_ref_store
     from ._refs import refname_is_safe as refname_is_safe
     from ._refs._config import UnsupportedConfigWarning as UnsupportedConfigWarning
+    from ._refs._dwim import DwimMatch as DwimMatch
+    from ._refs._dwim import DwimResult as DwimResult
     from ._refs._feed import ChangeFeed as ChangeFeed
     from ._refs._feed import ChangeFeedGapError as ChangeFeedGapError
     from ._refs._feed import RefChange as RefChange
@@ -104,6 +110,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._refs._group import GroupStatistics as GroupStatistics
     from ._refs._maintenance import VerifyFinding as VerifyFinding
     from ._refs._migrate import migrate_refs as migrate_refs
+    from ._refs._objectname import GitMessage as GitMessage
+    from ._refs._objectname import ObjectName as ObjectName
     from ._refs._peel import ObjectDatabase as ObjectDatabase
     from ._refs._peel import ObjectInfo as ObjectInfo
     from ._stack import OS as OS
@@ -125,11 +133,14 @@ __all__ = [
     "ConfigError",
     "DateError",
     "DecompressionError",
+    "DwimMatch",
+    "DwimResult",
     "EmptyTableError",
     "EntryTooBigError",
     "ExpectedSymrefError",
     "ExpirePolicy",
     "FormatError",
+    "GitMessage",
     "GroupCommit",
     "GroupStatistics",
     "IncorrectOldValueError",
@@ -146,6 +157,7 @@ __all__ = [
     "NotExistError",
     "ObjectDatabase",
     "ObjectInfo",
+    "ObjectName",
     "OutdatedError",
     "RefExistsError",
     "RefMissingError",

@@ -1,10 +1,11 @@
-"""git's pack index (version 2) as has_object and find_unique_abbrev read it: names only, no I/O."""
+"""git's pack index (version 2) as has_object, find_unique_abbrev and get_short_oid read it:
+names only, no I/O."""
 
 from __future__ import annotations
 
 import mmap
 
-__all__ = ["extend_abbrev", "index_neighbours", "index_search"]
+__all__ = ["extend_abbrev", "index_neighbours", "index_prefix", "index_search"]
 
 _IDX_MAGIC = b"\377tOc"
 _IDX_NAMES = 8 + 256 * 4  # a v2 index: magic, version, fan-out table, then the sorted names
@@ -43,6 +44,25 @@ def index_neighbours(data: Index, raw: bytes) -> list[bytes]:
     size = len(raw)
     picks = [i for i in (pos + 1 if found else pos, pos - 1) if 0 <= i < count]
     return [bytes(data[_IDX_NAMES + i * size : _IDX_NAMES + (i + 1) * size]) for i in picks]
+
+
+def index_prefix(data: Index, prefix: str, size: int) -> list[str]:
+    """The names of a v2 pack index that start with the hex digits ``prefix`` (lowercase,
+    any length up to ``2 * size``), in order: git's find_short_packed_object walks them
+    from the first name not below the prefix."""
+    low = bytes.fromhex((prefix + "0" * (2 * size - len(prefix)))[: 2 * size])
+    where = index_search(data, low)
+    if where is None:
+        return []
+    pos, count, _ = where
+    out: list[str] = []
+    while pos < count:
+        name = bytes(data[_IDX_NAMES + pos * size : _IDX_NAMES + (pos + 1) * size]).hex()
+        if not name.startswith(prefix):
+            break
+        out.append(name)
+        pos += 1
+    return out
 
 
 def extend_abbrev(hexid: str, other: str, start: int, cur: int) -> int:

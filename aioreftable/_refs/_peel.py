@@ -15,7 +15,7 @@ import anyio
 from .. import _repo_io as repo_io
 from .._errors import InvalidObjectIdError
 from .._format._layout import SHA1, HashAlgorithm
-from ._packindex import extend_abbrev, index_neighbours, index_search
+from ._packindex import extend_abbrev, index_neighbours, index_prefix, index_search
 
 __all__ = [
     "ObjectDatabase",
@@ -196,6 +196,31 @@ class _Objects:
         return None if found is None else _TYPES.get(found[0])
 
     # -- abbreviations -----------------------------------------------------------------------
+    def scan_prefix(self, prefix: str) -> set[str]:
+        """The ids starting with ``prefix`` (lowercase hex, at least one digit): the loose
+        files of every object directory and the names of every pack index."""
+        dirs, indexes = self.prepare()
+        hexsz = self.algorithm.hex_size
+        fanouts = [prefix[:2]] if len(prefix) >= 2 else [prefix + c for c in sorted(_HEX)]
+        found: set[str] = set()
+        for d in dirs:
+            for fanout in fanouts:
+                for name in repo_io.list_names(os.path.join(d, fanout)):
+                    oid = fanout + name
+                    if len(oid) == hexsz and oid.startswith(prefix) and set(name) <= _HEX:
+                        found.add(oid)
+        for index in indexes:
+            found.update(index_prefix(index, prefix, self.algorithm.size))
+        return found
+
+    def with_prefix(self, prefix: str) -> list[str]:
+        """git's get_short_oid candidates: every object whose id starts with ``prefix``,
+        sorted; the files are read again once when none is found (git's reprepare)."""
+        found = self.scan_prefix(prefix)
+        if not found and self.reprepare():
+            found = self.scan_prefix(prefix)
+        return sorted(found)
+
     def abbreviate(self, hexid: str, length: int) -> str:
         """git's repo_find_unique_abbrev: at least ``length`` digits, and one more than the
         longest prefix shared with any other object (the pack index neighbours, then the
@@ -300,6 +325,39 @@ class ObjectDatabase:
         wanted = self._check(oids)
         shorten = self._objects.abbreviate
         return await self._run(lambda: {oid: shorten(oid, min_length) for oid in wanted})
+
+    async def expand_prefix(self, prefix: str) -> list[str]:
+        """Every object id that starts with the hex digits ``prefix`` (either case; 1 to
+        the hash's hex size digits), sorted: git's unique-prefix lookup (get_short_oid)
+        over the loose objects and pack indexes of the repository and its alternates.
+        One id: the prefix names it; more: it is ambiguous; none: no such object.
+        InvalidObjectIdError for an empty, too long or non-hex prefix."""
+        wanted = self._check_prefix(prefix)
+        return await self._run(lambda: self._objects.with_prefix(wanted))
+
+    async def raw_objects(self, oids: Iterable[str]) -> dict[str, tuple[str, bytes] | None]:
+        """Type name and body of each object (None for a missing or unparsable one): what a
+        caller needs to describe objects as git does (a commit's date and subject)."""
+        wanted = self._check(oids)
+        raw = self._objects.raw
+
+        def read() -> dict[str, tuple[str, bytes] | None]:
+            out: dict[str, tuple[str, bytes] | None] = {}
+            for oid in wanted:
+                found = raw(oid)
+                kind = None if found is None else _TYPES.get(found[0])
+                out[oid] = None if found is None or kind is None else (kind, found[1])
+            return out
+
+        return await self._run(read)
+
+    def _check_prefix(self, prefix: str) -> str:
+        text = prefix.lower() if isinstance(prefix, str) else ""
+        if not 1 <= len(text) <= self.hash_algorithm.hex_size or not set(text) <= _HEX:
+            raise InvalidObjectIdError(
+                f"not a prefix of a {self.hash_algorithm.name} object id: {prefix!r}"
+            )
+        return text
 
     def close(self) -> None:
         """Close the pack files and index maps (blocking: run it in a thread)."""

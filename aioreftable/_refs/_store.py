@@ -17,7 +17,7 @@ from .._errors import WorktreeNotFoundError
 from .._format._layout import HashAlgorithm
 from .._repo import RepositoryLayout, discover
 from .._stack import OS, Snapshot, Stack, StackOptions, StackStatistics, open_stack
-from . import _maintenance, _reflogs, _rename
+from . import _dwim, _maintenance, _objectname, _reflogs, _rename
 from ._batch import Batch, open_batch
 from ._config import RepoConfig, load_store_config
 from ._core import (
@@ -32,9 +32,11 @@ from ._core import (
     is_root_ref,
     ref_from_record,
 )
+from ._dwim import DwimResult
 from ._feed import ChangeFeed
 from ._group import GroupCommit, GroupCommitter, GroupStatistics
 from ._maintenance import VerifyFinding
+from ._objectname import ObjectName
 from ._peel import ObjectDatabase, Peeler, PeelFunction, function_peeler
 from ._reflogs import ExpireOptions, ExpirePolicy
 from ._transaction import Transaction, open_transaction
@@ -108,6 +110,54 @@ class RefStore:
         async with AsyncExitStack() as scope:
             _, ref = await self._core.view(scope).resolve(name)
         return None if ref is None else ref.oid
+
+    async def resolve_name(self, name: str) -> tuple[str | None, str | None]:
+        """:meth:`resolve` that also returns the name it reached: (the last name of the
+        symref chain, its id). ``(name, None)`` when that name does not exist (a dangling
+        symref: the missing target's name); ``(None, None)`` for a malformed name on the
+        way or a chain past git's depth (git's refs_resolve_ref_unsafe, reading)."""
+        last, oid, _ = await _dwim.resolve_name(self._core, name)
+        return last, oid
+
+    # -- short names (_dwim.py, _objectname.py) ---------------------------------------------
+    @staticmethod
+    def expand_name(short: str) -> list[str]:
+        """git's rev-parse rules: the full names ``short`` may stand for, in precedence
+        order (``short``, ``refs/<short>``, ``refs/tags/``, ``refs/heads/``,
+        ``refs/remotes/``, ``refs/remotes/<short>/HEAD``; ``@`` is HEAD). No I/O."""
+        return _dwim.expand_name(short)
+
+    async def dwim_ref(self, short: str, *, warn_ambiguous: bool = True) -> DwimResult:
+        """git's repo_dwim_ref: which full names of :meth:`expand_name` resolve (``.ref``:
+        the first match's resolved name, as ``git rev-parse --symbolic-full-name``;
+        ``.ambiguous``: more than one, git's ``refname '<short>' is ambiguous``), with git's
+        ``ignoring dangling symref`` warnings. ``warn_ambiguous`` is git's
+        core.warnAmbiguousRefs (default on): off, the first match ends the search."""
+        return await _dwim.dwim_ref(self._core, short, warn_ambiguous=warn_ambiguous)
+
+    async def dwim_log(self, short: str, *, warn_ambiguous: bool = True) -> DwimResult:
+        """git's repo_dwim_log: the full names of ``short`` that resolve and have a reflog,
+        or whose symref chain reaches a name with one (``.ref`` is the name whose reflog
+        to read: ``git reflog show <short>``)."""
+        return await _dwim.dwim_log(self._core, short, warn_ambiguous=warn_ambiguous)
+
+    async def shorten(self, name: str, *, strict: bool = False) -> str:
+        """git's refs_shorten_unambiguous_ref: the shortest name the rules expand back to
+        ``name`` that no rule of higher precedence reads as another existing ref
+        (``strict``: no other rule at all, as ``%(refname:short)`` with
+        core.warnAmbiguousRefs); ``name`` itself when none is."""
+        return await _dwim.shorten(self._core, name, strict=strict)
+
+    async def get_oid(self, name: str, *, warn_ambiguous: bool = True) -> ObjectName:
+        """git's repo_get_oid for names without revision syntax: a full id of the
+        repository's hash (either case), a ref by :meth:`dwim_ref` (``@`` is HEAD), or a
+        unique abbreviated id (4 digits or more) of the object database. The
+        :class:`ObjectName` carries git's warnings and, for an ambiguous abbreviation, its
+        ``short object ID ... is ambiguous`` error and candidates; ``oid`` None when the
+        name stands for nothing (``x~1``, ``x^{}``, ``x@{1}`` included)."""
+        return await _objectname.get_oid(
+            self._core, self.objects, name, warn_ambiguous=warn_ambiguous
+        )
 
     async def iterate(
         self, prefix: str = "", *, include_root_refs: bool = False
