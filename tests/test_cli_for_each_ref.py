@@ -78,6 +78,29 @@ ARGS: list[list[str]] = [
     ["--points-at=HEAD", "--format=%(refname)"],
     ["--points-at=refs/tags/v2.0", "--format=%(refname)"],
     ["--points-at", "refs/heads/feature/a", "--points-at=ORIG_HEAD", "--format=%(refname)"],
+    ["--format=%(if)%(symref)%(then)%(refname) -> %(symref)%(else)%(refname)%(end)"],
+    ["--format=%(if:equals=refs/heads/main)%(refname)%(then)[main]%(end)%(refname:short)"],
+    ["--format=%(if:notequals=commit)%(objecttype)%(then)%(objecttype) %(end)%(refname)"],
+    ["--format=%(HEAD)%(if)%(HEAD)%(then)%(else)x%(end)%(if) %(then)y%(end)"],
+    ["--format=%(align:30)%(refname:short)%(end)|%(align:12,right)%(objecttype)%(end)|"],
+    ["--format=%(align:width=9,position=middle)%(refname:lstrip=-1)%(end)|"],
+    ["--format=%(align:20)%(if)%(*objectname)%(then)%(*objecttype)%(else)-%(end)%(end)|"],
+    ["--format=%(align:16)%(refname:short) %(subject)%(end)", "--shell"],
+    ["--format=%(if)%(symref)%(then)%(symref)%(end) %(refname)", "--python"],
+    ["--format=%(if)%(refname)%(then)a%(then)%(end)"],
+    ["--format=%(if)%(refname)%(end)"],
+    ["--format=%(then)"],
+    ["--format=%(else)"],
+    ["--format=%(end)"],
+    ["--format=%(if)x"],
+    ["--format=%(if)%(then)%(else)%(else)%(end)"],
+    ["--format=%(if:bogus)x%(then)%(end)"],
+    ["--format=%(align)x%(end)"],
+    ["--format=%(align:x)x%(end)"],
+    ["--format=%(align:position=top,5)%(end)"],
+    ["--format=%(align:width=x)%(end)"],
+    ["--format=%(align:left)%(end)"],
+    ["--format=%(rest)"],
     ["--format=%(nosuch)"],
     ["--format=%()"],
     ["--format=%(*)"],
@@ -168,7 +191,7 @@ def test_for_each_ref_through_the_entry_point(git: Git, scenarios: Scenarios) ->
 
 def test_unsupported_atoms_and_options_are_named(scenarios: Scenarios) -> None:
     repo = scenarios["rich-sha1"]
-    for atom in ("upstream", "push:track", "color:red", "align:10", "if", "describe", "raw"):
+    for atom in ("upstream", "push:track", "color:red", "worktreepath", "trailers", "raw"):
         out, err, code = run_ours(repo, [FE, f"--format=%({atom})"])
         base = atom.split(":")[0]
         assert (out, err, code) == (b"", f"fatal: %({base}) is not supported by aioreftable\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,8 +33,9 @@ _KNOWN = frozenset({
 #: Atoms git has that this command does not compute (a fatal error names them).
 UNSUPPORTED_ATOMS = frozenset({
     "deltabase", "describe", "trailers", "signature", "raw", "upstream", "push", "color",
-    "worktreepath", "align", "end", "if", "then", "else", "rest", "ahead-behind", "is-base",
+    "worktreepath", "ahead-behind", "is-base",
 })  # fmt: skip
+_LAYOUT = frozenset({"align", "if", "then", "else", "end"})  # the formatting stack's atoms
 _OBJECT_ATOMS = frozenset({
     "tree", "parent", "numparent", "object", "type", "tag", "author", "authorname",
     "authoremail", "authordate", "committer", "committername", "committeremail",
@@ -85,6 +87,7 @@ class Atom:
     number: int = 0  # lstrip/rstrip count, abbreviation length, lines
     date_mode: str = "default"
     date_error: str | None = None  # git dies on a bad date format when it shows a date
+    text: str = ""  # %(if:equals=...) and %(if:notequals=...)
 
 
 def _bad_arg(atom: Atom) -> AtomError:
@@ -102,9 +105,55 @@ def _strtol_i(text: str) -> int | None:
     return value if -(2**31) <= value < 2**31 else None
 
 
+def _parse_align(atom: Atom) -> None:
+    """git's align_atom_parser: ``<width>[,<position>]`` or ``width=``/``position=``."""
+    if atom.arg is None:
+        raise AtomError("expected format: %(align:<width>,<position>)")
+    width: int | None = None
+    position = "left"
+    for param in atom.arg.split(","):
+        if param.startswith("position="):
+            value = param[len("position=") :]
+            if value not in ("left", "middle", "right"):
+                raise AtomError(f"unrecognized position:{value}")
+            position = value
+        elif param.startswith("width="):
+            value = param[len("width=") :]
+            if not _is_uint(value):
+                raise AtomError(f"unrecognized width:{value}")
+            width = int(value)
+        elif _is_uint(param):
+            width = int(param)
+        elif param in ("left", "middle", "right"):
+            position = param
+        else:
+            raise AtomError(f"unrecognized %(align) argument: {param}")
+    if width is None or width == 0xFFFFFFFF:
+        raise AtomError("positive width expected with the %(align) atom")
+    atom.number = width
+    atom.option = position
+
+
+def _is_uint(text: str) -> bool:
+    """git's strtoul_ui: digits (after optional space) that fit an unsigned int."""
+    stripped = text.lstrip(" \t\n\v\f\r")
+    return stripped.isdigit() and stripped.isascii() and int(stripped) <= 0xFFFFFFFF
+
+
 def _parse_args(atom: Atom) -> None:
     base, arg = atom.base, atom.arg
-    if base in ("refname", "symref"):
+    if base == "align":
+        _parse_align(atom)
+    elif base == "if":
+        if arg is None:
+            atom.option = ""
+        elif arg.startswith("equals="):
+            atom.option, atom.text = "equals", arg[len("equals=") :]
+        elif arg.startswith("notequals="):
+            atom.option, atom.text = "notequals", arg[len("notequals=") :]
+        else:
+            raise _bad_arg(atom)
+    elif base in ("refname", "symref"):
         if arg is None:
             atom.option = "normal"
         elif arg == "short":
@@ -251,6 +300,10 @@ class Registry:
             raise AtomError(f"unknown field name: {text}")
         if base in UNSUPPORTED_ATOMS:
             raise AtomError(f"%({base}) is not supported by aioreftable")
+        if base == "rest":
+            if colon and arg:
+                raise AtomError("%(rest) does not take arguments")
+            raise AtomError(f"this command reject atom %({text})")
         atom = Atom(text, base, (arg or None) if colon else None, deref)
         atom.numeric = base in _NUMERIC or (base in _DATES and not colon)
         _parse_args(atom)
@@ -658,6 +711,7 @@ class Formatter:
         self.parts = parts
         self.source = source
         self.quote = _QUOTES[quote]
+        self.layout = any(isinstance(p, int) and registry.atoms[p].base in _LAYOUT for p in parts)
 
     def values(self, item: Item) -> list[tuple[bytes, int]]:
         if item.values is None:
@@ -721,9 +775,154 @@ class Formatter:
     def format(self, item: Item) -> bytes:
         values = self.values(item)
         quote = self.quote
-        return b"".join(
-            part if isinstance(part, bytes) else quote(values[part][0]) for part in self.parts
-        )
+        if not self.layout:
+            return b"".join(
+                part if isinstance(part, bytes) else quote(values[part][0]) for part in self.parts
+            )
+        return _Layout(quote).run(self.parts, self.registry.atoms, values)
+
+
+@dataclass
+class _Frame:
+    """One element of git's formatting stack: its output and what %(end) does with it."""
+
+    out: bytearray = field(default_factory=bytearray)
+    kind: str = ""  # "", "align", "if"
+    atom: Atom | None = None
+    cond: _Condition | None = None
+
+
+@dataclass
+class _Condition:
+    """An %(if)'s state, shared by its %(then) and %(else) frames."""
+
+    atom: Atom
+    then_seen: bool = False
+    else_seen: bool = False
+    satisfied: bool = False
+
+
+class _Layout:
+    """git's format_ref_array_item with the stack atoms: %(align), %(if), %(then),
+    %(else), %(end); values are quoted only outside them (the outermost block is quoted
+    whole at its %(end))."""
+
+    def __init__(self, quote: Callable[[bytes], bytes]):
+        self.quote = quote
+        self.stack = [_Frame()]
+
+    def run(
+        self, parts: list[bytes | int], atoms: list[Atom], values: list[tuple[bytes, int]]
+    ) -> bytes:
+        for part in parts:
+            if isinstance(part, bytes):
+                self.stack[-1].out += part
+                continue
+            atom = atoms[part]
+            handler = getattr(self, f"_{atom.base}", None)
+            if handler is not None and not atom.deref:
+                handler(atom)
+            elif len(self.stack) == 1:
+                self.stack[-1].out += self.quote(values[part][0])
+            else:
+                self.stack[-1].out += values[part][0]
+        if len(self.stack) > 1:
+            raise MissingObject("format: %(end) atom missing")
+        return bytes(self.stack[0].out)
+
+    def _align(self, atom: Atom) -> None:
+        self.stack.append(_Frame(kind="align", atom=atom))
+
+    def _if(self, atom: Atom) -> None:
+        self.stack.append(_Frame(kind="if", cond=_Condition(atom)))
+
+    def _then(self, atom: Atom) -> None:
+        cur = self.stack[-1]
+        cond = cur.cond if cur.kind == "if" else None
+        if cond is None:
+            raise MissingObject("format: %(then) atom used without a %(if) atom")
+        if cond.then_seen:
+            raise MissingObject("format: %(then) atom used more than once")
+        if cond.else_seen:
+            raise MissingObject("format: %(then) atom used after %(else)")
+        cond.then_seen = True
+        text = bytes(cur.out)
+        if cond.atom.option == "equals":
+            cond.satisfied = text == cond.atom.text.encode("utf-8", "surrogateescape")
+        elif cond.atom.option == "notequals":
+            cond.satisfied = text != cond.atom.text.encode("utf-8", "surrogateescape")
+        else:
+            cond.satisfied = bool(text.strip(b" \t\n\v\f\r"))
+        cur.out.clear()
+
+    def _else(self, atom: Atom) -> None:
+        prev = self.stack[-1]
+        cond = prev.cond if prev.kind == "if" else None
+        if cond is None:
+            raise MissingObject("format: %(else) atom used without a %(if) atom")
+        if not cond.then_seen:
+            raise MissingObject("format: %(else) atom used without a %(then) atom")
+        if cond.else_seen:
+            raise MissingObject("format: %(else) atom used more than once")
+        cond.else_seen = True
+        self.stack.append(_Frame(kind="if", cond=cond))
+
+    def _end(self, atom: Atom) -> None:
+        cur = self.stack[-1]
+        if not cur.kind:
+            raise MissingObject("format: %(end) atom used without corresponding atom")
+        if cur.kind == "align":
+            assert cur.atom is not None
+            cur.out[:] = _utf8_align(bytes(cur.out), cur.atom.option, cur.atom.number)
+        else:
+            cond = cur.cond
+            assert cond is not None
+            if not cond.then_seen:
+                raise MissingObject("format: %(if) atom used without a %(then) atom")
+            if cond.else_seen:
+                prev = self.stack[-2]
+                if not cond.satisfied:
+                    prev.out[:] = cur.out
+                self.stack.pop()
+                cur = self.stack[-1]
+            elif not cond.satisfied:
+                cur.out.clear()
+        if len(self.stack) == 2:
+            cur.out[:] = self.quote(bytes(cur.out))
+        self.stack.pop()
+        self.stack[-1].out += cur.out
+
+
+def _utf8_width(text: bytes) -> int:
+    """git's utf8_strnwidth: display columns; the byte count if it is not UTF-8."""
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        return len(text)
+    width = 0
+    for ch in decoded:
+        code = ord(ch)
+        if code == 0 or code < 32 or 0x7F <= code < 0xA0:
+            continue
+        if unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def _utf8_align(text: bytes, position: str, width: int) -> bytes:
+    """git's strbuf_utf8_align (the text up to its first NUL)."""
+    text = _cstr(text)
+    shown = _utf8_width(text)
+    if shown >= width:
+        return text
+    pad = width - shown
+    if position == "left":
+        return text + b" " * pad
+    if position == "right":
+        return b" " * pad + text
+    left = pad // 2
+    return b" " * left + text + b" " * (pad - left)
 
 
 def _peel(obj: tuple[str, bytes], source: ObjectSource) -> str | None:
