@@ -90,6 +90,8 @@ def print_summary(summary: dict[str, object], out: Path) -> None:
     )
     for key in keys:
         print(f"{key}: {summary[key]}")
+    if summary.get("known_issues"):
+        print(f"known issues (reported, not failing): {summary['known_issues']}")
     if "sweep" in summary:
         sweep = summary["sweep"]
         print(f"sweep: {sweep['crash_points']} fault points {sweep['points']}")  # type: ignore[index]

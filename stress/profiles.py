@@ -62,6 +62,9 @@ class Profile:
     pause_grace: float = 0.5  # seconds in-flight operations get before a pause cancels them
     git_autocompact: bool = True  # False: git writers leave compaction to others (the daemon)
     gc_daemon: bool = False  # `aioreftable gc --daemon` beside the writers (killed with --kill)
+    # violation kinds reported under summary.json's known_issues instead of failing the run:
+    # library bugs found by the harness and reported, until they are fixed
+    known_issues: list[str] = field(default_factory=list)
     sweep: str = ""  # faults of the crash-point sweep run beside the workers: crash,enospc,eintr
     seed: int = 1
 
@@ -122,9 +125,16 @@ MIX = {
     "feed": 2,
 }
 GIT_MIX = {"counter": 6, "private": 3, "pack_refs": 1, "expire": 1}
+# Reflog expiry of a counter (which prunes nothing and rewrites its reflog) makes the change
+# feed deliver the counter's old steps again, with their old update indexes (found by the
+# harness on 2026-12-02; reproduce with the feed-consumers scenario and --weights
+# '{"feed": 4, "counter": 8, "expire": 3}'). Profiles that mix both report it, not fail.
+FEED_AFTER_EXPIRY = ["feed_duplicate", "feed_order"]
 
 
 def _p(name: str, description: str, **kw: Any) -> Profile:
+    if "weights" not in kw:
+        kw.setdefault("known_issues", list(FEED_AFTER_EXPIRY))
     kw.setdefault("weights", dict(MIX))
     kw.setdefault("git_weights", dict(GIT_MIX))
     return Profile(name=name, description=description, **kw)

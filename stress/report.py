@@ -231,6 +231,10 @@ async def build(out: Path) -> tuple[dict[str, Any], int]:
     ]
     summary["charts"] = charts(out, summary, kill_times)
     add_sweep(out, run, summary)
+    known = set(run["profile"].get("known_issues", []))
+    summary["known_issues"] = {
+        k: summary["violations"].pop(k) for k in sorted(known) if k in summary["violations"]
+    }
     if run["profile"].get("gc_daemon"):
         summary["gc_daemon"] = daemon_report(out, read_jsonl(out / "kills.jsonl"))
     bad = summary["lost_acknowledged"] or summary["corrupt_stacks"] or summary["violations"]

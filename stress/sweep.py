@@ -342,7 +342,7 @@ def run_sweep(out: Path, faults: tuple[str, ...] = FAULTS) -> Result:
         total = 0
         for backend in ("asyncio", "trio"):  # the same syscalls on both
             n: list[int] = []
-            anyio.run(_count_into, t, case, out, n, backend=backend)
+            anyio.run(count_into, t, case, out, n, backend=backend)
             if total and n[0] != total:
                 res.note("nondeterministic", f"{case}: {total} syscalls, then {n[0]}")
             total = n[0]
@@ -372,7 +372,7 @@ def run_sweep(out: Path, faults: tuple[str, ...] = FAULTS) -> Result:
     return res
 
 
-async def _count_into(t: Template, case: str, work: Path, into: list[int]) -> None:
+async def count_into(t: Template, case: str, work: Path, into: list[int]) -> None:
     into.append(await count(t, case, work))
 
 

@@ -38,7 +38,7 @@ def crash_points(tmp_path: Path, seam: type[FaultyOS]) -> sweep.Result:
     tmp_path.mkdir()
     t = sweep.prepare(git, tmp_path, "auto-compaction")
     total: list[int] = []
-    anyio.run(sweep._count_into, t, "auto-compaction", tmp_path, total)
+    anyio.run(sweep.count_into, t, "auto-compaction", tmp_path, total)
     res = sweep.Result()
     for k in range(total[0] - 3, total[0] + 1):
         d = tmp_path / f"{seam.__name__}-{k}"
