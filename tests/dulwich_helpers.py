@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conftest import GIT_ENV, Git
 from dulwich.server import Backend as DulwichBackend
@@ -25,7 +26,7 @@ WHEN = 1112354055  # GIT_ENV's date, +0200
 TZ = 7200
 
 
-def commit_kwargs(n: int = 0) -> dict[str, object]:
+def commit_kwargs(n: int = 0) -> dict[str, Any]:
     """porcelain.commit arguments giving the same commit on every run and twin."""
     return {
         "author": AUTHOR,

@@ -77,7 +77,7 @@ def test_commit_branch_tag_as_git_writes_them(git: Git, tmp_path: Path, object_f
     with open_repo(ours, env=ENV) as repo, Repo(str(files)) as twin:
         # commit
         for r in (repo, twin):
-            porcelain.commit(r, message=b"two", **commit_kwargs(1))  # type: ignore[arg-type]
+            porcelain.commit(r, message=b"two", **commit_kwargs(1))
         git("commit", "-q", "--allow-empty", "-m", "two", cwd=by_git)
         _same_refs(git, ours, files)
         _reflogs_as_git(git, ours, by_git)
@@ -195,7 +195,7 @@ def test_push_to_a_reftable_repository(git: Git, tmp_path: Path, object_format: 
     work = tmp_path / "work"
     git("clone", "-q", str(twin), str(work))
     with Repo(str(work)) as w:
-        porcelain.commit(w, message=b"pushed", **commit_kwargs(5))  # type: ignore[arg-type]
+        porcelain.commit(w, message=b"pushed", **commit_kwargs(5))
     git("tag", "-a", "-m", "v2", "v2", cwd=work)
     git("branch", "side", "main~1", cwd=work)
     by_dulwich = object_format == "sha1"

@@ -17,10 +17,11 @@ from pathlib import Path
 import dulwich
 import pytest
 from conftest import Git
+from dulwich import porcelain
 from dulwich.errors import NotGitRepository
 from dulwich.refs import Ref
 from dulwich.repo import Repo
-from dulwich_helpers import ENV, git_daemon, git_view, make_repo
+from dulwich_helpers import ENV, commit_kwargs, git_daemon, git_view, make_repo
 
 from aioreftable import NotARepositoryError, UnsupportedRepositoryError
 from aioreftable.dulwich import HANDLERS, Backend, ReftableRefsContainer, ReftableRepo, open_repo
@@ -61,6 +62,21 @@ def test_open_repo_is_a_dulwich_repo_on_the_store(git: Git, tmp_path: Path) -> N
         repo.refs.allkeys()
     with open_repo(bare / "refs" / "..") as repo:  # a bare repository by its git dir
         assert repo.bare and repo.refs.allkeys() == {b"HEAD", b"refs/heads/main"}
+
+
+def test_open_repo_in_a_linked_worktree(git: Git, tmp_path: Path) -> None:
+    """HEAD is the worktree's own (its stack): a commit there moves its branch and its
+    HEAD's reflog, not the main worktree's."""
+    main = make_repo(git, tmp_path / "main")
+    git("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side", cwd=main)
+    with open_repo(tmp_path / "wt", env=ENV) as repo:
+        assert repo.refs.read_loose_ref(Ref(b"HEAD")) == b"ref: refs/heads/side"
+        new = porcelain.commit(repo, message=b"in wt", **commit_kwargs(3))
+    assert git("rev-parse", "side", cwd=main).strip().encode() == new
+    assert git("rev-parse", "HEAD", cwd=main).strip() == git("rev-parse", "main", cwd=main).strip()
+    assert git_view(git, tmp_path / "wt").reflog_messages("HEAD")[0] == "commit: in wt"
+    assert git_view(git, main).reflog_messages("HEAD") == ["commit (initial): c0"]
+    assert git_view(git, main).verify == 0
 
 
 def test_a_repo_nobody_closed_lets_the_interpreter_exit(git: Git, tmp_path: Path) -> None:
