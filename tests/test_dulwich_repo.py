@@ -169,6 +169,47 @@ def test_racing_git_pushes_exactly_one_wins(git: Git, tmp_path: Path) -> None:
     assert git.run("fsck", cwd=server).returncode == 0
 
 
+def test_push_checks_old_values_under_the_lock(git: Git, tmp_path: Path) -> None:
+    """Between git's advertisement and our update, the repository's update hook moves
+    main with git itself (another process, git's lock): the stale command is refused by
+    our compare-and-swap. ``--atomic`` refuses the whole push (git's "atomic transaction
+    failed"); without it the other command is applied."""
+    root = tmp_path / "srv"
+    server = make_repo(git, root / "r.git", bare=True, commits=2)
+    moved = git("rev-parse", "main~1", cwd=server).strip()
+    hook = server / "hooks" / "update"
+    hook.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = refs/heads/side ]; then "{git.path}" update-ref refs/heads/main {moved}; fi\n'
+    )
+    hook.chmod(0o755)
+    work = tmp_path / "work"
+    with Backend(root) as backend, git_daemon(backend) as url:
+        git("clone", "-q", f"{url}/r.git", str(work))
+        git("commit", "-q", "--allow-empty", "-m", "mine", cwd=work)
+        mine = git("rev-parse", "HEAD", cwd=work).strip()
+        push = ["push", "--porcelain", "origin", "HEAD:refs/heads/main", "HEAD:refs/heads/side"]
+        atomic = git.run(*push[:1], "--atomic", *push[1:], cwd=work, check=False)
+        assert atomic.returncode != 0
+        assert atomic.stdout.decode().count("(atomic transaction failed)") == 2
+        assert git("rev-parse", "main", cwd=server).strip() == moved  # the hook's, not ours
+        assert git.run("rev-parse", "--verify", "-q", "side", cwd=server, check=False).stdout == b""
+        git(
+            "update-ref",
+            "refs/heads/main",
+            git("rev-parse", "HEAD~1", cwd=work).strip(),
+            cwd=server,
+        )
+        single = git.run(*push, cwd=work, check=False)
+        assert single.returncode != 0
+        assert "!\tHEAD:refs/heads/main\t[remote rejected] (failed to update ref)" in (
+            single.stdout.decode()
+        )
+        assert git("rev-parse", "side", cwd=server).strip() == mine  # applied
+        assert git("rev-parse", "main", cwd=server).strip() == moved
+    assert git_view(git, server).verify == 0
+
+
 def test_dulwichs_own_reftable_code_is_why_this_module_exists(git: Git, tmp_path: Path) -> None:
     """The reason for aioreftable.dulwich: on a reftable repository dulwich's ``Repo``
     uses ``dulwich/reftable.py``, which reads only a table's first ref block. With 600
