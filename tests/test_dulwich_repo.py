@@ -205,6 +205,10 @@ def test_push_checks_old_values_under_the_lock(git: Git, tmp_path: Path) -> None
         assert "!\tHEAD:refs/heads/main\t[remote rejected] (failed to update ref)" in (
             single.stdout.decode()
         )
+        assert (  # git's rp_error line, through the side band
+            f"remote: error: cannot lock ref 'refs/heads/main': is at {moved} but expected "
+            in single.stderr.decode()
+        )
         assert git("rev-parse", "side", cwd=server).strip() == mine  # applied
         assert git("rev-parse", "main", cwd=server).strip() == moved
     assert git_view(git, server).verify == 0

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch, ObjectFormatException
 from dulwich.objects import ObjectID
+from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRESS
 from dulwich.refs import Ref, check_ref_format
 from dulwich.server import ReceivePackHandler as DulwichReceivePackHandler
 from dulwich.server import UploadArchiveHandler as DulwichUploadArchiveHandler
 from dulwich.server import UploadPackHandler as DulwichUploadPackHandler
 
+from .. import ReftableError
 from ._container import ReftableRefsContainer, RefUpdate
 
 __all__ = ["HANDLERS", "ReceivePackHandler", "UploadArchiveHandler", "UploadPackHandler"]
@@ -110,12 +112,19 @@ class ReceivePackHandler(_Releasing, DulwichReceivePackHandler):
         self, wanted: list[tuple[ObjectID, ObjectID, Ref]], atomic: bool, zero: ObjectID
     ) -> dict[bytes, bytes]:
         container = self.repo.refs
+        reason = ATOMIC_FAILED if atomic else FAILED
         if isinstance(container, ReftableRefsContainer):
             updates = [
                 RefUpdate(ref, old, None if new == zero else new) for old, new, ref in wanted
             ]
-            results = container.update_refs(updates, atomic=atomic)
-            reason = ATOMIC_FAILED if atomic else FAILED
+            try:
+                results = container.update_refs(updates, message=b"push", atomic=atomic)
+            except (ReftableError, OSError) as exc:  # e.g. the lock stayed taken
+                self._remote_error(str(exc))
+                return {u.name: reason for u in updates}
+            for error in results.values():
+                if error is not None and error != "atomic transaction failed":
+                    self._remote_error(error)
             return {ref: reason for ref, error in results.items() if error is not None}
         out: dict[bytes, bytes] = {}
         for old, new, ref in wanted:
@@ -126,6 +135,12 @@ class ReceivePackHandler(_Releasing, DulwichReceivePackHandler):
             if not ok:
                 out[ref] = FAILED
         return out
+
+    def _remote_error(self, message: str) -> None:
+        """git's rp_error: the client prints it as ``remote: error: <message>``."""
+        if self.has_capability(CAPABILITY_SIDE_BAND_64K):
+            line = f"error: {message}\n".encode("utf-8", "replace")
+            self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, line)
 
 
 #: The handlers to give dulwich's servers with a :class:`Backend`, e.g.
