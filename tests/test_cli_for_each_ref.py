@@ -101,6 +101,18 @@ ARGS: list[list[str]] = [
     ["--format=%(align:width=x)%(end)"],
     ["--format=%(align:left)%(end)"],
     ["--format=%(rest)"],
+    ["--format=%(color:red)%(refname)%(color:reset) %(color:bold blue)x"],
+    ["--color", "--format=%(color:red)%(refname)%(color:reset) %(color:bold blue)x"],
+    ["--color=always", "--format=%(color:#ff0000)%(color:#0f0 brightcyan)%(color:no-ul dim 200)"],
+    ["--color=always", "--format=%(color:reset bold)%(color:default normal)%(color:-1 7 15)"],
+    ["--color=always", "--format=%(color:Red)%(refname)%(color:reset)", "--shell"],
+    ["--color=never", "--format=%(color:red)%(refname)"],
+    ["--color=bogus", "--format=%(refname)"],
+    ["--format=%(color)"],
+    ["--format=%(color:bogus)"],
+    ["--format=%(color:red green blue)"],
+    ["--format=%(color:#12345g)"],
+    ["--format=%(color:256)"],
     ["--format=%(nosuch)"],
     ["--format=%()"],
     ["--format=%(*)"],
@@ -191,7 +203,7 @@ def test_for_each_ref_through_the_entry_point(git: Git, scenarios: Scenarios) ->
 
 def test_unsupported_atoms_and_options_are_named(scenarios: Scenarios) -> None:
     repo = scenarios["rich-sha1"]
-    for atom in ("upstream", "push:track", "color:red", "worktreepath", "trailers", "raw"):
+    for atom in ("upstream", "push:track", "describe", "worktreepath", "trailers", "raw"):
         out, err, code = run_ours(repo, [FE, f"--format=%({atom})"])
         base = atom.split(":")[0]
         assert (out, err, code) == (b"", f"fatal: %({base}) is not supported by aioreftable\n"

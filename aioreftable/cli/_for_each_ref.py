@@ -68,6 +68,10 @@ def add_parser(sub: Any) -> None:
     for name in ("--merged", "--no-merged", "--contains", "--no-contains"):
         p.add_argument(name, nargs="?", const="HEAD", dest=name[2:].replace("-", "_"),
                        help="not supported by aioreftable")  # fmt: skip
+    p.add_argument("--color", nargs="?", const="always", metavar="WHEN",
+                   help="respect format colors (always, auto, never)")  # fmt: skip
+    p.add_argument("--no-color", dest="color", action="store_const", const="never",
+                   help="no colors")  # fmt: skip
     p.add_argument("--ignore-case", action="store_true", help="case insensitive")
     p.add_argument("--stdin", action="store_true", help="read reference patterns from stdin")
     p.add_argument("--include-root-refs", action="store_true", help="also HEAD and root refs")
@@ -100,6 +104,11 @@ def run_for_each_ref(args: argparse.Namespace) -> int:
     count = _count(args.count)
     if count is None:
         return USAGE_EXIT
+    when = "auto" if args.color is None else args.color.lower()
+    if when not in ("always", "auto", "never"):
+        print("error: option `color' expects \"always\", \"auto\", or \"never\"",
+              file=sys.stderr)  # fmt: skip
+        return USAGE_EXIT
     if count < 0:
         print(f"error: invalid --count argument: `{count}'", file=sys.stderr)
         args.parser.print_usage(sys.stderr)
@@ -117,7 +126,7 @@ def run_for_each_ref(args: argparse.Namespace) -> int:
         args.parser.print_usage(sys.stderr)
         return USAGE_EXIT
     except AtomError as e:
-        return _die(str(e))
+        return _die_atom(e)
     sort_texts = ["refname"]  # git's default key stays, below those given
     for text in args.sort:
         if text is None:
@@ -129,7 +138,7 @@ def run_for_each_ref(args: argparse.Namespace) -> int:
     try:
         keys = [parse_sort_key(text, registry) for text in reversed(sort_texts)]
     except AtomError as e:
-        return _die(str(e))
+        return _die_atom(e)
     patterns: list[str] = list(args.patterns)
     if args.stdin:
         if patterns:
@@ -142,6 +151,7 @@ def run_for_each_ref(args: argparse.Namespace) -> int:
     if args.start_after is not None and patterns:
         return _die("cannot use --start-after with patterns")
     run = _Run(args, registry, parts, keys, patterns, count, styles[0] if styles else "")
+    run.color = when == "always" or (when == "auto" and _terminal())
     return anyio.run(run.main)
 
 
@@ -181,6 +191,7 @@ class _Run:
         self.count = count
         self.quote = quote
         self.points_at: set[str] = set()
+        self.color = False
 
     async def main(self) -> int:
         async with open_ref_store(".", verify_objects=False) as store:
@@ -359,7 +370,7 @@ class _Run:
     def render(self, items: list[Item], source: ObjectSource) -> tuple[bytes, str | None]:
         """Sort and format (a worker thread: objects are read here); the output and the
         error that stopped it."""
-        formatter = Formatter(self.registry, self.parts, source, self.quote)
+        formatter = Formatter(self.registry, self.parts, source, self.quote, self.color)
         if self.points_at:
             try:
                 items = [i for i in items if _points_at(self.points_at, i, source.read)]
@@ -502,6 +513,21 @@ def _tag_object(body: bytes) -> str | None:
         return None
     end = body.find(b"\n")
     return body[7:end].decode("ascii", "replace") if end > 0 else None
+
+
+def _die_atom(e: AtomError) -> int:
+    if e.error is not None:
+        print(f"error: {e.error}", file=sys.stderr)
+    return _die(str(e))
+
+
+def _terminal() -> bool:
+    """git's check_auto_color for stdout: a terminal that is not dumb."""
+    try:
+        tty = os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return tty and os.environ.get("TERM", "dumb") != "dumb"
 
 
 def _encode(name: str) -> bytes:

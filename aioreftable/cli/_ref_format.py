@@ -32,7 +32,7 @@ _KNOWN = frozenset({
 })  # fmt: skip
 #: Atoms git has that this command does not compute (a fatal error names them).
 UNSUPPORTED_ATOMS = frozenset({
-    "deltabase", "describe", "trailers", "signature", "raw", "upstream", "push", "color",
+    "deltabase", "describe", "trailers", "signature", "raw", "upstream", "push",
     "worktreepath", "ahead-behind", "is-base",
 })  # fmt: skip
 _LAYOUT = frozenset({"align", "if", "then", "else", "end"})  # the formatting stack's atoms
@@ -71,7 +71,12 @@ MINIMUM_ABBREV = 4
 
 
 class AtomError(Exception):
-    """A format or sort key git dies on (``fatal: <message>``)."""
+    """A format or sort key git dies on (``fatal: <message>``), after ``error: <error>``
+    when git's parser printed one first."""
+
+    def __init__(self, message: str, error: str | None = None):
+        super().__init__(message)
+        self.error = error
 
 
 @dataclass
@@ -88,6 +93,7 @@ class Atom:
     date_mode: str = "default"
     date_error: str | None = None  # git dies on a bad date format when it shows a date
     text: str = ""  # %(if:equals=...) and %(if:notequals=...)
+    codes: bytes = b""  # %(color:...)
 
 
 def _bad_arg(atom: Atom) -> AtomError:
@@ -140,9 +146,103 @@ def _is_uint(text: str) -> bool:
     return stripped.isdigit() and stripped.isascii() and int(stripped) <= 0xFFFFFFFF
 
 
+_COLOR_NAMES = ("black", "red", "green", "yellow", "blue", "magenta", "cyan", "white")
+_ATTRS = {"bold": (1, 22), "dim": (2, 22), "italic": (3, 23), "ul": (4, 24),
+          "blink": (5, 25), "reverse": (7, 27), "strike": (9, 29)}  # fmt: skip
+GIT_COLOR_RESET = b"\033[m"
+
+
+def _parse_color_word(word: str) -> str | None:
+    """git's parse_color: the SGR code of one color word without its background
+    offset (as a format with {} for the 30/38 base), "" for normal, None if not one."""
+    low = word.lower()
+    if low == "normal":
+        return ""
+    if len(word) in (4, 7) and word[0] == "#":
+        step = 2 if len(word) == 7 else 1
+        digits = word[1:]
+        rgb = []
+        for i in range(3):
+            pair = digits[i * step : i * step + step]
+            hi, lo = pair[0], pair[-1]
+            if hi not in "0123456789abcdefABCDEF" or lo not in "0123456789abcdefABCDEF":
+                break
+            rgb.append(int(hi + lo, 16))
+        else:
+            return "rgb:" + ";".join(map(str, rgb))
+    if low == "default":
+        return "ansi:39"
+    offset, name = 30, low
+    if name.startswith("bright"):
+        offset, name = 90, name[6:]
+    if name in _COLOR_NAMES:
+        return f"ansi:{offset + _COLOR_NAMES.index(name)}"
+    if re.fullmatch(r"[+-]?[0-9]+", word):
+        value = int(word)
+        if value == -1:
+            return ""
+        if 0 <= value < 8:
+            return f"ansi:{30 + value}"
+        if 8 <= value < 16:
+            return f"ansi:{90 + value - 8}"
+        if 16 <= value < 256:
+            return f"256:{value}"
+    return None
+
+
+def _color_sgr(code: str, background: bool) -> str:
+    kind, _, value = code.partition(":")
+    offset = 10 if background else 0
+    if kind == "ansi":
+        return str(int(value) + offset)
+    if kind == "256":
+        return f"{38 + offset};5;{value}"
+    return f"{38 + offset};2;{value}"
+
+
+def color_codes(value: str) -> bytes | None:
+    """git's color_parse: ``[reset] [fg [bg]] [attr]...`` as an ANSI sequence (b"" for
+    nothing), None when git refuses the value."""
+    words = value.split()
+    reset = False
+    attrs = 0
+    colors: list[str] = []
+    for word in words:
+        if word.lower() == "reset":
+            reset = True
+            continue
+        code = _parse_color_word(word)
+        if code is not None:
+            if len(colors) == 2:
+                return None
+            colors.append(code)
+            continue
+        name, negate = word, False
+        if name.startswith("no"):
+            name, negate = name[2:], True
+            if name.startswith("-"):
+                name = name[1:]
+        if name not in _ATTRS:
+            return None
+        attrs |= 1 << _ATTRS[name][1 if negate else 0]
+    set_colors = [(c, i == 1) for i, c in enumerate(colors) if c]
+    if not (reset or attrs or set_colors):
+        return b""
+    parts = [str(i) for i in range(32) if attrs & (1 << i)]
+    parts += [_color_sgr(code, bg) for code, bg in set_colors]
+    return ("\033[" + (";" if reset and parts else "") + ";".join(parts) + "m").encode()
+
+
 def _parse_args(atom: Atom) -> None:
     base, arg = atom.base, atom.arg
-    if base == "align":
+    if base == "color":
+        if arg is None:
+            raise AtomError("expected format: %(color:<color>)")
+        codes = color_codes(arg)
+        if codes is None:
+            raise AtomError(f"unrecognized color: %(color:{arg})", f"invalid color value: {arg}")
+        atom.codes = codes
+    elif base == "align":
         _parse_align(atom)
     elif base == "if":
         if arg is None:
@@ -705,13 +805,23 @@ class Formatter:
     """Computes the atoms' values of items (once each) and formats them."""
 
     def __init__(
-        self, registry: Registry, parts: list[bytes | int], source: ObjectSource, quote: str
+        self,
+        registry: Registry,
+        parts: list[bytes | int],
+        source: ObjectSource,
+        quote: str,
+        color: bool = False,
     ):
         self.registry = registry
         self.parts = parts
         self.source = source
         self.quote = _QUOTES[quote]
+        self.color = color
         self.layout = any(isinstance(p, int) and registry.atoms[p].base in _LAYOUT for p in parts)
+        # git's need_color_reset_at_eol: the last %(color:...) of the format decides
+        colors = [registry.atoms[p] for p in parts if isinstance(p, int)]
+        colors = [a for a in colors if a.base == "color" and not a.deref]
+        self.reset_at_eol = color and bool(colors) and colors[-1].arg != "reset"
 
     def values(self, item: Item) -> list[tuple[bytes, int]]:
         if item.values is None:
@@ -752,6 +862,8 @@ class Formatter:
                 target, target_oid = obj, item.oid
             if base == "refname":
                 out[i] = (_show_ref(atom, item.name, self.source), 0)
+            elif base == "color":
+                out[i] = (atom.codes if self.color else b"", 0)
             elif base == "symref":
                 if not atom.deref:
                     name = item.symref or b""
@@ -776,10 +888,12 @@ class Formatter:
         values = self.values(item)
         quote = self.quote
         if not self.layout:
-            return b"".join(
+            line = b"".join(
                 part if isinstance(part, bytes) else quote(values[part][0]) for part in self.parts
             )
-        return _Layout(quote).run(self.parts, self.registry.atoms, values)
+        else:
+            line = _Layout(quote).run(self.parts, self.registry.atoms, values)
+        return line + quote(GIT_COLOR_RESET) if self.reset_at_eol else line
 
 
 @dataclass
