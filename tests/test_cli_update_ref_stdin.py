@@ -11,7 +11,7 @@ from cli_scenarios import Scenarios, scenarios
 from conftest import Git
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_cli_update_ref import Twins, git_env, ours, state
+from test_cli_update_ref import Twins, git_env, ours, state, theirs
 
 __all__ = ["git_env", "scenarios"]  # the fixtures, imported to be used here
 
@@ -439,12 +439,63 @@ def test_random_nul_sessions_match_git(random_twins: Twins, session: str) -> Non
     assert random_twins.records(random_twins.ours) == random_twins.records(random_twins.theirs)
 
 
-def test_refused_object_names(git: Git, git_env: None, tmp_path: Path) -> None:
-    """The forms git resolves and we do not (no rev-parse in the library): refused with
-    git's text for a name that resolves to nothing; nothing is written."""
+# git's object names through RefStore.get_oid: short names by the dwim rules, `@`, unique
+# abbreviated ids, git's warnings (ambiguous refname, dangling symref): run on both twins
+SHORT_NAMES: list[tuple[tuple[str, ...], str]] = [
+    (("refs/heads/x1", "main"), ""),
+    (("refs/heads/x1", "heads/main", "main"), ""),
+    (("refs/tags/x3", "v1"), ""),  # the tag object
+    (("refs/heads/x3", "v1"), ""),  # ...which a branch refuses
+    (("refs/heads/x4", "@"), ""),
+    (("refs/heads/x5", "{c0_7}", ""), ""),
+    (("refs/heads/x5", "{c1_4}", "{c0_6}"), ""),
+    (("refs/heads/x5", "{c2}", "{c0_6}"), ""),  # wrong old value
+    (("refs/heads/x6", "dangling"), ""),  # warns: ignoring dangling symref
+    (("refs/heads/x7", "nothing"), ""),
+    (("refs/heads/x7", "{c2}", "nothing"), ""),
+    (("refs/tags/main", "{c1}"), ""),
+    (("refs/heads/x8", "main"), ""),  # refs/tags/main wins, with git's warning
+    (("refs/heads/{c2_8}", "{c0}"), ""),  # a branch named like an abbreviated id
+    (("refs/heads/x9", "{c2_8}"), ""),  # the branch, with git's warning
+    (("-d", "refs/heads/x1", "x1"), ""),
+    (("-d", "refs/heads/x2", "lw"), ""),  # wrong old value: error
+    (MSG, "create refs/heads/y1 heads/main\ncreate refs/heads/y2 {c0_7}\n"),
+    (MSG, "verify refs/heads/y1 @\nupdate refs/heads/y3 dangling\n"),
+    (MSG, "update refs/heads/y4 v1\n"),
+    (MSG, "start\nupdate refs/tags/y5 v1 \ncreate refs/heads/y6 {c2_8}\ncommit\n"),
+    (MSG, "update refs/heads/y2 {c1_5} {c0_7}\nupdate refs/heads/y7 tags/main\n"),
+    (MSG, "update refs/heads/y8 origin\n"),
+    (
+        MSG,
+        "create refs/remotes/origin/main {c1}\n"
+        "symref-create refs/remotes/origin/HEAD refs/remotes/origin/main\n",
+    ),
+    (MSG, "update refs/heads/y8 origin\n"),  # refs/remotes/origin/HEAD
+    (("-z", *MSG), "create refs/heads/y9\0heads/main\0create refs/heads/y10\0@\0"),
+    (MSG, "option no-deref\nsymref-update refs/heads/y1 refs/heads/x5 oid {c2_6}\n"),
+]
+
+
+@pytest.mark.parametrize("fmt", ["sha1", "sha256"])
+def test_short_names_and_abbreviated_ids_match_git(
+    git: Git, git_new: Git, git_env: None, tmp_path: Path, fmt: str
+) -> None:
+    """The forms refused before the library had git's dwim rules and abbreviations now
+    answer as git 2.47 does (output, status, records; then git's view of both twins)."""
+    twins = Twins(git, tmp_path, fmt, verifier=git_new)
+    for name in ("c0", "c1", "c2"):
+        for n in (4, 5, 6, 7, 8):
+            twins.ids[f"{name}_{n}"] = twins.ids[name][:n]
+    failures = run_sessions(twins, SHORT_NAMES)
+    assert failures >= 5  # the refusals among them really were refused, as git's
+
+
+def test_revision_expressions_are_refused(git: Git, git_env: None, tmp_path: Path) -> None:
+    """The forms git resolves and we do not (the library has no revision syntax): refused
+    with git's text for a name that resolves to nothing; nothing is written."""
     twins = Twins(git, tmp_path)
     before = state(git, twins.ours)
-    for name in ["main", "heads/main", "v1", twins.ids["c0"][:10], "@", "HEAD~1", "v1^{}"]:
+    for name in ["HEAD~1", "v1^{}", "main@{1}", "@{-1}", "HEAD:x", ":/c0"]:
         data = f"update refs/heads/x {name}\n".encode()
         assert ours(twins.ours, STDIN, data) == (
             128,
@@ -456,6 +507,7 @@ def test_refused_object_names(git: Git, git_env: None, tmp_path: Path) -> None:
             "",
             f"fatal: {name}: not a valid SHA1\n",
         )
+        assert theirs(git, twins.theirs, ("refs/heads/x", name))[0] in (0, 128)
     assert state(git, twins.ours) == before
 
 

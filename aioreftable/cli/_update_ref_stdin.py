@@ -16,11 +16,9 @@ from .. import (
     Batch,
     BatchResult,
     LockError,
-    RefnameError,
     RefStore,
     ReftableError,
     RejectReason,
-    SymrefDepthError,
     Transaction,
     TransactionError,
     WorktreeNotFoundError,
@@ -31,7 +29,6 @@ __all__ = ["Die", "ObjectNames", "StdinSession", "bytes_text", "die_text", "reas
 
 _C_SPACE = frozenset(b" \t\n\v\f\r")  # C's isspace
 _CHUNK = 65536
-_HEX = frozenset(b"0123456789abcdefABCDEF")
 _ESCAPES = {
     ord("a"): 7,
     ord("b"): 8,
@@ -144,11 +141,11 @@ def _printing_order(result: BatchResult) -> tuple[int, int]:
 
 
 class ObjectNames:
-    """The object names update-ref accepts for <new-oid>/<old-oid> (git's repo_get_oid,
-    in part): a full hex id of the repository's hash, or a ref the store resolves under
-    exactly that name (``HEAD``, ``refs/heads/x``). Short names (``main`` for
-    ``refs/heads/main``), abbreviated ids and revision expressions (``HEAD~1``, ``x^{}``,
-    ``@{-1}``) are not resolved: they read as git reads a name that resolves to nothing."""
+    """The object names update-ref accepts for <new-oid>/<old-oid>: git's repo_get_oid
+    through ``RefStore.get_oid`` (a full id of the repository's hash, a ref by git's dwim
+    rules with ``@`` as HEAD, a unique abbreviated id), its warnings and errors printed as
+    git prints them. Revision expressions (``HEAD~1``, ``x^{}``, ``x@{1}``, ``@{-1}``) are
+    not resolved: they read as git reads a name that resolves to nothing."""
 
     def __init__(self, store: RefStore, warn: Callable[[str], None]):
         self.store = store
@@ -158,23 +155,13 @@ class ObjectNames:
 
     async def get(self, name: bytes) -> str | None:
         """The hex id ``name`` stands for, or None."""
-        if len(name) == self.hexsz and _HEX.issuperset(name):
-            return name.decode().lower()
-        text = bytes_text(name)
-        try:
-            oid = await self.store.resolve(text)
-        except (RefnameError, SymrefDepthError):
-            return None
-        if oid is not None:
-            return oid
-        if text != "HEAD":  # git's expand_ref warns about a dangling symref it tried
-            try:
-                ref = await self.store.read(text)
-            except RefnameError:
-                ref = None
-            if ref is not None and ref.target is not None:
-                self.warn(report("warning: ", f"ignoring dangling symref {text}"))
-        return None
+        found = await self.store.get_oid(bytes_text(name))
+        for message in found.messages:
+            if message.level in ("warning", "error"):
+                self.warn(report(f"{message.level}: ", message.text))
+            else:
+                self.warn(message.render())
+        return found.oid
 
 
 class State(enum.IntEnum):
