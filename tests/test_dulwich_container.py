@@ -75,6 +75,9 @@ def test_reads_agree_with_git(git: Git, tmp_path: Path, object_format: str) -> N
         with pytest.raises(KeyError):
             refs[Ref(b"refs/heads/dangling")]
         assert null not in refs.as_dict().values()
+        for odd in (b"nonsense name", b"refs/heads/../x", b"", b"main"):  # names no ref has
+            assert Ref(odd) not in refs and refs.read_loose_ref(Ref(odd)) is None
+            assert refs.follow(Ref(odd)) == ([odd], None)
 
 
 def test_symref_loop_is_dulwichs_error(git: Git, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from .. import (
     RefExistsError,
     ReflogEntry,
     RefMissingError,
+    RefnameError,
     RefStore,
     Transaction,
     TransactionError,
@@ -135,14 +136,22 @@ class ReftableRefsContainer(RefsContainer):
                 out["HEAD"] = head
         return out
 
+    async def _read(self, name: str) -> StoredRef | None:
+        """The ref as stored; None also for a name no ref can have: dulwich looks up any
+        name it is given (``repo[name]``, ``name in refs``) and expects "not found"."""
+        try:
+            return await self._store.read(name)
+        except RefnameError:
+            return None
+
     async def _follow(self, name: str) -> tuple[list[str], str | None]:
         chain = [name]
-        ref = await self._store.read(name)
+        ref = await self._read(name)
         while ref is not None and ref.target is not None:
             if len(chain) > _SYMREF_MAXDEPTH:
                 raise SymrefLoop(_bytes(chain[0]), len(chain))
             chain.append(ref.target)
-            ref = await self._store.read(ref.target)
+            ref = await self._read(ref.target)
         return chain, None if ref is None else ref.oid
 
     async def _resolved(self, prefix: str) -> dict[str, str]:
@@ -193,7 +202,7 @@ class ReftableRefsContainer(RefsContainer):
 
     def read_loose_ref(self, name: Ref) -> bytes | None:
         """The ref as stored (``ref: <target>`` for a symref, else its id), or None."""
-        ref = self._loop.call(self._store.read, _name(name))
+        ref = self._loop.call(self._read, _name(name))
         return None if ref is None else _raw(ref)
 
     def read_ref(self, refname: Ref) -> bytes | None:
@@ -208,7 +217,7 @@ class ReftableRefsContainer(RefsContainer):
     def get_peeled(self, name: Ref) -> ObjectID | None:
         """The peeled id git stored with an annotated tag's ref (reftable's second value);
         None when the table has none (dulwich then peels through the object store)."""
-        ref = self._loop.call(self._store.read, _name(name))
+        ref = self._loop.call(self._read, _name(name))
         if ref is None or ref.peeled is None:
             return None
         return ObjectID(ref.peeled.encode("ascii"))
