@@ -101,6 +101,15 @@ ARGS: list[list[str]] = [
     ["--format=%(align:width=x)%(end)"],
     ["--format=%(align:left)%(end)"],
     ["--format=%(rest)"],
+    ["--format=%(raw:size) %(*raw:size) %(refname)"],
+    ["--format=%(raw)%00"],
+    ["--format=%(*raw)", "--perl"],
+    ["--sort=raw", "--format=%(refname)"],
+    ["--sort=-raw:size", "--format=%(raw:size) %(refname)"],
+    ["--format=%(raw)", "--shell"],
+    ["--format=%(*raw)", "--python"],
+    ["--format=%(raw:size)", "--tcl"],
+    ["--format=%(raw:bogus)"],
     ["--format=%(color:red)%(refname)%(color:reset) %(color:bold blue)x"],
     ["--color", "--format=%(color:red)%(refname)%(color:reset) %(color:bold blue)x"],
     ["--color=always", "--format=%(color:#ff0000)%(color:#0f0 brightcyan)%(color:no-ul dim 200)"],
@@ -203,7 +212,7 @@ def test_for_each_ref_through_the_entry_point(git: Git, scenarios: Scenarios) ->
 
 def test_unsupported_atoms_and_options_are_named(scenarios: Scenarios) -> None:
     repo = scenarios["rich-sha1"]
-    for atom in ("upstream", "push:track", "describe", "worktreepath", "trailers", "raw"):
+    for atom in ("upstream", "push:track", "describe", "worktreepath", "trailers", "signature"):
         out, err, code = run_ours(repo, [FE, f"--format=%({atom})"])
         base = atom.split(":")[0]
         assert (out, err, code) == (b"", f"fatal: %({base}) is not supported by aioreftable\n"

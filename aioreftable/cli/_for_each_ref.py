@@ -118,9 +118,11 @@ def run_for_each_ref(args: argparse.Namespace) -> int:
         print("error: more than one quoting style?", file=sys.stderr)
         args.parser.print_usage(sys.stderr)
         return USAGE_EXIT
+    quote = styles[0] if styles else ""
     registry = Registry()
     try:
-        parts = compile_format(DEFAULT_FORMAT if args.format is None else args.format, registry)
+        fmt = DEFAULT_FORMAT if args.format is None else args.format
+        parts = compile_format(fmt, registry, quote)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         args.parser.print_usage(sys.stderr)
@@ -150,7 +152,7 @@ def run_for_each_ref(args: argparse.Namespace) -> int:
         ]
     if args.start_after is not None and patterns:
         return _die("cannot use --start-after with patterns")
-    run = _Run(args, registry, parts, keys, patterns, count, styles[0] if styles else "")
+    run = _Run(args, registry, parts, keys, patterns, count, quote)
     run.color = when == "always" or (when == "auto" and _terminal())
     return anyio.run(run.main)
 
@@ -413,7 +415,8 @@ class _Run:
                 cmp = versioncmp(_cstr(va[0]), _cstr(vb[0]))
             elif not atom.numeric:
                 sa, sb = (va[0].lower(), vb[0].lower()) if icase else (va[0], vb[0])
-                sa, sb = _cstr(sa), _cstr(sb)
+                if atom.base != "raw":  # git's %(raw) is compared with its length
+                    sa, sb = _cstr(sa), _cstr(sb)
                 cmp = (sa > sb) - (sa < sb)
             else:
                 cmp = (va[1] > vb[1]) - (va[1] < vb[1])

@@ -32,7 +32,7 @@ _KNOWN = frozenset({
 })  # fmt: skip
 #: Atoms git has that this command does not compute (a fatal error names them).
 UNSUPPORTED_ATOMS = frozenset({
-    "deltabase", "describe", "trailers", "signature", "raw", "upstream", "push",
+    "deltabase", "describe", "trailers", "signature", "upstream", "push",
     "worktreepath", "ahead-behind", "is-base",
 })  # fmt: skip
 _LAYOUT = frozenset({"align", "if", "then", "else", "end"})  # the formatting stack's atoms
@@ -40,7 +40,7 @@ _OBJECT_ATOMS = frozenset({
     "tree", "parent", "numparent", "object", "type", "tag", "author", "authorname",
     "authoremail", "authordate", "committer", "committername", "committeremail",
     "committerdate", "tagger", "taggername", "taggeremail", "taggerdate", "creator",
-    "creatordate", "subject", "body", "contents",
+    "creatordate", "subject", "body", "contents", "raw",
 })  # fmt: skip
 _NUMERIC = frozenset({"objectsize", "numparent"})
 _DATES = frozenset({"authordate", "committerdate", "taggerdate", "creatordate"})
@@ -235,7 +235,12 @@ def color_codes(value: str) -> bytes | None:
 
 def _parse_args(atom: Atom) -> None:
     base, arg = atom.base, atom.arg
-    if base == "color":
+    if base == "raw":
+        if arg is not None and arg != "size":
+            raise _bad_arg(atom)
+        atom.option = arg or ""
+        atom.numeric = arg == "size"
+    elif base == "color":
         if arg is None:
             raise AtomError("expected format: %(color:<color>)")
         codes = color_codes(arg)
@@ -446,7 +451,7 @@ def _is_hex(two: bytes) -> bool:
     return len(two) == 2 and all(b in b"0123456789abcdefABCDEF" for b in two)
 
 
-def compile_format(fmt: str, registry: Registry) -> list[bytes | int]:
+def compile_format(fmt: str, registry: Registry, quote: str = "") -> list[bytes | int]:
     """The format as literals (bytes) and atom indexes; AtomError for a bad atom, and
     ValueError('malformed format string ...') for a '%(' without ')' (git's usage error)."""
     parts: list[bytes | int] = []
@@ -460,7 +465,11 @@ def compile_format(fmt: str, registry: Registry) -> list[bytes | int]:
             raise ValueError(f"malformed format string {fmt[start:]}")
         if start > pos:
             parts.append(_literal(fmt[pos:start]))
-        parts.append(registry.parse(fmt[start + 2 : end]))
+        index = registry.parse(fmt[start + 2 : end])
+        atom = registry.atoms[index]
+        if atom.base == "raw" and not atom.option and quote in ("python", "shell", "tcl"):
+            raise AtomError(f"--format={atom.name} cannot be used with --python, --shell, --tcl")
+        parts.append(index)
         pos = end + 1
     if pos < len(fmt):
         parts.append(_literal(fmt[pos:]))
@@ -735,6 +744,10 @@ def _append_lines(text: bytes, lines: int) -> bytes:
 def _object_value(atom: Atom, kind: str, body: bytes, source: ObjectSource) -> tuple[bytes, int]:
     """The value of an atom that parses a commit or tag (git's grab_values), else empty."""
     base = atom.base
+    if base == "raw":
+        if atom.option == "size":
+            return str(len(body)).encode(), len(body)
+        return body, 0
     if base in ("subject", "body", "contents"):
         if kind not in ("commit", "tag"):
             return b"", 0
@@ -1072,7 +1085,7 @@ def _quote_shell(value: bytes) -> bytes:
 
 
 def _quote_perl(value: bytes) -> bytes:
-    value = _cstr(value)
+    """git's perl_quote_buf_with_len: NUL-safe (only %(raw) can hold a NUL)."""
     return b"'" + value.replace(b"\\", b"\\\\").replace(b"'", b"\\'") + b"'"
 
 
