@@ -14,6 +14,7 @@ from dulwich.objects import ObjectID
 from dulwich.refs import Ref, SymrefLoop
 from dulwich_helpers import ENV, git_view, make_commits, make_repo, table_count
 
+from aioreftable import MissingObjectError, NameConflictError
 from aioreftable.dulwich import ReftableRefsContainer, RefUpdate
 
 FORMATS = ["sha1", "sha256"]
@@ -126,6 +127,11 @@ def test_compare_and_swap(git: Git, tmp_path: Path, object_format: str) -> None:
         assert refs[Ref(b"refs/heads/unborn")] == c3
         with pytest.raises(ValueError):
             refs.set_if_equals(main, None, ObjectID(b"not an id"))  # dulwich's own value check
+        with pytest.raises(NameConflictError):  # git's D/F rule, not a failed check
+            refs.set_if_equals(Ref(b"refs/heads/main/sub"), None, c1)
+        with pytest.raises(MissingObjectError):
+            refs.set_if_equals(main, None, ObjectID(b"1" * len(c1)))
+        assert refs[main] == c2
     view = git_view(git, path)
     assert view.verify == 0, view.verify_output
     assert view.reflog_messages("refs/heads/main")[:2] == ["cas: via HEAD", "cas: one"]
