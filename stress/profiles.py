@@ -167,7 +167,10 @@ PROFILES: dict[str, Profile] = {
         ),
         _p(
             "soak",
-            "users: 30 min, 6 processes x 8 tasks + 2 git writers on 2 repositories, SIGKILLs",
+            "users: 30 min, 6 processes x 8 tasks + 2 git writers + the gc daemon on 2 "
+            "repositories, SIGKILLs, the crash-point sweep",
+            sweep="crash,enospc,eintr",
+            gc_daemon=True,
             processes=6,
             tasks=8,
             git_writers=2,

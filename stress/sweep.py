@@ -140,15 +140,25 @@ async def sweep_refs(store: RefStore) -> dict[str, str]:
     }
 
 
+def tables(repo: Path) -> int:
+    return len((repo / ".git" / "reftable" / "tables.list").read_text().split())
+
+
 async def count(t: Template, case: str, work: Path) -> int:
+    """The syscalls of the operation, unfaulted. ValueError when the case is not what it
+    claims (a transaction that compacts, an auto-compaction that does not)."""
     d = work / "count"
     shutil.copytree(t.path, d, symlinks=True)
+    before = tables(d)
     fs = FaultyOS()
     async with open_ref_store(d, fs=fs) as store:
         fs.arm(None)
         await operate(store, t, case)
-    n = fs.count
+    n, after = fs.count, tables(d)
     shutil.rmtree(d)
+    expected = {"addition": after == before + 1, "compaction": after == 1}
+    if not expected.get(case, after < before + 1):
+        raise ValueError(f"{case}: {before} tables before, {after} after")
     return n
 
 
