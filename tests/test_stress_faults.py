@@ -80,3 +80,17 @@ def test_the_feed_verifier_flags_a_value_the_counter_never_reached() -> None:
     f = Findings()
     check_feeds(f, [{"c": {c: [1, 6]}, "n": 5, "file": "w1-i0"}], ops, {c: chain[4]}, index, "r")
     assert f.violations["feed_phantom"] == 1
+
+
+def test_a_profile_may_be_the_sweep_alone_but_not_nothing() -> None:
+    from stress.profiles import Profile, find
+
+    for name in ("crash-sweep", "power-cut"):
+        profile = find(name)
+        profile.check()
+        assert profile.processes == profile.git_writers == 0 and profile.sweep
+    assert find("quick").sweep == "crash,enospc,eintr" and find("quick").gc_daemon
+    with pytest.raises(ValueError, match="at least one worker process or the sweep"):
+        Profile(name="x", description="", processes=0, weights={"counter": 1}).check()
+    with pytest.raises(ValueError, match="unknown sweep faults"):
+        Profile(name="x", description="", weights={"counter": 1}, sweep="crash,flood").check()
