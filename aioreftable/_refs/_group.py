@@ -84,9 +84,10 @@ class _Pending:
     lead: bool = False  # woken to lead the next batch
     alone: bool = False  # woken to commit on its own
     error: BaseException | None = None
+    update_index: int | None = None  # once committed: its own index in the batch's table
 
-    def finish(self, error: BaseException | None) -> None:
-        self.state, self.error = _State.DONE, error
+    def finish(self, error: BaseException | None, update_index: int | None = None) -> None:
+        self.state, self.error, self.update_index = _State.DONE, error, update_index
         self.wake.set()
 
 
@@ -100,23 +101,24 @@ class GroupCommitter:
         self.stats = GroupStatistics()
         self._queues: dict[StackKey, _Queue] = {}
 
-    async def commit(self, updates: list[Update]) -> None:
-        """Commit one transaction's updates; returns once its table is durable."""
+    async def commit(self, updates: list[Update]) -> int | None:
+        """Commit one transaction's updates; returns once its table is durable, with the
+        update index its records were written at (None if it wrote nothing)."""
         if not updates:
-            return
+            return None
         keys = {self.core.route(u.refname)[0] for u in updates}
         key = keys.pop() if len(keys) == 1 else None
         if key not in ("main", "current"):  # several stacks, or another worktree's
             self.stats.alone += 1
             alone: Commit[None] = Commit(self.core, updates)
             await alone.run()
-            return
+            return alone.update_index
         probe: Commit[None] = Commit(self.core, updates)
         committer = await probe.gather()  # identity and objects: before any lock
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue(self, key)
-        await queue.submit(_Pending(updates, committer, probe.objects))
+        return await queue.submit(_Pending(updates, committer, probe.objects))
 
 
 @final
@@ -129,7 +131,7 @@ class _Queue:
         self.waiting: deque[_Pending] = deque()
         self.leading = False
 
-    async def submit(self, p: _Pending) -> None:
+    async def submit(self, p: _Pending) -> int | None:
         self.waiting.append(p)
         if self.leading:
             try:
@@ -143,9 +145,10 @@ class _Queue:
             await self._lead(p)
             await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled while sealed
         if p.alone:
-            await self._alone(p)
-        elif p.error is not None:
+            return await self._alone(p)
+        if p.error is not None:
             raise p.error
+        return p.update_index
 
     async def _withdraw(self, p: _Pending) -> None:
         """A waiter was cancelled: if its batch is sealed, wait for the batch (the
@@ -159,11 +162,12 @@ class _Queue:
             if p.lead:
                 self._hand_off()
 
-    async def _alone(self, p: _Pending) -> None:
+    async def _alone(self, p: _Pending) -> int | None:
         self.group.stats.alone += 1
         commit: Commit[None] = Commit(self.group.core, _copies(p.updates))
         commit.objects = p.objects
         await commit.execute(p.committer)
+        return commit.update_index
 
     async def _lead(self, p: _Pending) -> None:
         try:
@@ -232,7 +236,7 @@ class _Queue:
         for p, error in plan.rejected:
             p.finish(error)
         for p in plan.accepted:
-            p.finish(None)
+            p.finish(None, plan.indexes.get(id(p)))
         group.stats.transactions += len(plan.accepted)
         group.stats.rejected += len(plan.rejected)
         group.stats.deferred += len(plan.later)
@@ -271,6 +275,7 @@ class _Queue:
             taken.update(commit.affected)
             plan.accepted.append(p)
             if writer.record_count:
+                plan.indexes[id(p)] = index
                 snap = tables.push(writer)
                 plan.last_index = index
                 index += 1
@@ -289,6 +294,7 @@ class _Plan:
     later: list[_Pending] = field(default_factory=list)  # wait for the next batch
     alone: list[_Pending] = field(default_factory=list)  # touch another stack
     tables: list[TableReader] = field(default_factory=list)
+    indexes: dict[int, int] = field(default_factory=dict)  # id(accepted) -> its index
 
 
 def _copies(updates: Sequence[Update]) -> list[Update]:

@@ -9,6 +9,8 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, final
 
+import anyio
+
 from .._errors import (
     ExpectedSymrefError,
     IncorrectOldValueError,
@@ -48,6 +50,7 @@ __all__ = [
     "Commit",
     "RefusedName",
     "Transaction",
+    "TwoPhase",
     "Update",
     "UpdateFlag",
     "UpdateQueue",
@@ -364,7 +367,34 @@ def _check_names(refname: str, rule: NameRule, targets: tuple[str | None, str | 
 @final
 class Transaction(UpdateQueue):
     """Updates queued inside ``async with store.transaction() as tx:``; checked and written
-    when the block exits cleanly (see docs/refstore.md for the exact rules)."""
+    when the block exits cleanly, or checked (locks taken) by :meth:`prepare` and written
+    when the block exits (see docs/refstore.md for the exact rules).
+
+    ``update_index``: after a successful commit, the update index the transaction's
+    records were written at (None before, and when it wrote nothing)."""
+
+    def __init__(
+        self,
+        core: RefCore,
+        message: str,
+        create_reflog: bool,
+        *,
+        skip_object_check: bool = False,
+        phases: TwoPhase | None = None,
+    ):
+        super().__init__(core, message, create_reflog, skip_object_check=skip_object_check)
+        self._phases = TwoPhase(core, None) if phases is None else phases
+        self.update_index: int | None = None
+
+    async def prepare(self) -> None:
+        """git's ref_transaction_prepare: lock every stack the updates touch and run every
+        check now; raises what the commit would raise (the locks are then released). After
+        it the block's clean exit only writes (git's ref_transaction_commit), and an
+        exception or a cancellation in the block releases the locks (git's
+        ref_transaction_abort). No update can be queued after it; a prepared transaction
+        does not go through group commit (it holds its stacks' locks itself)."""
+        self.closed = True
+        await self._phases.prepare(self.queued)
 
 
 R = TypeVar("R")
@@ -404,6 +434,8 @@ class Commit(Generic[R]):
         self.scope = AsyncExitStack()  # other worktrees' stacks
         self.objects: dict[str, ObjectInfo | None] = {}
         self.view = RefView(core, self.snapshot)  # reads under our locks where we hold them
+        self.update_index: int | None = None  # of the first table written, once committed
+        self._state = _Phase.NEW
 
     async def run(self) -> None:
         if not self.updates:
@@ -419,13 +451,50 @@ class Commit(Generic[R]):
 
     async def execute(self, committer: Committer) -> None:
         """Lock, check and write (after :meth:`gather`)."""
-        async with self.scope:
+        await self.prepare()
+        await self.commit(committer)
+
+    async def prepare(self) -> None:
+        """git's prepare: lock the stacks and run every check. On a failure (cancellation
+        included) the locks taken are released and the error raised."""
+        if self._state is not _Phase.NEW:
+            raise TransactionError("the transaction is already prepared")
+        self._state = _Phase.DONE
+        await self.scope.__aenter__()
+        try:
+            await self._prepare()
+        except BaseException as exc:
+            await self._release(exc)
+            raise
+        self._state = _Phase.PREPARED
+
+    async def commit(self, committer: Committer) -> None:
+        """git's commit (after :meth:`prepare`): a table per locked stack, locks released."""
+        if self._state is not _Phase.PREPARED:
+            raise TransactionError("the transaction is not prepared")
+        self._state = _Phase.DONE
+        try:
+            await self._finish(committer)  # it releases the locks it did not commit
+        except BaseException as exc:
+            await self.scope.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        await self.scope.__aexit__(None, None, None)
+
+    async def abort(self, exc: BaseException) -> None:
+        """git's abort (after :meth:`prepare`): release every lock, write nothing."""
+        if self._state is not _Phase.PREPARED:
+            return
+        self._state = _Phase.DONE
+        await self._release(exc)
+
+    async def _release(self, exc: BaseException) -> None:
+        with anyio.CancelScope(shield=True):  # bounded: unlinks and closes
             try:
-                await self._prepare()
-            except BaseException as exc:
                 await self._abort(list(self.work.values()), exc)
+            except BaseException as inner:
+                await self.scope.__aexit__(type(inner), inner, inner.__traceback__)
                 raise
-            await self._finish(committer)
+            await self.scope.__aexit__(type(exc), exc, exc.__traceback__)
 
     async def _lookup_objects(self) -> None:
         peeler = self.core.peeler
@@ -673,7 +742,10 @@ class Commit(Generic[R]):
             except BaseException as exc:
                 await self._abort(works[n:], exc)
                 raise
+            written = work.addition.writer.record_count > 0
             await work.context.__aexit__(None, None, None)
+            if written and self.update_index is None:
+                self.update_index = work.addition.update_index
 
     async def _abort(self, works: list[StackWork], exc: BaseException) -> None:
         for work in reversed(works):
@@ -731,6 +803,59 @@ class Commit(Generic[R]):
         add.writer.add_logs(logs)
 
 
+class _Phase(enum.Enum):
+    NEW = "new"
+    PREPARED = "prepared"  # locks held, checks passed
+    DONE = "done"  # committed, aborted or failed
+
+
+Submit = Callable[[list[Update]], Awaitable[int | None]]
+
+
+@final
+class TwoPhase:
+    """How one :class:`Transaction` commits: prepared by ``tx.prepare()`` (its own
+    :class:`Commit`, locks held), then committed or aborted when the block ends; else
+    committed in one step through ``submit`` (group commit) or a :class:`Commit`."""
+
+    def __init__(self, core: RefCore, submit: Submit | None):
+        self.core = core
+        self.submit = submit
+        self.prepared: tuple[Commit[None], Committer] | None = None
+        self.state = _Phase.NEW
+
+    async def prepare(self, updates: list[Update]) -> None:
+        if self.state is not _Phase.NEW:
+            raise TransactionError("the transaction is already prepared")
+        self.state = _Phase.DONE  # a failed prepare leaves nothing to commit
+        commit: Commit[None] = Commit(self.core, updates)
+        committer = await commit.gather()
+        await commit.prepare()
+        self.prepared = commit, committer
+        self.state = _Phase.PREPARED
+
+    async def abort(self, exc: BaseException) -> None:
+        """The block raised: release what :meth:`prepare` holds."""
+        self.state = _Phase.DONE
+        if self.prepared is not None:
+            await self.prepared[0].abort(exc)
+
+    async def commit(self, updates: list[Update]) -> int | None:
+        """The block ended cleanly: commit; the update index written at (None if none)."""
+        state, self.state = self.state, _Phase.DONE
+        if self.prepared is not None:
+            commit, committer = self.prepared
+            await commit.commit(committer)
+            return commit.update_index
+        if state is _Phase.DONE:  # prepare raised and the block went on
+            return None
+        if self.submit is not None:
+            return await self.submit(updates)
+        alone: Commit[None] = Commit(self.core, updates)
+        await alone.run()
+        return alone.update_index
+
+
 @asynccontextmanager
 async def open_transaction(
     core: RefCore,
@@ -738,17 +863,19 @@ async def open_transaction(
     *,
     create_reflog: bool = False,
     skip_object_check: bool = False,
-    submit: Callable[[list[Update]], Awaitable[None]] | None = None,
+    submit: Submit | None = None,
 ) -> AsyncIterator[Transaction]:
     """A transaction whose updates commit on a clean exit: through ``submit`` (group
-    commit) if given, else on their own."""
-    tx = Transaction(core, message, create_reflog, skip_object_check=skip_object_check)
+    commit) if given, else on their own; a prepared one commits what it holds."""
+    phases = TwoPhase(core, submit)
+    tx = Transaction(
+        core, message, create_reflog, skip_object_check=skip_object_check, phases=phases
+    )
     try:
         yield tx
-    finally:
+    except BaseException as exc:
         tx.closed = True
-    if submit is not None:
-        await submit(tx.queued)
-    else:
-        commit: Commit[None] = Commit(core, tx.queued)
-        await commit.run()
+        await phases.abort(exc)
+        raise
+    tx.closed = True
+    tx.update_index = await phases.commit(tx.queued)
