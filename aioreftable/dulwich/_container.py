@@ -275,7 +275,7 @@ class ReftableRefsContainer(RefsContainer):
         """Set ``name`` (through symrefs) to ``new_ref`` if it is at ``old_ref`` (the null
         id: must not exist; None: unconditionally), checked under the lock; False if not."""
         self._check_refname(name)
-        self._check_ref_value(new_ref)
+        self._check_value(new_ref)
         if new_ref.startswith(SYMREF):
             self.set_symbolic_ref(name, Ref(new_ref[len(SYMREF) :]), message=message)
             return True
@@ -294,7 +294,7 @@ class ReftableRefsContainer(RefsContainer):
         """Create ``name`` (the last ref of its symref chain) at ``ref`` unless it exists;
         False if it does."""
         self._check_refname(name)
-        self._check_ref_value(ref)
+        self._check_value(ref)
         update = RefUpdate(name, ObjectID(self._null.encode("ascii")), ref)
         return self._loop.call(self._transact, _message(message), [update], True, True)
 
@@ -409,6 +409,15 @@ class ReftableRefsContainer(RefsContainer):
         """``git pack-refs``: compact the stack into one table (``all`` makes no
         difference on reftable)."""
         self._loop.call(self._store.pack_refs)
+
+    def _check_value(self, value: bytes) -> None:
+        """dulwich's rule for a value to set: an object id of the repository's hash or a
+        ``ref: <target>`` (ValueError otherwise)."""
+        if value.startswith(SYMREF):
+            return
+        hexsz = len(self._null)
+        if len(value) != hexsz or value.strip(b"0123456789abcdef"):
+            raise ValueError(f"{value!r} must be a valid {hexsz}-digit sha or a symref")
 
     def _check_refname(self, name: Ref) -> None:
         if not isinstance(name, bytes):

@@ -78,11 +78,11 @@ class ReceivePackHandler(_Releasing, DulwichReceivePackHandler):
     ) -> Iterator[tuple[bytes, bytes]]:
         zero = ObjectID(b"0" * self.repo.object_format.hex_length)
         if any(new != zero for _, new, _ in refs):
+            limit = getattr(self, "_receive_max_input_size", None)  # dulwich >= 1.2.21
+            options = {} if limit is None else {"max_input_size": limit()}
             try:
                 self.repo.object_store.add_thin_pack(  # type: ignore[attr-defined]
-                    self.proto.read,
-                    getattr(self.proto, "recv", None),
-                    max_input_size=self._receive_max_input_size(),
+                    self.proto.read, getattr(self.proto, "recv", None), **options
                 )
             except _UNPACK_ERRORS as e:
                 yield (b"unpack", str(e).replace("\n", "").encode("utf-8"))
