@@ -72,7 +72,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -294,7 +294,7 @@ async def update_refs(request: Request) -> Response:
         err = ServiceError(503, "locked", str(exc))
         err.headers["Retry-After"] = "1"
         raise err from None
-    return JSONResponse({"update_index": await committed_index(store, updates)})
+    return JSONResponse({"update_index": tx.update_index})
 
 
 def _shown(ref: aioreftable.Ref | None) -> str | None:
@@ -312,25 +312,6 @@ async def _conflicts(store: RefStore, updates: list[Update]) -> list[dict[str, s
         if actual != expected:
             out.append({"ref": u.ref, "expected": expected, "actual": actual})
     return out
-
-
-async def committed_index(store: RefStore, updates: list[Update]) -> int | None:
-    """The update index the transaction of ``updates`` was committed at: the smallest
-    index of the records of the refs it changed (a later transaction may have changed
-    some of them since, never all in the cases this service produces; a ref stored
-    through a symref and a tombstone a compaction dropped are not looked at).
-
-    The public API has no direct way to learn it (Transaction does not report it)."""
-    found = []
-    async with AsyncExitStack() as scope:
-        for u in updates:
-            if u.new == u.old:
-                continue
-            snap, bare = await store.snapshot_for(u.ref, scope)
-            rec = snap.ref(bare.encode("utf-8", "surrogateescape"), include_deletions=True)
-            if rec is not None and rec.target is None:
-                found.append(rec.update_index)
-    return min(found, default=None)
 
 
 # -- events ----------------------------------------------------------------------------------
