@@ -13,6 +13,7 @@ from dulwich.refs import SYMREF, Ref, RefsContainer, SymrefLoop
 from .. import (
     Batch,
     IncorrectOldValueError,
+    InvalidObjectIdError,
     RefExistsError,
     ReflogEntry,
     RefMissingError,
@@ -412,12 +413,14 @@ class ReftableRefsContainer(RefsContainer):
 
     def _check_value(self, value: bytes) -> None:
         """dulwich's rule for a value to set: an object id of the repository's hash or a
-        ``ref: <target>`` (ValueError otherwise)."""
+        ``ref: <target>``; otherwise InvalidObjectIdError, a ValueError as dulwich raises."""
         if value.startswith(SYMREF):
             return
         hexsz = len(self._null)
         if len(value) != hexsz or value.strip(b"0123456789abcdef"):
-            raise ValueError(f"{value!r} must be a valid {hexsz}-digit sha or a symref")
+            raise InvalidObjectIdError(
+                f"expected a {hexsz}-digit hex object id or a symref, got {value!r}"
+            )
 
     def _check_refname(self, name: Ref) -> None:
         if not isinstance(name, bytes):
