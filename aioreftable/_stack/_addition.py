@@ -113,4 +113,4 @@ def _commit(
     except (OSError, ReftableError):
         fs.close_quietly(handle.fd)
         return None, late_error
-    return Loaded(names, (*snap.readers, reader), handle, [reader]), late_error
+    return core.retire(Loaded(names, (*snap.readers, reader), handle, [reader])), late_error

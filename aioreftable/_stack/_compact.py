@@ -249,7 +249,7 @@ def _commit(
     # (readers may still map them; on POSIX that is harmless).
     for name in window:
         fs.unlink_quietly(os.path.join(directory, name))
-    return Loaded(tuple(new_names), readers, handle, opened), late_error
+    return core.retire(Loaded(tuple(new_names), readers, handle, opened)), late_error
 
 
 async def clean(core: StackCore) -> list[str]:

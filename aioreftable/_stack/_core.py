@@ -47,6 +47,7 @@ class Loaded:
     readers: tuple[TableReader, ...]
     handle: ListHandle | None
     opened: list[TableReader]
+    retired: bool = False  # the list descriptor it replaces is closed already (thread)
 
 
 @dataclass(slots=True)
@@ -204,7 +205,7 @@ class StackCore:
         except BaseException:
             self._discard(opened, handle)
             raise
-        return loaded
+        return self.retire(loaded)
 
     def _check_snapshot(self, loaded: Loaded) -> None:
         Snapshot(loaded.names, loaded.readers, self.options.write_options.algorithm, 0)
@@ -215,13 +216,27 @@ class StackCore:
         if handle is not None:
             self.fs.close_quietly(handle.fd)
 
+    def retire(self, loaded: Loaded) -> Loaded:
+        """In the worker thread that made ``loaded``, as the last step of its unit of work
+        (the caller holds ``state_mutex``): close the list descriptor that ``loaded`` will
+        replace. The last close of a renamed-over tables.list frees its inode, which is
+        not cheap (p50 0.36 ms, p99 5 ms, max 15 ms measured), so it must not run on the
+        event loop; :meth:`install` then leaves that descriptor alone."""
+        old = self._handle
+        if old is not None and (loaded.handle is None or loaded.handle.fd != old.fd):
+            self.fs.close_quietly(old.fd)
+        loaded.retired = True
+        return loaded
+
     def install(self, loaded: Loaded | None) -> None:
         """Make ``loaded`` the current generation (the caller holds ``state_mutex``); its
-        list handle replaces ours (the old descriptor is closed inline: closing a regular
-        file does not block). None forgets the handle, so that the next read reloads."""
+        list handle replaces ours (closed in the worker thread by :meth:`retire`; closed
+        here only if the thread could not: a committed list whose new table did not open).
+        None forgets the handle, so that the next read reloads."""
         old = self._handle
         new = None if loaded is None else loaded.handle
-        if old is not None and (new is None or new.fd != old.fd):
+        retired = loaded is not None and loaded.retired
+        if old is not None and not retired and (new is None or new.fd != old.fd):
             self.fs.close_quietly(old.fd)
         if loaded is None:
             self._handle = None
