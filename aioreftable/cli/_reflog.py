@@ -41,11 +41,8 @@ from ._reflog_reach import Reachability
 from ._reflog_show import (
     Fatal,
     Unsupported,
-    final_name,
-    is_full_name,
     parse_show_args,
     read_reflog,
-    refuse_short_name,
 )
 
 __all__ = ["add_parser"]
@@ -113,29 +110,9 @@ def _error(message: str) -> None:
 
 # -- which reflog a name means -------------------------------------------------------------
 async def _dwim_log(store: RefStore, name: str) -> str | None:
-    try:
-        return await _dwim_log_in(store, name)
-    except WorktreeNotFoundError:  # git: a ref that does not exist
-        return None
-
-
-async def _dwim_log_in(store: RefStore, name: str) -> str | None:
-    """git's repo_dwim_log for a full name: the ref must resolve, and it or (one level)
-    its symref target must have a reflog. A short name is refused (no dwim rules yet)."""
-    if not check_refname_format(name, allow_onelevel=True):
-        return None
-    if not is_full_name(name) and await store.read(name) is None:
-        refuse_short_name(name)
-    if await store.resolve(name) is None:
-        return None
-    if await store.reflog_exists(name):
-        return name
-    ref = await store.read(name)
-    if ref is not None and ref.target is not None:
-        final = await final_name(store, name)
-        if await store.reflog_exists(final):
-            return final
-    return None
+    """git's repo_dwim_log: the reflog a name means (``RefStore.dwim_log``: the first rule's
+    full name that resolves and has a reflog, or whose symref chain reaches one)."""
+    return (await store.dwim_log(name)).ref
 
 
 async def _reflog_names(store: RefStore) -> list[str]:

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
-from .. import Ref, ReflogEntry, RefStore, WorktreeNotFoundError, check_refname_format
+from .. import (
+    ObjectName,
+    ReflogEntry,
+    RefnameError,
+    RefStore,
+    WorktreeNotFoundError,
+    check_refname_format,
+)
 from ..dates import approxidate, now_for_dates
 from ._reflog_dates import DateModeError, DateModeUnsupported, parse_date_mode, show_date
 
@@ -171,19 +178,6 @@ def _split(spec: str) -> tuple[str, Selector | None]:
     return spec[:at], Selector(at=approxidate(text, now_for_dates()))
 
 
-def is_full_name(name: str) -> bool:
-    """A name git's dwim would read as it is, before any rule adds a prefix: HEAD, a
-    name below refs/, or an all-caps root ref."""
-    return name.startswith("refs/") or bool(re.fullmatch(r"[A-Z_]+", name))
-
-
-def refuse_short_name(name: str) -> None:
-    raise Unsupported(
-        f"short ref name '{name}' is not supported by aioreftable (git's dwim rules, "
-        f"refs/heads/{name}, refs/tags/{name}..., are not in its library yet): give the full name"
-    )
-
-
 def rfc2822(epoch: int, tz: int) -> str:
     """git's show_date(..., DATE_RFC2822)."""
     return show_date(epoch, tz, "rfc", 0)
@@ -219,39 +213,26 @@ def _read_ref_at(
     return None
 
 
-async def _missing_revision(
-    store: RefStore, spec: str, name: str, ref: Ref | None, *, given: bool
-) -> None:
+async def _missing_revision(store: RefStore, spec: str, warnings: str, *, given: bool) -> None:
     """What git says when the revision names no object: a missing default (HEAD), or a
-    given name that is neither a revision nor a file (git's verify_filename)."""
+    given name that is neither a revision nor a file (git's verify_filename); git's
+    warnings of the name's lookup (``warnings``), printed once per lookup."""
     if not given:
         raise await _diagnose_missing_default(store)
-    dangling = ref is not None and ref.target is not None and name != "HEAD"
-    warning = f"warning: ignoring dangling symref {name}\n"
     if await anyio.to_thread.run_sync(os.path.lexists, spec):
-        if dangling:
-            sys.stderr.write(warning)
+        sys.stderr.write(warnings)
         if await store.resolve("HEAD") is None:  # a path: the default revision is used
             raise await _diagnose_missing_default(store)
         raise _paths_unsupported()
-    if dangling:
-        sys.stderr.write(warning * 2)  # git resolves the name twice before it dies
+    sys.stderr.write(warnings * 2)  # git resolves the name twice before it dies
     raise Fatal(_AMBIGUOUS.format(spec))
 
 
 async def final_name(store: RefStore, name: str) -> str:
-    """The ref a symref resolves to (git's refs_resolve_ref_unsafe name); one level here:
-    a chain is refused until the library's resolve returns the name it reached."""
-    ref = await store.read(name)
-    if ref is None or ref.target is None:
-        return name
-    target = await store.read(ref.target)
-    if target is not None and target.target is not None:
-        raise Unsupported(
-            f"the reflog behind the chain of symrefs '{name}' is not supported by aioreftable "
-            "(RefStore.resolve does not return the name it reached)"
-        )
-    return ref.target
+    """The name a chain of symrefs reaches (git's refs_resolve_ref_unsafe name); ``name``
+    itself when it is no symref or the chain is broken."""
+    last, _ = await store.resolve_name(name)
+    return name if last is None else last
 
 
 async def read_reflog(store: RefStore, name: str) -> list[ReflogEntry]:
@@ -279,6 +260,51 @@ async def read_reflog(store: RefStore, name: str) -> list[ReflogEntry]:
         for log in logs
         if log.old_id != null or log.new_id != null  # git's existence marker
     ]
+
+
+async def _own_reflog(store: RefStore, name: str) -> list[ReflogEntry]:
+    """The reflog of exactly ``name``; [] for a name no stack can hold."""
+    if not check_refname_format(name, allow_onelevel=True):
+        return []
+    try:
+        return await read_reflog(store, name)
+    except (RefnameError, WorktreeNotFoundError):
+        return []
+
+
+async def _complete_reflog(store: RefStore, ref: str) -> list[ReflogEntry]:
+    """git's read_complete_reflog: the reflog of ``ref``, else of the name it resolves
+    to, else of ``refs/<ref>``, else of ``refs/heads/<ref>``."""
+    entries = await _own_reflog(store, ref)
+    if not entries and check_refname_format(ref, allow_onelevel=True):
+        try:
+            last, oid = await store.resolve_name(ref)
+        except (RefnameError, WorktreeNotFoundError):
+            last, oid = None, None
+        if last is not None and oid is not None and last != ref:
+            entries = await _own_reflog(store, last)
+    for full in (f"refs/{ref}", f"refs/heads/{ref}"):
+        if entries:
+            break
+        entries = await _own_reflog(store, full)
+    return entries
+
+
+async def walk_reflog(store: RefStore, branch: str) -> tuple[str, list[ReflogEntry]]:
+    """git's add_reflog_for_walk: the name the walk prints and its reflog (the complete
+    reflog of ``branch``, else of the one name git's dwim_log finds for it)."""
+    entries = await _complete_reflog(store, branch)
+    if not entries:
+        found = await store.dwim_log(branch)
+        if len(found.matches) == 1 and found.ref is not None:
+            branch = found.ref
+            entries = await _complete_reflog(store, branch)
+    return branch, entries
+
+
+def _messages(found: ObjectName) -> str:
+    """git's warnings and errors of an object name's lookup, as git prints them."""
+    return "".join(m.render() for m in found.messages)
 
 
 def _current_branch(name: str) -> str:
@@ -312,6 +338,8 @@ async def show(store: RefStore, opts: ShowOptions) -> int:
     """git's cmd_log_reflog: the entries whose new id is a commit, newest first."""
     spec = opts.ref or "HEAD"
     typed, sel = _split(spec)
+    if typed == "@":  # git's interpret_branch_name: "@" is HEAD
+        typed = "HEAD"
     name = await _walk_name(store, typed)
     if not check_refname_format(name, allow_onelevel=True):
         raise Unsupported(
@@ -319,26 +347,28 @@ async def show(store: RefStore, opts: ShowOptions) -> int:
             "(only ref names)"
         )
     try:
-        ref = await store.read(name)
-        if ref is None and not is_full_name(name):
-            refuse_short_name(name)
-        tip = await store.resolve(name)
-        entries = await read_reflog(store, name)
+        if sel is None:  # git's get_oid: the dwim rules, with their warnings
+            found = await store.get_oid(name)
+            tip, warnings = found.oid, _messages(found)
+            if tip is None:
+                await _missing_revision(store, spec, warnings, given=opts.ref is not None)
+            sys.stderr.write(warnings)
+        else:  # git's get_oid_basic for name@{...}: the reflog dwim_log finds
+            logs = await store.dwim_log(name)
+            if logs.ref is None:
+                raise Fatal(_AMBIGUOUS.format(spec))
+            if logs.ambiguous:
+                sys.stderr.write(f"warning: refname '{typed or name}' is ambiguous.\n")
+            tip = logs.oid
+            checked = await read_reflog(store, logs.ref)
+            _read_ref_at(logs.ref, typed or _current_branch(name), checked, sel, tip)
+        name, entries = await walk_reflog(store, name)
     except WorktreeNotFoundError:  # git: a ref that does not exist
         raise Fatal(_AMBIGUOUS.format(spec)) from None
-    if sel is None and tip is None:
-        await _missing_revision(store, spec, name, ref, given=opts.ref is not None)
-    symref = ref is not None and ref.target is not None and tip is not None
-    if sel is not None:
-        real = name
-        if not await store.reflog_exists(name):
-            real = await final_name(store, name) if symref else ""
-            if not real or not await store.reflog_exists(real):
-                raise Fatal(_AMBIGUOUS.format(spec))
-        checked = entries if real == name else await read_reflog(store, real)
-        _read_ref_at(real, typed or _current_branch(name), checked, sel, tip)
-    if not entries and symref:  # git reads the reflog of the ref the symref resolves to
-        entries = await read_reflog(store, await final_name(store, name))
+    objects = store.objects
+    assert objects is not None
+    if sel is None and tip is not None and await objects.object_type(tip) != "commit":
+        entries = []  # git walks the reflog of a name that is a commit only
     if opts.unrecognized is not None:
         raise Fatal(f"unrecognized argument: {opts.unrecognized}")
     if opts.paths:
@@ -357,8 +387,6 @@ async def show(store: RefStore, opts: ShowOptions) -> int:
     now = now_for_dates()
     oldest_first = entries[::-1]
     start = len(entries) - first - 1
-    objects = store.objects
-    assert objects is not None
     null = store.hash_algorithm.null_id.hex()
     wanted = sorted({e.new for e in oldest_first[: start + 1] if e.new != null})
     kinds = await objects.lookup(wanted)
@@ -371,6 +399,7 @@ async def show(store: RefStore, opts: ShowOptions) -> int:
         if info is not None and info.type == "commit":
             picked.append((len(entries) - 1 - i, entry))
     short = await objects.abbreviations({e.new for _, e in picked}, DEFAULT_ABBREV)
+    short_name = await store.shorten(name)  # %gd: git's shorten_unambiguous_ref, loose
     out = sys.stdout
     for k, (n, entry) in enumerate(picked):
         when = show_date(entry.time, entry.tz, opts.date or "default", now) if by_date else n
@@ -380,7 +409,8 @@ async def show(store: RefStore, opts: ShowOptions) -> int:
             out.write(f"{short[entry.new]} {selector}: {message}")
             continue
         text, terminated = opts.format
-        line = expand(text, entry, selector, name, short[entry.new])
+        short_selector = f"{short_name}@{{{when}}}"
+        line = expand(text, entry, selector, short_selector, short[entry.new])
         out.write(line + ("\n" if terminated or k + 1 < len(picked) else ""))
     return 0
 
@@ -388,7 +418,7 @@ async def show(store: RefStore, opts: ShowOptions) -> int:
 _PLACEHOLDER = re.compile(r"%(%|n|x[0-9a-fA-F]{2}|H|h|gD|gd|gs|gn|ge|g[NEt]|.)", re.S)
 
 
-def expand(text: str, entry: ReflogEntry, selector: str, name: str, short: str) -> str:
+def expand(text: str, entry: ReflogEntry, selector: str, short_selector: str, short: str) -> str:
     """git's format_commit_message for the placeholders a reflog entry answers without
     parsing its commit; others are refused (Unsupported), unknown ones kept as git does."""
 
@@ -407,12 +437,7 @@ def expand(text: str, entry: ReflogEntry, selector: str, name: str, short: str) 
         if key == "gD":
             return selector
         if key == "gd":
-            if name.startswith("refs/"):
-                raise Unsupported(
-                    "%gd of a name below refs/ is not supported by aioreftable (it shortens "
-                    "by git's dwim rules, not in its library yet): use %gD"
-                )
-            return selector
+            return short_selector
         if key == "gs":
             return entry.message[:-1] if entry.message else ""
         if key == "gn":
