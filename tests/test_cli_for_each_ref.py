@@ -78,6 +78,8 @@ ARGS: list[list[str]] = [
     ["--points-at=HEAD", "--format=%(refname)"],
     ["--points-at=refs/tags/v2.0", "--format=%(refname)"],
     ["--points-at", "refs/heads/feature/a", "--points-at=ORIG_HEAD", "--format=%(refname)"],
+    ["--points-at=@", "--points-at=v1.0", "--points-at=origin", "--format=%(refname)"],
+    ["--points-at=nosuch", "--format=%(refname)"],
     ["--format=%(if)%(symref)%(then)%(refname) -> %(symref)%(else)%(refname)%(end)"],
     ["--format=%(if:equals=refs/heads/main)%(refname)%(then)[main]%(end)%(refname:short)"],
     ["--format=%(if:notequals=commit)%(objecttype)%(then)%(objecttype) %(end)%(refname)"],

@@ -35,15 +35,6 @@ __all__ = ["add_parser", "run_for_each_ref"]
 FATAL_EXIT = 128
 DEFAULT_FORMAT = "%(objectname) %(objecttype)\t%(refname)"
 DEFAULT_ABBREV = 7  # git's FALLBACK_DEFAULT_ABBREV (small repositories)
-# git's ref_rev_parse_rules: (prefix, suffix) around a short name
-_RULES = (
-    (b"", b""),
-    (b"refs/", b""),
-    (b"refs/tags/", b""),
-    (b"refs/heads/", b""),
-    (b"refs/remotes/", b""),
-    (b"refs/remotes/", b"/HEAD"),
-)
 _TYPES = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
 
 
@@ -212,11 +203,13 @@ class _Run:
 
         points_at: set[str] = set()
         for name in self.args.points_at:
-            oid = await self.object_name(store, name, resolve)
-            if oid is None:
+            found = await store.get_oid(name)  # git's repo_get_oid (parse_opt_object_name)
+            for message in found.messages:
+                sys.stderr.write(message.render())
+            if found.oid is None:
                 print(f"error: malformed object name '{name}'", file=sys.stderr)
                 return USAGE_EXIT
-            points_at.add(oid)
+            points_at.add(found.oid)
         template = self.simple_template()
         if template is not None:
             return await self.run_simple(store, resolve, template)
@@ -231,7 +224,7 @@ class _Run:
             target = None
             if ref.target is not None:
                 final = await resolved_name(store, ref.name)
-                target = b"" if final is None else os.fsencode(final)
+                target = b"" if final is None else _encode(final)
             items.append(Item(_encode(ref.name), oid, target, ref.peeled))
         assert store.objects is not None
         objects = store.objects
@@ -242,12 +235,10 @@ class _Run:
         if any(
             a.option == "short" and a.base in ("refname", "symref") for a in self.registry.atoms
         ):
-            by_name = {_encode(ref.name): ref for ref in listing}
             wanted = {item.name for item in items} | {i.symref for i in items if i.symref}
-            for full in wanted:
-                short_names[full] = await shorten_unambiguous(
-                    full, _listed_exists(by_name, resolve), strict=True
-                )
+            for full in wanted:  # strict: git's core.warnAmbiguousRefs, on by default
+                short = await store.shorten(_decode(full), strict=True)
+                short_names[full] = _encode(short)
         abbrevs: dict[tuple[str, int], str] = {}
         lengths = {
             (DEFAULT_ABBREV if a.option == "short" else a.number)
@@ -255,8 +246,8 @@ class _Run:
             if a.base == "objectname" and not a.deref and a.option in ("short", "length")
         }
         for length in lengths:
-            found = await objects.abbreviations([item.oid for item in items], length)
-            abbrevs.update({(oid, length): short for oid, short in found.items()})
+            shorts = await objects.abbreviations([item.oid for item in items], length)
+            abbrevs.update({(oid, length): short for oid, short in shorts.items()})
         reader = _Reader(store)
 
         def abbreviate(oid: str, length: int) -> str:
@@ -349,25 +340,7 @@ class _Run:
         if not any(a.base == "HEAD" for a in self.registry.atoms):
             return None
         name = await resolved_name(store, "HEAD")
-        return None if name is None else os.fsencode(name)
-
-    async def object_name(
-        self, store: RefStore, name: str, resolve: Callable[[str], Any]
-    ) -> str | None:
-        """git's get_oid for --points-at: a full object id, or a ref by git's rev-parse
-        rules (the first that resolves; more than one: git's ambiguity warning)."""
-        hexsz = store.hash_algorithm.hex_size
-        if len(name) == hexsz and all(c in "0123456789abcdefABCDEF" for c in name):
-            return name.lower()
-        found: list[str] = []
-        raw = os.fsencode(name)
-        for prefix, suffix in _RULES:
-            oid = await resolve(os.fsdecode(prefix + raw + suffix))
-            if oid is not None:
-                found.append(oid)
-        if len(found) > 1:
-            print(f"warning: refname '{name}' is ambiguous.", file=sys.stderr)
-        return found[0] if found else None
+        return None if name is None else _encode(name)
 
     def render(self, items: list[Item], source: ObjectSource) -> tuple[bytes, str | None]:
         """Sort and format (a worker thread: objects are read here); the output and the
@@ -433,60 +406,11 @@ class _Run:
         return sorted(items, key=functools.cmp_to_key(compare))
 
 
-def _listed_exists(
-    by_name: dict[bytes, Any], resolve: Callable[[str], Any]
-) -> Callable[[bytes], Any]:
-    """git's refs_ref_exists, asking the listing first: a name under refs/ that is not
-    listed does not exist; a listed direct ref does; anything else is resolved."""
-
-    async def exists(candidate: bytes) -> bool:
-        if candidate.startswith(b"refs/"):
-            ref = by_name.get(candidate)
-            if ref is None:
-                return False
-            if ref.target is None:
-                return True
-        return await resolve(os.fsdecode(candidate)) is not None
-
-    return exists
-
-
-async def shorten_unambiguous(
-    name: bytes, exists: Callable[[bytes], Any], *, strict: bool
-) -> bytes:
-    """git's refs_shorten_unambiguous_ref: the shortest form of ``name`` by the rev-parse
-    rules that no earlier rule (``strict``: no other rule) resolves to an existing ref."""
-    for i in range(len(_RULES) - 1, 0, -1):
-        prefix, suffix = _RULES[i]
-        if len(name) < len(prefix) + len(suffix):
-            continue
-        if not (name.startswith(prefix) and name.endswith(suffix)):
-            continue
-        short = name[len(prefix) : len(name) - len(suffix)]
-        rules_to_fail = len(_RULES) if strict else i
-        for j in range(rules_to_fail):
-            pre, suf = _RULES[j]
-            if j != i and await exists(pre + short + suf):
-                break
-        else:
-            return short
-    return name
-
-
 async def resolved_name(store: RefStore, name: str) -> str | None:
     """The last name of ``name``'s chain of symrefs (git's refs_resolve_refdup for
     reading), None when the chain ends at nothing or is too deep."""
-    for _ in range(6):
-        try:
-            ref = await store.read(name)
-        except ReftableError:
-            return None
-        if ref is None:
-            return None
-        if ref.target is None:
-            return name
-        name = ref.target
-    return None
+    last, oid = await store.resolve_name(name)
+    return last if oid is not None else None
 
 
 def _points_at(
@@ -536,6 +460,10 @@ def _terminal() -> bool:
 def _encode(name: str) -> bytes:
     """A ref name's bytes (names are decoded with surrogateescape)."""
     return name.encode("utf-8", "surrogateescape")
+
+
+def _decode(name: bytes) -> str:
+    return name.decode("utf-8", "surrogateescape")
 
 
 def _cstr(value: bytes) -> bytes:

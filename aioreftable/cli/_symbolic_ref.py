@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
 import anyio
 
 from .. import RefnameError, RefStore, ReftableError, check_refname_format, open_ref_store
-from ._for_each_ref import shorten_unambiguous
 from ._usage import USAGE_EXIT
 
 __all__ = ["add_parser", "run_symbolic_ref"]
 
 FATAL_EXIT = 128
-SYMREF_MAXDEPTH = 5  # git's refs.h
 
 
 def add_parser(sub: Any) -> None:
@@ -66,24 +63,21 @@ def run_symbolic_ref(args: argparse.Namespace) -> int:
 
 
 async def _resolve(store: RefStore, name: str, recurse: bool) -> tuple[str | None, bool]:
-    """git's refs_resolve_ref_unsafe without RESOLVE_REF_READING: the name the chain of
-    symrefs ends at (a missing ref ends it), None for a bad name or a chain too long;
-    and whether a symref was met."""
-    met_symref = False
-    for _ in range(SYMREF_MAXDEPTH):
-        if not check_refname_format(name, allow_onelevel=True):
-            return None, met_symref
-        try:
-            ref = await store.read(name)
-        except RefnameError:
-            ref = None  # a name no backend holds: git reads nothing
-        if ref is None or ref.target is None:
-            return name, met_symref
-        met_symref = True
-        name = ref.target
-        if not recurse:
-            return name, True
-    return None, met_symref
+    """git's refs_resolve_ref_unsafe without RESOLVE_REF_READING (a missing ref ends the
+    chain at its name): the name reached, None for a bad name or a chain too long; and
+    whether ``name`` is a symref. ``recurse`` False: the first target only."""
+    if not check_refname_format(name, allow_onelevel=True):
+        return None, False
+    try:
+        ref = await store.read(name)
+    except RefnameError:
+        ref = None  # a name no backend holds: git reads nothing
+    if ref is None or ref.target is None:
+        return name, False
+    if not recurse:
+        return ref.target, True
+    last, _ = await store.resolve_name(name)
+    return last, True
 
 
 async def _show(args: argparse.Namespace, name: str) -> int:
@@ -96,15 +90,7 @@ async def _show(args: argparse.Namespace, name: str) -> int:
                 return 1
             return _die(f"ref {name} is not a symbolic ref")
         if args.short:
-
-            async def exists(candidate: bytes) -> bool:
-                try:
-                    return await store.resolve(os.fsdecode(candidate)) is not None
-                except ReftableError:
-                    return False
-
-            raw = await shorten_unambiguous(os.fsencode(target), exists, strict=False)
-            target = os.fsdecode(raw)
+            target = await store.shorten(target, strict=False)
     print(target)
     return 0
 
