@@ -37,6 +37,7 @@ def test_reads_agree_with_git(git: Git, tmp_path: Path, object_format: str) -> N
     git("update-ref", "refs/remotes/origin/main", "main", cwd=path)
     git("symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main", cwd=path)
     git("symbolic-ref", "refs/heads/dangling", "refs/heads/nowhere", cwd=path)
+    git("update-ref", "ORIG_HEAD", "main~1", cwd=path)  # a root ref: not among dulwich's keys
     null = b"0" * len(_rev(git, path, "main"))
     shown = git("show-ref", "--head", "--dereference", cwd=path).splitlines()
     expected = {}
@@ -72,6 +73,7 @@ def test_reads_agree_with_git(git: Git, tmp_path: Path, object_format: str) -> N
         assert refs.get_peeled(Ref(b"refs/tags/light")) is None  # not a tag: no second value
         assert refs.get_packed_refs() == {}
         assert Ref(b"refs/heads/main") in refs
+        assert refs.read_ref(Ref(b"ORIG_HEAD")) == _rev(git, path, "main~1")  # but readable
         assert Ref(b"refs/heads/nowhere") not in refs
         with pytest.raises(KeyError):
             refs[Ref(b"refs/heads/dangling")]

@@ -129,13 +129,13 @@ class ReftableRefsContainer(RefsContainer):
         return oid is not None and len(oid) in (40, 64) and not oid.strip(b"0")
 
     async def _all(self, prefix: str) -> dict[str, StoredRef]:
-        """refs/* under ``prefix`` plus HEAD (dulwich's allkeys), one snapshot each."""
-        out = {ref.name: ref async for ref in self._store.iterate(prefix)}
-        if "HEAD".startswith(prefix) or not prefix:
-            head = await self._store.read("HEAD")
-            if head is not None:
-                out["HEAD"] = head
-        return out
+        """refs/* under ``prefix`` plus HEAD (dulwich's allkeys; no other root ref), read
+        in one pass."""
+        return {
+            ref.name: ref
+            async for ref in self._store.iterate(prefix, include_root_refs=not prefix)
+            if ref.name == "HEAD" or ref.name.startswith("refs/")
+        }
 
     async def _read(self, name: str) -> StoredRef | None:
         """The ref as stored; None also for a name no ref can have: dulwich looks up any
