@@ -213,7 +213,8 @@ class _Run:
         template = self.simple_template()
         if template is not None:
             return await self.run_simple(store, resolve, template)
-        listing = [ref async for ref in store.iterate("", include_root_refs=True)]
+        prefix = self.scan_prefix()
+        listing = [ref async for ref in store.iterate(prefix, include_root_refs=True)]
         items: list[Item] = []
         for ref in listing:
             if not self.args.include_root_refs and not ref.name.startswith("refs/"):
@@ -278,7 +279,6 @@ class _Run:
             self.quote
             or args.omit_empty
             or args.ignore_case
-            or self.patterns
             or self.excludes
             or args.points_at
             or args.start_after is not None
@@ -310,7 +310,11 @@ class _Run:
         lines: list[str] = []
         append = lines.append
         left = self.count or -1
-        async for ref in store.iterate("", include_root_refs=self.args.include_root_refs):
+        patterns = self.patterns
+        prefix = self.scan_prefix()
+        async for ref in store.iterate(prefix, include_root_refs=self.args.include_root_refs):
+            if patterns and not _match_as_path(patterns, _encode(ref.name), False):
+                continue
             oid = ref.oid
             if ref.target is not None:
                 oid = await resolve(ref.name)
@@ -322,6 +326,31 @@ class _Run:
                 break
         _write("".join(lines).encode("utf-8", "surrogateescape"))
         return 0
+
+    def scan_prefix(self) -> str:
+        """What every listed name starts with: the common start of the patterns' literal
+        parts (up to a glob character), as git iterates only the patterns' prefixes;
+        "" without patterns or with --ignore-case."""
+        if not self.patterns or self.args.ignore_case:
+            return ""
+        starts = []
+        for pattern in self.patterns:
+            cut = len(pattern)
+            for special in b"*?[\\":
+                at = pattern.find(bytes([special]))
+                if at >= 0:
+                    cut = min(cut, at)
+            starts.append(pattern[:cut])
+        common = starts[0]
+        for start in starts[1:]:
+            size = 0
+            while size < min(len(common), len(start)) and common[size] == start[size]:
+                size += 1
+            common = common[:size]
+        try:
+            return common.decode("utf-8")
+        except UnicodeDecodeError:
+            return ""
 
     def filter(self, items: list[Item]) -> list[Item]:
         icase = self.args.ignore_case
