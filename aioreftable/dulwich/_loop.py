@@ -154,5 +154,11 @@ def _close_at_exit() -> None:
     interpreter freezes daemon threads: a call into one would never return)."""
     with _LIVE_LOCK:
         loops = list(_LIVE)
-    for loop in loops:
-        loop.close()
+    errors: list[BaseException] = []
+    for loop in loops:  # each one, even when another fails to close
+        try:
+            loop.close()
+        except Exception as exc:  # reported below, after the others are closed
+            errors.append(exc)
+    if errors:
+        raise errors[0]
