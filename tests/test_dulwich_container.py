@@ -302,3 +302,24 @@ async def test_the_facade_from_tasks_never_blocks_the_loop(git: Git, tmp_path: P
         await anyio.to_thread.run_sync(refs.close)
     with pytest.raises(ValueError, match="closed"):
         await anyio.to_thread.run_sync(refs.allkeys)
+
+
+def test_symbolic_refs_as_git_writes_them(git: Git, tmp_path: Path) -> None:
+    """set_symbolic_ref on HEAD and on another name, against git symbolic-ref -m on a twin:
+    the same targets, the same reflog entries (ids and messages)."""
+    ours, twin = (make_repo(git, tmp_path / n, commits=2) for n in ("ours", "twin"))
+    for path in (ours, twin):
+        git("branch", "topic", "main~1", cwd=path)
+    git("symbolic-ref", "-m", "switch to topic", "HEAD", "refs/heads/topic", cwd=twin)
+    git("symbolic-ref", "-m", "alias", "refs/heads/alias", "refs/heads/main", cwd=twin)
+    with _refs(ours) as refs:
+        refs.set_symbolic_ref(Ref(b"HEAD"), Ref(b"refs/heads/topic"), message=b"switch to topic")
+        refs.set_symbolic_ref(Ref(b"refs/heads/alias"), Ref(b"refs/heads/main"), message=b"alias")
+        assert refs[Ref(b"refs/heads/alias")] == refs[Ref(b"refs/heads/main")]
+    mine, theirs = git_view(git, ours), git_view(git, twin)
+    assert mine.refs == theirs.refs
+    assert mine.reflogs == theirs.reflogs
+    assert mine.reflog_messages("HEAD")[0] == "switch to topic"
+    for name in ("HEAD", "refs/heads/alias"):
+        assert git("symbolic-ref", name, cwd=ours) == git("symbolic-ref", name, cwd=twin)
+    assert mine.verify == 0
