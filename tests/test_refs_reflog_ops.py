@@ -53,6 +53,11 @@ def tables(repo: Path) -> list[str]:
     return (repo / ".git" / "reftable" / "tables.list").read_text().split()
 
 
+def table_bytes(repo: Path) -> list[bytes]:
+    """The stack's tables, byte for byte (their names hold a random suffix)."""
+    return [(repo / ".git" / "reftable" / name).read_bytes() for name in tables(repo)]
+
+
 async def assert_same(git: Git, theirs: Path, ours: Path) -> None:
     assert show_refs(git, ours) == show_refs(git, theirs)
     assert reflog_dump(git, ours) == reflog_dump(git, theirs)
@@ -114,6 +119,8 @@ EXPIRE_CASES = [
     (BASE + 1, False, True),  # prunes the three commits only
     (TIME_MAX, False, False),  # everything: an existence marker stays
     (TIME_MAX, True, True),
+    (0, False, False),  # nothing pruned: git still writes a table of every entry again
+    (0, True, True),  # ... and the ref record, unchanged
 ]
 
 
@@ -122,12 +129,14 @@ async def test_expire_like_git(
     git: Git, tmp_path: Path, no_autocompact: None, expire: int, rewrite: bool, updateref: bool
 ) -> None:
     theirs, ours, _ = history(git, tmp_path)
-    arg = "all" if expire == TIME_MAX else f"@{expire}"
+    arg = {TIME_MAX: "all", 0: "never"}.get(expire, f"@{expire}")
     flags = ["--rewrite"] * rewrite + ["--updateref"] * updateref
+    count = len(tables(theirs))
     git(
         "reflog", "expire", f"--expire={arg}", "--expire-unreachable=never", *flags,
         "refs/heads/main", "HEAD", cwd=theirs, env=NO_COMPACT,
     )  # fmt: skip
+    assert len(tables(theirs)) == count + 2  # a table per ref, even when nothing is pruned
     async with open_ref_store(ours, env=ENV) as store:
         policy = ExpirePolicy(expire=expire)
         for name in ("refs/heads/main", "HEAD"):
@@ -136,6 +145,7 @@ async def test_expire_like_git(
             assert pruned == [e for e in before if e.time < expire]
         assert await store.reflog_exists("refs/heads/main")
     await assert_same(git, theirs, ours)
+    assert table_bytes(ours) == table_bytes(theirs)
     if expire == TIME_MAX:
         assert git.run("reflog", "exists", "refs/heads/main", cwd=ours).returncode == 0
         assert git("reflog", "show", "refs/heads/main", cwd=ours) == ""
