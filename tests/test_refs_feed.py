@@ -13,11 +13,12 @@ import anyio
 import pytest
 from conftest import Git
 from refs_helpers import ENV
-from test_refs_reflog_ops import NO_COMPACT
+from test_refs_reflog_ops import NO_COMPACT, no_autocompact  # noqa: F401 (a fixture)
 
 from aioreftable import (
     ChangeFeed,
     ChangeFeedGapError,
+    ExpirePolicy,
     LockError,
     RefChange,
     Snapshot,
@@ -283,3 +284,86 @@ async def test_bad_arguments(git: Git, git_repo: Callable[..., Path]) -> None:
                         tx.create(name, c0)
             got = await take(feed, 1)
         assert [(c.refname, c.update_index) for c in got] == [("refs/heads/f2", top + 2)]
+
+
+async def take_until(feed: ChangeFeed, sentinel: str) -> list[RefChange]:
+    """Every change up to and including the first of ``sentinel`` (a ref written last, so
+    that nothing the feed delivers before it can be missed or hidden)."""
+    out: list[RefChange] = []
+    with anyio.fail_after(20):
+        async for change in feed:
+            out.append(change)
+            if change.refname == sentinel:
+                break
+    return out
+
+
+@pytest.mark.usefixtures("no_autocompact")
+@pytest.mark.parametrize("read_between", [False, True])
+async def test_a_reflog_expiry_is_no_change(
+    git: Git, git_repo: Callable[..., Path], read_between: bool
+) -> None:
+    """An expiry rewrites a reflog in a new table: the kept entries again, at their old
+    update indexes (git does the same). No ref transaction committed them, so the feed
+    delivers none of them, whether it read their first table before the expiry or reads
+    both at once; the no-op ref record of ``update_ref`` is no change either."""
+    repo, (c0, c1, c2) = repo_with_commits(git, git_repo)
+    async with (
+        open_ref_store(repo, env=ENV) as store,
+        store.watch(prefix="refs/heads/") as feed,
+    ):
+        start = await feed.start()
+        got: list[RefChange] = []
+        for n, oid in enumerate((c0, c1)):
+            async with store.transaction(message=f"x{n}") as tx:
+                tx.update("refs/heads/x", oid)
+        async with store.transaction(message="y") as tx:
+            tx.create("refs/heads/y", c0)
+        if read_between:
+            got += await take_until(feed, "refs/heads/y")
+        tables = len(await store._main.snapshot())
+        assert await store.expire_reflog("refs/heads/x", ExpirePolicy(expire=0)) == []
+        none = ExpirePolicy(expire=0)
+        assert await store.expire_reflog("refs/heads/x", none, rewrite=True, update_ref=True) == []
+        assert len(await store.expire_reflog("refs/heads/y", ExpirePolicy(expire=2**63 - 1))) == 1
+        assert len(await store._main.snapshot()) == tables + 3  # git writes these tables too
+        async with store.transaction(message="x2") as tx:
+            tx.update("refs/heads/x", c2, old=c1)
+        async with store.transaction() as tx:
+            tx.create("refs/heads/zz", c0)
+        got += await take_until(feed, "refs/heads/zz")
+    assert got == [
+        RefChange("refs/heads/x", Z, c0, start + 1, "x0"),
+        RefChange("refs/heads/x", c0, c1, start + 2, "x1"),
+        RefChange("refs/heads/y", Z, c0, start + 3, "y"),
+        RefChange("refs/heads/x", c1, c2, start + 7, "x2"),
+        RefChange("refs/heads/zz", Z, c0, start + 8, ""),
+    ]
+
+
+async def test_git_reflog_expire_beside_the_feed(git: Git, git_repo: Callable[..., Path]) -> None:
+    """git's ``reflog expire`` (which prunes nothing here: every entry is kept) rewrites
+    the reflogs of a branch and of HEAD, whose entries of a commit are log-only; git's
+    reference-transaction hook shows nothing for it, and neither does the feed."""
+    repo, (c0, c1, c2) = repo_with_commits(git, git_repo)
+    async with open_ref_store(repo, env=ENV) as store, store.watch() as feed:
+        start = await feed.start()
+        await run_git(git, "update-ref", "-m", "x0", "refs/heads/x", c0, repo=repo, compact=False)
+        await run_git(git, "commit", "-q", "--allow-empty", "-m", "c3", repo=repo, compact=False)
+        c3 = git("rev-parse", "HEAD", cwd=repo).strip()
+        never = ("--expire=never", "--expire-unreachable=never")
+        await run_git(git, "reflog", "expire", *never, "--all", repo=repo, compact=False)
+        await run_git(git, "reflog", "expire", *never, "--updateref", "--rewrite",
+                      "refs/heads/x", repo=repo, compact=False)  # fmt: skip
+        await run_git(git, "update-ref", "-m", "x1", "refs/heads/x", c1, repo=repo, compact=False)
+        await run_git(git, "update-ref", "refs/heads/zz", c0, repo=repo, compact=False)
+        got = await take_until(feed, "refs/heads/zz")
+        top = (await store._main.snapshot()).max_update_index
+    commit = "commit: c3"
+    assert got == [
+        RefChange("refs/heads/x", Z, c0, start + 1, "x0"),
+        RefChange("HEAD", c2, c3, start + 2, commit),
+        RefChange("refs/heads/main", c2, c3, start + 2, commit),
+        RefChange("refs/heads/x", c0, c1, top - 1, "x1"),
+        RefChange("refs/heads/zz", Z, c0, top, ""),
+    ]

@@ -159,7 +159,7 @@ def changes_between(
             old = seen[rec.refname] if rec.refname in seen else before.ref(rec.refname)
             new = None if rec.is_deletion else rec
             seen[rec.refname] = new
-            if old is None and new is None:
+            if (old is None and new is None) or _expiry_rewrite(table, rec, old, algo):
                 continue
             steps = None
             if table.min_update_index < rec.update_index:  # merged: look for every step
@@ -184,6 +184,18 @@ def changes_between(
     return out
 
 
+def _expiry_rewrite(
+    table: TableReader, rec: RefRecord, old: RefRecord | None, algo: HashAlgorithm
+) -> bool:
+    """Whether ``rec`` is the ref record a reflog expiry with ``update_ref`` wrote, setting
+    the ref to the value it had: it changes nothing, has no reflog entry of its own, and
+    its table holds the ref's rewritten entries at older update indexes (a transaction
+    logs its update of a ref that has a reflog at the update's own index)."""
+    if _show(old, algo) != _show(rec, algo) or table.log(rec.refname, rec.update_index):
+        return False
+    return any(log.update_index < rec.update_index for log in table.iter_logs(rec.refname))
+
+
 def _log_only(
     table: TableReader,
     prefix: bytes,
@@ -194,12 +206,17 @@ def _log_only(
 ) -> list[RefChange]:
     """Updates that wrote only a reflog entry (git's REF_LOG_ONLY: HEAD's entry when the
     branch it points to moves), for refs without a ref record in ``table`` after ``after``
-    (``recorded``: those with one, as the caller's pass over the records found them)."""
+    (``recorded``: those with one, as the caller's pass over the records found them).
+
+    An entry below the table's first update index is no update: a reflog expiry wrote it
+    again (with its old index, git's ``reftable_be_reflog_expire``); the table that first
+    wrote it is older than this one, or merged with it into one record."""
     out = []
+    low = max(after, floor, table.min_update_index - 1)
     for log in table.seek_logs(prefix):
         if not log.refname.startswith(prefix):
             break
-        if log.update_index <= max(after, floor) or log.is_deletion:
+        if log.update_index <= low or log.is_deletion:
             continue
         if log.refname in recorded or (log.old_id == log.new_id == algo.null_id):
             continue
