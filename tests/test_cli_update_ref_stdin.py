@@ -135,25 +135,63 @@ Z_SESSIONS: list[tuple[tuple[str, ...], str]] = [
 ]
 
 
-# Failures git reports at `prepare`: we answer `prepare: ok` (the library checks and writes
-# in one step) and report git's `fatal: prepare: ...` at `commit`; nothing is applied
+# Failures git reports at `prepare` (Transaction.prepare / Batch.prepare lock and check
+# there too): the same fatal line at the same point, nothing applied
 PREPARE_FAILURES: list[tuple[tuple[str, ...], str]] = [
     (MSG, "start\ncreate refs/heads/f1 {c0}\nverify refs/heads/a {c0}\nprepare\ncommit\n"),
     (MSG, "start\ncreate refs/heads/f1 {c0}\ncreate refs/heads/main {c0}\nprepare\nabort\n"),
+    (MSG, "start\nupdate refs/heads/f1 {c0} {c1}\nprepare\n"),
+    (MSG, "start\ncreate refs/heads/f1 {c0}\ncreate refs/heads/f1/x {c0}\nprepare\ncommit\n"),
+    (MSG, "start\nprepare\ncommit\n"),  # an empty transaction prepares
+    (MSG, "start\ncreate refs/heads/f2 {c0}\nprepare\nupdate refs/heads/f3 {c0}\n"),
+    (MSG, "start\ncreate refs/heads/f2 {c0}\nprepare\nabort\nstart\nprepare\ncommit\n"),
+    (MSG, "start\ncreate refs/heads/f4 {c0}\nprepare\ncommit\n"),
 ]
 
 
-def test_prepare_failures_come_at_commit(git: Git, git_env: None, tmp_path: Path) -> None:
+def test_prepare_matches_git(git: Git, git_env: None, tmp_path: Path) -> None:
     twins = Twins(git, tmp_path)
-    for args, template in PREPARE_FAILURES:
-        want, got = twins.step(args, template)
-        assert want[0] == 128 and "fatal: prepare: " in want[2]
-        if template.endswith("commit\n"):
-            assert got == (want[0], want[1] + "prepare: ok\n", want[2])
-        else:  # aborted after prepare: we never ran the checks
-            assert got == (0, want[1] + "prepare: ok\nabort: ok\n", "")
-        assert twins.records(twins.ours) == twins.records(twins.theirs)
-    twins.check_state()
+    failures = run_sessions(twins, PREPARE_FAILURES)
+    assert failures == 5
+
+
+def test_prepare_holds_the_locks_until_commit(git: Git, git_env: None, tmp_path: Path) -> None:
+    """After `prepare: ok` the stack is locked (git's own update-ref fails to lock it, as
+    it does while git's update-ref --stdin is prepared); `commit` writes and releases."""
+    import subprocess
+    import sys
+
+    twins = Twins(git, tmp_path)
+    c0 = twins.ids["c0"]
+    answers = {}
+    for name, argv in (
+        ("theirs", [git.path, "update-ref", "--stdin"]),
+        ("ours", [sys.executable, "-m", "aioreftable", "update-ref", "--stdin"]),
+    ):
+        repo = getattr(twins, name)
+        with subprocess.Popen(
+            argv, cwd=repo, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=git.env
+        ) as proc:
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(f"start\ncreate refs/heads/p {c0}\nprepare\n".encode())
+                proc.stdin.flush()
+                lines = [proc.stdout.readline(), proc.stdout.readline()]
+                blocked = git.run("update-ref", "refs/heads/q", c0, cwd=repo, check=False)
+                proc.stdin.write(b"commit\n")
+                proc.stdin.close()
+                lines.append(proc.stdout.readline())
+                assert proc.wait(timeout=60) == 0
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        after = git.run("update-ref", "refs/heads/q", c0, cwd=repo, check=False)
+        answers[name] = (lines, blocked.returncode, blocked.stderr, after.returncode)
+    assert answers["ours"] == answers["theirs"]
+    lines, code, err, after = answers["ours"]
+    assert lines == [b"start: ok\n", b"prepare: ok\n", b"commit: ok\n"]
+    assert code == 128 and b"cannot lock ref" in err and after == 0
+    assert twins.records(twins.ours) == twins.records(twins.theirs)
 
 
 def run_sessions(twins: Twins, sessions: list[tuple[tuple[str, ...], str]]) -> int:
@@ -397,10 +435,8 @@ def random_twins(git: Git, git_new: Git, git_env: None, tmp_path: Path) -> Itera
 @given(session=sessions())
 def test_random_sessions_match_git(random_twins: Twins, session: str) -> None:
     """Random sessions on the same twins (their states stay equal, so they accumulate);
-    a failure git reports at `prepare` comes at `commit` (test_prepare_failures_...)."""
+    `prepare` locks and checks as git's does."""
     want, got = random_twins.step(MSG, session)
-    if want[2].startswith("fatal: prepare: "):
-        want = (want[0], want[1] + "prepare: ok\n", want[2])
     assert got == want, session
     assert random_twins.records(random_twins.ours) == random_twins.records(random_twins.theirs)
 
@@ -433,8 +469,6 @@ def nul_form(session: str) -> str:
 def test_random_nul_sessions_match_git(random_twins: Twins, session: str) -> None:
     """The random sessions again, with -z."""
     want, got = random_twins.step(("-z", *MSG), nul_form(session))
-    if want[2].startswith("fatal: prepare: "):
-        want = (want[0], want[1] + "prepare: ok\n", want[2])
     assert got == want, session
     assert random_twins.records(random_twins.ours) == random_twins.records(random_twins.theirs)
 

@@ -265,9 +265,9 @@ class StdinSession:
     transaction (or a batch with ``--batch-updates``) that commits at ``commit`` or at
     the end of input.
 
-    ``prepare`` answers ``prepare: ok`` without locking: the library's transaction checks
-    and writes in one step, so git's prepare-time errors come at ``commit`` (as
-    ``fatal: prepare: ...`` after a prepare)."""
+    ``prepare`` is git's ref_transaction_prepare (``Transaction.prepare``/``Batch.prepare``:
+    the locks are taken and every check runs; ``fatal: prepare: <reason>`` on failure);
+    the locks are held until ``commit`` or ``abort`` (or the end of input)."""
 
     def __init__(
         self,
@@ -296,7 +296,6 @@ class StdinSession:
         self.context: AbstractAsyncContextManager[Queue] | None = None
         self.queue: Queue | None = None
         self.creates: set[int] = set()  # the calls of a batch that were `create`
-        self.prepared = False  # `prepare` was answered (the checks run at `commit`)
 
     # -- the transaction ---------------------------------------------------------------
     async def _begin(self) -> Queue:
@@ -540,19 +539,21 @@ class StdinSession:
 
     async def cmd_prepare(self, p: Parser) -> None:
         p.end(b"prepare")
-        self.prepared = True
+        queue = await self._begin()  # git prepares an empty transaction too
+        try:
+            await queue.prepare()
+        except ReftableError as exc:
+            _die(_encode(f"prepare: {reason(exc)}"))
         self._ok("prepare")
 
     async def cmd_abort(self, p: Parser) -> None:
         p.end(b"abort")
         await self._end(_Aborted())
-        self.prepared = False
         self._ok("abort")
 
     async def cmd_commit(self, p: Parser) -> None:
         p.end(b"commit")
-        await self._commit("prepare: " if self.prepared else "commit: ")
-        self.prepared = False
+        await self._commit("commit: ")
         self._ok("commit")
 
     def _ok(self, command: str) -> None:
