@@ -11,7 +11,7 @@ from cli_scenarios import SMALL, Scenarios, run_both, run_ours, run_ours_process
 from conftest import Git
 
 from aioreftable.cli._ref_format import versioncmp
-from aioreftable.cli._wildmatch import wildmatch
+from aioreftable.wildmatch import WM_PATHNAME, wildmatch
 
 __all__ = ["scenarios"]
 
@@ -246,7 +246,7 @@ def test_unsupported_atoms_and_options_are_named(scenarios: Scenarios) -> None:
     ],
 )
 def test_wildmatch(pattern: str, text: str, expected: bool) -> None:
-    assert wildmatch(pattern, text) is expected
+    assert wildmatch(pattern.encode(), text.encode(), WM_PATHNAME) is expected
 
 
 def test_versioncmp() -> None:

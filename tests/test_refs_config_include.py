@@ -25,8 +25,8 @@ from aioreftable._refs._config import (
     read_store_config,
 )
 from aioreftable._refs._store import read_head_ref
-from aioreftable._refs._wildmatch import WM_CASEFOLD, WM_PATHNAME, wildmatch
 from aioreftable._repo import RepositoryLayout
+from aioreftable.wildmatch import WM_CASEFOLD, WM_PATHNAME, wildmatch
 
 pytestmark = pytest.mark.anyio
 

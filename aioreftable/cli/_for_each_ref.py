@@ -15,6 +15,7 @@ import anyio.from_thread
 import anyio.to_thread
 
 from .. import RefStore, ReftableError, SymrefDepthError, open_ref_store
+from ..wildmatch import WM_CASEFOLD, WM_PATHNAME, wildmatch
 from ._ref_format import (
     AtomError,
     Formatter,
@@ -28,7 +29,6 @@ from ._ref_format import (
     versioncmp,
 )
 from ._usage import USAGE_EXIT
-from ._wildmatch import wildmatch
 
 __all__ = ["add_parser", "run_for_each_ref"]
 
@@ -157,7 +157,7 @@ def _match_as_path(patterns: list[bytes], name: bytes, icase: bool) -> bool:
             and (len(p) == len(name) or name[len(p)] == 0x2F or p.endswith(b"/"))
         ):
             return True
-        if wildmatch(os.fsdecode(p), os.fsdecode(name), casefold=icase):
+        if wildmatch(p, name, WM_PATHNAME | (WM_CASEFOLD if icase else 0)):
             return True
     return False
 
