@@ -125,16 +125,9 @@ MIX = {
     "feed": 2,
 }
 GIT_MIX = {"counter": 6, "private": 3, "pack_refs": 1, "expire": 1}
-# Reflog expiry of a counter (which prunes nothing and rewrites its reflog) makes the change
-# feed deliver the counter's old steps again, with their old update indexes (found by the
-# harness on 2026-12-02; reproduce with the feed-consumers scenario and --weights
-# '{"feed": 4, "counter": 8, "expire": 3}'). Profiles that mix both report it, not fail.
-FEED_AFTER_EXPIRY = ["feed_duplicate", "feed_order"]
 
 
 def _p(name: str, description: str, **kw: Any) -> Profile:
-    if "weights" not in kw:
-        kw.setdefault("known_issues", list(FEED_AFTER_EXPIRY))
     kw.setdefault("weights", dict(MIX))
     kw.setdefault("git_weights", dict(GIT_MIX))
     return Profile(name=name, description=description, **kw)
