@@ -288,3 +288,61 @@ async def test_update_index_is_where_the_records_are(
     assert len({found[f"w{n}"] for n in range(24)}) == 24
     assert found["delete"] == max(found[f"w{n}"] or 0 for n in range(24)) + 1
     refs_verify(git, repo)
+
+
+@pytest.mark.git
+async def test_a_large_batch_rejects_exactly_the_failing_updates(git: Git, tmp_path: Path) -> None:
+    """3,000 creates, every third of an existing ref: those are rejected, the rest written
+    (rejections used to cost a scan of the whole batch each)."""
+    _, repo = make_twins(git, tmp_path)
+    ids = object_ids(git, repo)
+    names = [f"refs/heads/d{i % 50}/b{i}" for i in range(_SIZE)]
+    existing = names[::3]
+    git.run(
+        "update-ref", "--stdin", cwd=repo,
+        input="".join(f"create {name} {ids['c2']}\n" for name in existing),
+    )  # fmt: skip
+    async with open_ref_store(repo, env=ENV) as store, store.batch("big") as batch:
+        for name in names:
+            batch.create(name, ids["c0"])
+    rejected = [r.refname for r in batch.rejected]
+    assert rejected == existing
+    assert {r.error for r in batch.rejected} == {
+        f"cannot lock ref '{name}': reference already exists" for name in existing
+    }
+    listed = git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/", cwd=repo)
+    listed = listed.replace(f"refs/heads/main {ids['c2']}\n", "")
+    want = {f"{n} {ids['c2'] if n in set(existing) else ids['c0']}" for n in names}
+    assert set(listed.splitlines()) == want
+    refs_verify(git, repo)
+
+
+@pytest.mark.git
+async def test_a_prepared_batch(git: Git, tmp_path: Path) -> None:
+    _, repo = make_twins(git, tmp_path)
+    ids = object_ids(git, repo)
+    async with open_ref_store(repo, env=ENV) as store:
+        async with store.batch("prepared") as batch:
+            batch.create("refs/heads/new", ids["c0"])
+            batch.create("refs/heads/main", ids["c0"])  # exists: rejected alone
+            await batch.prepare()
+            assert _lock(repo).exists()
+            assert batch.results == []  # after the block
+        assert not _lock(repo).exists()
+        assert [(r.refname, r.ok) for r in batch.results] == [
+            ("refs/heads/new", True),
+            ("refs/heads/main", False),
+        ]
+        with pytest.raises(KeyError):
+            async with store.batch("aborted") as batch:
+                batch.create("refs/heads/aborted", ids["c0"])
+                await batch.prepare()
+                raise KeyError("boom")
+        assert not _lock(repo).exists()
+        assert batch.results == []
+        assert await store.read("refs/heads/aborted") is None
+    assert git("rev-parse", "refs/heads/new", "refs/heads/main", cwd=repo).split() == [
+        ids["c0"],
+        ids["c2"],
+    ]
+    refs_verify(git, repo)

@@ -19,9 +19,10 @@ from .._errors import (
     TransactionError,
 )
 from ._core import RefCore
+from ._ident import Committer
 from ._transaction import Commit, RefusedName, Update, UpdateFlag, UpdateQueue
 
-__all__ = ["Batch", "BatchResult", "RejectReason", "open_batch"]
+__all__ = ["Batch", "BatchResult", "BatchRun", "RejectReason", "open_batch"]
 
 
 class RejectReason(enum.Enum):
@@ -93,9 +94,20 @@ class Batch(UpdateQueue):
     :class:`Transaction` (a queue that refuses bad names per call instead of failing);
     ``results`` (one per call, in order) after the block."""
 
-    def __init__(self, core: RefCore, message: str, create_reflog: bool):
+    def __init__(
+        self, core: RefCore, message: str, create_reflog: bool, run: BatchRun | None = None
+    ):
         super().__init__(core, message, create_reflog, refuses_names=True)
         self.results: list[BatchResult] = []
+        self._run = BatchRun(core) if run is None else run
+
+    async def prepare(self) -> None:
+        """As :meth:`Transaction.prepare`: lock and check now (an update's own failure
+        rejects it, as at the end of the block), write when the block exits cleanly,
+        release the locks on an exception or a cancellation. ``results`` still come
+        after the block."""
+        self.closed = True
+        await self._run.prepare(self.queued)
 
     @property
     def rejected(self) -> list[BatchResult]:
@@ -103,13 +115,46 @@ class Batch(UpdateQueue):
         return [r for r in self.results if not r.ok]
 
 
-async def commit_batch(batch: Batch) -> list[BatchResult]:
-    """Run the queued updates of ``batch`` through :class:`Commit`, allowing the failures
-    ``classify`` knows; one result per call, in order."""
-    updates = batch.queued
-    commit = Commit(batch.core, updates, allow_failure=classify)
-    await commit.run()
-    index_of = {id(u): n for n, u in enumerate(updates)}
+@final
+class BatchRun:
+    """How one :class:`Batch` commits: prepared by ``batch.prepare()`` and committed or
+    aborted when the block ends, else committed in one step when it ends."""
+
+    def __init__(self, core: RefCore):
+        self.core = core
+        self.prepared: tuple[Commit[RejectReason], Committer] | None = None
+        self.failed = False  # prepare raised: nothing to commit
+
+    async def prepare(self, updates: list[Update]) -> None:
+        if self.prepared is not None or self.failed:
+            raise TransactionError("the transaction is already prepared")
+        self.failed = True
+        commit = Commit(self.core, updates, allow_failure=classify)
+        committer = await commit.gather()
+        await commit.prepare()
+        self.prepared, self.failed = (commit, committer), False
+
+    async def abort(self, exc: BaseException) -> None:
+        if self.prepared is not None:
+            await self.prepared[0].abort(exc)
+
+    async def commit(self, updates: list[Update]) -> Commit[RejectReason] | None:
+        """The commit that ran (None after a failed prepare: nothing ran)."""
+        if self.prepared is not None:
+            commit, committer = self.prepared
+            await commit.commit(committer)
+            return commit
+        if self.failed:
+            return None
+        commit = Commit(self.core, updates, allow_failure=classify)
+        await commit.run()
+        return commit
+
+
+def batch_results(batch: Batch, commit: Commit[RejectReason]) -> list[BatchResult]:
+    """One result per call of ``batch``, in order, after ``commit`` ran its updates
+    (allowing the failures ``classify`` knows)."""
+    index_of = {id(u): n for n, u in enumerate(commit.updates)}
     results: list[BatchResult] = []
     for n, call in enumerate(batch.calls):
         if isinstance(call, RefusedName):
@@ -131,9 +176,15 @@ async def commit_batch(batch: Batch) -> list[BatchResult]:
 async def open_batch(
     core: RefCore, message: str, *, create_reflog: bool = False
 ) -> AsyncIterator[Batch]:
-    batch = Batch(core, message, create_reflog)
+    run = BatchRun(core)
+    batch = Batch(core, message, create_reflog, run)
     try:
         yield batch
-    finally:
+    except BaseException as exc:
         batch.closed = True
-    batch.results.extend(await commit_batch(batch))
+        await run.abort(exc)
+        raise
+    batch.closed = True
+    commit = await run.commit(batch.queued)
+    if commit is not None:
+        batch.results.extend(batch_results(batch, commit))

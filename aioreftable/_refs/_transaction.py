@@ -428,6 +428,7 @@ class Commit(Generic[R]):
         self.borrowed = borrowed
         self.rejected: dict[int, tuple[TransactionError, R]] = {}
         self.root = {id(u): n for n, u in enumerate(updates)}  # derived -> its caller's
+        self.members = [[u] for u in updates]  # by root: the update and what it derived
         self.deferred: list[tuple[str, int]] = []  # D/F checks of a batch
         self.affected = NameSet()  # the names it writes, sorted for the D/F check
         self.work: dict[StackKey, StackWork] = {}  # in order of first touch
@@ -585,7 +586,9 @@ class Commit(Generic[R]):
     def _adopt(self, start: int, root: int) -> None:
         """Updates derived while preparing ``root`` belong to it."""
         for derived in self.updates[start:]:
-            self.root.setdefault(id(derived), root)
+            if id(derived) not in self.root:
+                self.root[id(derived)] = root
+                self.members[root].append(derived)
 
     def _reject_or_fail(self, root: int, exc: TransactionError) -> None:
         """Drop the update ``root`` and what it derived if ``allow_failure`` accepts
@@ -593,12 +596,9 @@ class Commit(Generic[R]):
         reason = None if self.allow_failure is None else self.allow_failure(exc)
         if reason is None:
             raise exc
-        self.rejected[root] = (exc, reason)
-        for u in self.updates:
-            if self.root.get(id(u)) == root:
-                self.affected.discard(u.refname)
-        for work in self.work.values():
-            work.queued = [q for q in work.queued if self.root.get(id(q[0])) != root]
+        self.rejected[root] = (exc, reason)  # its queued updates are skipped when written
+        for u in self.members[root]:
+            self.affected.discard(u.refname)
 
     def _check_object(self, u: Update) -> None:
         if not self.core.verify_objects or u.flags & (
@@ -768,7 +768,8 @@ class Commit(Generic[R]):
         ts = add.update_index
         refs: list[RefRecord] = []
         logs: list[LogRecord] = []
-        for u, current in sorted(work.queued, key=lambda q: encode_name(q[0].refname)):
+        queued = [q for q in work.queued if self.root.get(id(q[0])) not in self.rejected]
+        for u, current in sorted(queued, key=lambda q: encode_name(q[0].refname)):
             name = encode_name(u.refname)
             if u.flags & UpdateFlag.HAVE_NEW and not u.is_symref and u.null_new():
                 for log in add.snapshot.iter_logs(name):
