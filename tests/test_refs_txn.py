@@ -346,3 +346,37 @@ async def test_a_prepared_batch(git: Git, tmp_path: Path) -> None:
         ids["c2"],
     ]
     refs_verify(git, repo)
+
+
+@pytest.mark.git
+async def test_group_commits_wait_for_a_prepared_transaction(git: Git, tmp_path: Path) -> None:
+    """Other tasks' transactions queue behind a prepared one (it holds the list lock) and
+    commit, batched, once it is done; each gets its own update index after its."""
+    _, repo = make_twins(git, tmp_path)
+    ids = object_ids(git, repo)
+    async with open_ref_store(repo, env=ENV) as store:
+        indexes: dict[str, int | None] = {}
+
+        async def write(n: int) -> None:
+            async with store.transaction(f"w{n}") as tx:
+                tx.create(f"refs/heads/w{n}", ids["c0"])
+            indexes[f"w{n}"] = tx.update_index
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg, store.transaction("first") as first:
+                first.create("refs/heads/first", ids["c1"])
+                await first.prepare()
+                for n in range(8):
+                    tg.start_soon(write, n)
+                await anyio.sleep(0.2)
+                assert indexes == {}  # they wait for our lock
+                assert await store.read("refs/heads/w0") is None
+            # the transaction committed as the block ended, then the task group waited
+        first_index = first.update_index
+        assert first_index is not None
+        written = [indexes[f"w{n}"] for n in range(8)]
+        assert all(i is not None and i > first_index for i in written)
+        assert len(set(written)) == 8
+        stats = store.group_statistics
+        assert stats is not None and stats.transactions == 8 and stats.largest > 1
+    refs_verify(git, repo)
