@@ -188,9 +188,9 @@ def test_prepare_holds_the_locks_until_commit(git: Git, git_env: None, tmp_path:
         after = git.run("update-ref", "refs/heads/q", c0, cwd=repo, check=False)
         answers[name] = (lines, blocked.returncode, blocked.stderr, after.returncode)
     assert answers["ours"] == answers["theirs"]
-    lines, code, err, after = answers["ours"]
-    assert lines == [b"start: ok\n", b"prepare: ok\n", b"commit: ok\n"]
-    assert code == 128 and b"cannot lock ref" in err and after == 0
+    got_lines, code, err, status_after = answers["ours"]
+    assert got_lines == [b"start: ok\n", b"prepare: ok\n", b"commit: ok\n"]
+    assert code == 128 and b"cannot lock ref" in err and status_after == 0
     assert twins.records(twins.ours) == twins.records(twins.theirs)
 
 

@@ -7,7 +7,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from .._errors import RefnameError
-from ._core import RefCore, SymrefDepthError, encode_name
+from .._stack import Snapshot
+from ._core import RefCore, RefView, StackKey, SymrefDepthError, encode_name
 from ._refname import check_refname_format
 
 __all__ = [
@@ -107,23 +108,39 @@ def ambiguous_path(name: str) -> bool:
     return slash
 
 
+def _lookup_view(core: RefCore, scope: AsyncExitStack) -> RefView:
+    """A view that reads one snapshot per stack for every name of one lookup (the rules of
+    a short name see one state, and each stack is checked for reload once)."""
+    taken: dict[StackKey, Snapshot] = {}
+
+    async def snapshot(key: StackKey) -> Snapshot:
+        if key not in taken:
+            taken[key] = await (await core.stack_for(key, scope)).snapshot()
+        return taken[key]
+
+    return RefView(core, snapshot)
+
+
+async def _resolve(view: RefView, name: str) -> tuple[str | None, str | None, bool]:
+    """:func:`resolve_name` on ``view``."""
+    try:
+        last, ref = await view.resolve(name)
+    except SymrefDepthError:
+        return None, None, True
+    except RefnameError:  # an unreadable name, or another worktree that does not exist
+        return None, None, False
+    if last is None:  # malformed: ``name`` itself (no symref followed) or one on the way
+        return None, None, check_refname_format(name, allow_onelevel=True)
+    return last, None if ref is None else ref.oid, last != name
+
+
 async def resolve_name(core: RefCore, name: str) -> tuple[str | None, str | None, bool]:
     """git's refs_resolve_ref_unsafe(RESOLVE_REF_READING) with its flag REF_ISSYMREF: (the
     name the chain of symrefs reached, its value, whether a symref was followed). The
     value is None for a missing or dangling ref; the name is None for a malformed name
     (``name`` itself, or one on the way) or a chain past git's depth."""
-    if not check_refname_format(name, allow_onelevel=True):
-        return None, None, False
     async with AsyncExitStack() as scope:
-        try:
-            last, ref = await core.view(scope).resolve(name)
-        except SymrefDepthError:
-            return None, None, True
-        except RefnameError:  # an unreadable name, or another worktree that does not exist
-            return None, None, False
-    if last is None:
-        return None, None, True
-    return last, None if ref is None else ref.oid, last != name
+        return await _resolve(_lookup_view(core, scope), name)
 
 
 async def dwim_ref(core: RefCore, short: str, *, warn_ambiguous: bool = True) -> DwimResult:
@@ -132,14 +149,16 @@ async def dwim_ref(core: RefCore, short: str, *, warn_ambiguous: bool = True) ->
     every rule is tried, else the first match ends the search."""
     matches: list[DwimMatch] = []
     warnings: list[str] = []
-    for full in expand_name(short):
-        last, oid, via_symref = await resolve_name(core, full)
-        if last is not None and oid is not None:
-            matches.append(DwimMatch(full, last, oid))
-            if not warn_ambiguous:
-                break
-        elif via_symref and full != "HEAD":
-            warnings.append(f"ignoring dangling symref {full}")
+    async with AsyncExitStack() as scope:
+        view = _lookup_view(core, scope)
+        for full in expand_name(short):
+            last, oid, via_symref = await _resolve(view, full)
+            if last is not None and oid is not None:
+                matches.append(DwimMatch(full, last, oid))
+                if not warn_ambiguous:
+                    break
+            elif via_symref and full != "HEAD":
+                warnings.append(f"ignoring dangling symref {full}")
     return DwimResult(short, tuple(matches), tuple(warnings))
 
 
