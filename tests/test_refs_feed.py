@@ -306,7 +306,8 @@ async def test_a_reflog_expiry_is_no_change(
     """An expiry rewrites a reflog in a new table: the kept entries again, at their old
     update indexes (git does the same). No ref transaction committed them, so the feed
     delivers none of them, whether it read their first table before the expiry or reads
-    both at once; the no-op ref record of ``update_ref`` is no change either."""
+    both at once; the no-op ref record of ``update_ref`` is no change either (one that
+    moves the ref back is)."""
     repo, (c0, c1, c2) = repo_with_commits(git, git_repo)
     async with (
         open_ref_store(repo, env=ENV) as store,
@@ -329,6 +330,8 @@ async def test_a_reflog_expiry_is_no_change(
         assert len(await store._main.snapshot()) == tables + 3  # git writes these tables too
         async with store.transaction(message="x2") as tx:
             tx.update("refs/heads/x", c2, old=c1)
+        # pruning the newest entry with update_ref moves the ref back: that is delivered
+        assert len(await store.delete_reflog_entry("refs/heads/x", 0, update_ref=True)) == 1
         async with store.transaction() as tx:
             tx.create("refs/heads/zz", c0)
         got += await take_until(feed, "refs/heads/zz")
@@ -337,7 +340,8 @@ async def test_a_reflog_expiry_is_no_change(
         RefChange("refs/heads/x", c0, c1, start + 2, "x1"),
         RefChange("refs/heads/y", Z, c0, start + 3, "y"),
         RefChange("refs/heads/x", c1, c2, start + 7, "x2"),
-        RefChange("refs/heads/zz", Z, c0, start + 8, ""),
+        RefChange("refs/heads/x", c2, c1, start + 8, None),
+        RefChange("refs/heads/zz", Z, c0, start + 9, ""),
     ]
 
 

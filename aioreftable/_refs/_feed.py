@@ -9,6 +9,10 @@ When a compaction merged tables the feed had not read yet, the intermediate valu
 ref inside them are gone from the ref records: the feed then delivers one change per ref,
 from the value in the last state it saw to the newest, carrying the newest update index
 (and that update's reflog message, if it has one).
+
+A reflog expiry is no change: it writes the kept entries again at their old update indexes
+(below its table's own), which the feed never delivers again, and with ``update_ref`` a ref
+record that is a change only when it moves the ref.
 """
 
 from __future__ import annotations
