@@ -371,3 +371,39 @@ async def test_git_reflog_expire_beside_the_feed(git: Git, git_repo: Callable[..
         RefChange("refs/heads/x", c0, c1, top - 1, "x1"),
         RefChange("refs/heads/zz", Z, c0, top, ""),
     ]
+
+
+@pytest.mark.usefixtures("no_autocompact")
+async def test_an_expiry_merged_with_later_tables(git: Git, git_repo: Callable[..., Path]) -> None:
+    """A compaction of the expiry's table with later ones (not with the tables that first
+    wrote the entries) keeps the rewritten entries below the merged table's first update
+    index: they are not delivered again."""
+    repo, (c0, c1, _) = repo_with_commits(git, git_repo)
+    async with (
+        open_ref_store(repo, env=ENV) as store,
+        store.watch(prefix="refs/heads/") as feed,
+    ):
+        start = await feed.start()
+        for n, oid in enumerate((c0, c1)):
+            async with store.transaction(message=f"x{n}") as tx:
+                tx.update("refs/heads/x", oid)
+        await store.expire_reflog("refs/heads/x", ExpirePolicy(expire=0))
+        async with store.transaction(message="y") as tx:
+            tx.create("refs/heads/y", c0)
+        snap = await store._main.snapshot()
+        assert await store._main.compact_range(len(snap) - 2, len(snap) - 1)
+        merged = (await store._main.snapshot()).readers[-1]
+        assert (merged.min_update_index, merged.max_update_index) == (start + 3, start + 4)
+        assert {log.update_index for log in merged.iter_logs(b"refs/heads/x")} == {
+            start + 1,
+            start + 2,
+        }
+        async with store.transaction() as tx:
+            tx.create("refs/heads/zz", c0)
+        got = await take_until(feed, "refs/heads/zz")
+    assert got == [
+        RefChange("refs/heads/x", Z, c0, start + 1, "x0"),
+        RefChange("refs/heads/x", c0, c1, start + 2, "x1"),
+        RefChange("refs/heads/y", Z, c0, start + 4, "y"),
+        RefChange("refs/heads/zz", Z, c0, start + 5, ""),
+    ]
