@@ -81,10 +81,20 @@ def make_commits(git: Git, path: Path, n: int) -> list[str]:
     return [ids[f":{i + 1}"] for i in range(n)]
 
 
+def _tables(path: Path) -> list[str]:
+    git_dir = path if (path / "reftable").is_dir() else path / ".git"
+    return (git_dir / "reftable" / "tables.list").read_text().split()
+
+
 def table_count(path: Path) -> int:
     """How many tables the main stack of the repository at ``path`` lists."""
-    git_dir = path if (path / "reftable").is_dir() else path / ".git"
-    return len((git_dir / "reftable" / "tables.list").read_text().split())
+    return len(_tables(path))
+
+
+def update_index(path: Path) -> int:
+    """The main stack's newest update index (from its newest table's name): it grows by
+    one per committed transaction, whatever auto-compaction did to the tables."""
+    return int(_tables(path)[-1].split("-")[1], 16)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 from conftest import Git
 from dulwich.objects import ObjectID
 from dulwich.refs import Ref, SymrefLoop
-from dulwich_helpers import ENV, git_view, make_commits, make_repo, table_count
+from dulwich_helpers import ENV, git_view, make_commits, make_repo, table_count, update_index
 
 from aioreftable import MissingObjectError, NameConflictError
 from aioreftable.dulwich import ReftableRefsContainer, RefUpdate
@@ -101,17 +101,17 @@ def test_compare_and_swap(git: Git, tmp_path: Path, object_format: str) -> None:
     main = Ref(b"refs/heads/main")
     with _refs(path) as refs:
         start = refs[main]
-        tables = table_count(path)
+        index = update_index(path)
         # a wrong expected value: False, nothing written (not even a table)
         assert refs.set_if_equals(main, c1, c2, message=b"x") is False
         assert refs.set_if_equals(main, null, c2) is False  # must not exist, but does
         assert refs.add_if_new(main, c2) is False
         assert refs.remove_if_equals(main, c1) is False
-        assert refs[main] == start and table_count(path) == tables
+        assert refs[main] == start and update_index(path) == index
         # the right one: True, one table each
         assert refs.set_if_equals(main, start, c1, message=b"cas: one") is True
         assert refs.set_if_equals(Ref(b"HEAD"), c1, c2, message=b"cas: via HEAD") is True
-        assert refs[main] == c2 and table_count(path) == tables + 2
+        assert refs[main] == c2 and update_index(path) == index + 2
         assert refs.set_if_equals(Ref(b"refs/heads/new"), null, c1) is True
         assert refs.set_if_equals(Ref(b"refs/heads/new"), None, c3) is True  # no check
         assert refs.add_if_new(Ref(b"refs/heads/other"), c1, message=b"created") is True
@@ -148,7 +148,7 @@ def test_update_refs_is_one_table_atomic_or_batch(git: Git, tmp_path: Path) -> N
     null = ObjectID(b"0" * len(c1))
     with _refs(path) as refs:
         main = refs[Ref(b"refs/heads/main")]
-        tables = table_count(path)
+        index = update_index(path)
         stale = [
             RefUpdate(Ref(b"refs/heads/a"), null, c1),
             RefUpdate(Ref(b"refs/heads/main"), c2, c1),  # main is not at c2
@@ -158,10 +158,10 @@ def test_update_refs_is_one_table_atomic_or_batch(git: Git, tmp_path: Path) -> N
         assert result[Ref(b"refs/heads/main")] is not None
         assert "expected" in str(result[Ref(b"refs/heads/main")])
         assert result[Ref(b"refs/heads/a")] == "atomic transaction failed"
-        assert table_count(path) == tables and Ref(b"refs/heads/a") not in refs
+        assert update_index(path) == index and Ref(b"refs/heads/a") not in refs
         result = refs.update_refs(stale, atomic=False)  # a batch: the others commit
         assert [r is None for r in result.values()] == [True, False, True]
-        assert table_count(path) == tables + 1
+        assert update_index(path) == index + 1
         assert refs[Ref(b"refs/heads/a")] == c1 and refs[Ref(b"refs/heads/b")] == c2
         result = refs.update_refs(
             [
@@ -171,7 +171,7 @@ def test_update_refs_is_one_table_atomic_or_batch(git: Git, tmp_path: Path) -> N
             message=b"push",
         )
         assert result == {b"refs/heads/a": None, b"refs/heads/main": None}
-        assert table_count(path) == tables + 2
+        assert update_index(path) == index + 2
     view = git_view(git, path)
     assert view.reflog_messages("refs/heads/main")[0] == "push"
     assert view.verify == 0
@@ -183,9 +183,9 @@ def test_import_refs_and_pack_refs(git: Git, tmp_path: Path) -> None:
     base = Ref(b"refs/remotes/origin")
     with _refs(path) as refs:
         refs.import_refs(base, {Ref(b"a"): c1, Ref(b"b"): c1, Ref(b"c"): c2}, message=b"f1")
-        tables = table_count(path)
+        index = update_index(path)
         refs.import_refs(base, {Ref(b"a"): c2, Ref(b"b"): None}, message=b"f2", prune=True)
-        assert table_count(path) == tables + 1  # one transaction
+        assert update_index(path) == index + 1  # one transaction
         assert refs.as_dict(base) == {b"a": c2}
         refs.pack_refs(all=True)
         assert table_count(path) == 1
