@@ -4,6 +4,7 @@ resolve_name, get_oid, objects.expand_prefix) against git 2.47 on SHA-1 and SHA-
 from __future__ import annotations
 
 import hashlib
+import random
 from pathlib import Path
 
 import pytest
@@ -206,7 +207,11 @@ async def test_abbreviated_ids_loose_and_packed(git: Git, tmp_path: Path, fmt: s
         (paths / str(i)).write_text(f"blob {i}\n")
     ids = git("hash-object", "-w", *(str(paths / str(i)) for i in range(400)), cwd=repo).split()
     assert len(ids) == 400
-    git("repack", "-q", "-a", "-d", cwd=repo)  # the first 400 in a pack (and the root commit)
+    # the first 400 in a pack of their own (unreachable: repack would leave them loose)
+    pack = repo / ".git" / "objects" / "pack" / "pack"
+    git("pack-objects", "-q", str(pack), cwd=repo, input="".join(i + "\n" for i in ids))
+    git("prune-packed", cwd=repo)
+    assert not (repo / ".git" / "objects" / ids[0][:2] / ids[0][2:]).exists()
     target = ids[0][:4]
     author = "A U Thor <author@example.com> 1112354055 +0200"
     commit = _colliding(
@@ -247,6 +252,15 @@ async def test_abbreviated_ids_loose_and_packed(git: Git, tmp_path: Path, fmt: s
                 x for x in every if x.startswith(digits)
             )
         assert await store.objects.expand_prefix(ids[5]) == [ids[5]]
+        rng = random.Random(fmt)  # random prefixes of 1 to 9 digits, either case
+        for _ in range(200):
+            digits = "".join(rng.choice("0123456789abcdef") for _ in range(rng.randint(1, 9)))
+            if rng.random() < 0.5:  # most random prefixes match nothing: take a real one
+                digits = rng.choice(every)[: len(digits)]
+            wanted = sorted(x for x in every if x.startswith(digits))
+            assert await store.objects.expand_prefix(digits.upper()) == wanted, digits
+        for prefix in [rng.choice(every)[: rng.randint(4, 6)] for _ in range(15)]:
+            assert await _ours(store, prefix) == _theirs(git, repo, prefix), prefix
         for bad in ["", "xyz", "0" * 65]:
             with pytest.raises(InvalidObjectIdError):
                 await store.objects.expand_prefix(bad)
