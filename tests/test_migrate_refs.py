@@ -120,10 +120,24 @@ async def test_no_reflog(git_new: Git, tmp_path: Path) -> None:
     assert git_view(git_new, mine) == git_view(git_new, gits)
     assert git_new("reflog", "list", cwd=mine) == ""
     assert (await table_records(mine))[1] == []
-    back = twin(mine, "back")
+    back, git_back = twin(mine, "back"), twin(mine, "git-back")
     await migrate_refs(back, to="files", reflogs=False)
+    git_new("refs", "migrate", "--ref-format=files", "--no-reflog", cwd=git_back)
     assert not (back / ".git" / "logs").exists()
     assert git_view(git_new, back)["refs"] == git_view(git_new, source)["refs"]
+    ours_files, git_files = files_tree(back / ".git"), files_tree(git_back / ".git")
+    assert without_peeled(ours_files.pop("packed-refs")) == git_files.pop("packed-refs")
+    assert ours_files == git_files
+
+
+async def test_the_older_git_reads_the_result(git: Git, git_new: Git, tmp_path: Path) -> None:
+    """git 2.47 (the suite's main git) sees the same refs and reflogs in our results."""
+    source = build_source(git_new, tmp_path / "source")
+    before = git_view(git, source)
+    await migrate_refs(source, to="reftable")
+    assert git_view(git, source) == before
+    await migrate_refs(source, to="files")
+    assert git_view(git, source) == before
 
 
 @pytest.mark.parametrize("to", ["reftable", "files"])
