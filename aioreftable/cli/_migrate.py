@@ -20,7 +20,6 @@ USAGE_EXIT = 129
 FATAL_EXIT = 128
 NOT_A_REPOSITORY = "not a git repository (or any of the parent directories): .git"
 ERROR_EXIT = 255  # git's cmd_refs_migrate returns error()'s -1: exit(-1)
-FORMATS = ("files", "reftable")
 _NO_VALUE = "\0no value"  # --ref-format given without one
 
 
@@ -96,9 +95,6 @@ def run_migrate(args: argparse.Namespace) -> int:
     if args.ref_format is None:
         print("usage: missing --ref-format=<format>", file=sys.stderr)
         return USAGE_EXIT
-    if args.ref_format not in FORMATS:
-        print(f"error: unknown ref storage format '{args.ref_format}'", file=sys.stderr)
-        return ERROR_EXIT
 
     async def migrate() -> Path | None:
         with progress(None, "Migrating refs", args.quiet) as bar:
