@@ -404,21 +404,31 @@ class RefView:
         return records
 
     async def check_available(
-        self, refname: str, extras: Set[str] = frozenset(), skip: Set[str] = frozenset()
+        self,
+        refname: str,
+        extras: Set[str] = frozenset(),
+        skip: Set[str] = frozenset(),
+        *,
+        absent: set[str] | None = None,
     ) -> None:
         """git's refs_verify_refname_available: no ref (but those in ``skip``) is a prefix
         directory of ``refname`` nor lives under ``refname/``, and neither is a name in
         ``extras`` (the other names of the same transaction). NameConflictError if one is.
 
         O(depth + log n) per call when ``extras`` is a :class:`NameSet` (a transaction's
-        names); any other set is indexed once per call."""
+        names); any other set is indexed once per call. ``absent``: the directories
+        already found to be no ref by earlier calls of the same transaction (git's
+        ``dirnames`` strset), which are not read again; the ones found now are added."""
         parts = refname.split("/")
         for n in range(1, len(parts)):
             dirname = "/".join(parts[:n])
-            if dirname not in skip and await self.read(dirname) is not None:
-                raise NameConflictError(
-                    f"'{dirname}' exists; cannot create '{refname}'", dirname, refname
-                )
+            if dirname not in skip and (absent is None or dirname not in absent):
+                if await self.read(dirname) is not None:
+                    raise NameConflictError(
+                        f"'{dirname}' exists; cannot create '{refname}'", dirname, refname
+                    )
+                if absent is not None:
+                    absent.add(dirname)
             if dirname in extras:
                 raise NameConflictError(
                     f"cannot process '{refname}' and '{dirname}' at the same time",

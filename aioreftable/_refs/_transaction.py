@@ -431,6 +431,7 @@ class Commit(Generic[R]):
         self.members = [[u] for u in updates]  # by root: the update and what it derived
         self.deferred: list[tuple[str, int]] = []  # D/F checks of a batch
         self.affected = NameSet()  # the names it writes, sorted for the D/F check
+        self.absent: set[str] = set()  # directories the D/F checks found to be no ref
         self.work: dict[StackKey, StackWork] = {}  # in order of first touch
         self.scope = AsyncExitStack()  # other worktrees' stacks
         self.objects: dict[str, ObjectInfo | None] = {}
@@ -579,7 +580,7 @@ class Commit(Generic[R]):
             if root in self.rejected:
                 continue
             try:
-                await self.view.check_available(refname, self.affected)
+                await self.view.check_available(refname, self.affected, absent=self.absent)
             except NameConflictError as exc:
                 self._reject_or_fail(root, exc)
 
@@ -656,7 +657,7 @@ class Commit(Generic[R]):
         current = null
         if rec is None and not u.expects_existing():
             if self.allow_failure is None:
-                await self.view.check_available(u.refname, affected)
+                await self.view.check_available(u.refname, affected, absent=self.absent)
             else:
                 self.deferred.append((u.refname, root))
             if u.flags & UpdateFlag.HAVE_NEW and not u.null_new():
