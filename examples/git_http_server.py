@@ -70,15 +70,10 @@ from dulwich.protocol import (
     ReceivableProtocol,
 )
 from dulwich.refs import Ref, check_ref_format
-from dulwich.repo import Repo
-from dulwich.server import (
-    Backend,
-    ReceivePackHandler,
-    UploadPackHandler,
-)
+from dulwich.server import ReceivePackHandler, UploadPackHandler
 
 from aioreftable.dulwich import Backend as ReftableBackend
-from aioreftable.dulwich import ReftableRefsContainer, ReftableRepo, RefUpdate
+from aioreftable.dulwich import ReftableRefsContainer, RefUpdate
 
 log = logging.getLogger("git_http_server")
 
@@ -98,25 +93,6 @@ def make_backend(root: Path, group_commit: bool = True) -> ReftableBackend:
     """Every repository under ``root``: reftable ones through aioreftable.dulwich (one
     ref store per repository, shared by the requests), files ones through dulwich."""
     return ReftableBackend(root, allow_files=True, group_commit=group_commit)
-
-
-class RequestBackend(Backend):
-    """A Repo of its own for each request, on the refs container of ``backend``'s Repo.
-
-    dulwich's object store is not safe to share between threads: with one Repo for
-    concurrent pushes, ``add_thin_pack`` fails now and then with ``ValueError: mmap closed
-    or invalid`` (dulwich 1.2.21: ``_complete_pack`` finds the index of a cached pack
-    closed under it). So each request opens its own object store (closed by
-    :func:`run_handler`); the ref store stays shared."""
-
-    def __init__(self, backend: ReftableBackend) -> None:
-        self.backend = backend
-
-    def open_repository(self, path: str) -> Repo:
-        shared = self.backend.open_repository(path)
-        if isinstance(shared, ReftableRepo):
-            return ReftableRepo(shared.path, shared.refs, owns_refs=False)
-        return Repo(shared.path)
 
 
 # --------------------------------------------------------------------------- receive-pack
@@ -277,9 +253,7 @@ def run_handler(
     out = BytesIO()
     proto = ReceivableProtocol(BytesIO(body or b"").read, out.write)
     advertise = body is None
-    handler = handler_cls(
-        RequestBackend(backend), [path], proto, stateless_rpc=True, advertise_refs=advertise
-    )
+    handler = handler_cls(backend, [path], proto, stateless_rpc=True, advertise_refs=advertise)
     try:
         if advertise:
             proto.write_pkt_line(b"# service=" + service.encode() + b"\n")
@@ -287,7 +261,7 @@ def run_handler(
         with contextlib.suppress(HangupException):
             handler.handle()
     finally:
-        handler.repo.close()  # this request's object store (the refs stay open)
+        backend.release(handler.repo)  # this request's object store (the refs stay open)
     return out.getvalue()
 
 
