@@ -347,3 +347,14 @@ def test_an_unknown_option_prints_the_usage_of_the_innermost_command(
     assert main(argv) == 129
     err = capsys.readouterr().err
     assert err.startswith("error: unknown option `bogus'\n" + usage), err
+
+
+def test_an_unknown_long_option_is_named_with_its_value_as_git_does(
+    git: Git, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git("init", "-q", "--ref-format=reftable", str(tmp_path / "r"))
+    theirs = git.run("-C", str(tmp_path / "r"), "show-ref", "--bogus=x", check=False)
+    assert main(["-C", str(tmp_path / "r"), "show-ref", "--bogus=x"]) == 129
+    ours = capsys.readouterr().err
+    first = theirs.stderr.decode().splitlines()[0]
+    assert ours.splitlines()[0] == first == "error: unknown option `bogus=x'"

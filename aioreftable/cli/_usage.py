@@ -36,7 +36,7 @@ def _git_message(message: str) -> str:
     if m:
         word = m.group(1)
         if word.startswith("--"):
-            return f"unknown option `{word[2:].split('=', 1)[0]}'"
+            return f"unknown option `{word[2:]}'"
         if word.startswith("-") and len(word) > 1:
             return f"unknown switch `{word[1]}'"
         return f"unexpected argument '{word}'"
