@@ -296,3 +296,34 @@ def test_dulwichs_aiohttp_server_calls_from_its_worker_threads(git: Git, tmp_pat
         "refs/heads/new",
     ]
     assert git_view(git, server).verify == 0
+
+
+def test_the_module_needs_no_sniffio(git: Git, tmp_path: Path) -> None:
+    """anyio >= 4.12 no longer installs sniffio, and nothing else of ours declares it: the
+    module imports without it, and its sync API still refuses an asyncio or a trio loop
+    and works from a plain thread (a new user's ``pip install '.[examples]'`` had no
+    sniffio and the HTTP server died on its import)."""
+    repo = make_repo(git, tmp_path / "r")
+    code = f"""
+import sys
+import asyncio, trio  # trio needs sniffio; it is the only one here
+sys.modules["sniffio"] = None  # any later import sniffio: ImportError
+from aioreftable.dulwich import open_repo
+def check():
+    try:
+        open_repo({str(repo)!r})
+    except RuntimeError as e:
+        assert "would block" in str(e), e
+        return "refused"
+    return "opened"
+async def on_loop():
+    return check()
+print(asyncio.run(on_loop()), trio.run(on_loop))
+with open_repo({str(repo)!r}) as r:
+    print(r.refs[b"HEAD"] is not None)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=ENV
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["refused", "refused", "True"]

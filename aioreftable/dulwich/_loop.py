@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -12,7 +13,6 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import anyio
-import sniffio
 from anyio.from_thread import BlockingPortal
 
 from .. import RefStore, open_ref_store
@@ -24,11 +24,16 @@ def running_loop_library() -> str | None:
     """The event loop running in this thread ("asyncio", "trio", ...), or None.
 
     A worker thread of ``anyio.to_thread``/``asyncio.to_thread``/``trio.to_thread`` has
-    none; a coroutine, a task or an asyncio callback does."""
-    try:
-        return sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        pass
+    none; a coroutine, a task or an asyncio callback does. (Without sniffio: anyio no
+    longer installs it, and trio, the one loop that needs it, is looked at only if imported.)"""
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+        else:
+            return "trio"
     try:
         asyncio.get_running_loop()  # an asyncio callback outside any task
     except RuntimeError:
