@@ -28,6 +28,8 @@ from test_format_properties import tables, write
 from aioreftable import FormatError
 from aioreftable._format import _accel, _block
 from aioreftable._format._binary import common_prefix
+from aioreftable._refs import _scan
+from aioreftable._refs._core import Ref
 from aioreftable.lowlevel import (
     ACCELERATED,
     MergedTable,
@@ -43,12 +45,13 @@ Path_ = Literal["accel", "pure"]
 
 @contextmanager
 def on_path(which: Path_) -> Iterator[None]:
-    saved = _block._speedups
+    saved = _block._speedups, _scan._speedups
     _block._speedups = _accel.speedups if which == "accel" else None
+    _scan._speedups = saved[1] if which == "accel" else None  # records to Refs
     try:
         yield
     finally:
-        _block._speedups = saved
+        _block._speedups, _scan._speedups = saved
 
 
 def _shape(value: Any) -> Any:
@@ -66,6 +69,19 @@ def _error(e: FormatError) -> tuple[str, str, str | None, int | None]:
 
 def _drain(scan: Callable[[bytes], Iterable[object]], key: bytes) -> list[object]:
     return list(scan(key))
+
+
+def _chunks(reader: TableReader, prefix: bytes) -> list[RefRecord]:
+    """ref_chunks flattened, checked against iter_refs on the same path."""
+    chunks = list(reader.ref_chunks(prefix))
+    assert all(chunks), "an empty list"
+    flat = [rec for chunk in chunks for rec in chunk]
+    assert flat == list(reader.iter_refs(prefix))
+    return flat
+
+
+def _refs_of(reader: TableReader, include_root_refs: bool) -> list[Ref]:
+    return _scan.refs_of(list(reader.seek_refs()), include_root_refs)
 
 
 def _ops(reader: TableReader, probes: Probes) -> list[tuple[str, Callable[[], Any]]]:
@@ -88,6 +104,10 @@ def _ops(reader: TableReader, probes: Probes) -> list[tuple[str, Callable[[], An
     for name in probes.refnames[:50]:
         for k in (1, 5, 11):
             ops.append((f"iter_refs {name[:k]!r}", partial(_drain, reader.iter_refs, name[:k])))
+        ops.append((f"ref_chunks {name[:5]!r}", partial(_chunks, reader, name[:5])))
+    ops.append(("ref_chunks", partial(_chunks, reader, b"")))
+    for root in (False, True):  # RefStore.iterate's Refs (the compiled converter's)
+        ops.append((f"refs_of {root}", partial(_refs_of, reader, root)))
     for name, idx in probes.log_keys:
         ops.append((f"log {name!r} {idx}", partial(reader.log, name, idx)))
     hs = reader.hash_size

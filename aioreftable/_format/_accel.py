@@ -50,6 +50,12 @@ class Speedups(Protocol):
 
     def common_prefix(self, a: bytes, b: bytes) -> int: ...
 
+    def configure_ref(self, ref: type[Any]) -> bool: ...
+
+    def refs_from_records(
+        self, records: list[Any], start: int, under: bytes
+    ) -> tuple[list[Any], int]: ...
+
 
 def _load() -> Speedups | None:
     if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):

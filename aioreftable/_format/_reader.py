@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import itertools
 import os
 import struct
 import weakref
@@ -474,6 +473,13 @@ class TableReader:
         The scan path: a block's records come a block at a time from the compiled decoder
         (as ``seek_refs(prefix)`` would give them, up to the first name without the prefix).
         """
+        for chunk in self.ref_chunks(prefix):
+            yield from chunk
+
+    def ref_chunks(self, prefix: bytes = b"") -> Iterator[list[RefRecord]]:
+        """:meth:`iter_refs` in lists (a block's records at a time, as the compiled decoder
+        gives them; one record at a time where the reference decodes): the same records
+        in the same order, and a damaged record raises after every list before it."""
         if prefix:
             found = self._seek(BLOCK_TYPE_REF, prefix)
             if found is None:
@@ -488,15 +494,20 @@ class TableReader:
         while True:
             try:
                 recs, rest = blk.ref_chunk(at, prev)
-                if not prefix:
-                    yield from recs
-                    if rest is not None:
-                        yield from rest
-                else:
-                    for rec in recs if rest is None else itertools.chain(recs, rest):
-                        if not rec[0].startswith(prefix):  # refname
+                if prefix:  # up to the first name without the prefix (refname)
+                    starts = [rec[0].startswith(prefix) for rec in recs]
+                    if not all(starts):
+                        cut = starts.index(False)
+                        if cut:
+                            yield recs[:cut]
+                        return
+                if recs:
+                    yield recs
+                if rest is not None:
+                    for rec in rest:
+                        if prefix and not rec[0].startswith(prefix):
                             return
-                        yield rec
+                        yield [rec]
             except FormatError as e:
                 raise e.located(self.name) from None
             nxt = self._next_block(blk, BLOCK_TYPE_REF, keep=False)

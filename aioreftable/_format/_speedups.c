@@ -19,12 +19,21 @@
  *       every key and position of the block packed in one bytes object (Block._decode_keys).
  *   hot_seek(index, want) -> (pos, prev): bisect.bisect_left over the packed keys.
  *   common_prefix(a, b) -> int: _binary.common_prefix, for the block writer.
+ *   configure_ref(Ref) -> bool: the ref layer's value class (a slotted dataclass with the
+ *       fields name, oid, target, peeled); False (and refs_from_records unusable) when its
+ *       slots are not plain object members.
+ *   refs_from_records(records, start, under) -> (refs, index): the Ref of each live record
+ *       from records[start] on (ref_from_record in _refs/_core.py; deletions are skipped),
+ *       up to the end or the first record whose name does not start with `under` or whose
+ *       shape it does not know (index says which), which the caller's Python code handles
+ *       (its name rules; its errors).
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include "structmember.h"
 
 static PyObject *RefRecordType; /* a tuple subclass (typing.NamedTuple) */
 static PyObject *VT[4];         /* RefValueType members: DELETION, VAL1, VAL2, SYMREF */
@@ -231,6 +240,10 @@ make_record(PyObject *key, PyObject *ui, int vt, PyObject *value, PyObject *targ
     PyTuple_SET_ITEM(rec, 3, value);
     PyTuple_SET_ITEM(rec, 4, target_value);
     PyTuple_SET_ITEM(rec, 5, target);
+    /* bytes, ints, None and a value type (an enum member, which refers to no record): no
+     * cycle can run through a record, so the cyclic collector need not track it (a scan
+     * holds a block's records at once; tracked, they would be walked by every collection) */
+    PyObject_GC_UnTrack(rec);
     return rec;
 }
 
@@ -712,9 +725,180 @@ py_common_prefix(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(i);
 }
 
+/* The ref layer's Ref: a slotted dataclass whose four fields are set straight into their
+ * slots (what its generated __init__ does, without the Python call). */
+static PyTypeObject *RefType;
+static Py_ssize_t REF_SLOT[4]; /* offsets of name, oid, target, peeled */
+
+static PyObject *
+py_configure_ref(PyObject *self, PyObject *cls)
+{
+    static const char *fields[4] = {"name", "oid", "target", "peeled"};
+    Py_ssize_t offsets[4];
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "Ref must be a class");
+        return NULL;
+    }
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    for (int i = 0; i < 4; i++) {
+        PyObject *descr = PyDict_GetItemString(tp->tp_dict, fields[i]);
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type))
+            Py_RETURN_FALSE;
+        PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
+        if (m->type != T_OBJECT_EX || (m->flags & READONLY) || m->offset <= 0 ||
+            m->offset + (Py_ssize_t)sizeof(PyObject *) > tp->tp_basicsize)
+            Py_RETURN_FALSE;
+        offsets[i] = m->offset;
+    }
+    if (tp->tp_itemsize != 0 || tp->tp_dictoffset != 0)
+        Py_RETURN_FALSE;
+    Py_INCREF(cls);
+    Py_XSETREF(RefType, tp);
+    memcpy(REF_SLOT, offsets, sizeof(offsets));
+    Py_RETURN_TRUE;
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+/* bytes.hex() of an object id. */
+static PyObject *
+hex_of(PyObject *b)
+{
+    Py_ssize_t n = PyBytes_GET_SIZE(b);
+    const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(b);
+    PyObject *u = PyUnicode_New(2 * n, 127);
+    if (u == NULL)
+        return NULL;
+    Py_UCS1 *o = PyUnicode_1BYTE_DATA(u);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        o[2 * i] = (Py_UCS1)HEX[s[i] >> 4];
+        o[2 * i + 1] = (Py_UCS1)HEX[s[i] & 15];
+    }
+    return u;
+}
+
+/* decode_name: utf-8 with surrogateescape. */
+static PyObject *
+name_of(PyObject *b)
+{
+    return PyUnicode_DecodeUTF8(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b), "surrogateescape");
+}
+
+/* The Ref of one record: 1 made (*out), 2 a deletion (skipped), 0 a shape left to the
+ * caller, -1 a Python error. */
+static int
+ref_of(PyObject *rec, const char *under, Py_ssize_t ulen, PyObject **out)
+{
+    if (!PyTuple_Check(rec) || PyTuple_GET_SIZE(rec) != 6)
+        return 0;
+    PyObject *key = PyTuple_GET_ITEM(rec, 0), *vto = PyTuple_GET_ITEM(rec, 2);
+    PyObject *value = PyTuple_GET_ITEM(rec, 3), *tv = PyTuple_GET_ITEM(rec, 4);
+    PyObject *target = PyTuple_GET_ITEM(rec, 5);
+    if (!PyBytes_CheckExact(key) || !PyLong_Check(vto) || PyBytes_GET_SIZE(key) < ulen ||
+        memcmp(PyBytes_AS_STRING(key), under, (size_t)ulen) != 0)
+        return 0;
+    long vt = PyLong_AsLong(vto);
+    if (vt == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *f[4] = {NULL, NULL, NULL, NULL};
+    if (vt == 0)
+        return 2;
+    if (vt == 1 || vt == 2) {
+        if (!PyBytes_CheckExact(value) || (vt == 2 && tv != Py_None && !PyBytes_CheckExact(tv)))
+            return 0;
+        f[1] = hex_of(value);
+        if (f[1] == NULL)
+            return -1;
+        if (vt == 2 && tv != Py_None) {
+            f[3] = hex_of(tv);
+            if (f[3] == NULL)
+                goto error;
+        }
+    }
+    else if (vt == 3) {
+        if (!PyBytes_CheckExact(target))
+            return 0;
+        f[2] = name_of(target);
+        if (f[2] == NULL)
+            return -1;
+    }
+    else
+        return 0;
+    f[0] = name_of(key);
+    if (f[0] == NULL)
+        goto error;
+    PyObject *ref = RefType->tp_alloc(RefType, 0);
+    if (ref == NULL)
+        goto error;
+    for (int i = 0; i < 4; i++) {
+        PyObject *v = f[i] != NULL ? f[i] : Py_NewRef(Py_None);
+        *(PyObject **)((char *)ref + REF_SLOT[i]) = v;
+    }
+    /* Its fields are strings and None: it can be in no reference cycle, so the cyclic
+     * collector need not track it (as CPython untracks such tuples and dicts); a scan
+     * holds thousands of them at once, which would otherwise make every full collection
+     * walk them. */
+    if (PyObject_IS_GC(ref))
+        PyObject_GC_UnTrack(ref);
+    *out = ref;
+    return 1;
+error:
+    for (int i = 0; i < 4; i++)
+        Py_XDECREF(f[i]);
+    return -1;
+}
+
+static PyObject *
+py_refs_from_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "refs_from_records takes a list, an index, bytes");
+        return NULL;
+    }
+    const char *under = PyBytes_AS_STRING(args[2]);
+    Py_ssize_t ulen = PyBytes_GET_SIZE(args[2]);
+    if (RefType == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure_ref() did not succeed");
+        return NULL;
+    }
+    PyObject *records = args[0];
+    Py_ssize_t i = PyLong_AsSsize_t(args[1]);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    if (i < 0)
+        i = 0;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (; i < PyList_GET_SIZE(records); i++) {
+        PyObject *ref;
+        int ok = ref_of(PyList_GET_ITEM(records, i), under, ulen, &ref);
+        if (ok < 0)
+            goto error;
+        if (ok == 0)
+            break;
+        if (ok == 2)
+            continue;
+        int appended = PyList_Append(out, ref);
+        Py_DECREF(ref);
+        if (appended < 0)
+            goto error;
+    }
+    return Py_BuildValue("(Nn)", out, i);
+error:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"common_prefix", py_common_prefix, METH_VARARGS, "Length of the common prefix of a, b."},
     {"configure", py_configure, METH_VARARGS, "Set the record class and value types."},
+    {"configure_ref", py_configure_ref, METH_O, "Set the ref layer's Ref class."},
+    {"refs_from_records", (PyCFunction)(void (*)(void))py_refs_from_records, METH_FASTCALL,
+     "The Ref of each live record from records[start]; stops at a name not under `under` or\n"
+     "a shape it does not know."},
     {"ref_records", (PyCFunction)(void (*)(void))py_ref_records, METH_FASTCALL,
      "Decode up to `limit` ref records; stops before one it cannot decode."},
     {"ref_iter", (PyCFunction)(void (*)(void))py_ref_iter, METH_FASTCALL,
