@@ -5,7 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    aclosing,
+    asynccontextmanager,
+)
 from functools import partial
 from pathlib import Path
 from typing import Literal, final
@@ -17,7 +22,7 @@ from .._errors import WorktreeNotFoundError
 from .._format._layout import HashAlgorithm
 from .._repo import RepositoryLayout, discover
 from .._stack import OS, Snapshot, Stack, StackOptions, StackStatistics, open_stack
-from . import _dwim, _maintenance, _objectname, _reflogs, _rename
+from . import _dwim, _maintenance, _objectname, _reflogs, _rename, _scan
 from ._batch import Batch, open_batch
 from ._config import RepoConfig, load_store_config
 from ._core import (
@@ -27,10 +32,8 @@ from ._core import (
     StackKey,
     SymrefDepthError,
     WorktreeKey,
-    decode_name,
     encode_name,
     is_root_ref,
-    ref_from_record,
 )
 from ._dwim import DwimResult
 from ._feed import ChangeFeed
@@ -163,18 +166,20 @@ class RefStore:
         self, prefix: str = "", *, include_root_refs: bool = False
     ) -> AsyncGenerator[Ref, None]:
         """Refs whose names start with ``prefix``, sorted; only ``refs/*`` unless
-        ``include_root_refs`` (then also HEAD, ORIG_HEAD, ...). Symrefs are not followed."""
-        async with AsyncExitStack() as scope:  # main and current only: nothing enters it
-            records = await self._core.view(scope).records(prefix)
-        count = 0
-        for rec in records:
-            name = decode_name(rec.refname)
-            if not name.startswith("refs/") and not (include_root_refs and is_root_ref(name)):
-                continue
-            yield ref_from_record(name, rec)
-            count += 1
-            if count % 512 == 0:
-                await anyio.lowlevel.checkpoint()
+        ``include_root_refs`` (then also HEAD, ORIG_HEAD, ...). Symrefs are not followed.
+        Decoded a list at a time in worker threads (:meth:`scan`)."""
+        async with aclosing(self.scan(prefix, include_root_refs=include_root_refs)) as lists:
+            async for refs in lists:
+                for ref in refs:
+                    yield ref
+
+    def scan(
+        self, prefix: str = "", *, include_root_refs: bool = False
+    ) -> AsyncGenerator[list[Ref], None]:
+        """:meth:`iterate` in lists of a few thousand refs (the last may be shorter; none
+        is empty), decoded in worker threads: the same refs in the same order, for callers
+        that handle many refs at once (``async for refs in store.scan("refs/heads/"):``)."""
+        return _scan.scan_refs(self._core, prefix, include_root_refs)
 
     async def snapshot_for(self, name: str, scope: AsyncExitStack) -> tuple[Snapshot, str]:
         key, bare = self._core.route(name)

@@ -8,6 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -312,18 +313,29 @@ class _Run:
         left = self.count or -1
         patterns = self.patterns
         prefix = self.scan_prefix()
-        async for ref in store.iterate(prefix, include_root_refs=self.args.include_root_refs):
-            if patterns and not _match_as_path(patterns, _encode(ref.name), False):
-                continue
-            oid = ref.oid
-            if ref.target is not None:
-                oid = await resolve(ref.name)
-                if oid is None:
-                    continue  # dangling: skipped, as by git's iterator
-            append(fmt(ref.name, oid))
-            left -= 1
-            if not left:
-                break
+        scan = store.scan(prefix, include_root_refs=self.args.include_root_refs)
+        async with aclosing(scan) as chunks:
+            async for refs in chunks:
+                if patterns:
+                    refs = [r for r in refs if _match_as_path(patterns, _encode(r.name), False)]
+                if left > len(refs) or left < 0:
+                    direct = [fmt(r.name, r.oid) for r in refs if r.target is None]
+                    if len(direct) == len(refs):  # no symrefs: the common case
+                        lines += direct
+                        left -= len(refs)
+                        continue
+                for ref in refs:
+                    oid = ref.oid
+                    if ref.target is not None:
+                        oid = await resolve(ref.name)
+                        if oid is None:
+                            continue  # dangling: skipped, as by git's iterator
+                    append(fmt(ref.name, oid))
+                    left -= 1
+                    if not left:
+                        break
+                if not left:
+                    break
         _write("".join(lines).encode("utf-8", "surrogateescape"))
         return 0
 
