@@ -31,7 +31,15 @@ class Speedups(Protocol):
     """The compiled module's functions (aioreftable/_format/_speedups.c says what each does)."""
 
     def ref_records(
-        self, data: bytes, pos: int, end: int, prev: bytes, hash_size: int, mui: int, limit: int
+        self,
+        data: bytes,
+        pos: int,
+        end: int,
+        prev: bytes,
+        hash_size: int,
+        mui: int,
+        limit: int,
+        prefix: bytes = b"",
     ) -> tuple[list[Any], int, bytes]: ...
 
     def ref_iter(

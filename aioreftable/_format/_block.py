@@ -476,17 +476,18 @@ class Block:
             yield from self._ref_records(it.pos, it.prev)
 
     def ref_chunk(
-        self, pos: int | None = None, prev: bytes = b""
+        self, pos: int | None = None, prev: bytes = b"", prefix: bytes = b""
     ) -> tuple[list[RefRecord], Iterator[RefRecord] | None]:
         """records() of a ref block for scans: a list of what the compiled decoder decodes
         at once, then an iterator over the rest (None at the end of the block), which the
-        reference decodes (and raises at a damaged record)."""
+        reference decodes (and raises at a damaged record). The list holds only names
+        that start with ``prefix``: the rest begins at the first other one."""
         if pos is None:
             pos = self.first_pos
         if _speedups is None:
             return [], self._ref_records(pos, prev)
         end = self.restart_off
-        args = (self.data, pos, end, prev, self.hash_size, self.min_update_index, _ALL)
+        args = (self.data, pos, end, prev, self.hash_size, self.min_update_index, _ALL, prefix)
         recs, pos, prev = _speedups.ref_records(*args)
         return recs, (None if pos >= end else self._ref_records(pos, prev))
 

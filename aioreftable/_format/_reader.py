@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 import struct
 import weakref
@@ -473,8 +474,7 @@ class TableReader:
         The scan path: a block's records come a block at a time from the compiled decoder
         (as ``seek_refs(prefix)`` would give them, up to the first name without the prefix).
         """
-        for chunk in self.ref_chunks(prefix):
-            yield from chunk
+        return itertools.chain.from_iterable(self.ref_chunks(prefix))
 
     def ref_chunks(self, prefix: bytes = b"") -> Iterator[list[RefRecord]]:
         """:meth:`iter_refs` in lists (a block's records at a time, as the compiled decoder
@@ -493,14 +493,7 @@ class TableReader:
             blk, at, prev = self._req(start, BLOCK_TYPE_REF), None, b""
         while True:
             try:
-                recs, rest = blk.ref_chunk(at, prev)
-                if prefix:  # up to the first name without the prefix (refname)
-                    starts = [rec[0].startswith(prefix) for rec in recs]
-                    if not all(starts):
-                        cut = starts.index(False)
-                        if cut:
-                            yield recs[:cut]
-                        return
+                recs, rest = blk.ref_chunk(at, prev, prefix)  # names with the prefix
                 if recs:
                     yield recs
                 if rest is not None:

@@ -8,9 +8,10 @@
  *
  * Functions (all take the block's bytes and positions as _block.Block holds them):
  *   configure(RefRecord, DELETION, VAL1, VAL2, SYMREF)
- *   ref_records(data, pos, end, prev, hash_size, min_update_index, limit)
+ *   ref_records(data, pos, end, prev, hash_size, min_update_index, limit[, prefix])
  *       -> (records, pos, prev): up to `limit` records from `pos`; stops early before the
- *          first record it cannot decode (pos < end then).
+ *          first record it cannot decode, or whose name does not start with `prefix`
+ *          (pos < end then).
  *   ref_iter(data, pos, end, prev, hash_size, min_update_index) -> RefIter
  *       the same, lazily: an iterator whose .pos and .prev say where it stopped.
  *   seek(data, first_pos, end, restart_count, hash_size, want) -> (pos, prev) | None
@@ -252,7 +253,7 @@ make_record(PyObject *key, PyObject *ui, int vt, PyObject *value, PyObject *targ
  * this record (a damaged one, or an update index past 64 bits); -1: a Python error. */
 static int
 decode_one(const unsigned char *d, Py_ssize_t *pos, Py_ssize_t end, PyObject **prev,
-           Py_ssize_t hs, uint64_t mui, PyObject **out)
+           Py_ssize_t hs, uint64_t mui, const char *want, Py_ssize_t wlen, PyObject **out)
 {
     Py_ssize_t p = *pos;
     uint64_t prefix, svt, delta, n;
@@ -265,6 +266,12 @@ decode_one(const unsigned char *d, Py_ssize_t *pos, Py_ssize_t end, PyObject **p
     if (prefix > (uint64_t)plen || suffix > (uint64_t)(end - p) || prefix + suffix == 0)
         return 0;
     Py_ssize_t at = p;
+    if (wlen) { /* the name starts with `want`: prev[:prefix] + suffix, compared in place */
+        Py_ssize_t shared = (Py_ssize_t)prefix < wlen ? (Py_ssize_t)prefix : wlen;
+        if ((Py_ssize_t)(prefix + suffix) < wlen || memcmp(pb, want, (size_t)shared) != 0 ||
+            memcmp(d + at, want + shared, (size_t)(wlen - shared)) != 0)
+            return 0;
+    }
     p += (Py_ssize_t)suffix;
     if (!get_varint(d, &p, end, &delta) || delta > UINT64_MAX - mui)
         return 0;
@@ -364,11 +371,13 @@ static PyObject *
 py_ref_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     block_args b;
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "ref_records takes 7 arguments");
+    const unsigned char *want = NULL;
+    Py_ssize_t wlen = 0;
+    if (nargs != 7 && nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "ref_records takes 7 or 8 arguments");
         return NULL;
     }
-    if (!parse_block_args(args, &b))
+    if (!parse_block_args(args, &b) || (nargs == 8 && !as_bytes(args[7], &want, &wlen)))
         return NULL;
     Py_ssize_t limit = PyLong_AsSsize_t(args[6]);
     if (limit == -1 && PyErr_Occurred())
@@ -380,7 +389,8 @@ py_ref_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_INCREF(prev);
     for (Py_ssize_t count = 0; b.pos < b.end && count < limit; count++) {
         PyObject *rec;
-        int ok = decode_one(b.d, &b.pos, b.end, &prev, b.hs, b.mui, &rec);
+        int ok = decode_one(b.d, &b.pos, b.end, &prev, b.hs, b.mui, (const char *)want, wlen,
+                            &rec);
         if (ok < 0)
             goto error;
         if (ok == 0)
@@ -424,7 +434,7 @@ refiter_next(RefIter *it)
     }
     PyObject *rec;
     const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(it->data);
-    int ok = decode_one(d, &it->pos, it->end, &it->prev, it->hs, it->mui, &rec);
+    int ok = decode_one(d, &it->pos, it->end, &it->prev, it->hs, it->mui, NULL, 0, &rec);
     if (ok <= 0) {
         it->done = 1;
         return NULL;
