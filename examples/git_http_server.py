@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from dulwich.errors import HangupException, NotGitRepository
+from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.file import FileLocked
 from dulwich.objects import ObjectID
 from dulwich.protocol import (
@@ -309,13 +309,18 @@ class GitHttpApp:
         if request.content_type != f"application/x-{service}-request":
             raise web.HTTPForbidden(text="bad Content-Type\n")
         path = request.match_info["repo"]
-        data = await request.read()
+        try:
+            data = await request.read()
+        except ConnectionResetError:  # the client went away before sending the whole body
+            raise web.HTTPBadRequest(text="request body cut short\n") from None
         try:
             body = await self._run(
                 lambda: run_handler(self.backend, self.handlers[service], service, path, data)
             )
         except NotGitRepository as e:
             raise web.HTTPNotFound(text=f"{e}\n") from None
+        except GitProtocolError as e:  # a request that is not git's protocol
+            raise web.HTTPBadRequest(text=f"{e}\n") from None
         headers = {"Content-Type": f"application/x-{service}-result", **NO_CACHE}
         return web.Response(body=body, headers=headers)
 

@@ -19,7 +19,8 @@ http://HOST:PORT/`` once it accepts connections and stops cleanly on SIGINT or S
   ``refs``: the names the failed check named, which may lie outside the request for a
   D/F conflict); 422 for a bad ref name, a malformed id, an id whose object does not
   exist (or a non-commit on a branch) or a malformed request; 400 for a body that is not
-  JSON; 503 (with ``Retry-After``) when the stack's lock stayed taken.
+  JSON (or nested too deeply to parse); 413 for a body over ``MAX_BODY`` (16 MiB); 503
+  (with ``Retry-After``) when the stack's lock stayed taken.
 * ``GET /repos/{name}/events?prefix=`` -> ``text/event-stream``: the change feed
   (``store.watch``), one event per ref change, changes by git or any other process
   included, in update-index order. ``data`` is ``{"ref", "old", "new", "update_index",
@@ -36,8 +37,9 @@ http://HOST:PORT/`` once it accepts connections and stops cleanly on SIGINT or S
   ``last`` to skip them (or list the refs and start afresh). A comment line is sent after
   15 s of silence (``--heartbeat``) so that proxies and clients see a live stream.
 
-404 for a name that is not a reftable repository directly under the root; 400 for a name
-that could leave it (a leading dot, ``/``, anything outside ``[A-Za-z0-9._-]``).
+404 for a name that is not a reftable repository directly under the root (a symlink
+leading out of the root included); 400 for a name that could leave it (a leading dot,
+``/``, anything outside ``[A-Za-z0-9._-]``).
 
 One ``RefStore`` per repository, opened on its first request (``open_ref_store`` with
 group commit on unless ``--no-group-commit``), kept open and closed when the service stops.
@@ -83,7 +85,7 @@ import uvicorn
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -116,6 +118,7 @@ NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}\Z")
 HEARTBEAT = 15.0
 #: The most updates one request may carry.
 MAX_UPDATES = 10_000
+MAX_BODY = 16 << 20  # bytes of a POST body (10,000 updates of long names fit)
 #: The environment variables that would point discovery at another repository.
 _REPO_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")
 
@@ -203,8 +206,10 @@ class Stores:
         """``root/name`` if it is itself a repository (not a directory inside another one,
         nor a linked worktree); else NotARepositoryError. Runs in a worker thread."""
         path = self.root / name
+        real, root = path.resolve(), self.root.resolve()
+        if root not in real.parents:  # a symlink out of the root
+            raise NotARepositoryError(f"{name} is not inside the root")
         layout = aioreftable.discover(path, self.env)
-        real = path.resolve()
         if layout.git_dir not in (real, real / ".git"):
             raise NotARepositoryError(f"{name} is not a repository")
         return path
@@ -245,6 +250,8 @@ def parse_updates(body: object, null: str) -> tuple[list[Update], str]:
         new, old = item["new"], item.get("old")
         if not isinstance(new, str | None) or not isinstance(old, str | None):
             raise bad(f'update {n}: "new" and "old" must be strings or null')
+        if new == "" or old == "":  # not an id; null is the way to say "none"
+            raise bad(f'update {n}: "new" and "old" must be ids or null, not ""')
         updates.append(Update(item["ref"], new or null, old or null))
     return updates, message
 
@@ -270,11 +277,29 @@ async def list_refs(request: Request) -> Response:
     return JSONResponse(out)
 
 
+async def _read_body(request: Request) -> bytes:
+    """The body of a POST, at most MAX_BODY bytes (ServiceError 413 beyond)."""
+    too_large = ServiceError(413, "too-large", f"the body is larger than {MAX_BODY} bytes")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise too_large
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone before the whole body came: nobody reads the answer
+        raise ServiceError(400, "disconnected", "the client went away") from None
+    return b"".join(chunks)
+
+
 async def update_refs(request: Request) -> Response:
     store = await _repository(request)
     try:
-        body = await request.json()
-    except ValueError as exc:
+        body = json.loads(await _read_body(request))
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise ServiceError(400, "bad-json", f"the body is not JSON: {exc}") from None
     updates, message = parse_updates(body, store.null_oid)
     try:

@@ -149,6 +149,8 @@ class Backend(DulwichBackend):
     def resolve(self, path: str | bytes) -> Path:
         """The directory ``path`` names under the root (NotGitRepository outside it)."""
         text = os.fsdecode(path).lstrip("/")
+        if "\0" in text:  # no file has that name (realpath would raise ValueError)
+            raise NotGitRepository(f"path {text!r} contains a NUL byte")
         full = Path(os.path.realpath(self.root / text))
         if full != self.root and self.root not in full.parents:
             raise NotGitRepository(f"path {text!r} is not inside the root {str(self.root)!r}")
