@@ -123,8 +123,10 @@ def run_init(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"Reinitialized existing Git repository in {shown}")
         return 0
-    branch = args.initial_branch or os.environ.get("GIT_TEST_DEFAULT_INITIAL_BRANCH_NAME")
-    if not branch:
+    branch = args.initial_branch  # git: an empty -b is refused, not the default
+    if branch is None:
+        branch = os.environ.get("GIT_TEST_DEFAULT_INITIAL_BRANCH_NAME") or None
+    if branch is None:
         branch = "master"
         if not args.quiet:
             advice = DEFAULT_BRANCH_ADVICE.format(branch)
