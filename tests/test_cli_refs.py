@@ -323,6 +323,33 @@ def test_verify_deep_finds_what_git_does_not_read(
     assert b"log block" in err
 
 
+def damage_ref_block(repo: Path) -> str:
+    """Break the first record of the newest table's first ref block; its table name."""
+    name = listed(repo)[-1]
+    path = stack(repo) / name
+    with TableReader.from_path(path) as reader:
+        refs = [b.offset for b in reader.blocks() if b.typ == ord("r")]
+    data = bytearray(path.read_bytes())
+    start = refs[0] + (24 if refs[0] == 0 else 0)  # past the file header
+    data[start + 4] = 0x7F  # the first record's prefix length: longer than no key
+    path.write_bytes(bytes(data))
+    return name
+
+
+def test_verify_a_ref_block_git_cannot_read(
+    git_new: Git, scenarios: Scenarios, tmp_path: Path
+) -> None:
+    """git reads every ref for verify and aborts on a ref block that does not decode; we
+    say why and fail, as for a stack that does not open (never a silent 0)."""
+    repo = scenarios.copy("rich-sha1", tmp_path / "repo")
+    name = damage_ref_block(repo)
+    assert run_git(git_new, repo, VERIFY[0])[2] not in (0, 255)  # git crashes
+    for args in VERIFY:
+        out, err, code = run_ours(repo, args)
+        assert (out, code) == (b"", 255), (args, err)
+        assert err.startswith(f"aioreftable: error: {name}: badReftableTable: ".encode()), err
+
+
 def _fifo_table(repo: Path) -> None:
     path = stack(repo) / listed(repo)[0]
     path.unlink()

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import anyio
 
 from .. import (
+    DecompressionError,
     FormatError,
     NotExistError,
     RefnameError,
@@ -33,6 +34,7 @@ ERROR_EXIT = 255  # git's commands return -1 for their errors: exit(-1)
 INFO_CODES = frozenset({"symrefTargetIsNotARef"})
 BROKEN_STACK = "badReftableStack"  # git's plain error() for a stack that does not open
 TABLE_NAME = "badReftableTableName"
+BAD_TABLE = "badReftableTable"  # ours: a table that does not decode
 
 
 # git's usage lines of the subcommands, after "git refs <name> "
@@ -230,6 +232,19 @@ async def _main_tables(store: RefStore) -> Sequence[str]:
         return snap.table_names
 
 
+async def _refs_read(store: RefStore) -> bool:
+    """Whether every ref decodes: git's verify reads them all and dies on a ref block that
+    does not decode (git 2.55: SIGABRT or SIGSEGV), where it is silent on a log block."""
+    try:
+        async for _ in store.iterate(include_root_refs=True):
+            pass
+    except DecompressionError:  # a log block (ref blocks are never compressed)
+        return True
+    except FormatError:
+        return False
+    return True
+
+
 async def _verify(args: argparse.Namespace) -> int:
     # every worktree's stacks are checked wherever verify runs: open the store of the main
     # worktree, so that a linked worktree whose own stack is broken is reported as git does
@@ -239,6 +254,7 @@ async def _verify(args: argparse.Namespace) -> int:
             with progress(None, "Checking references", args.quiet):
                 findings = await store.verify()
             tables = await _main_tables(store) if args.verbose else None
+            git_dies = any(f.code == BAD_TABLE for f in findings) and not await _refs_read(store)
     except (FormatError, NotExistError) as e:  # git 2.55 crashes (SIGSEGV) here
         print("error: reftable stack for worktree 'main' is broken", file=sys.stderr)
         print(f"aioreftable: error: {e}", file=sys.stderr)
@@ -248,7 +264,7 @@ async def _verify(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
         failed |= is_error
     main_broken = any(f.code == BROKEN_STACK and _stack_of(f) is None for f in findings)
-    if args.deep or main_broken:  # git crashes on a broken main stack: say why
+    if args.deep or main_broken or git_dies:  # git crashes on these: say why
         for f in findings:
             if _is_git(f):
                 continue
