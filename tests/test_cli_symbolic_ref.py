@@ -131,3 +131,26 @@ def test_symbolic_ref_sequence_on_a_fresh_repository(git: Git, tmp_path: Path) -
     for argv in steps:
         _same(run_ours(repos[0], [SR, *argv]), run_git(git, repos[1], [SR, *argv]), argv)
     assert _state(git, repos[0]) == _state(git, repos[1])
+
+
+def test_symbolic_ref_with_the_stack_locked_like_git(git: Git, tmp_path: Path) -> None:
+    """A tables.list.lock held by someone else (or left by a crash): git's one line."""
+    outcomes = []
+    for side in ("ours", "git"):
+        repo = tmp_path / side
+        git("init", "-q", "--ref-format=reftable", "-b", "main", str(repo))
+        git("commit", "-q", "--allow-empty", "-m", "c", cwd=repo)
+        git("symbolic-ref", "refs/heads/link", "refs/heads/main", cwd=repo)
+        (repo / ".git" / "reftable" / "tables.list.lock").touch()
+        run = run_ours if side == "ours" else lambda r, a: run_git(git, r, a)
+        outcomes.append(
+            [
+                run(repo, [SR, *args])
+                for args in (
+                    ["-m", "x", "refs/heads/new", "refs/heads/main"],
+                    ["-d", "refs/heads/link"],
+                )
+            ]
+        )
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][0] == (b"", b"error: cannot lock references\n", 1)

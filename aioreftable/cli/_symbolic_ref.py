@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 
 from .. import RefnameError, RefStore, ReftableError, check_refname_format, open_ref_store
+from ._update_ref_stdin import reason
 from ._usage import USAGE_EXIT
 
 __all__ = ["add_parser", "run_symbolic_ref"]
@@ -108,7 +109,7 @@ async def _delete(name: str) -> int:
             async with store.transaction() as tx:
                 tx.delete(name, no_deref=True)
         except ReftableError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {reason(e)}", file=sys.stderr)  # git's words for a lock
             return 1
     return 0
 
@@ -119,6 +120,6 @@ async def _update(name: str, target: str, message: str | None) -> int:
             async with store.transaction(message or "") as tx:
                 tx.symref_update(name, target, no_deref=True)
         except ReftableError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {reason(e)}", file=sys.stderr)  # git's words for a lock
             return 1
     return 0
