@@ -72,6 +72,7 @@ from dulwich.protocol import (
 from dulwich.refs import Ref, check_ref_format
 from dulwich.server import ReceivePackHandler, UploadPackHandler
 
+from aioreftable import ReftableError
 from aioreftable.dulwich import Backend as ReftableBackend
 from aioreftable.dulwich import ReftableRefsContainer, RefUpdate
 
@@ -301,6 +302,8 @@ class GitHttpApp:
             )
         except NotGitRepository as e:
             raise web.HTTPNotFound(text=f"{e}\n") from None
+        except ReftableError as e:  # e.g. a corrupt table: one line in the log, not a traceback
+            raise _unreadable(request, e) from None
         headers = {"Content-Type": f"application/x-{service}-advertisement", **NO_CACHE}
         return web.Response(body=body, headers=headers)
 
@@ -321,8 +324,17 @@ class GitHttpApp:
             raise web.HTTPNotFound(text=f"{e}\n") from None
         except GitProtocolError as e:  # a request that is not git's protocol
             raise web.HTTPBadRequest(text=f"{e}\n") from None
+        except ReftableError as e:
+            raise _unreadable(request, e) from None
         headers = {"Content-Type": f"application/x-{service}-result", **NO_CACHE}
         return web.Response(body=body, headers=headers)
+
+
+def _unreadable(request: web.Request, error: Exception) -> web.HTTPInternalServerError:
+    """A repository whose ref store failed (a corrupt table...): logged in one line, and
+    the reason for the client (git shows it as ``remote: ...``)."""
+    log.error("%s %s: %s", request.method, request.path, error)
+    return web.HTTPInternalServerError(text=f"the repository's refs failed: {error}\n")
 
 
 async def serve(git_app: GitHttpApp, args: argparse.Namespace) -> None:

@@ -277,3 +277,25 @@ def _recover(repo: Path) -> None:
 def _refs(git: Git, repo: Path) -> dict[str, str]:
     out = git("for-each-ref", "--format=%(refname) %(objectname)", cwd=repo)
     return dict(line.split() for line in out.splitlines())
+
+
+def test_a_corrupt_table_is_one_error_not_a_traceback(git: Git, tmp_path: Path) -> None:
+    """A table whose first ref record does not decode: both servers answer 500 with the
+    reason (the git client shows it), log one line, and go on serving the others."""
+    root, _ = _hostile_root(git, tmp_path)
+    _one_commit(git, root / "r.git", tmp_path)
+    bad = root / "bad.git"
+    git("init", "-q", "--bare", "--ref-format=reftable", "-b", "main", str(bad))
+    table = next((bad / "reftable").glob("*.ref"))
+    data = bytearray(table.read_bytes())
+    data[24 + 4] = 0x7F  # the first record's prefix length: longer than no key
+    table.write_bytes(bytes(data))
+    with GitHttpServer(root) as server:
+        result = run_git(git, "ls-remote", server.url("bad.git"))
+        assert result.returncode != 0 and "record key prefix" in result.text, result.text
+        assert remote_refs(git, server.url("r.git"))  # the others are served
+        assert "Traceback" not in server.stderr(), server.stderr()
+    with Service(root) as svc:
+        assert _status(svc.url, "GET", "/repos/bad.git/refs") == 500
+        assert _status(svc.url, "GET", "/repos/r.git/refs") == 200
+    assert svc.status == 0 and "Traceback" not in svc.stderr(), svc.stderr()
