@@ -8,6 +8,7 @@ the repositories stay clean for ``git refs verify`` and ``git fsck``."""
 from __future__ import annotations
 
 import http.client
+import random
 import signal
 import socket
 import subprocess
@@ -299,3 +300,65 @@ def test_a_corrupt_table_is_one_error_not_a_traceback(git: Git, tmp_path: Path) 
         assert _status(svc.url, "GET", "/repos/bad.git/refs") == 500
         assert _status(svc.url, "GET", "/repos/r.git/refs") == 200
     assert svc.status == 0 and "Traceback" not in svc.stderr(), svc.stderr()
+
+
+def test_git_beside_the_server_and_clients_killed_mid_push(git: Git, tmp_path: Path) -> None:
+    """git update-ref writes into the served repository in a loop while 6 clients push,
+    each killed (SIGKILL) after a random short time, 2 rounds: git's writes all succeed,
+    every push a client saw succeed holds its commit, no lock is left, git finds the
+    repository clean and the server logged no traceback."""
+    root, _ = _hostile_root(git, tmp_path)
+    repo = root / "r.git"
+    _one_commit(git, repo, tmp_path)
+    rng = random.Random(16)
+    with GitHttpServer(root) as server:
+        url = server.url("r.git")
+        clients = [clone(git, url, tmp_path / f"k{n}") for n in range(6)]
+        heads = [c.commit(f"k{n}") for n, c in enumerate(clients)]
+        stop = threading.Event()
+        side_failures: list[str] = []
+
+        def side_writer() -> None:
+            n = 0
+            while not stop.is_set():
+                r = run_git(git, "update-ref", f"refs/heads/side{n % 5}", "main", cwd=repo)
+                if r.returncode != 0:
+                    side_failures.append(r.text)
+                n += 1
+
+        writer = threading.Thread(target=side_writer)
+        writer.start()
+        told_ok: list[str] = []
+        try:
+            for rnd in range(2):
+                procs = [
+                    (
+                        f"k{n}-{rnd}",
+                        subprocess.Popen(
+                            [git.path, "push", "-q", url, f"HEAD:refs/heads/k{n}-{rnd}"],
+                            cwd=c.path,
+                            env=git.env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                        ),
+                    )
+                    for n, c in enumerate(clients)
+                ]
+                time.sleep(rng.uniform(0.05, 0.4))
+                for _, proc in procs:
+                    if rng.random() < 0.5:
+                        proc.kill()
+                for branch, proc in procs:
+                    if proc.wait(30) == 0:
+                        told_ok.append(branch)
+        finally:
+            stop.set()
+            writer.join(30)
+        assert remote_refs(git, url)  # still serving
+        assert "Traceback" not in server.stderr(), server.stderr()
+    assert side_failures == []
+    assert not [p for p in (repo / "reftable").iterdir() if p.name.endswith(".lock")]
+    assert_clean(git, repo)
+    refs = _refs(git, repo)
+    for branch in told_ok:
+        assert refs[f"refs/heads/{branch}"] == heads[int(branch[1 : branch.index("-")])]
