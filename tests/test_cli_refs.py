@@ -336,14 +336,13 @@ def damage_ref_block(repo: Path) -> str:
     return name
 
 
-def test_verify_a_ref_block_git_cannot_read(
-    git_new: Git, scenarios: Scenarios, tmp_path: Path
-) -> None:
-    """git reads every ref for verify and aborts on a ref block that does not decode; we
-    say why and fail, as for a stack that does not open (never a silent 0)."""
+def test_verify_a_ref_block_git_cannot_read(scenarios: Scenarios, tmp_path: Path) -> None:
+    """git reads every ref for verify and misreads a ref block that does not decode (2.55
+    crashes on it, or, depending on what the damaged bytes decode to, reports nothing: its
+    status is not asserted); we say why and fail, as for a stack that does not open (never
+    a silent 0)."""
     repo = scenarios.copy("rich-sha1", tmp_path / "repo")
     name = damage_ref_block(repo)
-    assert run_git(git_new, repo, VERIFY[0])[2] not in (0, 255)  # git crashes
     for args in VERIFY:
         out, err, code = run_ours(repo, args)
         assert (out, code) == (b"", 255), (args, err)
