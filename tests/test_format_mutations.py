@@ -138,3 +138,39 @@ if __name__ == "__main__":  # a larger run by hand
     rep = run_mutations(check_table, per_table, seed, sample=25)
     print(rep)
     print("\n".join(rep.misses[:50]))
+
+
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_a_damaged_log_block_does_not_stop_reading_refs(
+    git: Git, tmp_path: Path, accelerated: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As git: a scan of the refs ends at the first block of another type without reading
+    it, so a log block whose zlib stream is broken fails log reads only."""
+    from aioreftable._format import _accel, _block
+
+    if not accelerated:
+        monkeypatch.setattr(_block, "_speedups", None)
+    elif _accel.speedups is None:
+        pytest.skip("the compiled decoder is not built")
+    repo = tmp_path / "r"
+    git("init", "-q", "--ref-format=reftable", str(repo))
+    git("-C", str(repo), "commit", "-q", "--allow-empty", "-m", "x")
+    for i in range(3):
+        git("-C", str(repo), "branch", f"b{i}")
+    git("-C", str(repo), "pack-refs")
+    (path,) = (repo / ".git" / "reftable").glob("*.ref")
+    with TableReader.from_path(path) as reader:
+        logs = [b.offset for b in reader.blocks() if b.typ == ord("g")]
+        want = [rec.refname for rec in reader.iter_refs()]
+    data = bytearray(path.read_bytes())
+    data[logs[0] + 10] ^= 0xFF  # inside the deflate stream
+    data[logs[0] + 12] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with TableReader.from_path(path) as reader:
+        assert [rec.refname for rec in reader.iter_refs()] == want
+        assert [rec.refname for rec in reader.seek_refs()] == want
+        assert reader.ref(b"refs/heads/b2") is not None
+        with pytest.raises(FormatError, match="zlib"):
+            list(reader.iter_logs())
+    listed = git("-C", str(repo), "for-each-ref", "--format=%(refname)").split()
+    assert [n.encode() for n in listed] == [n for n in want if n.startswith(b"refs/")]

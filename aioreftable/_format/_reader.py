@@ -251,6 +251,8 @@ class TableReader:
             return None
         blk = self._cache.get(self._owner, offset)
         if blk is None:
+            if want is not None and not required and self._other_type_at(offset, want):
+                return None  # as git: a section ends at a block of another type, unread
             try:
                 blk = self._load_block(offset)
             except FormatError as e:
@@ -266,6 +268,12 @@ class TableReader:
                 )
             return None
         return blk
+
+    def _other_type_at(self, offset: int, want: int) -> bool:
+        """Whether the block at ``offset`` is of a valid type other than ``want``, by its
+        type byte alone (a log block after the refs is not inflated to end a ref scan)."""
+        typ = self.source.read(offset + (self.header_size if offset == 0 else 0), 1)
+        return len(typ) == 1 and typ[0] != want and typ[0] in BLOCK_TYPES
 
     def _req(self, offset: int, want: int | None) -> Block:
         """The block at ``offset``, which must exist (and be of type ``want``)."""
