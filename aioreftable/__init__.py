@@ -63,6 +63,7 @@ _LAZY: dict[str, str] = {
     "Transaction": "._refs",
     "open_ref_store": "._refs",
     "init_repo": "._refs",
+    "default_branch": "._refs",
     "check_refname_format": "._refs",
     "refname_is_safe": "._refs",
     "VerifyFinding": "._refs._maintenance",
@@ -97,6 +98,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._refs import SymrefDepthError as SymrefDepthError
     from ._refs import Transaction as Transaction
     from ._refs import check_refname_format as check_refname_format
+    from ._refs import default_branch as default_branch
     from ._refs import init_repo as init_repo
     from ._refs import open_ref_store as open_ref_store
     from ._refs import refname_is_safe as refname_is_safe
@@ -184,6 +186,7 @@ __all__ = [
     "WorktreeNotFoundError",
     "check_refname_format",
     "discover",
+    "default_branch",
     "init_repo",
     "migrate_refs",
     "open_ref_store",

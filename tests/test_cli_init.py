@@ -149,3 +149,30 @@ def test_init_through_the_entry_point(git: Git, tmp_path: Path) -> None:
     assert (proc.returncode, proc.stderr) == (0, b"")
     assert proc.stdout == f"Initialized empty Git repository in {tmp_path}/r/.git/\n".encode()
     git("refs", "verify", cwd=tmp_path / "r")
+
+
+@pytest.mark.parametrize(
+    ("config", "argv"),
+    [
+        ("[init]\n\tdefaultBranch = trunk\n", ["init", "repo"]),
+        ("[init]\n\tdefaultBranch = trunk\n", ["init", "-q", "--bare", "repo"]),
+        ("[init]\n\tdefaultBranch = trunk\n", ["init", "-b", "given", "repo"]),
+        ("[init]\n\tdefaultBranch = a..b\n", ["init", "repo"]),
+        ("[init]\n\tdefaultBranch = one\n\tdefaultBranch = two\n", ["init", "repo"]),
+    ],
+)
+def test_init_takes_init_default_branch_from_the_global_config(
+    git: Git, tmp_path: Path, config: str, argv: list[str]
+) -> None:
+    (tmp_path / "gitconfig").write_text(config)
+    env = {"GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig")}
+    ours_root, git_root = tmp_path / "ours", tmp_path / "git"
+    ours_root.mkdir()
+    git_root.mkdir()
+    ours = _normal(run_ours(ours_root, argv, env=env), ours_root)
+    theirs = _normal(run_git(git, git_root, [*argv, "--ref-format=reftable"], env=env), git_root)
+    assert ours == theirs
+    if theirs[2] == 0:
+        head = ["symbolic-ref", "HEAD"]
+        repo = "repo"
+        assert run_git(git, ours_root / repo, head) == run_git(git, git_root / repo, head)

@@ -3,7 +3,7 @@
 from ._batch import Batch, BatchResult, RejectReason
 from ._config import ConfigError, RepoConfig, load_config
 from ._ident import DateError, Identity, committer_identity, parse_date
-from ._init import init_repo
+from ._init import default_branch, init_repo
 from ._peel import ObjectDatabase, ObjectInfo, Peeler, PeelFunction
 from ._reflogs import ExpirePolicy, PruneFunction
 from ._refname import (
@@ -40,6 +40,7 @@ __all__ = [
     "RepoConfig",
     "check_refname_format",
     "committer_identity",
+    "default_branch",
     "init_repo",
     "is_per_worktree_ref",
     "is_pseudo_ref",

@@ -37,6 +37,7 @@ __all__ = [
     "parse_bool",
     "parse_int",
     "read_config",
+    "read_config_outside",
     "read_store_config",
     "shared_perm",
 ]
@@ -257,17 +258,19 @@ class _Reader:
 
     def __init__(
         self,
-        layout: RepositoryLayout,
+        layout: RepositoryLayout | None,
         env: Mapping[str, str],
         given_git_dir: str | None,
         head: HeadReader | None,
         *,
         unconditional_remote_url: bool = False,
     ):
-        self.layout = layout
+        self.layout = layout  # None: outside a repository (git init's view)
         self.env = env
-        real = repo_io.realpath(layout.git_dir)
-        self.git_dirs = (_fs(real), _fs(given_git_dir or real))
+        self.git_dirs: tuple[bytes, ...] = ()  # gitdir: conditions: none outside
+        if layout is not None:
+            real = repo_io.realpath(layout.git_dir)
+            self.git_dirs = (_fs(real), _fs(given_git_dir or real))
         self.head = head
         self.head_known = False
         self.head_ref: str | None = None
@@ -284,14 +287,17 @@ class _Reader:
             self.layer(env.get("GIT_CONFIG_SYSTEM", _SYSTEM_CONFIG), "system", eacces_ok=False)
         for path in global_config_paths(env):
             self.layer(path, "global", eacces_ok=True)
-        local_path = str(self.layout.common_dir / "config")
-        self.layer(local_path, "local", eacces_ok=False)
-        # read like git's repository format check: the file itself, not what it includes
-        local = {e.key: e.value for e in self.out if e.origin == local_path}
-        worktree_config = local.get("extensions.worktreeconfig")
-        if worktree_config is not None and parse_bool("extensions.worktreeconfig", worktree_config):
-            path = str(self.layout.git_dir / "config.worktree")
-            self.layer(path, "worktree", eacces_ok=False)
+        if self.layout is not None:
+            local_path = str(self.layout.common_dir / "config")
+            self.layer(local_path, "local", eacces_ok=False)
+            # read like git's repository format check: the file itself, not its includes
+            local = {e.key: e.value for e in self.out if e.origin == local_path}
+            worktree_config = local.get("extensions.worktreeconfig")
+            if worktree_config is not None and parse_bool(
+                "extensions.worktreeconfig", worktree_config
+            ):
+                path = str(self.layout.git_dir / "config.worktree")
+                self.layer(path, "worktree", eacces_ok=False)
         for entry in command_line_config(env):
             error = self.entry(entry, None)
             if error is not None:
@@ -436,7 +442,7 @@ class _Reader:
             full = _Reader(
                 self.layout,
                 self.env,
-                self.git_dirs[1].decode("utf-8", "surrogateescape"),
+                self.git_dirs[1].decode("utf-8", "surrogateescape") if self.git_dirs else None,
                 self.head,
                 unconditional_remote_url=True,
             )
@@ -607,6 +613,14 @@ def read_config(
     Blocking: run it in a thread."""
     env = os.environ if env is None else env
     return _Reader(layout, env, given_git_dir, head).sequence()
+
+
+def read_config_outside(env: Mapping[str, str] | None = None) -> list[ConfigEntry]:
+    """The config entries git sees outside a repository (before ``git init`` made one):
+    system, global and command line, includes followed; ``gitdir:`` and ``onbranch:``
+    conditions never hold. Blocking: run it in a thread."""
+    env = os.environ if env is None else env
+    return _Reader(None, env, None, None).sequence()
 
 
 def given_git_dir(

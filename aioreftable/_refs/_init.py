@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
@@ -14,10 +15,10 @@ from .._format._layout import SHA1, HashAlgorithm
 from .._format._records import RefRecord
 from .._repo import RepositoryLayout, discover
 from .._stack import open_stack
-from ._config import load_config
+from ._config import load_config, read_config_outside
 from ._refname import check_refname_format
 
-__all__ = ["init_repo"]
+__all__ = ["default_branch", "init_repo"]
 
 STUB_HEAD = "ref: refs/heads/.invalid\n"
 STUB_REFS_HEADS = "this repository uses the reftable format\n"
@@ -40,6 +41,26 @@ def _layout_files(git_dir: Path, algo: HashAlgorithm, bare: bool) -> None:
         "config": _config_text(algo, bare),
     }
     repo_io.write_files(git_dir, ["objects/info", "objects/pack", "refs"], files)
+
+
+async def default_branch(env: Mapping[str, str] | None = None) -> str | None:
+    """The branch ``git init`` names when not told (git's repo_default_branch_name):
+    ``GIT_TEST_DEFAULT_INITIAL_BRANCH_NAME``, else ``init.defaultBranch`` from the config git
+    reads outside a repository (system, global, command line); None when neither is set
+    (git then takes ``master`` and prints its advice). A name git refuses raises
+    ``RefnameError("invalid branch name: init.defaultBranch = <name>")``."""
+    env = os.environ if env is None else env
+    name = env.get("GIT_TEST_DEFAULT_INITIAL_BRANCH_NAME") or None
+    if name is None:
+        entries = await anyio.to_thread.run_sync(read_config_outside, env)
+        for entry in entries:
+            if entry.key == "init.defaultbranch":
+                name = entry.value  # the last one wins
+        if name is None:
+            return None
+    if not check_refname_format(f"refs/heads/{name}"):
+        raise RefnameError(f"invalid branch name: init.defaultBranch = {name}", name)
+    return name
 
 
 def _existing(git_dir: Path) -> RepositoryLayout | None:

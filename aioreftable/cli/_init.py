@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from .. import RepositoryLayout, UnsupportedRepositoryError, discover, init_repo
+from .. import RepositoryLayout, UnsupportedRepositoryError, default_branch, discover, init_repo
 
 __all__ = ["add_parser", "run_init"]
 
@@ -124,8 +124,8 @@ def run_init(args: argparse.Namespace) -> int:
             print(f"Reinitialized existing Git repository in {shown}")
         return 0
     branch = args.initial_branch  # git: an empty -b is refused, not the default
-    if branch is None:
-        branch = os.environ.get("GIT_TEST_DEFAULT_INITIAL_BRANCH_NAME") or None
+    if branch is None:  # GIT_TEST_DEFAULT_INITIAL_BRANCH_NAME, else init.defaultBranch
+        branch = anyio.run(default_branch)
     if branch is None:
         branch = "master"
         if not args.quiet:
