@@ -53,7 +53,7 @@ cd "$WORK"  # not the checkout: its in-place module would come first on sys.path
 "$PY" -c 'import aioreftable._format._accel as a, sys; m = a.speedups
 assert m is not None and m.__file__.startswith(sys.argv[1]), m; print("sanitized:", m.__file__)' "$WORK"
 cd "$ROOT/tests"
-"$PY" -m pytest -q -p no:cacheprovider test_accel_differential.py test_format_mutations.py \
+"$PY" -m pytest -q -p no:cacheprovider -rs test_accel_differential.py test_accel_scan.py test_format_mutations.py \
     test_format_properties.py test_format_threads.py
 if [ -n "${FUZZ_PYTHON:-}" ]; then
     ARTIFACTS="$ROOT/build/fuzz"  # crashes and slow inputs land here (build/ is ignored)
