@@ -39,19 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dulwich
+from bench_cli import ENV as BENCH_ENV
 
 SERVER = Path(__file__).resolve().parent.parent / "examples" / "git_http_server.py"
 GIT = os.environ.get("AIOREFTABLE_TEST_GIT") or shutil.which("git") or "git"
 ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "A U Thor",
-    "GIT_AUTHOR_EMAIL": "author@example.com",
-    "GIT_COMMITTER_NAME": "C O Mitter",
-    "GIT_COMMITTER_EMAIL": "committer@example.com",
+    **BENCH_ENV,  # git's fixed identity, no system/global config
     "GIT_AUTHOR_DATE": "1112354055 +0200",
     "GIT_COMMITTER_DATE": "1112354055 +0200",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
     "GIT_TERMINAL_PROMPT": "0",
 }
 # variant -> (ref format of the server repository, server options, label)

@@ -29,18 +29,9 @@ import time
 from pathlib import Path
 
 import anyio
+from bench_cli import ENV as BENCH_ENV  # git's fixed identity, no system/global config
 
-ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "A U Thor",
-    "GIT_AUTHOR_EMAIL": "author@example.com",
-    "GIT_COMMITTER_NAME": "C O Mitter",
-    "GIT_COMMITTER_EMAIL": "committer@example.com",
-    "GIT_COMMITTER_DATE": "1700000000 +0000",
-    "GIT_AUTHOR_DATE": "1700000000 +0000",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-}
+ENV = {**BENCH_ENV, "GIT_COMMITTER_DATE": "1700000000 +0000", "GIT_AUTHOR_DATE": "1700000000 +0000"}
 
 
 def find_git() -> str:
