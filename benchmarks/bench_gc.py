@@ -43,22 +43,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench_cli import ENV  # git's fixed identity and no system/global config
+from bench_cli import (
+    ENV,  # git's fixed identity and no system/global config
+    find_git,
+)
 
 from aioreftable.lowlevel import TableReader, suggest_compaction_segment
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_COMPACT = {**ENV, "GIT_TEST_REFTABLE_AUTOCOMPACTION": "false"}
-
-
-def find_git() -> str:
-    for cand in (os.environ.get("AIOREFTABLE_TEST_GIT"), shutil.which("git")):
-        if cand:
-            out = subprocess.run([cand, "--version"], capture_output=True, text=True).stdout
-            major, minor = (int(p) for p in out.split()[2].split(".")[:2])
-            if (major, minor) >= (2, 45):
-                return cand
-    sys.exit("needs git >= 2.45 (set AIOREFTABLE_TEST_GIT)")
 
 
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] = ENV, stdin: str = "") -> str:

@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
-import selectors
 import shutil
 import signal
 import statistics
@@ -39,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dulwich
+from _proc import cpu_seconds, listening_url
 from bench_cli import ENV as BENCH_ENV
 
 SERVER = Path(__file__).resolve().parent.parent / "examples" / "git_http_server.py"
@@ -90,25 +89,11 @@ class Server:
             [sys.executable, str(SERVER), "--root", str(root), "--port", "0", *options],
             stdout=subprocess.PIPE,
         )
-        assert self.proc.stdout is not None
-        line = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while not line.endswith(b"\n"):
-                if not sel.select(30):
-                    raise SystemExit("the server did not start in 30 s")
-                chunk = os.read(self.proc.stdout.fileno(), 1)
-                if not chunk:
-                    raise SystemExit("the server exited")
-                line += chunk
-        found = re.match(rb"listening on (http://\S+/)", line)
-        assert found, line
-        self.base = found.group(1).decode()
+        self.base = listening_url(self.proc, "server", rb"http://\S+/")
 
     def cpu(self) -> float:
         """The server's CPU time so far (user+sys, seconds)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

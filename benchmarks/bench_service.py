@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import selectors
 import signal
 import subprocess
 import sys
@@ -36,6 +34,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _proc import cpu_seconds, listening_url
 from bench_group import find_git, quantile
 from bench_stack import EMPTY_BLOB
 from bench_stack import GIT_ENV as STACK_GIT_ENV
@@ -43,7 +42,6 @@ from bench_stack import git_repo as bare_repo
 
 SERVICE = Path(__file__).resolve().parent.parent / "examples" / "refs_service.py"
 GIT_ENV = {**STACK_GIT_ENV, "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "b@example.com"}
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Service:
@@ -56,25 +54,11 @@ class Service:
             stdout=subprocess.PIPE,
             env=GIT_ENV,
         )
-        assert self.proc.stdout is not None
-        line = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while not line.endswith(b"\n"):
-                if not sel.select(30):
-                    raise SystemExit("the service did not start in 30 s")
-                chunk = os.read(self.proc.stdout.fileno(), 1)
-                if not chunk:
-                    raise SystemExit("the service exited")
-                line += chunk
-        found = re.match(rb"listening on (\S+)", line)
-        assert found, line
-        self.url = found.group(1).decode()
+        self.url = listening_url(self.proc, "service", rb"\S+")
 
     def cpu(self) -> float:
         """Seconds of CPU the service has used (user + system)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

@@ -30,18 +30,9 @@ from pathlib import Path
 
 import anyio
 from bench_cli import ENV as BENCH_ENV  # git's fixed identity, no system/global config
+from bench_cli import find_git
 
 ENV = {**BENCH_ENV, "GIT_COMMITTER_DATE": "1700000000 +0000", "GIT_AUTHOR_DATE": "1700000000 +0000"}
-
-
-def find_git() -> str:
-    for cand in (os.environ.get("AIOREFTABLE_TEST_GIT"), shutil.which("git")):
-        if cand:
-            out = subprocess.run([cand, "--version"], capture_output=True, text=True).stdout
-            major, minor = (int(p) for p in out.split()[2].split(".")[:2])
-            if (major, minor) >= (2, 45):
-                return cand
-    sys.exit("needs git >= 2.45 (set AIOREFTABLE_TEST_GIT)")
 
 
 def git(g: str, repo: Path, *args: str) -> str:
