@@ -31,7 +31,6 @@ def _parser() -> GitArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
-    p.commands = dict(sub.choices)
     return p
 
 

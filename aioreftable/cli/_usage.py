@@ -46,7 +46,6 @@ def _git_message(message: str) -> str:
 class GitArgumentParser(argparse.ArgumentParser):
     """Raises instead of exiting, so the entry point decides output and status like git."""
 
-    commands: dict[str, GitArgumentParser]  # the subcommands' parsers, by name
     # the destination and the parsers of this parser's subcommands (None: it has none)
     subcommands: tuple[str, dict[str, GitArgumentParser]] | None = None
 
